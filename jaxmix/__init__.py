@@ -1,3 +1,54 @@
-"""jaxmix: CutMix, Mixup, Cutout and ReLabel for JAX."""
+"""jaxmix: CutMix, Mixup, Cutout and ReLabel for JAX.
+
+Every augmentation is a pure function `op(key, images, labels, *, knobs) ->
+(images, labels)` on float images `[B, H, W, C]` and dense float labels
+`[B, K]`, usable under `jit`, `vmap`, `shard_map` and `pmap`. Importing jaxmix
+loads only JAX and NumPy; the trainer and the input pipeline live in
+submodules (`jaxmix.train`, `jaxmix.data`) that are imported explicitly.
+"""
+
+from jaxmix.boxes import (
+  Box,
+  box_area,
+  box_mask,
+  sample_cutmix_box,
+  sample_cutmix_box_minmax,
+)
+from jaxmix.erasing import cutout, random_erasing
+from jaxmix.labels import one_hot, smooth_labels, soft_cross_entropy
+from jaxmix.mixing import (
+  cutmix,
+  cutmix_with_box,
+  mixup,
+  mixup_or_cutmix,
+  mixup_with_weight,
+  sample_mix_weight,
+  sample_partners,
+)
+from jaxmix.relabel import pool_label_map, relabel_targets
+from jaxmix.sharding import per_shard
 
 __version__ = '0.1.0'
+
+__all__ = (
+  'Box',
+  'box_area',
+  'box_mask',
+  'cutmix',
+  'cutmix_with_box',
+  'cutout',
+  'mixup',
+  'mixup_or_cutmix',
+  'mixup_with_weight',
+  'one_hot',
+  'per_shard',
+  'pool_label_map',
+  'random_erasing',
+  'relabel_targets',
+  'sample_cutmix_box',
+  'sample_cutmix_box_minmax',
+  'sample_mix_weight',
+  'sample_partners',
+  'smooth_labels',
+  'soft_cross_entropy',
+)
