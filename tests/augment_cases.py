@@ -1,0 +1,54 @@
+"""Every public augmentation op with representative knobs, for shared tests."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxmix
+
+# name -> op(key, images, labels) with fixed knobs.
+OPS = {
+  'mixup': functools.partial(jaxmix.mixup, alpha=0.4),
+  'mixup_elem': functools.partial(jaxmix.mixup, alpha=0.4, per_example=True),
+  'cutmix': functools.partial(jaxmix.cutmix, alpha=1.0),
+  'cutmix_elem': functools.partial(jaxmix.cutmix, per_example=True),
+  'cutmix_uncorrected': functools.partial(jaxmix.cutmix, correct_lam=False),
+  'cutmix_minmax': functools.partial(jaxmix.cutmix, minmax=(0.2, 0.8)),
+  'mixup_or_cutmix': functools.partial(
+    jaxmix.mixup_or_cutmix, mixup_alpha=0.8, cutmix_alpha=1.0
+  ),
+  'mixup_or_cutmix_elem': functools.partial(
+    jaxmix.mixup_or_cutmix,
+    mixup_alpha=0.8,
+    cutmix_alpha=1.0,
+    per_example=True,
+  ),
+  'cutout': functools.partial(jaxmix.cutout, size=4),
+  'random_erasing': functools.partial(jaxmix.random_erasing, prob=1.0),
+  'random_erasing_pixel': functools.partial(
+    jaxmix.random_erasing, prob=1.0, fill='pixel', max_count=3
+  ),
+}
+
+# Ops that leave labels untouched.
+LABEL_PRESERVING = ('cutout', 'random_erasing', 'random_erasing_pixel')
+
+
+def make_batch(
+  batch_size: int = 8,
+  height: int = 12,
+  width: int = 10,
+  channels: int = 3,
+  num_classes: int | None = None,
+  dtype=jnp.float32,
+  seed: int = 0,
+):
+  """Random images `[B, H, W, C]` and one-hot labels of distinct classes."""
+  num_classes = num_classes or batch_size + 2
+  rng = np.random.default_rng(seed)
+  images = rng.normal(size=(batch_size, height, width, channels))
+  classes = rng.permutation(num_classes)[:batch_size]
+  labels = jax.nn.one_hot(classes, num_classes)
+  return jnp.asarray(images, dtype), labels

@@ -1,0 +1,381 @@
+"""Tests of jaxmix.mixing: the conformance suite and exact Mixup/CutMix values."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmix
+from tests.augment_cases import LABEL_PRESERVING, OPS, make_batch
+
+KEY = jax.random.key(0)
+MIXING_OPS = [name for name in OPS if name not in LABEL_PRESERVING]
+
+
+def _keys(count, seed=1):
+  return jax.random.split(jax.random.key(seed), count)
+
+
+# ---------------------------------------------------------------- conformance
+
+
+@pytest.mark.parametrize('name', list(OPS))
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_shapes_and_dtypes_are_kept(name, dtype):
+  images, labels = make_batch(dtype=dtype)
+  out_images, out_labels = OPS[name](KEY, images, labels)
+  assert out_images.shape == images.shape
+  assert out_images.dtype == dtype
+  assert out_labels.shape == labels.shape
+  assert out_labels.dtype == labels.dtype
+
+
+@pytest.mark.parametrize('name', list(OPS))
+def test_jit_equals_eager(name):
+  images, labels = make_batch()
+  eager = OPS[name](KEY, images, labels)
+  jitted = jax.jit(OPS[name])(KEY, images, labels)
+  for a, b in zip(eager, jitted):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', list(OPS))
+def test_vmap_over_batches_equals_loop(name):
+  images, labels = make_batch(batch_size=12)
+  groups = (images.reshape(3, 4, *images.shape[1:]), labels.reshape(3, 4, -1))
+  keys = _keys(3)
+  mapped = jax.vmap(OPS[name])(keys, *groups)
+  for g in range(3):
+    looped = OPS[name](keys[g], groups[0][g], groups[1][g])
+    for a, b in zip(mapped, looped):
+      np.testing.assert_allclose(a[g], b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', list(OPS))
+def test_label_rows_sum_to_one_with_at_most_two_classes(name):
+  images, labels = make_batch()
+  for key in _keys(10):
+    _, out_labels = OPS[name](key, images, labels)
+    np.testing.assert_allclose(out_labels.sum(-1), 1.0, rtol=1e-6)
+    assert ((out_labels > 0).sum(-1) <= 2).all()
+    assert (out_labels >= 0).all()
+
+
+@pytest.mark.parametrize('name', list(OPS))
+def test_same_key_same_output_other_key_other_output(name):
+  images, labels = make_batch()
+  first = OPS[name](KEY, images, labels)
+  again = OPS[name](KEY, images, labels)
+  other = OPS[name](jax.random.key(123), images, labels)
+  np.testing.assert_array_equal(first[0], again[0])
+  np.testing.assert_array_equal(first[1], again[1])
+  assert not np.array_equal(first[0], other[0])
+
+
+@pytest.mark.parametrize('name', list(OPS))
+def test_gradients_are_finite(name):
+  images, labels = make_batch()
+
+  def loss(images):
+    out_images, out_labels = OPS[name](KEY, images, labels)
+    logits = out_images.mean(axis=(1, 2)) @ jnp.ones((3, labels.shape[1]))
+    return jaxmix.soft_cross_entropy(logits, out_labels).mean()
+
+  grads = jax.grad(loss)(images)
+  assert np.isfinite(grads).all()
+  assert np.abs(grads).sum() > 0
+
+
+@pytest.mark.parametrize('name', list(OPS))
+def test_probability_zero_is_the_identity(name):
+  images, labels = make_batch()
+  for key in _keys(5):
+    out_images, out_labels = OPS[name](key, images, labels, prob=0.0)
+    np.testing.assert_array_equal(out_images, images)
+    np.testing.assert_array_equal(out_labels, labels)
+
+
+def test_changing_alpha_and_prob_does_not_retrace():
+  images, labels = make_batch()
+  traces = []
+
+  @jax.jit
+  def step(key, alpha, prob, switch_prob):
+    traces.append(None)
+    return jaxmix.mixup_or_cutmix(
+      key,
+      images,
+      labels,
+      mixup_alpha=alpha,
+      cutmix_alpha=alpha,
+      switch_prob=switch_prob,
+      prob=prob,
+    )
+
+  for alpha, prob, switch in [
+    (1.0, 1.0, 0.5),
+    (0.2, 0.3, 0.0),
+    (2.0, 0.0, 1.0),
+  ]:
+    step(KEY, alpha, prob, switch)
+  assert len(traces) == 1
+
+  traces.clear()
+  cutmix = jax.jit(
+    lambda key, alpha, prob: (
+      traces.append(None)
+      or jaxmix.cutmix(key, images, labels, alpha=alpha, prob=prob)
+    )
+  )
+  for alpha, prob in [(1.0, 1.0), (0.5, 0.5), (3.0, 0.0)]:
+    cutmix(KEY, alpha, prob)
+  assert len(traces) == 1
+
+
+@pytest.mark.parametrize(
+  'op',
+  [
+    jaxmix.mixup,
+    jaxmix.cutmix,
+    functools.partial(jaxmix.mixup_or_cutmix, mixup_alpha=1, cutmix_alpha=1),
+  ],
+)
+def test_bad_inputs_raise_clear_errors(op):
+  images, labels = make_batch()
+  with pytest.raises(
+    ValueError, match=r'`images` must have rank 4.*\(12, 10, 3\)'
+  ):
+    op(KEY, images[0], labels)
+  with pytest.raises(TypeError, match='`images` must be a float array'):
+    op(KEY, images.astype(jnp.uint8), labels)
+  with pytest.raises(TypeError, match='`labels` must be a float array'):
+    op(KEY, images, labels.astype(jnp.int32))
+  with pytest.raises(ValueError, match=r'`labels` must be dense \[B, K\]'):
+    op(KEY, images, jnp.argmax(labels, -1).astype(jnp.float32))
+  with pytest.raises(ValueError, match=r'batch size 4.*batch size 8'):
+    op(KEY, images, labels[:4])
+  with pytest.raises(TypeError, match='`key` must be a PRNG key'):
+    op(images, images, labels)
+  with pytest.raises(ValueError, match=r'`prob` must be in \[0, 1\], got 1.5'):
+    op(KEY, images, labels, prob=1.5)
+
+
+def test_bad_knobs_raise_clear_errors():
+  images, labels = make_batch()
+  with pytest.raises(ValueError, match='`alpha` must be > 0, got 0'):
+    jaxmix.mixup(KEY, images, labels, alpha=0)
+  with pytest.raises(ValueError, match='`alpha` must be > 0, got -1'):
+    jaxmix.cutmix(KEY, images, labels, alpha=-1.0)
+  with pytest.raises(ValueError, match='`cutmix_alpha` must be > 0'):
+    jaxmix.mixup_or_cutmix(
+      KEY, images, labels, mixup_alpha=1.0, cutmix_alpha=0.0
+    )
+  with pytest.raises(ValueError, match='`switch_prob` must be in'):
+    jaxmix.mixup_or_cutmix(
+      KEY, images, labels, mixup_alpha=1, cutmix_alpha=1, switch_prob=-0.1
+    )
+  with pytest.raises(ValueError, match='`minmax` must be a'):
+    jaxmix.cutmix(KEY, images, labels, minmax=(0.8, 0.2))
+  with pytest.raises(
+    ValueError, match=r'`weight` must be a scalar or have shape \(8,\)'
+  ):
+    jaxmix.mixup_with_weight(
+      images, labels, weight=jnp.ones(3), partners=jnp.arange(8)
+    )
+  with pytest.raises(ValueError, match=r'`partners` must be integer indices'):
+    jaxmix.mixup_with_weight(images, labels, weight=0.5, partners=jnp.ones(8))
+
+
+# ------------------------------------------------------------- exact values
+
+
+def _partner_and_weight(out_labels, labels, i):
+  """Recovers the partner of example i and its own-label weight."""
+  own = int(np.argmax(labels[i]))
+  weight = float(out_labels[i, own])
+  if weight > 1 - 1e-6:
+    return i, 1.0
+  others = np.asarray(out_labels[i]).copy()
+  others[own] = 0
+  partner_class = int(np.argmax(others))
+  partner = int(np.flatnonzero(np.argmax(labels, -1) == partner_class)[0])
+  return partner, weight
+
+
+def _pasted_rectangle(out_image, image):
+  """The bounding box of changed pixels; asserts they fill it completely."""
+  changed = np.any(np.asarray(out_image) != np.asarray(image), axis=-1)
+  if not changed.any():
+    return None
+  rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+  box = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+  assert changed[box[0] : box[2], box[1] : box[3]].all(), 'not a rectangle'
+  return box
+
+
+@pytest.mark.parametrize('per_example', [False, True])
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_cutmix_pastes_one_rectangle_and_weights_labels_by_its_area(
+  per_example, dtype
+):
+  images, labels = make_batch(batch_size=16, height=24, width=20, dtype=dtype)
+  images, labels = np.asarray(images), np.asarray(labels)
+  boxes_seen = set()
+  for key in _keys(20):
+    out_images, out_labels = jaxmix.cutmix(
+      key, images, labels, per_example=per_example
+    )
+    out_images, out_labels = np.asarray(out_images), np.asarray(out_labels)
+    for i in range(len(images)):
+      partner, weight = _partner_and_weight(out_labels, labels, i)
+      box = _pasted_rectangle(out_images[i], images[i])
+      if partner == i or box is None:
+        assert weight == pytest.approx(1.0) or partner == i
+        continue
+      top, left, bottom, right = box
+      np.testing.assert_array_equal(
+        out_images[i, top:bottom, left:right],
+        images[partner, top:bottom, left:right],
+      )
+      kept = 1 - (bottom - top) * (right - left) / (24 * 20)
+      assert weight == pytest.approx(kept, abs=1e-6)
+      boxes_seen.add((per_example, int(np.asarray(key_data(key)).sum()), box))
+  if not per_example:
+    # One box per batch: every mixed example of a draw shares it.
+    per_draw = {}
+    for _, draw, box in boxes_seen:
+      per_draw.setdefault(draw, set()).add(box)
+    assert all(len(b) == 1 for b in per_draw.values())
+
+
+def key_data(key):
+  return jax.random.key_data(key)
+
+
+def test_cutmix_per_example_boxes_differ_within_a_batch():
+  images, labels = make_batch(batch_size=16, height=32, width=32)
+  out_images, _ = jaxmix.cutmix(KEY, images, labels, per_example=True)
+  boxes = {_pasted_rectangle(out_images[i], images[i]) for i in range(16)}
+  assert len(boxes) > 4
+
+
+@pytest.mark.parametrize('per_example', [False, True])
+def test_mixup_output_is_the_weighted_sum_with_the_label_weight(per_example):
+  images, labels = (np.asarray(a) for a in make_batch(batch_size=16))
+  for key in _keys(5):
+    out_images, out_labels = jaxmix.mixup(
+      key, images, labels, alpha=1.0, per_example=per_example
+    )
+    out_images, out_labels = np.asarray(out_images), np.asarray(out_labels)
+    weights = []
+    for i in range(16):
+      partner, weight = _partner_and_weight(out_labels, labels, i)
+      expected = weight * images[i] + (1 - weight) * images[partner]
+      np.testing.assert_allclose(out_images[i], expected, rtol=1e-5, atol=1e-5)
+      if partner != i:
+        weights.append(round(weight, 5))
+    if not per_example:
+      assert len(set(weights)) <= 1
+
+
+def test_mixup_with_weight_exact_values():
+  images = jnp.arange(2 * 2 * 2 * 1, dtype=jnp.float32).reshape(2, 2, 2, 1)
+  labels = jnp.eye(2)
+  out_images, out_labels = jaxmix.mixup_with_weight(
+    images, labels, weight=jnp.array([0.25, 1.0]), partners=jnp.array([1, 0])
+  )
+  np.testing.assert_allclose(out_images[0], 0.25 * images[0] + 0.75 * images[1])
+  np.testing.assert_array_equal(out_images[1], images[1])
+  np.testing.assert_allclose(out_labels, [[0.25, 0.75], [0.0, 1.0]])
+
+
+def test_cutmix_with_box_exact_values_and_orientation():
+  # Image 0 is zeros, image 1 ones; a box over the top-left 1x2 corner.
+  images = jnp.stack([jnp.zeros((3, 4, 1)), jnp.ones((3, 4, 1))])
+  labels = jnp.eye(2)
+  box = jaxmix.Box(top=0, left=0, bottom=1, right=2)
+  out_images, out_labels = jaxmix.cutmix_with_box(
+    images, labels, box=box, partners=jnp.array([1, 0])
+  )
+  expected = np.zeros((3, 4))
+  expected[0, :2] = 1
+  np.testing.assert_array_equal(out_images[0, ..., 0], expected)
+  np.testing.assert_array_equal(out_images[1, ..., 0], 1 - expected)
+  np.testing.assert_allclose(out_labels[0], [10 / 12, 2 / 12], rtol=1e-6)
+  # An explicit weight replaces the area fraction (the uncorrected lambda).
+  _, uncorrected = jaxmix.cutmix_with_box(
+    images, labels, box=box, partners=jnp.array([1, 0]), weight=0.5
+  )
+  np.testing.assert_allclose(uncorrected, [[0.5, 0.5], [0.5, 0.5]])
+  # A zero-area box is the identity.
+  empty = jaxmix.Box(2, 3, 2, 4)
+  same, same_labels = jaxmix.cutmix_with_box(
+    images, labels, box=empty, partners=jnp.array([1, 0])
+  )
+  np.testing.assert_array_equal(same, images)
+  np.testing.assert_array_equal(same_labels, labels)
+
+
+def test_cutmix_uncorrected_label_weight_is_the_beta_draw():
+  images, labels = make_batch(batch_size=2, height=16, width=16)
+  weights = []
+  for key in _keys(400):
+    _, out = jaxmix.cutmix(key, images, labels, correct_lam=False)
+    if float(out[0].max()) < 1:  # Not paired with itself.
+      weights.append(float(out[0].max()))
+  # Beta(1, 1) is uniform: mean 1/2 (the corrected weight averages ~0.7), and
+  # the max of the two label weights is uniform on [0.5, 1].
+  assert np.mean(weights) == pytest.approx(0.75, abs=0.03)
+
+
+def test_mixup_or_cutmix_switch_probability_selects_the_method():
+  images, labels = make_batch(batch_size=8, height=16, width=16)
+  for key in _keys(5):
+    cut_images, _ = jaxmix.mixup_or_cutmix(
+      key, images, labels, mixup_alpha=1, cutmix_alpha=1, switch_prob=1.0
+    )
+    for i in range(8):  # Every change is a pasted rectangle of exact pixels.
+      _pasted_rectangle(cut_images[i], images[i])
+    mix_images, mix_labels = jaxmix.mixup_or_cutmix(
+      key, images, labels, mixup_alpha=1, cutmix_alpha=1, switch_prob=0.0
+    )
+    for i in range(8):
+      partner, weight = _partner_and_weight(mix_labels, labels, i)
+      expected = weight * images[i] + (1 - weight) * images[partner]
+      np.testing.assert_allclose(mix_images[i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_per_example_gate_mixes_a_prob_fraction():
+  images, labels = make_batch(batch_size=64)
+  unmixed = []
+  for key in _keys(20):
+    _, out = jaxmix.mixup(key, images, labels, prob=0.3, per_example=True)
+    unmixed.append(float((out.max(-1) > 1 - 1e-6).mean()))
+  # Unmixed = gated off (0.7) or paired with itself (~1/64).
+  assert np.mean(unmixed) == pytest.approx(0.7 + 0.3 / 64, abs=0.04)
+
+
+# ------------------------------------------------------------ distributions
+
+
+@pytest.mark.parametrize('alpha', [0.2, 1.0, 2.0])
+def test_mix_weight_has_the_beta_moments(alpha):
+  samples = jaxmix.sample_mix_weight(KEY, alpha=alpha, shape=(40000,))
+  assert float(samples.min()) >= 0 and float(samples.max()) <= 1
+  assert float(samples.mean()) == pytest.approx(0.5, abs=0.01)
+  variance = 1 / (4 * (2 * alpha + 1))
+  assert float(samples.var()) == pytest.approx(variance, rel=0.03)
+
+
+def test_sample_partners_is_a_keyed_permutation():
+  first = jaxmix.sample_partners(KEY, batch_size=32)
+  np.testing.assert_array_equal(np.sort(first), np.arange(32))
+  np.testing.assert_array_equal(
+    first, jaxmix.sample_partners(KEY, batch_size=32)
+  )
+  other = jaxmix.sample_partners(jax.random.key(5), batch_size=32)
+  assert not np.array_equal(first, other)
+  with pytest.raises(ValueError, match='`batch_size` must be a positive'):
+    jaxmix.sample_partners(KEY, batch_size=0)
