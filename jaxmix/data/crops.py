@@ -1,0 +1,226 @@
+"""Stateless crops that report the box they took (TensorFlow ops).
+
+A crop *window* is int32 `[4]` = (offset_y, offset_x, height, width) in
+pixels of the original (decoded, unflipped) image. Its *box* is float32
+`[4]` = (ymin, xmin, ymax, xmax) normalised by the original height and width,
+TF's order, which is what ReLabel's label-map pooling consumes. The flip is
+applied after the crop, so the box always describes the unflipped region; the
+flip bit travels beside it.
+
+All randomness comes from a stateless seed (int `[2]`), so the same seed
+gives the same crop on every host and every run.
+
+Inception-style crop: `tf.image.stateless_sample_distorted_bounding_box`
+with the whole image as the object, `min_object_covered=0` (so `crop_scale`
+is exactly the area range, as in torchvision's RandomResizedCrop; the flax
+example's 0.1 would raise the lower bound to 0.1), 10 attempts, and, when
+they all fail, the centre crop of `crop_pct` of the short side (the flax
+example's fallback, whose 224 / (224 + 32) equals crop_pct = 0.875). JPEGs
+are decoded only inside the window (`decode_and_crop_jpeg`); other formats
+(PNG in CIFAR) are decoded whole and then cut at the same window.
+
+CIFAR crop: zero-pad `padding` pixels on each side, cut an image-sized
+window at a uniform integer offset. The window may stick out of the image;
+its emitted box is clipped to [0, 1], i.e. it is the part of the original
+image that the output shows (the rest of the output is zero padding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+MAX_ATTEMPTS = 10
+CIFAR_PADDING = 4
+
+
+def _shape_hw(image_shape: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  image_shape = tf.cast(image_shape, tf.int32)
+  return image_shape[0], image_shape[1]
+
+
+def center_window(image_shape: tf.Tensor, crop_pct: float) -> tf.Tensor:
+  """Centred square window of side `crop_pct` times the short side.
+
+  Args:
+    image_shape: int `[>=2]`, (height, width, ...).
+    crop_pct: fraction of the short side kept, in (0, 1].
+
+  Returns:
+    int32 `[4]` window (offset_y, offset_x, height, width).
+  """
+  h, w = _shape_hw(image_shape)
+  short = tf.cast(tf.minimum(h, w), tf.float32)
+  side = tf.maximum(tf.cast(tf.round(short * crop_pct), tf.int32), 1)
+  return tf.stack([(h - side + 1) // 2, (w - side + 1) // 2, side, side])
+
+
+def inception_window(
+  image_shape: tf.Tensor,
+  seed: tf.Tensor,
+  *,
+  scale: Sequence[float] = (0.08, 1.0),
+  ratio: Sequence[float] = (3 / 4, 4 / 3),
+  crop_pct: float = 0.875,
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """Samples a random-resized-crop window, with the centre-crop fallback.
+
+  Args:
+    image_shape: int `[>=2]`, (height, width, ...) of the original image.
+    seed: int `[2]` stateless seed.
+    scale: (min, max) crop area as a fraction of the image area.
+    ratio: (min, max) crop aspect ratio width / height.
+    crop_pct: short-side fraction of the fallback centre crop.
+
+  Returns:
+    (window int32 `[4]`, fell_back bool `[]`).
+  """
+  h, w = _shape_hw(image_shape)
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+    tf.stack([h, w, 3]),
+    bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+    seed=seed,
+    min_object_covered=0.0,
+    aspect_ratio_range=tuple(ratio),
+    area_range=tuple(scale),
+    max_attempts=MAX_ATTEMPTS,
+    use_image_if_no_bounding_boxes=True,
+  )
+  sampled = tf.stack([begin[0], begin[1], size[0], size[1]])
+  # The op returns the whole image when every attempt failed.
+  fell_back = tf.logical_and(tf.equal(size[0], h), tf.equal(size[1], w))
+  window = tf.cond(
+    fell_back, lambda: center_window(image_shape, crop_pct), lambda: sampled
+  )
+  return window, fell_back
+
+
+def cifar_window(
+  image_shape: tf.Tensor, seed: tf.Tensor, padding: int = CIFAR_PADDING
+) -> tf.Tensor:
+  """Window of a pad-`padding`-and-crop, in original-image pixels.
+
+  Args:
+    image_shape: int `[>=2]`, (height, width, ...).
+    seed: int `[2]` stateless seed.
+    padding: zero padding on each side.
+
+  Returns:
+    int32 `[4]` (offset_y, offset_x, height, width); offsets lie in
+    [-padding, padding], so the window may extend outside the image.
+  """
+  h, w = _shape_hw(image_shape)
+  offsets = tf.random.stateless_uniform(
+    [2], seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32
+  )
+  return tf.stack([offsets[0] - padding, offsets[1] - padding, h, w])
+
+
+def window_to_box(window: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
+  """Normalised (ymin, xmin, ymax, xmax) of a window, clipped to [0, 1].
+
+  Args:
+    window: int `[4]` (offset_y, offset_x, height, width).
+    image_shape: int `[>=2]`, (height, width, ...) of the original image.
+
+  Returns:
+    float32 `[4]`.
+  """
+  h, w = _shape_hw(image_shape)
+  window = tf.cast(window, tf.float32)
+  hw = tf.cast(tf.stack([h, w, h, w]), tf.float32)
+  corners = tf.stack(
+    [window[0], window[1], window[0] + window[2], window[1] + window[3]]
+  )
+  return tf.clip_by_value(corners / hw, 0.0, 1.0)
+
+
+def decode_full(image_bytes: tf.Tensor) -> tf.Tensor:
+  """Decodes any of JPEG/PNG/GIF/BMP to uint8 `[h, w, 3]`."""
+  image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+  image.set_shape([None, None, 3])
+  return image
+
+
+def crop_decoded(image: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+  """Cuts `window` out of a decoded image, zero outside the image.
+
+  Args:
+    image: uint8 `[h, w, 3]`.
+    window: int32 `[4]` (offset_y, offset_x, height, width) in pixels.
+
+  Returns:
+    uint8 `[height, width, 3]`.
+  """
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  pad_top = tf.maximum(-window[0], 0)
+  pad_left = tf.maximum(-window[1], 0)
+  pad_bottom = tf.maximum(window[0] + window[2] - h, 0)
+  pad_right = tf.maximum(window[1] + window[3] - w, 0)
+  image = tf.pad(image, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]])
+  return tf.image.crop_to_bounding_box(
+    image, window[0] + pad_top, window[1] + pad_left, window[2], window[3]
+  )
+
+
+def decode_and_crop(
+  image_bytes: tf.Tensor, window_fn: Callable[[tf.Tensor], tf.Tensor]
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """Decodes the window `window_fn(shape)` of an encoded image.
+
+  JPEGs whose window lies inside the image are decoded only inside it
+  (`decode_and_crop_jpeg`); anything else is decoded whole, then cut.
+
+  Args:
+    image_bytes: string `[]`, encoded image.
+    window_fn: maps the int32 `[3]` image shape to an int32 `[4]` window.
+
+  Returns:
+    (crop uint8 `[height, width, 3]`, window int32 `[4]`, shape int32 `[3]`).
+  """
+
+  def jpeg():
+    shape = tf.image.extract_jpeg_shape(image_bytes)
+    window = tf.cast(window_fn(shape), tf.int32)
+    inside = tf.reduce_all(window[:2] >= 0) & tf.reduce_all(
+      window[:2] + window[2:] <= shape[:2]
+    )
+    crop = tf.cond(
+      inside,
+      lambda: tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3),
+      lambda: crop_decoded(decode_full(image_bytes), window),
+    )
+    return crop, window, shape
+
+  def other():
+    image = decode_full(image_bytes)
+    shape = tf.shape(image)
+    window = tf.cast(window_fn(shape), tf.int32)
+    return crop_decoded(image, window), window, shape
+
+  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
+  crop, window, shape = tf.cond(is_jpeg, jpeg, other)
+  crop.set_shape([None, None, 3])
+  return crop, window, shape
+
+
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
+  """Bilinear, antialiased resize to float32 `[size, size, 3]` in [0, 255]."""
+  image = tf.image.resize(
+    image, [size, size], method='bilinear', antialias=True
+  )
+  return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def random_flip(
+  image: tf.Tensor, seed: tf.Tensor, prob: float = 0.5
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """Horizontally flips `[h, w, c]` with probability `prob`.
+
+  Returns:
+    (image, flip bool `[]`).
+  """
+  flip = tf.random.stateless_uniform([], seed) < prob
+  image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+  return image, flip

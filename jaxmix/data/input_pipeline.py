@@ -1,0 +1,324 @@
+"""tf.data/TFDS image-classification pipelines with savable positions.
+
+Train: each process reads its own slice of the split
+(`tfds.split_for_jax_process`, remainder dropped so every process has the
+same number of steps), one tf.data pipeline per epoch:
+
+  read bytes -> enumerate (example index) -> shuffle(seed, epoch)
+  -> enumerate (position) -> skip(restored position)
+  -> decode + crop + flip + colour (parallel, deterministic) -> batch
+
+Every random choice is a stateless op seeded by (seed, epoch, example
+index), so the same seed gives the same batches, and a restored position
+skips the consumed examples before they are decoded. The last partial
+batch of an epoch is dropped.
+
+Eval: one ordered pass, centre crop of `crop_pct` of the short side (resize
+the short side to image_size / crop_pct, then centre-crop image_size),
+batches padded to the full size with `mask` False; every process yields the
+same number of batches.
+
+Images leave as uint8; normalisation by (mean, std) happens on the device.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from jaxmix.data import preprocess as preprocess_lib
+from jaxmix.data import tfds_source
+from jaxmix.data.mesh_prefetch import prefetch_to_mesh
+from jaxmix.data.preprocess import CorruptImageError
+from jaxmix.data.tfds_source import num_examples, prepare
+
+__all__ = [
+  'BatchIterator',
+  'CorruptImageError',
+  'create_eval_iterator',
+  'create_train_iterator',
+  'num_examples',
+  'prefetch_to_mesh',
+  'prepare',
+  'steps_per_epoch',
+]
+
+Batch = dict[str, np.ndarray]
+
+
+def _process_args(process_index, process_count) -> tuple[int, int]:
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  if not 0 <= index < count:
+    raise ValueError(
+      f'process_index={index} must be in [0, process_count={count}).'
+    )
+  return index, count
+
+
+def _local_batch(global_batch_size: int, process_count: int) -> int:
+  if global_batch_size < 1 or global_batch_size % process_count:
+    raise ValueError(
+      f'global_batch_size={global_batch_size} must be a positive multiple '
+      f'of process_count={process_count}.'
+    )
+  return global_batch_size // process_count
+
+
+def steps_per_epoch(
+  data_config, global_batch_size: int, *, process_count: int | None = None
+) -> int:
+  """Full global batches per train epoch (remainders dropped)."""
+  count = jax.process_count() if process_count is None else process_count
+  per_process = num_examples(data_config, data_config.train_split) // count
+  return per_process // _local_batch(global_batch_size, count)
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True
+  options.threading.max_intra_op_parallelism = 1
+  return options
+
+
+class BatchIterator:
+  """Host-local numpy batches; `get_state`/`set_state` save the position."""
+
+  def __iter__(self) -> BatchIterator:
+    return self
+
+  def __next__(self) -> Batch:
+    raise NotImplementedError
+
+  def get_state(self) -> dict[str, int]:
+    return {}
+
+  def set_state(self, state: dict[str, int]) -> None:
+    if state:
+      raise ValueError(f'this iterator has no state; got {state}')
+
+
+def _to_numpy(batch) -> Batch:
+  return {k: v.numpy() for k, v in batch.items()}
+
+
+class _TrainIterator(BatchIterator):
+  """Infinite over epochs; one deterministic tf.data pipeline per epoch."""
+
+  def __init__(
+    self, source: tfds_source.Source, preprocess_fn, *, batch_size, seed
+  ):
+    self._source = source
+    # One traced function for all epochs: the epoch is an input tensor.
+    self._preprocess = tf.function(preprocess_fn)
+    self._batch_size = batch_size
+    self._seed = seed
+    self._skip = source.config.on_corrupt == 'skip'
+    self.num_skipped = 0
+    self._epoch, self._batch, self._position = 0, 0, 0
+    self._iterator = None
+
+  def _raw(self, epoch: int, position: int) -> tf.data.Dataset:
+    seed = int(np.random.SeedSequence([self._seed, epoch]).generate_state(1)[0])
+    ds = self._source.read(shuffle_seed=seed)
+    buffer = min(self._source.config.shuffle_buffer, max(self._source.size, 1))
+    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+    ds = ds.enumerate().map(
+      lambda pos, ex: {
+        **ex,
+        'position': pos,
+        'epoch': tf.constant(epoch, tf.int64),
+      }
+    )
+    return ds.skip(position)
+
+  def _start(self) -> None:
+    ds = self._raw(self._epoch, self._position)
+    ds = ds.map(
+      self._preprocess,
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
+    if self._skip:
+      ds = ds.ignore_errors()
+    ds = ds.batch(self._batch_size).prefetch(tf.data.AUTOTUNE)
+    self._iterator = iter(ds.with_options(_options()))
+
+  def _count_skipped(self, position: int, delivered: int) -> None:
+    skipped = position - self._position - delivered
+    if self._skip and skipped > 0:
+      self.num_skipped += skipped
+      logging.warning(
+        'skipped %d undecodable images of %s (%d so far)',
+        skipped,
+        self._source.describe(),
+        self.num_skipped,
+      )
+
+  def _next_epoch(self, tail: int) -> None:
+    # `tail` examples of a partial last batch were decoded and dropped.
+    self._count_skipped(self._source.size, tail)
+    self._epoch, self._batch, self._position = self._epoch + 1, 0, 0
+    self._iterator = None
+
+  def __next__(self) -> Batch:
+    for _ in range(2):
+      if self._iterator is None:
+        self._start()
+      try:
+        batch = _to_numpy(next(self._iterator))
+      except StopIteration:
+        self._next_epoch(0)
+        continue
+      except tf.errors.OpError as e:
+        raw = self._raw(self._epoch, self._position)
+        raise self._source.find_corrupt(raw, self._preprocess, e) from e
+      if len(batch['label']) < self._batch_size:
+        self._next_epoch(len(batch['label']))  # drop the partial last batch
+        continue
+      position = int(batch.pop('position')[-1]) + 1
+      self._count_skipped(position, self._batch_size)
+      batch.pop('index')
+      batch.pop('epoch')
+      self._batch, self._position = self._batch + 1, position
+      return batch
+    raise ValueError(
+      f'{self._source.describe()} has fewer than one batch of '
+      f'{self._batch_size} decodable examples in this process.'
+    )
+
+  def get_state(self) -> dict[str, int]:
+    return {
+      'epoch': self._epoch,
+      'batch_in_epoch': self._batch,
+      'position': self._position,
+    }
+
+  def set_state(self, state: dict[str, int]) -> None:
+    try:
+      epoch, batch = int(state['epoch']), int(state['batch_in_epoch'])
+      position = int(state.get('position', batch * self._batch_size))
+    except (KeyError, TypeError, ValueError) as e:
+      raise ValueError(
+        f"state must hold integer 'epoch' and 'batch_in_epoch'; got {state}"
+      ) from e
+    if min(epoch, batch, position) < 0:
+      raise ValueError(f'state values must be >= 0; got {state}')
+    self._epoch, self._batch, self._position = epoch, batch, position
+    self._iterator = None
+
+
+def create_train_iterator(
+  data_config,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  seed: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> BatchIterator:
+  """Infinite train batches of this process (see the module docstring).
+
+  Yields dicts: 'image' uint8 `[b, S, S, 3]`, 'label' int32 `[b]`,
+  'crop_box' float32 `[b, 4]` (ymin, xmin, ymax, xmax) normalised in the
+  original image, 'flip' bool `[b]`, 'file_name' bytes `[b]`, with
+  b = global_batch_size // process_count and S = image_size.
+  """
+  tfds_source.hide_accelerators()
+  index, count = _process_args(process_index, process_count)
+  batch_size = _local_batch(global_batch_size, count)
+  preprocess_lib.check_config(data_config)
+  source = tfds_source.Source(
+    data_config, data_config.train_split, index, count, drop_remainder=True
+  )
+
+  preprocess_fn = preprocess_lib.train_preprocess(
+    data_config, image_size=image_size, seed=seed
+  )
+  return _TrainIterator(source, preprocess_fn, batch_size=batch_size, seed=seed)
+
+
+def _numpy_dtype(dtype: tf.DType) -> np.dtype:
+  return np.dtype(object) if dtype == tf.string else dtype.as_numpy_dtype
+
+
+def _padding(v: np.ndarray, n: int) -> np.ndarray:
+  if v.dtype == object:
+    return np.full((n, *v.shape[1:]), b'', dtype=object)
+  return np.zeros((n, *v.shape[1:]), v.dtype)
+
+
+class _EvalIterator(BatchIterator):
+  """One ordered pass; padded batches; the same count on every process."""
+
+  def __init__(
+    self, source: tfds_source.Source, preprocess, batch_size, num_batches
+  ):
+    self._source, self._preprocess = source, preprocess
+    self._batch_size, self._num_batches = batch_size, num_batches
+    ds = source.read(shuffle_seed=None).map(
+      preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    if source.config.on_corrupt == 'skip':
+      ds = ds.ignore_errors()
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # An empty batch, for the all-padding batches after the data ends.
+    self._empty = {
+      k: np.zeros([0, *spec.shape[1:]], _numpy_dtype(spec.dtype))
+      for k, spec in ds.element_spec.items()
+      if k != 'index'
+    }
+    self._iterator = iter(ds.with_options(_options()))
+    self._done, self._seen = 0, 0
+
+  def __next__(self) -> Batch:
+    if self._done >= self._num_batches:
+      raise StopIteration
+    try:
+      batch = _to_numpy(next(self._iterator))
+      batch.pop('index')
+    except StopIteration:
+      batch = dict(self._empty)
+    except tf.errors.OpError as e:
+      raw = self._source.read(shuffle_seed=None).skip(self._seen)
+      raise self._source.find_corrupt(raw, self._preprocess, e) from e
+    n = len(batch['label'])
+    self._seen += n
+    self._done += 1
+    pad = self._batch_size - n
+    out = {k: np.concatenate([v, _padding(v, pad)]) for k, v in batch.items()}
+    out['mask'] = np.arange(self._batch_size) < n
+    if self._done == self._num_batches and self._seen < self._source.size:
+      logging.warning(
+        'skipped %d undecodable images of %s',
+        self._source.size - self._seen,
+        self._source.describe(),
+      )
+    return out
+
+
+def create_eval_iterator(
+  data_config,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> BatchIterator:
+  """One pass over the eval split: train keys plus 'mask' bool `[b]`."""
+  tfds_source.hide_accelerators()
+  index, count = _process_args(process_index, process_count)
+  batch_size = _local_batch(global_batch_size, count)
+  preprocess_lib.check_config(data_config)
+  source = tfds_source.Source(
+    data_config, data_config.eval_split, index, count, drop_remainder=False
+  )
+  total = source.builder.info.splits[data_config.eval_split].num_examples
+  most = -(-total // count)  # even splits differ by at most one example
+  num_batches = max(-(-most // batch_size), 1)
+  preprocess = preprocess_lib.eval_preprocess(
+    data_config, image_size=image_size
+  )
+  return _EvalIterator(source, preprocess, batch_size, num_batches)

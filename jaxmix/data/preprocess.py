@@ -1,0 +1,173 @@
+"""Per-example train and eval preprocessing of the input pipeline (TF ops).
+
+`train_preprocess` and `eval_preprocess` return the functions that tf.data
+maps over examples {'image_bytes', 'label', 'file_name', 'index'}. They
+decode (only the crop, for JPEGs), resize to `image_size`, flip and colour
+the image, and emit the crop box and flip bit beside it. All randomness is
+stateless, seeded by (seed, epoch, example index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from jaxmix.data import crops, photometric
+
+AUGMENTS = ('inception', 'cifar', 'none')
+ON_CORRUPT = ('error', 'skip')
+
+Example = dict[str, tf.Tensor]
+
+
+class CorruptImageError(ValueError):
+  """An image of the dataset cannot be decoded; the message names it."""
+
+
+def check_config(data_config) -> None:
+  """Raises ValueError on data-config values the pipeline cannot honour."""
+  if data_config.augment not in AUGMENTS:
+    raise ValueError(
+      f'data.augment must be one of {AUGMENTS}, got {data_config.augment!r}'
+    )
+  if data_config.on_corrupt not in ON_CORRUPT:
+    raise ValueError(
+      f'data.on_corrupt must be one of {ON_CORRUPT}, '
+      f'got {data_config.on_corrupt!r}'
+    )
+  lo, hi = data_config.crop_scale
+  if not 0 < lo <= hi <= 1:
+    raise ValueError(
+      f'data.crop_scale must satisfy 0 < min <= max <= 1, got {(lo, hi)}'
+    )
+  lo, hi = data_config.crop_ratio
+  if not 0 < lo <= hi:
+    raise ValueError(f'data.crop_ratio must satisfy 0 < min <= max: {(lo, hi)}')
+  if not 0 < data_config.crop_pct <= 1:
+    raise ValueError(
+      f'data.crop_pct must be in (0, 1], got {data_config.crop_pct}'
+    )
+  for field in ('color_jitter', 'pca_lighting'):
+    if data_config[field] < 0:
+      raise ValueError(f'data.{field} must be >= 0, got {data_config[field]}')
+
+
+def _to_uint8(image: tf.Tensor) -> tf.Tensor:
+  return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+
+
+def _resize(crop: tf.Tensor, image_size: int) -> tf.Tensor:
+  # Keep exact pixels when the crop already has the output size (CIFAR).
+  same = tf.reduce_all(tf.shape(crop)[:2] == image_size)
+  image = tf.cond(
+    same,
+    lambda: tf.cast(crop, tf.float32),
+    lambda: crops.resize(crop, image_size),
+  )
+  image.set_shape([image_size, image_size, 3])
+  return image
+
+
+def example_seed(seed: int, epoch: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+  """int64 `[2]` stateless seed of one example in one epoch."""
+  base = tf.stack(
+    [tf.constant(seed % 2**63, tf.int64), tf.cast(epoch, tf.int64)]
+  )
+  return tf.random.experimental.stateless_fold_in(
+    base, tf.cast(index, tf.int64)
+  )
+
+
+def train_preprocess(
+  data_config, *, image_size: int, seed: int
+) -> Callable[[Example], Example]:
+  """The train map function.
+
+  Args:
+    data_config: the data config (augment, crop_*, random_flip,
+      color_jitter, pca_lighting).
+    image_size: output side S.
+    seed: run seed.
+
+  Returns:
+    fn(example) -> {'image' uint8 `[S, S, 3]`, 'label', 'crop_box' float32
+    `[4]`, 'flip' bool, 'file_name', ...the other input keys}; the example
+    needs int64 'index' and 'epoch', which seed its random choices.
+  """
+  cfg = data_config
+
+  def fn(example: Example) -> Example:
+    seeds = tf.random.experimental.stateless_split(
+      example_seed(seed, example['epoch'], example['index']), num=4
+    )
+    if cfg.augment == 'inception':
+
+      def window_fn(shape):
+        return crops.inception_window(
+          shape,
+          seeds[0],
+          scale=cfg.crop_scale,
+          ratio=cfg.crop_ratio,
+          crop_pct=cfg.crop_pct,
+        )[0]
+
+    elif cfg.augment == 'cifar':
+
+      def window_fn(shape):
+        return crops.cifar_window(shape, seeds[0])
+
+    else:
+
+      def window_fn(shape):
+        return crops.center_window(shape, cfg.crop_pct)
+
+    crop, window, shape = crops.decode_and_crop(
+      example['image_bytes'], window_fn
+    )
+    image = _resize(crop, image_size)
+    flip = tf.constant(False)
+    if cfg.random_flip:
+      image, flip = crops.random_flip(image, seeds[1])
+    if cfg.color_jitter > 0:
+      s = float(cfg.color_jitter)
+      image = photometric.color_jitter(
+        image, seeds[2], brightness=s, contrast=s, saturation=s
+      )
+    if cfg.pca_lighting > 0:
+      image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)
+    out = {k: v for k, v in example.items() if k != 'image_bytes'}
+    out.update(
+      image=_to_uint8(image),
+      crop_box=crops.window_to_box(window, shape),
+      flip=flip,
+    )
+    return out
+
+  return fn
+
+
+def eval_preprocess(
+  data_config, *, image_size: int
+) -> Callable[[Example], Example]:
+  """The eval map function: centre `crop_pct` of the short side, resized.
+
+  Equivalent to resizing the short side to image_size / crop_pct and
+  cutting the centre image_size square, up to rounding; only the crop is
+  decoded for JPEGs.
+  """
+  crop_pct = data_config.crop_pct
+
+  def fn(example: Example) -> Example:
+    crop, window, shape = crops.decode_and_crop(
+      example['image_bytes'], lambda s: crops.center_window(s, crop_pct)
+    )
+    out = {k: v for k, v in example.items() if k != 'image_bytes'}
+    out.update(
+      image=_to_uint8(_resize(crop, image_size)),
+      crop_box=crops.window_to_box(window, shape),
+      flip=tf.constant(False),
+    )
+    return out
+
+  return fn

@@ -1,0 +1,400 @@
+"""Tests of jaxmix.data.input_pipeline on a tiny real imagenet2012."""
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from imagenet_fixture_util import (
+  NUM_TRAIN,
+  NUM_VALIDATION,
+  data_config,
+  prepared_imagenet,
+)
+
+from jaxmix.data import input_pipeline
+
+S = 40  # output image size
+BAD_TRAIN = 'n09193705_2.JPEG'
+BAD_VAL = 'ILSVRC2012_val_00000003.JPEG'
+
+
+@pytest.fixture(scope='module')
+def clean(tmp_path_factory):
+  return prepared_imagenet(str(tmp_path_factory.getbasetemp()))
+
+
+@pytest.fixture(scope='module')
+def corrupt(tmp_path_factory):
+  root = str(tmp_path_factory.getbasetemp())
+  return prepared_imagenet(root, corrupt=(BAD_TRAIN, BAD_VAL))
+
+
+@pytest.fixture(scope='module')
+def originals(clean):
+  """file_name -> fully decoded uint8 image, read straight from TFDS."""
+  builder = tfds.builder('imagenet2012', data_dir=clean[0])
+  out = {}
+  for split in ('train', 'validation'):
+    for ex in builder.as_dataset(split=split):
+      out[ex['file_name'].numpy()] = ex['image'].numpy()
+  return out
+
+
+def _train(data_dir, batch=4, seed=0, **overrides):
+  return input_pipeline.create_train_iterator(
+    data_config(data_dir, **overrides),
+    global_batch_size=batch,
+    image_size=S,
+    seed=seed,
+    process_index=0,
+    process_count=1,
+  )
+
+
+def _take(iterator, n):
+  return [next(iterator) for _ in range(n)]
+
+
+def _assert_same(batches_a, batches_b):
+  assert len(batches_a) == len(batches_b)
+  for a, b in zip(batches_a, batches_b):
+    assert a.keys() == b.keys()
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def _cut_and_resize(image, box):
+  h, w = image.shape[:2]
+  y0, x0, y1, x1 = (round(float(v) * n) for v, n in zip(box, (h, w, h, w)))
+  crop = tf.image.resize(
+    image[y0:y1, x0:x1], [S, S], method='bilinear', antialias=True
+  )
+  return np.round(np.clip(crop.numpy(), 0, 255))
+
+
+def test_batch_keys_shapes_and_dtypes(clean):
+  batch = next(_train(clean[0]))
+  assert batch['image'].shape == (4, S, S, 3)
+  assert batch['image'].dtype == np.uint8
+  assert batch['label'].dtype == np.int32
+  assert batch['crop_box'].shape == (4, 4)
+  assert batch['crop_box'].dtype == np.float32
+  assert batch['flip'].dtype == bool
+  assert set(batch) == {'image', 'label', 'crop_box', 'flip', 'file_name'}
+  names = dict(clean[1]['train'])
+  builder = tfds.builder('imagenet2012', data_dir=clean[0])
+  str2int = builder.info.features['label'].str2int
+  for name, label in zip(batch['file_name'], batch['label']):
+    assert str2int(names[name.decode()]) == label
+
+
+def test_crop_box_and_flip_are_the_crop_taken(clean, originals):
+  flips = []
+  for batch in _take(_train(clean[0]), 6):
+    for i, name in enumerate(batch['file_name']):
+      box, flip = batch['crop_box'][i], batch['flip'][i]
+      assert 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1
+      expected = _cut_and_resize(originals[name], box)
+      got = batch['image'][i].astype(np.float32)
+      flipped = expected[:, ::-1]
+      if flip:
+        expected, flipped = flipped, expected
+      # Partial JPEG decodes differ from full ones by a few levels at the
+      # crop edges (chroma upsampling); a box off by one pixel costs more.
+      assert np.abs(got - expected).max() <= 12.0
+      assert np.abs(got - expected).mean() <= 0.5
+      # The other orientation is far off: the flip bit is informative.
+      assert np.abs(got - flipped).mean() > 3.0
+      flips.append(bool(flip))
+  assert 0 < sum(flips) < len(flips)
+
+
+def test_fallback_emits_center_crop_box(clean, originals):
+  # Square crops of >= 99 % of a non-square image never fit: all fall back.
+  it = _train(clean[0], crop_scale=(0.99, 1.0), crop_ratio=(1.0, 1.0))
+  batch = next(it)
+  for i, name in enumerate(batch['file_name']):
+    h, w = originals[name].shape[:2]
+    side = round(min(h, w) * 0.875)
+    y, x = (h - side + 1) // 2, (w - side + 1) // 2
+    expected_box = [y / h, x / w, (y + side) / h, (x + side) / w]
+    np.testing.assert_allclose(batch['crop_box'][i], expected_box, atol=1e-6)
+
+
+def test_same_seed_same_batches_other_seed_differs(clean):
+  first = _take(_train(clean[0], seed=3, color_jitter=0.4), 5)
+  again = _take(_train(clean[0], seed=3, color_jitter=0.4), 5)
+  _assert_same(first, again)
+  other = _take(_train(clean[0], seed=4, color_jitter=0.4), 1)
+  assert not np.array_equal(first[0]['image'], other[0]['image'])
+
+
+def test_epochs_cover_the_split_and_reshuffle(clean):
+  it = _train(clean[0], batch=4)
+  epochs = [_take(it, NUM_TRAIN // 4) for _ in range(2)]
+  assert it.get_state() == {'epoch': 1, 'batch_in_epoch': 3, 'position': 12}
+  orders = [np.concatenate([b['file_name'] for b in e]) for e in epochs]
+  for order in orders:
+    assert len(set(order)) == NUM_TRAIN
+  assert list(orders[0]) != list(orders[1])
+
+
+def test_restore_mid_epoch_equals_continuing(clean):
+  it = _train(clean[0], seed=5, pca_lighting=0.1)
+  _take(it, 2)
+  state = it.get_state()
+  assert state == {'epoch': 0, 'batch_in_epoch': 2, 'position': 8}
+  rest = _take(it, 4)  # crosses into epoch 1
+  restored = _train(clean[0], seed=5, pca_lighting=0.1)
+  restored.set_state(state)
+  _assert_same(rest, _take(restored, 4))
+
+
+def test_restore_does_not_decode_consumed_examples(corrupt):
+  # Find where the corrupt JPEG lands, then resume past it in 'error' mode:
+  # if consumed examples were decoded again, this would raise.
+  it = _train(corrupt[0], batch=2, on_corrupt='skip')
+  state = None
+  for _ in range(NUM_TRAIN // 2):
+    next(it)
+    if it.num_skipped:
+      state = it.get_state()
+      break
+  assert state is not None and state['epoch'] == 0
+  resumed = _train(corrupt[0], batch=2)
+  resumed.set_state(state)
+  batch = next(resumed)
+  assert BAD_TRAIN.encode() not in batch['file_name']
+
+
+def test_process_slices_are_disjoint_and_cover(clean):
+  config = data_config(clean[0])
+  names = []
+  for index in range(2):
+    it = input_pipeline.create_train_iterator(
+      config,
+      global_batch_size=4,
+      image_size=S,
+      seed=0,
+      process_index=index,
+      process_count=2,
+    )
+    batches = _take(it, NUM_TRAIN // 4)
+    assert all(len(b['label']) == 2 for b in batches)
+    names.append({n for b in batches for n in b['file_name']})
+  assert not names[0] & names[1]
+  assert len(names[0] | names[1]) == NUM_TRAIN
+  steps = input_pipeline.steps_per_epoch(config, 4, process_count=2)
+  assert steps == NUM_TRAIN // 4
+
+
+@pytest.mark.parametrize(
+  'count, global_batch, masks',
+  [
+    (2, 4, [[1, 1, 1, 0]] * 2),  # 3 examples per process, batches of 2
+    (4, 4, [[1, 1]] * 2 + [[1, 0]] * 2),  # 2, 2, 1, 1: an all-pad batch
+  ],
+)
+def test_eval_every_example_once_with_masks(
+  clean, originals, count, global_batch, masks
+):
+  config = data_config(clean[0])
+  seen = []
+  for index in range(count):
+    it = input_pipeline.create_eval_iterator(
+      config,
+      global_batch_size=global_batch,
+      image_size=S,
+      process_index=index,
+      process_count=count,
+    )
+    batches = list(it)
+    assert len(batches) == 2  # the same number on every process
+    got = np.concatenate([b['mask'] for b in batches])
+    np.testing.assert_array_equal(got, np.array(masks[index], bool))
+    for b in batches:
+      assert b['image'].shape == (global_batch // count, S, S, 3)
+      seen += list(b['file_name'][b['mask']])
+      assert not b['flip'].any()
+      assert (b['image'][~b['mask']] == 0).all()
+      assert (b['file_name'][~b['mask']] == b'').all()
+  assert sorted(seen) == sorted(originals_val_names(originals))
+  assert len(seen) == NUM_VALIDATION
+
+
+def originals_val_names(originals):
+  return [n for n in originals if n.startswith(b'ILSVRC2012_val')]
+
+
+def test_eval_center_crop_pixels(clean, originals):
+  it = input_pipeline.create_eval_iterator(
+    data_config(clean[0]), global_batch_size=8, image_size=S
+  )
+  batch = next(it)
+  np.testing.assert_array_equal(batch['mask'], [True] * 6 + [False] * 2)
+  for i in range(6):
+    image = originals[batch['file_name'][i]]
+    expected = _cut_and_resize(image, batch['crop_box'][i])
+    diff = np.abs(batch['image'][i] - expected)
+    assert diff.max() <= 12.0 and diff.mean() <= 0.5
+    box = batch['crop_box'][i]
+    h, w = image.shape[:2]
+    # A centred square of 0.875 of the short side.
+    assert abs((box[2] - box[0]) * h - (box[3] - box[1]) * w) < 1.0
+    assert abs(min(h, w) * 0.875 - (box[2] - box[0]) * h) <= 0.5
+  with pytest.raises(StopIteration):
+    next(it)
+
+
+def test_corrupt_jpeg_error_names_file_and_dataset(corrupt):
+  it = _train(corrupt[0], batch=2)
+  with pytest.raises(input_pipeline.CorruptImageError) as info:
+    _take(it, NUM_TRAIN // 2)
+  assert BAD_TRAIN in str(info.value)
+  assert 'imagenet2012' in str(info.value)
+  ev = input_pipeline.create_eval_iterator(
+    data_config(corrupt[0]), global_batch_size=2, image_size=S
+  )
+  with pytest.raises(input_pipeline.CorruptImageError, match=BAD_VAL):
+    list(ev)
+
+
+def test_skip_mode_counts_and_drops_corrupt(corrupt):
+  it = _train(corrupt[0], batch=1, on_corrupt='skip')
+  names = [next(it)['file_name'][0] for _ in range(NUM_TRAIN - 1)]
+  assert it.num_skipped == 1
+  assert BAD_TRAIN.encode() not in names
+  assert len(set(names)) == NUM_TRAIN - 1
+  ev = input_pipeline.create_eval_iterator(
+    data_config(corrupt[0], on_corrupt='skip'),
+    global_batch_size=4,
+    image_size=S,
+  )
+  batches = list(ev)
+  assert sum(int(b['mask'].sum()) for b in batches) == NUM_VALIDATION - 1
+
+
+def test_not_prepared_says_how_to_prepare(tmp_path):
+  with pytest.raises(ValueError) as info:
+    _train(str(tmp_path))
+  message = str(info.value)
+  assert 'downloads/manual' in message
+  assert 'ILSVRC2012_img_train.tar' in message
+  assert 'tfds build imagenet2012' in message
+
+
+def test_bad_arguments(clean):
+  with pytest.raises(ValueError, match='global_batch_size'):
+    input_pipeline.create_train_iterator(
+      data_config(clean[0]),
+      global_batch_size=3,
+      image_size=S,
+      seed=0,
+      process_index=0,
+      process_count=2,
+    )
+  with pytest.raises(ValueError, match='num_classes'):
+    _train(clean[0], num_classes=10)
+  with pytest.raises(ValueError, match='augment'):
+    _train(clean[0], augment='autoaugment')
+  with pytest.raises(ValueError, match='image_key'):
+    _train(clean[0], image_key='picture')
+
+
+def test_prefetch_to_mesh_global_arrays_and_state(clean):
+  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  it = _train(clean[0], batch=8)
+  batches = input_pipeline.prefetch_to_mesh(it, mesh, size=2)
+  first = next(batches)
+  assert 'file_name' not in first
+  assert first['image'].shape == (8, S, S, 3)
+  assert first['image'].sharding.spec == jax.sharding.PartitionSpec('data')
+  assert len(first['label'].addressable_shards) == jax.device_count()
+  # The host iterator ran ahead; the prefetcher reports the consumed point.
+  assert it.get_state()['epoch'] > 0
+  assert batches.get_state() == {
+    'epoch': 0,
+    'batch_in_epoch': 1,
+    'position': 8,
+  }
+  reference = next(_train(clean[0], batch=8))
+  np.testing.assert_array_equal(np.asarray(first['image']), reference['image'])
+  batches.set_state({'epoch': 0, 'batch_in_epoch': 0, 'position': 0})
+  again = next(batches)
+  np.testing.assert_array_equal(np.asarray(again['image']), reference['image'])
+
+
+class TinyPng(tfds.core.GeneratorBasedBuilder):
+  """32x32 PNG images with no file-name feature, like cifar10."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+      builder=self,
+      features=tfds.features.FeaturesDict(
+        {
+          'image': tfds.features.Image(shape=(32, 32, 3)),
+          'label': tfds.features.ClassLabel(num_classes=10),
+        }
+      ),
+    )
+
+  def _split_generators(self, dl_manager):
+    return {
+      'train': self._generate_examples(8),
+      'test': self._generate_examples(3),
+    }
+
+  def _generate_examples(self, n):
+    rng = np.random.default_rng(n)
+    for i in range(n):
+      # Values >= 1, so zero padding is recognisable.
+      image = rng.integers(1, 256, (32, 32, 3), dtype=np.uint8)
+      yield i, {'image': image, 'label': i}
+
+
+def test_cifar_augment_on_png_dataset(tmp_path):
+  TinyPng(data_dir=str(tmp_path)).download_and_prepare()
+  builder = tfds.builder('tiny_png', data_dir=str(tmp_path))
+  read = tfds.ReadConfig(add_tfds_id=True)
+  originals = {
+    ex['tfds_id'].numpy(): ex['image'].numpy()
+    for ex in builder.as_dataset(split='train', read_config=read)
+  }
+  config = data_config(
+    str(tmp_path), dataset='tiny_png', num_classes=10, augment='cifar'
+  )
+  it = input_pipeline.create_train_iterator(
+    config, global_batch_size=4, image_size=32, seed=1, process_count=1
+  )
+  clipped = 0
+  for batch in _take(it, 4):
+    for i, name in enumerate(batch['file_name']):
+      image, box = batch['image'][i], batch['crop_box'][i] * 32
+      if batch['flip'][i]:
+        image = image[:, ::-1]
+      y0, x0, y1, x1 = (round(float(v)) for v in box)
+      # A window sticking out above/left shows the image at the far side.
+      top = 0 if y0 > 0 else 32 - y1
+      left = 0 if x0 > 0 else 32 - x1
+      shown = image[top : top + y1 - y0, left : left + x1 - x0]
+      np.testing.assert_array_equal(shown, originals[name][y0:y1, x0:x1])
+      assert (image > 0).all(axis=-1).sum() == (y1 - y0) * (x1 - x0)
+      clipped += (y1 - y0) * (x1 - x0) < 32 * 32
+  assert clipped > 0
+
+
+def test_prefetch_to_mesh_eval_keeps_mask_and_ends(clean):
+  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  it = input_pipeline.create_eval_iterator(
+    data_config(clean[0]), global_batch_size=8, image_size=S
+  )
+  batches = list(input_pipeline.prefetch_to_mesh(it, mesh, size=3))
+  assert len(batches) == 1
+  np.testing.assert_array_equal(
+    np.asarray(batches[0]['mask']), [True] * 6 + [False] * 2
+  )
+  with pytest.raises(ValueError, match='axis'):
+    input_pipeline.prefetch_to_mesh(iter([]), mesh, axis='model')
