@@ -32,6 +32,17 @@ OPS = {
   ),
 }
 
+# One entry per public op (and per CutMix box mode), for the costlier tests
+# that compile each op on 8 devices.
+PUBLIC_OPS = (
+  'mixup',
+  'cutmix',
+  'cutmix_elem',
+  'mixup_or_cutmix',
+  'cutout',
+  'random_erasing',
+)
+
 # Ops that leave labels untouched.
 LABEL_PRESERVING = ('cutout', 'random_erasing', 'random_erasing_pixel')
 

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 import jaxmix
-from tests.augment_cases import LABEL_PRESERVING, OPS, make_batch
+from tests.augment_cases import OPS, PUBLIC_OPS, make_batch
 
 KEY = jax.random.key(0)
-MIXING_OPS = [name for name in OPS if name not in LABEL_PRESERVING]
 
 
 def _keys(count, seed=1):
@@ -41,7 +40,7 @@ def test_jit_equals_eager(name):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('name', list(OPS))
+@pytest.mark.parametrize('name', PUBLIC_OPS)
 def test_vmap_over_batches_equals_loop(name):
   images, labels = make_batch(batch_size=12)
   groups = (images.reshape(3, 4, *images.shape[1:]), labels.reshape(3, 4, -1))
