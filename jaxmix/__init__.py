@@ -26,6 +26,11 @@ from jaxmix.mixing import (
   sample_partners,
 )
 from jaxmix.relabel import pool_label_map, relabel_targets
+from jaxmix.relabel_cutmix import (
+  localized_cutmix_targets,
+  region_crop_boxes,
+  relabel_cutmix,
+)
 from jaxmix.sharding import per_shard
 
 __version__ = '0.1.0'
@@ -37,6 +42,7 @@ __all__ = (
   'cutmix',
   'cutmix_with_box',
   'cutout',
+  'localized_cutmix_targets',
   'mixup',
   'mixup_or_cutmix',
   'mixup_with_weight',
@@ -44,6 +50,8 @@ __all__ = (
   'per_shard',
   'pool_label_map',
   'random_erasing',
+  'region_crop_boxes',
+  'relabel_cutmix',
   'relabel_targets',
   'sample_cutmix_box',
   'sample_cutmix_box_minmax',

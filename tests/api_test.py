@@ -20,6 +20,7 @@ LIBRARY_MODULES = [
   'jaxmix.labels',
   'jaxmix.mixing',
   'jaxmix.relabel',
+  'jaxmix.relabel_cutmix',
   'jaxmix.sharding',
 ]
 
