@@ -77,6 +77,37 @@ def box_mask(box: Box, *, height: int, width: int) -> jax.Array:
   return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
 
 
+def box_mask_rows(
+  box: Box, *, height: int, width: int, channels: int
+) -> jax.Array:
+  """`box_mask` for images viewed as rows of pixels, ``[B, H, W * C]``.
+
+  Selecting with a mask whose last axis is the contiguous `W * C` row runs
+  several times faster on CPUs than broadcasting a ``[..., H, W, 1]`` mask
+  over the channels, and is no slower elsewhere.
+
+  Args:
+    box: a `Box` with fields of shape ``[...]``.
+    height: image height H. Static.
+    width: image width W. Static.
+    channels: number of channels C. Static.
+
+  Returns:
+    bool ``[..., H, W * C]``; entry `[..., y, x * C + c]` is True when pixel
+    `(y, x)` is inside the box.
+
+  Examples:
+    >>> box_mask_rows(Box(0, 1, 1, 2), height=1, width=2, channels=2)
+    Array([[False, False,  True,  True]], dtype=bool)
+  """
+  rows = jnp.arange(height, dtype=jnp.int32)[:, None]
+  cols = (jnp.arange(width * channels, dtype=jnp.int32) // channels)[None, :]
+  top, left, bottom, right = (
+    jnp.asarray(field, jnp.int32)[..., None, None] for field in box
+  )
+  return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+
+
 def centered_box(
   center_y: ArrayLike,
   center_x: ArrayLike,

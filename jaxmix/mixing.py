@@ -197,10 +197,13 @@ def cutmix_with_box(
   """
   _checks.check_batch(images, labels)
   images, labels = jnp.asarray(images), jnp.asarray(labels)
-  batch_size, height, width, _ = images.shape
+  batch_size, height, width, channels = images.shape
   partners = _check_partners(partners, batch_size)
-  mask = boxes_lib.box_mask(box, height=height, width=width)[..., None]
-  mixed = jnp.where(mask, images[partners], images)
+  rows = images.reshape(batch_size, height, width * channels)
+  mask = boxes_lib.box_mask_rows(
+    box, height=height, width=width, channels=channels
+  )
+  mixed = jnp.where(mask, rows[partners], rows).reshape(images.shape)
   if weight is None:
     area = boxes_lib.box_area(box).astype(jnp.float32)
     weight = 1.0 - area / (height * width)
@@ -405,7 +408,7 @@ def mixup_or_cutmix(
   _checks.check_probability('switch_prob', switch_prob)
   _checks.check_probability('prob', prob)
   images, labels = jnp.asarray(images), jnp.asarray(labels)
-  batch_size, height, width, _ = images.shape
+  batch_size, height, width, channels = images.shape
   shape = (batch_size,) if per_example else ()
   apply = _gate(keys[0], prob, shape)
   use_cutmix = _gate(keys[1], switch_prob, shape)
@@ -417,14 +420,19 @@ def mixup_or_cutmix(
   box = _empty_unless(apply & use_cutmix, box)
   partners = sample_partners(keys[5], batch_size=batch_size)
 
-  # One pass: pixels in the box come from the partner, all others are the
-  # Mixup blend, whose weight is 1 (the image itself) for CutMix examples.
+  # One fused pass over rows of pixels: the blend weight of the image itself
+  # is 0 inside the box (the partner's pixels, exactly), the Mixup lambda
+  # outside it for Mixup examples, and 1 (the image, exactly) otherwise.
   pixel_weight = jnp.where(apply & ~use_cutmix, mix_lam, 1.0)
   pixel_weight = _per_example(pixel_weight, batch_size, 'weight')
-  partner_images = images[partners]
-  mask = boxes_lib.box_mask(box, height=height, width=width)[..., None]
-  blended = _blend(images, partner_images, pixel_weight).astype(images.dtype)
-  mixed = jnp.where(mask, partner_images, blended)
+  rows = images.reshape(batch_size, height, width * channels)
+  mask = boxes_lib.box_mask_rows(
+    box, height=height, width=width, channels=channels
+  )
+  weight = jnp.where(mask, 0.0, pixel_weight[:, None, None])
+  own = rows.astype(jnp.float32)
+  blended = weight * own + (1.0 - weight) * rows[partners].astype(jnp.float32)
+  mixed = blended.astype(images.dtype).reshape(images.shape)
 
   kept = 1.0 - boxes_lib.box_area(box).astype(jnp.float32) / (height * width)
   cut_weight = kept if correct_lam else cut_lam
