@@ -1,0 +1,30 @@
+"""ImageNet ResNet-50 baseline of the CutMix paper (Table 3, 300 epochs).
+
+Command:
+  python -m jaxmix.main --config configs/imagenet/resnet50_baseline.py \
+    --workdir $WORKDIR/rn50_baseline
+
+Hardware: meant for 8 accelerators (8 GPUs or a TPU v4-8; the paper used
+4 GPUs with a global batch of 256). Not yet run with jaxmix.
+
+Expected result: 76.32 % top-1 (23.68 % error), clovaai/CutMix-PyTorch
+README. Recipe of the official train.py: SGD nesterov, momentum 0.9, lr 0.1
+for batch 256, weight decay 1e-4 on all parameters, 300 epochs with the lr
+divided by 10 every 75 epochs, RandomResizedCrop + flip + ColorJitter(0.4)
++ PCA lighting 0.1. BatchNorm statistics are global over the batch here
+(per-GPU in the paper).
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The CutMix-paper ResNet-50 baseline recipe."""
+  config = default.get_config()
+  config.num_epochs = 300
+  config.schedule.decay_epochs = (75, 150, 225)
+  config.data.color_jitter = 0.4
+  config.data.pca_lighting = 0.1
+  return default.finish(config, arg)

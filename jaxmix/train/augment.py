@@ -1,0 +1,125 @@
+"""Builds the batch augmentation of the train step from the config.
+
+Only the public jaxmix API is used: the mixing op named by
+`config.mix.method` (`jaxmix.mixup`, `jaxmix.cutmix` or
+`jaxmix.mixup_or_cutmix`), then `jaxmix.cutout` and `jaxmix.random_erasing`
+when enabled, all on normalised images and dense targets. The composition
+runs under `jaxmix.per_shard`, so partners are drawn inside each device's
+shard (no cross-device traffic) and each device folds its index into the
+step key.
+
+`config.mix.prob` is not baked in: the step passes the current mixing
+probability as a traced scalar (`mix_prob`), which the loop sets to 0.0 for
+the last `config.mix.off_epoch` epochs without recompiling. Alphas and the
+other knobs are fixed for a run.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from jax.sharding import Mesh
+
+import jaxmix
+
+MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix')
+
+
+def _mix(config: Any, key, images, labels, prob):
+  """Applies the mixing op named by `config.mix.method`."""
+  mix = config.mix
+  if mix.method == 'mixup':
+    return jaxmix.mixup(
+      key,
+      images,
+      labels,
+      alpha=mix.mixup_alpha,
+      prob=prob,
+      per_example=mix.per_example,
+    )
+  if mix.method == 'cutmix':
+    return jaxmix.cutmix(
+      key,
+      images,
+      labels,
+      alpha=mix.cutmix_alpha,
+      prob=prob,
+      per_example=mix.per_example,
+      correct_lam=mix.correct_lam,
+      minmax=None if mix.minmax is None else tuple(mix.minmax),
+    )
+  if mix.method == 'mixup_or_cutmix':
+    return jaxmix.mixup_or_cutmix(
+      key,
+      images,
+      labels,
+      mixup_alpha=mix.mixup_alpha,
+      cutmix_alpha=mix.cutmix_alpha,
+      switch_prob=mix.switch_prob,
+      prob=prob,
+      per_example=mix.per_example,
+      correct_lam=mix.correct_lam,
+    )
+  raise ValueError(
+    f'config.mix.method must be one of {MIX_METHODS}, got {mix.method!r}.'
+  )
+
+
+def create_augment_fn(
+  config: Any, mesh: Mesh
+) -> Callable[..., tuple[jax.Array, jax.Array]] | None:
+  """The train step's batch augmentation, or None when nothing is enabled.
+
+  Args:
+    config: the trainer config (reads `mix`, `cutout`, `random_erasing`).
+    mesh: the 'data' mesh the batch is sharded over.
+
+  Returns:
+    `fn(key, images, labels, *, mix_prob) -> (images, labels)` on float
+    `[B, H, W, C]` normalised images and dense `[B, K]` targets, where
+    `mix_prob` is a float32 scalar `jax.Array`.
+  """
+  use_mix = config.mix.method != 'none'
+  use_cutout = config.cutout.size > 0
+  erasing = config.random_erasing
+  use_erasing = erasing.prob > 0
+  if not (use_mix or use_cutout or use_erasing):
+    return None
+  if config.mix.method not in MIX_METHODS:
+    raise ValueError(
+      f'config.mix.method must be one of {MIX_METHODS}, got '
+      f'{config.mix.method!r}.'
+    )
+
+  def augment(key, images, labels, *, mix_prob):
+    mix_key, cutout_key, erasing_key = jax.random.split(key, 3)
+    if use_mix:
+      images, labels = _mix(config, mix_key, images, labels, mix_prob)
+    if use_cutout:
+      images, labels = jaxmix.cutout(
+        cutout_key,
+        images,
+        labels,
+        size=config.cutout.size,
+        prob=config.cutout.prob,
+        count=config.cutout.count,
+      )
+    if use_erasing:
+      images, labels = jaxmix.random_erasing(
+        erasing_key,
+        images,
+        labels,
+        prob=erasing.prob,
+        area=tuple(erasing.area),
+        aspect=tuple(erasing.aspect),
+        fill=erasing.fill,
+        max_count=erasing.max_count,
+      )
+    return images, labels
+
+  sharded = jaxmix.per_shard(augment, mesh, axis='data')
+
+  def augment_fn(key, images, labels, *, mix_prob):
+    return sharded(key, images, labels, mix_prob=jax.numpy.asarray(mix_prob))
+
+  return augment_fn

@@ -1,0 +1,222 @@
+"""Pure train and eval steps, and their data-parallel `jax.jit` wrappers.
+
+The steps are functions of pytrees only (`TrainState`, a batch dict, scalars)
+and are jitted over a one-axis `'data'` mesh: the batch is sharded over the
+devices, the state replicated, and XLA inserts the gradient all-reduce. The
+mesh is built with `AxisType.Auto` (see `create_mesh`).
+
+BatchNorm: under `jit` the batch statistics are taken over the *global*
+batch (XLA all-reduces them across devices), i.e. synchronised BatchNorm.
+The CutMix and ReLabel papers used per-GPU statistics (256/4 or 1024/8
+examples per GPU); with small per-device batches the two differ slightly.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+import jaxmix
+from jaxmix.train import optimizers
+from jaxmix.train import state as state_lib
+
+Batch = dict[str, jax.Array]
+AugmentFn = Callable[..., tuple[jax.Array, jax.Array]]
+
+
+def create_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+  """A one-axis `'data'` mesh over all (global) devices, `AxisType.Auto`.
+
+  `jax.make_mesh` defaults to Explicit axes in current JAX. The trainer uses
+  Auto: the models and optimisers carry no sharding annotations, and with
+  the state replicated and the batch sharded over 'data' XLA's propagation
+  finds the data-parallel layout; the augmentation runs under `shard_map`
+  (`jaxmix.per_shard`) either way.
+  """
+  devices = jax.devices() if devices is None else devices
+  return jax.make_mesh(
+    (len(devices),), ('data',), axis_types=(AxisType.Auto,), devices=devices
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static settings of the steps (fixed for a run).
+
+  Attributes:
+    num_classes: K.
+    label_smoothing: smoothing of the one-hot targets, in [0, 1).
+    mean: per-channel mean on the 0..255 scale, `[3]`.
+    std: per-channel standard deviation on the 0..255 scale, `[3]`.
+    seed: base seed; the step key is `fold_in(key(seed), step)`.
+    ema_decay: decay of the parameter EMA (used when the state has one).
+  """
+
+  num_classes: int
+  label_smoothing: float = 0.0
+  mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+  std: tuple[float, ...] = (1.0, 1.0, 1.0)
+  seed: int = 0
+  ema_decay: float = 0.0
+
+
+def normalize(
+  images: jax.Array, mean: Sequence[float], std: Sequence[float]
+) -> jax.Array:
+  """uint8 `[B, H, W, C]` -> float32 `(x - mean) / std`."""
+  mean = jnp.asarray(mean, jnp.float32)
+  std = jnp.asarray(std, jnp.float32)
+  return (images.astype(jnp.float32) - mean) / std
+
+
+def train_step(
+  state: state_lib.TrainState,
+  batch: Batch,
+  mix_prob: jax.Array,
+  *,
+  model_def: state_lib.ModelDef,
+  tx: optax.GradientTransformation,
+  learning_rate_fn: Callable[[jax.Array], jax.Array],
+  augment_fn: AugmentFn | None,
+  config: StepConfig,
+) -> tuple[state_lib.TrainState, dict[str, jax.Array]]:
+  """One SGD step on a global batch.
+
+  Args:
+    state: the train state (donated by the jitted wrapper).
+    batch: 'image' uint8 `[B, H, W, 3]` and 'label' int32 `[B]`.
+    mix_prob: float32 scalar, the probability passed to the mixing op; a
+      traced value, so switching mixing off late in training (0.0) does not
+      recompile.
+    model_def: graph definitions from `create_train_state`.
+    tx: the optimiser.
+    learning_rate_fn: the schedule, for the logged learning rate.
+    augment_fn: `fn(key, images, labels, mix_prob=...) -> (images, labels)`
+      (`jaxmix.train.augment`), or None for no batch augmentation.
+    config: the static settings.
+
+  Returns:
+    The new state and scalar metrics: 'loss' (mean soft-target
+    cross-entropy), 'top1' (accuracy against the original labels),
+    'learning_rate', 'grad_norm' and 'finite' (1.0 when the loss and the
+    norm of the new parameters are finite).
+  """
+  key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+  aug_key, model_key = jax.random.split(key)
+  images = normalize(batch['image'], config.mean, config.std)
+  labels = jaxmix.one_hot(
+    batch['label'], config.num_classes, smoothing=config.label_smoothing
+  )
+  if augment_fn is not None:
+    images, labels = augment_fn(aug_key, images, labels, mix_prob=mix_prob)
+
+  def loss_fn(params, batch_stats):
+    # batch_stats is an argument (not closed over) so that BatchNorm may
+    # update it inside this trace.
+    model = model_def.merge(params, batch_stats, train=True, key=model_key)
+    logits = model(images)
+    loss = jaxmix.soft_cross_entropy(logits, labels).mean()
+    return loss, (logits, state_lib.batch_stats_of(model))
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (loss, (logits, batch_stats)), grads = grad_fn(
+    state.params, state.batch_stats
+  )
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  ema_params = state.ema_params
+  if ema_params is not None:
+    ema_params = optimizers.ema_update(ema_params, params, config.ema_decay)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=params,
+    batch_stats=batch_stats,
+    opt_state=opt_state,
+    ema_params=ema_params,
+  )
+  top1 = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
+  metrics = {
+    'loss': loss,
+    'top1': top1,
+    'learning_rate': learning_rate_fn(state.step),
+    'grad_norm': optax.tree.norm(grads),
+    'finite': finite.astype(jnp.float32),
+  }
+  return new_state, metrics
+
+
+def eval_step(
+  params: Any,
+  batch_stats: Any,
+  batch: Batch,
+  *,
+  model_def: state_lib.ModelDef,
+  config: StepConfig,
+) -> dict[str, jax.Array]:
+  """Counts over one padded eval batch, to be summed over the split.
+
+  Args:
+    params: parameters (the model's or their EMA).
+    batch_stats: BatchNorm statistics.
+    batch: 'image' uint8 `[B, H, W, 3]`, 'label' int32 `[B]`, 'mask' bool
+      `[B]` (False on padding).
+    model_def: graph definitions from `create_train_state`.
+    config: the static settings.
+
+  Returns:
+    Scalars: 'top1_correct', 'top5_correct' (int32 counts), 'count' (real
+    examples) and 'loss_sum' (summed unsmoothed cross-entropy), all over the
+    unmasked examples only.
+  """
+  model = model_def.merge(params, batch_stats, train=False)
+  logits = model(normalize(batch['image'], config.mean, config.std))
+  labels, mask = batch['label'], batch['mask']
+  k = min(5, config.num_classes)
+  _, top_k = jax.lax.top_k(logits, k)
+  in_top_k = top_k == labels[:, None]
+  loss = jaxmix.soft_cross_entropy(
+    logits, jaxmix.one_hot(labels, config.num_classes)
+  )
+  return {
+    'top1_correct': jnp.sum(in_top_k[:, 0] & mask, dtype=jnp.int32),
+    'top5_correct': jnp.sum(in_top_k.any(-1) & mask, dtype=jnp.int32),
+    'count': jnp.sum(mask, dtype=jnp.int32),
+    'loss_sum': jnp.sum(jnp.where(mask, loss, 0.0)),
+  }
+
+
+def jit_train_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
+  """`train_step` jitted over `mesh` with the state donated.
+
+  Args:
+    mesh: the 'data' mesh.
+    **kwargs: the keyword arguments of `train_step` after `mix_prob`.
+
+  Returns:
+    `fn(state, batch, mix_prob) -> (state, metrics)`.
+  """
+  replicated = NamedSharding(mesh, PartitionSpec())
+  data = NamedSharding(mesh, PartitionSpec('data'))
+  return jax.jit(
+    functools.partial(train_step, **kwargs),
+    in_shardings=(replicated, data, replicated),
+    out_shardings=(replicated, replicated),
+    donate_argnums=0,
+  )
+
+
+def jit_eval_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
+  """`eval_step` jitted over `mesh`: `fn(params, batch_stats, batch)`."""
+  replicated = NamedSharding(mesh, PartitionSpec())
+  data = NamedSharding(mesh, PartitionSpec('data'))
+  return jax.jit(
+    functools.partial(eval_step, **kwargs),
+    in_shardings=(replicated, replicated, data),
+    out_shardings=replicated,
+  )

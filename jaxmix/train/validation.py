@@ -1,0 +1,158 @@
+"""Start-up checks of a trainer config, with errors naming the field.
+
+`check_config` runs before anything is built: unknown keys (compared with
+`configs/default.py`, so a misspelled field in a recipe fails even though
+recipes edit an unlocked config), probabilities outside [0, 1], alphas the
+chosen mixing method uses that are not positive, and values with a fixed set
+of choices. `check_devices` runs once the devices are known.
+"""
+
+from typing import Any
+
+import ml_collections
+from absl import logging
+
+from jaxmix.train.augment import MIX_METHODS
+
+# Sub-dicts whose keys are free (passed through as keyword arguments).
+_FREE_FORM = ('model.kwargs',)
+_CHOICES = {
+  'model.dtype': ('float32', 'bfloat16'),
+  'mix.method': MIX_METHODS,
+  'random_erasing.fill': ('zero', 'random', 'pixel'),
+  'optimizer.name': ('sgd', 'adamw', 'adamp'),
+  'optimizer.decay_mask': ('all', 'no_bias_norm'),
+  'schedule.name': ('cosine', 'step', 'constant'),
+}
+_PROBABILITIES = (
+  'mix.prob',
+  'mix.switch_prob',
+  'cutout.prob',
+  'random_erasing.prob',
+)
+
+
+def _get(config: Any, field: str) -> Any:
+  value = config
+  for part in field.split('.'):
+    value = value[part]
+  return value
+
+
+def _unknown_keys(config: Any, reference: Any, prefix: str = '') -> list[str]:
+  unknown = []
+  for key in config:
+    field = f'{prefix}{key}'
+    if key not in reference:
+      unknown.append(field)
+    elif (
+      field not in _FREE_FORM
+      and isinstance(config[key], ml_collections.ConfigDict)
+      and isinstance(reference[key], ml_collections.ConfigDict)
+    ):
+      unknown += _unknown_keys(config[key], reference[key], f'{field}.')
+  return unknown
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first bad field of `config`."""
+  try:
+    from configs import default  # the schema lives with the recipes
+  except ImportError:
+    default = None
+    logging.warning(
+      'configs.default is not importable (run from the repository root); '
+      'unknown config fields are not checked.'
+    )
+  unknown = (
+    [] if default is None else _unknown_keys(config, default.get_config())
+  )
+  if unknown:
+    raise ValueError(
+      f'Unknown config field(s) {unknown}; see configs/default.py for the '
+      'known fields.'
+    )
+  for field, choices in _CHOICES.items():
+    if _get(config, field) not in choices:
+      raise ValueError(
+        f'config.{field} must be one of {choices}, got {_get(config, field)!r}.'
+      )
+  for field in _PROBABILITIES:
+    value = _get(config, field)
+    if not 0.0 <= value <= 1.0:
+      raise ValueError(f'config.{field} must be in [0, 1], got {value}.')
+  method = config.mix.method
+  needs = {
+    'mixup': ('mixup_alpha',),
+    'cutmix': ('cutmix_alpha',),
+    'mixup_or_cutmix': ('mixup_alpha', 'cutmix_alpha'),
+  }.get(method, ())
+  for name in needs:
+    if not config.mix[name] > 0:
+      raise ValueError(
+        f'config.mix.{name} must be > 0 when config.mix.method is '
+        f'{method!r}, got {config.mix[name]}.'
+      )
+  if config.mix.minmax is not None:
+    low, high = config.mix.minmax
+    if not 0 < low < high <= 1:
+      raise ValueError(
+        f'config.mix.minmax must be (min, max) with 0 < min < max <= 1, got '
+        f'{tuple(config.mix.minmax)}.'
+      )
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise ValueError(
+      f'config.label_smoothing must be in [0, 1), got {config.label_smoothing}.'
+    )
+  positive = {
+    'num_epochs': config.num_epochs,
+    'global_batch_size': config.global_batch_size,
+    'image_size': config.image_size,
+    'data.num_classes': config.data.num_classes,
+    'checkpoint.every_steps': config.checkpoint.every_steps,
+    'checkpoint.keep': config.checkpoint.keep,
+    'log_every_steps': config.log_every_steps,
+    'eval_every_epochs': config.eval_every_epochs,
+    'random_erasing.max_count': config.random_erasing.max_count,
+    'cutout.count': config.cutout.count,
+  }
+  for field, value in positive.items():
+    if not value > 0:
+      raise ValueError(f'config.{field} must be > 0, got {value}.')
+  if config.cutout.size < 0:
+    raise ValueError(
+      f'config.cutout.size must be >= 0, got {config.cutout.size}.'
+    )
+  if not 0 <= config.mix.off_epoch <= config.num_epochs:
+    raise ValueError(
+      f'config.mix.off_epoch must be in [0, num_epochs={config.num_epochs}], '
+      f'got {config.mix.off_epoch}.'
+    )
+  if not 0.0 <= config.optimizer.ema_decay < 1.0:
+    raise ValueError(
+      f'config.optimizer.ema_decay must be in [0, 1), got '
+      f'{config.optimizer.ema_decay}.'
+    )
+  kwargs_size = config.model.kwargs.get('image_size', config.image_size)
+  if kwargs_size != config.image_size:
+    raise ValueError(
+      f'config.model.kwargs.image_size ({kwargs_size}) must equal '
+      f'config.image_size ({config.image_size}).'
+    )
+  if config.relabel.enabled:
+    raise ValueError(
+      'config.relabel.enabled=True is not supported by this trainer yet.'
+    )
+
+
+def check_devices(
+  config: ml_collections.ConfigDict, *, device_count: int, process_count: int
+) -> None:
+  """The global batch must split evenly over devices and processes."""
+  batch = config.global_batch_size
+  for what, count in (('device', device_count), ('process', process_count)):
+    if batch % count:
+      raise ValueError(
+        f'config.global_batch_size ({batch}) must be divisible by the '
+        f'{what} count ({count}).'
+      )

@@ -1,0 +1,320 @@
+"""Tests of configs/: load every file as the CLI does; knobs reach their ops."""
+
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+import jaxmix
+from jaxmix.train import augment, steps, validation
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = sorted(
+  os.path.relpath(path, ROOT)
+  for path in glob.glob(
+    os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True
+  )
+  if not path.endswith('__init__.py')
+)
+
+
+@pytest.fixture
+def at_root(monkeypatch):
+  """The CLI runs from the repository root (recipes import configs.*)."""
+  monkeypatch.chdir(ROOT)
+  monkeypatch.syspath_prepend(ROOT)
+
+
+def load(spec, *overrides):
+  """Parses `--config=spec` like `jaxmix.main` (locked config flag)."""
+  argv = ['main', f'--config={spec}', *overrides]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file(
+    'config',
+    None,
+    'config file',
+    flag_values=flag_values,
+    lock_config=True,
+    sys_argv=argv,  # the CLI reads sys.argv
+  )
+  flag_values(argv)
+  return flag_values.config
+
+
+def test_all_recipes_are_present():
+  assert set(CONFIG_FILES) >= {
+    'configs/default.py',
+    'configs/imagenet/resnet50_baseline.py',
+    'configs/imagenet/cutout_resnet50.py',
+    'configs/imagenet/mixup_resnet50.py',
+    'configs/imagenet/cutmix_resnet50.py',
+    'configs/imagenet/deit_s_mixup_cutmix.py',
+    'configs/cifar100/pyramidnet200_baseline.py',
+    'configs/cifar100/pyramidnet200_cutmix.py',
+  }
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES)
+def test_config_loads_like_the_cli_and_validates(at_root, path):
+  config = load(path)
+  validation.check_config(config)
+  validation.check_devices(config, device_count=8, process_count=2)
+  with open(path) as f:
+    text = f.read()
+  doc = text.split('"""')[1]
+  for word in ('Command', 'Hardware', 'Expected result'):
+    assert word in doc, f'{path}: docstring lacks {word!r}'
+  assert path in doc.replace('\\\n', '')  # the command names this file
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES)
+def test_smoke_variant_is_a_tiny_cpu_run(at_root, path):
+  full, smoke = load(path), load(path + ':smoke')
+  validation.check_config(smoke)
+  assert smoke.model.name == 'tiny_cnn' and smoke.data.dataset == 'synthetic'
+  assert smoke.image_size == 32 and smoke.global_batch_size == 16
+  # The recipe itself is kept.
+  assert smoke.mix.method == full.mix.method
+  assert smoke.mix.to_dict().keys() == full.mix.to_dict().keys()
+  assert (smoke.random_erasing.prob > 0) == (full.random_erasing.prob > 0)
+  assert (smoke.cutout.size > 0) == (full.cutout.size > 0)
+
+
+def test_overrides_work_and_misspelled_fields_fail(at_root):
+  config = load('configs/default.py', '--config.mix.cutmix_alpha=0.3')
+  assert config.mix.cutmix_alpha == 0.3
+  with pytest.raises(Exception, match='cutmix_alpah'):
+    load('configs/default.py', '--config.mix.cutmix_alpah=0.3')
+
+
+def test_unknown_config_argument_fails(at_root):
+  with pytest.raises(flags.IllegalFlagValueError, match="argument 'bogus'"):
+    load('configs/default.py:bogus')
+
+
+def test_paper_settings(at_root):
+  cutmix = load('configs/imagenet/cutmix_resnet50.py')
+  assert (cutmix.mix.method, cutmix.mix.cutmix_alpha, cutmix.mix.prob) == (
+    'cutmix',
+    1.0,
+    1.0,
+  )
+  assert cutmix.num_epochs == 300 and cutmix.global_batch_size == 256
+  assert cutmix.schedule.decay_epochs == (75, 150, 225)
+  pyramid = load('configs/cifar100/pyramidnet200_cutmix.py')
+  assert (pyramid.model.name, pyramid.global_batch_size) == (
+    'pyramidnet200',
+    64,
+  )
+  assert pyramid.optimizer.learning_rate == 0.25 and pyramid.num_epochs == 300
+  assert (pyramid.mix.method, pyramid.mix.cutmix_alpha, pyramid.mix.prob) == (
+    'cutmix',
+    1.0,
+    0.5,
+  )
+  assert pyramid.schedule.decay_epochs == (150, 225)
+  assert pyramid.data.num_classes == 100
+  deit = load('configs/imagenet/deit_s_mixup_cutmix.py')
+  assert deit.mix.method == 'mixup_or_cutmix'
+  assert (deit.mix.mixup_alpha, deit.mix.cutmix_alpha) == (0.8, 1.0)
+  assert deit.label_smoothing == 0.1 and deit.random_erasing.prob == 0.25
+  assert load('configs/imagenet/cutout_resnet50.py').cutout.size == 112
+  assert load('configs/imagenet/mixup_resnet50.py').mix.method == 'mixup'
+
+
+# --- every knob reaches the op it names ------------------------------------
+
+
+OPS = ('mixup', 'cutmix', 'mixup_or_cutmix', 'cutout', 'random_erasing')
+
+
+def spy_on_ops(monkeypatch):
+  """Replaces the public ops by recorders that return their inputs."""
+  calls = {}
+  for name in OPS:
+
+    def record(key, images, labels, _name=name, **knobs):
+      calls[_name] = knobs
+      return images, labels
+
+    monkeypatch.setattr(jaxmix, name, record)
+  return calls
+
+
+def run_augment(config, mix_prob=None, keys=(1,)):
+  """The config's augmentation of 64 random 32x32 images (8 per device).
+
+  Compiled once per call; returns one `(images, labels)` per key.
+  """
+  mesh = steps.create_mesh()
+  fn = augment.create_augment_fn(config, mesh)
+  images = jax.random.normal(jax.random.key(0), (64, 32, 32, 3))
+  labels = jaxmix.one_hot(jnp.arange(64) % 4, 4)
+  prob = config.mix.prob if mix_prob is None else mix_prob
+
+  @jax.jit
+  def run(key, prob):
+    return fn(key, images, labels, mix_prob=prob)
+
+  outputs = [run(jax.random.key(k), jnp.float32(prob)) for k in keys]
+  return outputs[0] if len(keys) == 1 else outputs
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES)
+def test_recipe_knobs_reach_the_ops_they_name(at_root, monkeypatch, path):
+  config = load(path + ':smoke')
+  calls = spy_on_ops(monkeypatch)
+  if augment.create_augment_fn(config, steps.create_mesh()) is None:
+    assert config.mix.method == 'none' and config.cutout.size == 0
+    return
+  # Distinct values, so that a knob passed to the wrong argument shows.
+  config.mix.update(mixup_alpha=0.31, cutmix_alpha=0.67, switch_prob=0.23)
+  run_augment(config, mix_prob=0.41)
+  method = config.mix.method
+  expected = {
+    'mixup': {'alpha': 0.31},
+    'cutmix': {'alpha': 0.67, 'correct_lam': config.mix.correct_lam},
+    'mixup_or_cutmix': {
+      'mixup_alpha': 0.31,
+      'cutmix_alpha': 0.67,
+      'switch_prob': 0.23,
+    },
+  }
+  if method != 'none':
+    knobs = calls.pop(method)
+    for name, value in expected[method].items():
+      assert knobs[name] == value, (path, name)
+    assert isinstance(knobs['prob'], jax.Array)  # traced, not baked in
+    assert knobs['per_example'] == config.mix.per_example
+  if config.cutout.size:
+    knobs = calls.pop('cutout')
+    assert (knobs['size'], knobs['prob']) == (
+      config.cutout.size,
+      config.cutout.prob,
+    )
+  if config.random_erasing.prob:
+    knobs = calls.pop('random_erasing')
+    assert knobs['prob'] == config.random_erasing.prob
+    assert knobs['fill'] == config.random_erasing.fill
+  assert calls == {}  # no op ran that the config did not ask for
+
+
+def default_config(**mix):
+  from configs import default
+
+  config = default.get_config('smoke')
+  config.mix.update(mix)
+  return config
+
+
+def changes(config, field, value):
+  """Whether setting config.mix.<field> = value changes the output."""
+  before = run_augment(config, keys=(0, 1, 2))
+  config.mix[field] = value
+  after = run_augment(config, keys=(0, 1, 2))
+  return not all(
+    np.array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+  )
+
+
+@pytest.mark.parametrize(
+  ('method', 'field', 'effect'),
+  [
+    ('cutmix', 'cutmix_alpha', True),
+    ('cutmix', 'mixup_alpha', False),
+    ('mixup', 'mixup_alpha', True),
+    ('mixup', 'cutmix_alpha', False),
+  ],
+)
+def test_each_alpha_changes_only_its_own_path(at_root, method, field, effect):
+  config = default_config(
+    method=method, mixup_alpha=0.4, cutmix_alpha=1.0, switch_prob=0.5
+  )
+  assert changes(config, field, 3.0 if 'alpha' in field else 0.9) == effect
+
+
+def test_switch_prob_zero_is_pure_mixup(at_root):
+  config = default_config(method='mixup_or_cutmix', switch_prob=0.0)
+  assert not changes(config, 'cutmix_alpha', 3.0)
+
+
+def test_mix_prob_zero_leaves_the_batch_alone(at_root):
+  config = default_config(method='cutmix')
+  images, labels = run_augment(config, mix_prob=0.0)
+  want_images = jax.random.normal(jax.random.key(0), (64, 32, 32, 3))
+  np.testing.assert_array_equal(images, want_images)
+  np.testing.assert_array_equal(labels, jaxmix.one_hot(jnp.arange(64) % 4, 4))
+  images, labels = run_augment(config, mix_prob=1.0)
+  assert not np.array_equal(images, want_images)
+
+
+# --- validation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  ('edit', 'message'),
+  [
+    (lambda c: c.update(mixx=1), r"\['mixx'\]"),
+    (lambda c: c.mix.update(alpah=1.0), r"\['mix.alpah'\]"),
+    (
+      lambda c: c.mix.update(prob=1.5),
+      r'config\.mix\.prob must be in \[0, 1\]',
+    ),
+    (lambda c: c.cutout.update(prob=-0.1), r'config\.cutout\.prob'),
+    (
+      lambda c: c.random_erasing.update(prob=2.0),
+      r'config\.random_erasing\.prob',
+    ),
+    (
+      lambda c: c.mix.update(method='cutmix', cutmix_alpha=0.0),
+      r"config\.mix\.cutmix_alpha must be > 0 when config\.mix\.method is 'cutmix'",
+    ),
+    (
+      lambda c: c.mix.update(method='mixup_or_cutmix', mixup_alpha=-1.0),
+      r'config\.mix\.mixup_alpha',
+    ),
+    (lambda c: c.mix.update(method='cutmixx'), r'config\.mix\.method'),
+    (lambda c: c.model.update(dtype='float16'), r'config\.model\.dtype'),
+    (lambda c: c.update(label_smoothing=1.0), r'config\.label_smoothing'),
+    (lambda c: c.mix.update(off_epoch=3), r'config\.mix\.off_epoch'),
+    (lambda c: c.mix.update(minmax=(0.8, 0.2)), r'config\.mix\.minmax'),
+    (lambda c: c.checkpoint.update(every_steps=0), r'checkpoint\.every_steps'),
+    (
+      lambda c: c.model.kwargs.update(image_size=64),
+      r'config\.model\.kwargs\.image_size \(64\) must equal',
+    ),
+  ],
+)
+def test_invalid_configs_fail_naming_the_field(at_root, edit, message):
+  from configs import default
+
+  config = default.get_config('smoke')
+  edit(config)
+  with pytest.raises(ValueError, match=message):
+    validation.check_config(config)
+
+
+def test_unused_alpha_may_be_zero(at_root):
+  from configs import default
+
+  config = default.get_config('smoke')
+  config.mix.update(method='mixup', mixup_alpha=0.2, cutmix_alpha=0.0)
+  validation.check_config(config)
+
+
+def test_batch_must_divide_over_devices_and_processes(at_root):
+  from configs import default
+
+  config = default.get_config('smoke')  # global batch 16
+  with pytest.raises(
+    ValueError, match=r'global_batch_size \(16\).*device count \(6\)'
+  ):
+    validation.check_devices(config, device_count=6, process_count=1)
+  with pytest.raises(ValueError, match=r'process count \(3\)'):
+    validation.check_devices(config, device_count=8, process_count=3)
