@@ -22,6 +22,7 @@ from jaxmix.mixing import (
   mixup,
   mixup_or_cutmix,
   mixup_with_weight,
+  sample_cutmix,
   sample_mix_weight,
   sample_partners,
 )
@@ -53,6 +54,7 @@ __all__ = (
   'region_crop_boxes',
   'relabel_cutmix',
   'relabel_targets',
+  'sample_cutmix',
   'sample_cutmix_box',
   'sample_cutmix_box_minmax',
   'sample_mix_weight',

@@ -326,10 +326,69 @@ def cutmix(
     Yun et al., CutMix: Regularization Strategy to Train Strong Classifiers
     with Localizable Features, https://arxiv.org/abs/1905.04899
   """
-  key_weight, key_box, key_gate, key_partners = _split(key, images, labels, 4)
+  _checks.check_key(key)
+  _checks.check_batch(images, labels)
   _checks.check_positive('alpha', alpha)
   _checks.check_probability('prob', prob)
   batch_size, height, width, _ = jnp.shape(images)
+  box, partners, weight = sample_cutmix(
+    key,
+    batch_size=batch_size,
+    height=height,
+    width=width,
+    alpha=alpha,
+    prob=prob,
+    per_example=per_example,
+    correct_lam=correct_lam,
+    minmax=minmax,
+  )
+  return cutmix_with_box(
+    images, labels, box=box, partners=partners, weight=weight
+  )
+
+
+def sample_cutmix(
+  key: Array,
+  *,
+  batch_size: int,
+  height: int,
+  width: int,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 1.0,
+  per_example: bool = False,
+  correct_lam: bool = True,
+  minmax: tuple[float, float] | None = None,
+) -> tuple[boxes_lib.Box, Array, Array | None]:
+  """Samples everything `cutmix` draws: the box, the partners, the weight.
+
+  Together with `cutmix_with_box` this is `cutmix`; on its own it lets other
+  ops (ReLabel's localised CutMix) paste exactly the same box.
+
+  Args:
+    key: a PRNG key.
+    batch_size: B. Static.
+    height: image height H. Static.
+    width: image width W. Static.
+    alpha: Beta concentration, > 0. May be traced.
+    prob: probability of mixing. May be traced.
+    per_example: one box and gate per example. Static.
+    correct_lam: label weights from the box area (returns `None`). Static.
+    minmax: optional `(min, max)` box side fractions. Static.
+
+  Returns:
+    `(box, partners, weight)`: the `Box` (empty where not mixed), int32
+    partners ``[B]``, and the label weight to pass to `cutmix_with_box`
+    (`None` for the kept-pixel fraction).
+
+  Examples:
+    >>> import jax
+    >>> box, partners, weight = sample_cutmix(
+    ...     jax.random.key(0), batch_size=4, height=8, width=8)
+    >>> partners.shape, weight is None
+    ((4,), True)
+  """
+  _checks.check_key(key)
+  key_weight, key_box, key_gate, key_partners = jax.random.split(key, 4)
   shape = (batch_size,) if per_example else ()
   apply = _gate(key_gate, prob, shape)
   weight = None
@@ -345,13 +404,7 @@ def cutmix(
       key_box, height=height, width=width, minmax=minmax, shape=shape
     )
   partners = sample_partners(key_partners, batch_size=batch_size)
-  return cutmix_with_box(
-    images,
-    labels,
-    box=_empty_unless(apply, box),
-    partners=partners,
-    weight=weight,
-  )
+  return _empty_unless(apply, box), partners, weight
 
 
 def mixup_or_cutmix(

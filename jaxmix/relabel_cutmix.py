@@ -168,14 +168,15 @@ def relabel_cutmix(
   num_classes: int,
   alpha: ArrayLike = 1.0,
   prob: ArrayLike = 1.0,
+  per_example: bool = False,
   localized: bool = False,
   official_box_order: bool = False,
   temperature: ArrayLike = 1.0,
 ) -> tuple[Array, Array]:
   """CutMix with ReLabel targets, the official or the localised rule.
 
-  The images are mixed exactly as `jaxmix.cutmix` (one lambda, box and gate
-  per batch, the official box rule, keyed partner permutation) and the
+  The images are mixed exactly as `jaxmix.cutmix` (the official box rule,
+  keyed partner permutation, one box per batch or per example) and the
   targets follow the rule chosen by `localized` (see the module docstring).
 
   Args:
@@ -187,7 +188,8 @@ def relabel_cutmix(
     flips: bool ``[B]``, whether each image was flipped.
     num_classes: K. Static.
     alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing the batch. May be traced.
+    prob: probability of mixing the batch (or each example). May be traced.
+    per_example: one box and gate per example instead of per batch. Static.
     localized: pool the pasted region from the partner's map. Static.
     official_box_order: see `jaxmix.pool_label_map`. Static.
     temperature: softmax temperature of the targets. May be traced.
@@ -226,15 +228,18 @@ def relabel_cutmix(
     temperature=temperature,
   )
   if not localized:
-    return mixing.cutmix(key, images, own_targets, alpha=alpha, prob=prob)
-  key_weight, key_box, key_gate, key_partners = jax.random.split(key, 4)
-  lam = mixing.sample_mix_weight(key_weight, alpha=alpha)
-  box = boxes_lib.sample_cutmix_box(
-    key_box, height=height, width=width, weight=lam
+    return mixing.cutmix(
+      key, images, own_targets, alpha=alpha, prob=prob, per_example=per_example
+    )
+  box, partners, _ = mixing.sample_cutmix(
+    key,
+    batch_size=batch_size,
+    height=height,
+    width=width,
+    alpha=alpha,
+    prob=prob,
+    per_example=per_example,
   )
-  apply = jax.random.uniform(key_gate) < jnp.asarray(prob, jnp.float32)
-  box = boxes_lib.Box(*(jnp.where(apply, field, 0) for field in box))
-  partners = mixing.sample_partners(key_partners, batch_size=batch_size)
   mixed, _ = mixing.cutmix_with_box(
     images, own_targets, box=box, partners=partners
   )
