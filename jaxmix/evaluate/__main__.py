@@ -1,0 +1,105 @@
+"""Command line of the evaluation suites.
+
+  python -m jaxmix.evaluate --workdir RUN --suite imagenet \
+    [--data_dir DIR --split S --batch_size N --out DIR]
+  python -m jaxmix.evaluate --workdir RUN_A --workdir RUN_B --suite digits \
+    --data_dir DIR
+
+Writes `RUN/eval/<suite>.json` (plus PNG pictures for the suites that draw)
+for every run and prints a short table. With several runs, 'wsol' and
+'digits' also draw the CAMs of all runs side by side for the same images
+(`<out>/<suite>_cams_runs.png`, `--out` default: the first run's eval/).
+"""
+
+import argparse
+import os
+import sys
+
+from jaxmix.evaluate import report
+
+
+def _floats(text: str) -> tuple[float, ...]:
+  try:
+    return tuple(float(v) for v in text.split(','))
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected comma-separated numbers, got {text!r}'
+    ) from None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+    prog='python -m jaxmix.evaluate', description=__doc__.splitlines()[0]
+  )
+  add = parser.add_argument
+  add('--workdir', action='append', required=True, help='Run dir (repeat).')
+  add('--suite', required=True, choices=report.SUITE_ORDER)
+  add('--data_dir', help='TFDS data_dir (default: the run config).')
+  add('--manual_dir', help='Where manually downloaded files live.')
+  add('--split', help="Split to read (default: the suite's).")
+  add('--dataset', help='wsol: boxed dataset; ood: OOD dataset; digits.')
+  add('--batch_size', type=int, default=128)
+  add('--out', help='Directory for pictures (default RUN/eval).')
+  add('--limit', type=int, help='Read at most this many examples.')
+  add('--step', type=int, help='Checkpoint step (default: the latest).')
+  add('--no_ema', action='store_true', help='Use raw, not EMA, params.')
+  add('--occlusion_sizes', type=_floats, help='Hole sides / image side.')
+  add('--lambdas', type=_floats, help='In-between mixing weights.')
+  add('--epsilons', type=_floats, help='FGSM epsilons in pixels (0..255).')
+  add('--cam_threshold', type=float, default=0.2)
+  add('--num_pictures', type=int, default=8)
+  add('--seed', type=int, default=0)
+  return parser.parse_args(argv)
+
+
+def suite_args(ns: argparse.Namespace, suites_lib) -> object:
+  """The `SuiteArgs` of parsed flags (unset tuples keep their defaults)."""
+  fields = {
+    k: getattr(ns, k)
+    for k in (
+      'data_dir',
+      'manual_dir',
+      'split',
+      'dataset',
+      'batch_size',
+      'out',
+      'limit',
+      'cam_threshold',
+      'num_pictures',
+      'seed',
+      'occlusion_sizes',
+      'lambdas',
+      'epsilons',
+    )
+    if getattr(ns, k) is not None
+  }
+  return suites_lib.SuiteArgs(**fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+  ns = parse_args(argv)
+  # Imported after parsing so that `--help` answers without loading JAX.
+  from jaxmix.evaluate import runs, suites
+
+  args = suite_args(ns, suites)
+  results = []
+  for workdir in ns.workdir:
+    run = runs.load_run(workdir, step=ns.step, use_ema=not ns.no_ema)
+    results.append(suites.evaluate_run(run, ns.suite, args))
+    print(f'{run.name}: wrote {results[-1]["json"]}')
+  out = ns.out or os.path.join(results[0]['workdir'], 'eval')
+  combined = None
+  if ns.suite in ('wsol', 'digits'):
+    from jaxmix.evaluate import suites_local
+
+    path = os.path.join(out, f'{ns.suite}_cams_runs.png')
+    combined = suites_local.combined_cam_grid(results, path)
+  if combined:
+    print(f'CAMs of all runs: {combined}')
+  rows = [report.row_from_result(r) for r in results]
+  print(report.markdown_table(rows))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

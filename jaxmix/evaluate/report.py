@@ -1,0 +1,192 @@
+"""Result tables and comparison pictures over several evaluated runs.
+
+  python -m jaxmix.evaluate.report RUN_DIR... [--out table.md]
+    [--curves curves.png] [--cams cams.png --data_dir DIR --dataset NAME]
+
+The table has one row per run (name, training method, checkpoint step),
+then a column for every scalar metric of every `RUN/eval/<suite>.json`
+found, named `suite/metric`, like the papers' tables: fractions are shown
+in percent with two decimals (`mce` too, as usual; CAM thresholds and
+counts as they are). `--curves` draws the runs' `metrics.jsonl` against
+the step; `--cams` draws the class activation maps of all runs side by side
+for the same images of a boxed dataset (digit_scenes by default).
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+# The suites in the order of the papers' tables (the table's column order).
+SUITE_ORDER = (
+  'imagenet',
+  'real',
+  'v2',
+  'multilabel',
+  'imagenet_a',
+  'imagenet_r',
+  'sketch',
+  'imagenet_c',
+  'occlusion',
+  'in_between',
+  'fgsm',
+  'ood',
+  'wsol',
+  'digits',
+)
+_FIXED = ('run', 'method', 'step')
+_RAW_SUFFIXES = ('_threshold', 'count')
+
+
+def load_results(run_dir: str | os.PathLike) -> list[dict]:
+  """The suite results `RUN/eval/*.json` of one run, sorted by suite."""
+  paths = sorted(glob.glob(os.path.join(os.fspath(run_dir), 'eval', '*.json')))
+  results = []
+  for path in paths:
+    with open(path) as f:
+      try:
+        result = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(f'{path}: not valid JSON ({e}).') from e
+    if not isinstance(result, dict) or 'metrics' not in result:
+      raise ValueError(f"{path}: not a suite result (no 'metrics').")
+    result.setdefault('suite', os.path.splitext(os.path.basename(path))[0])
+    results.append(result)
+  return results
+
+
+def row_from_result(result: Mapping) -> dict:
+  """One suite result -> {'run', 'method', 'step', 'suite/metric': value}."""
+  row = {k: result.get(k) for k in _FIXED}
+  for name, value in result['metrics'].items():
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      row[f'{result["suite"]}/{name}'] = value
+  return row
+
+
+def row_for_run(run_dir: str | os.PathLike) -> dict:
+  """The table row of a run: every suite's scalar metrics."""
+  results = load_results(run_dir)
+  row = {
+    'run': os.path.basename(os.path.abspath(os.fspath(run_dir))),
+    'method': None,
+    'step': None,
+  }
+  config_path = os.path.join(os.fspath(run_dir), 'config.json')
+  for result in results:
+    part = row_from_result(result)
+    for key in _FIXED[1:]:
+      row[key] = row[key] if part[key] is None else part[key]
+    row.update({k: v for k, v in part.items() if k not in _FIXED})
+  if row['method'] is None and os.path.exists(config_path):
+    row['method'] = _method_of_config(config_path)
+  return row
+
+
+def _method_of_config(path: str) -> str:
+  with open(path) as f:
+    config = json.load(f)
+  mix = config.get('mix', {}).get('method', 'none')
+  return mix if mix != 'none' else 'baseline'
+
+
+def format_value(column: str, value) -> str:
+  """Fractions in percent (2 decimals); counts, thresholds as they are."""
+  if value is None:
+    return '-'
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return str(value)
+  if column in _FIXED or isinstance(value, int):
+    return str(value)
+  if column.endswith(_RAW_SUFFIXES):
+    return f'{value:g}'
+  return f'{100 * value:.2f}'
+
+
+def markdown_table(
+  rows: Sequence[Mapping], columns: Sequence[str] | None = None
+) -> str:
+  """A markdown table: run, method, step, then the metric columns.
+
+  Args:
+    rows: dicts from `row_for_run` / `row_from_result`.
+    columns: the metric columns to show (default: all, suites in
+      `SUITE_ORDER` (unknown ones after, by name), metrics of a suite in
+      first-seen order).
+
+  Returns:
+    The table, lines joined by newlines, ending with a newline.
+  """
+  if columns is None:
+    seen = dict.fromkeys(k for row in rows for k in row if k not in _FIXED)
+
+    def suite_rank(column: str):
+      suite = column.split('/')[0]
+      known = suite in SUITE_ORDER
+      return (not known, SUITE_ORDER.index(suite) if known else 0, suite)
+
+    columns = sorted(seen, key=suite_rank)  # stable: first-seen in a suite
+  header = [*_FIXED, *columns]
+  lines = [
+    '| ' + ' | '.join(header) + ' |',
+    '|' + '|'.join(['---'] * len(_FIXED) + ['---:'] * len(columns)) + '|',
+  ]
+  for row in rows:
+    cells = [format_value(c, row.get(c)) for c in header]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def _parse(argv):
+  parser = argparse.ArgumentParser(
+    prog='python -m jaxmix.evaluate.report',
+    description=__doc__.splitlines()[0],
+  )
+  add = parser.add_argument
+  add('run_dirs', nargs='+', help='Run directories (with eval/*.json).')
+  add('--out', help='Also write the markdown table here.')
+  add('--curves', help='PNG of the metrics.jsonl curves of all runs.')
+  add('--curve_keys', help='Comma-separated metrics for --curves.')
+  add('--cams', help='PNG of the CAMs of all runs on the same images.')
+  add('--dataset', default='digit_scenes', help='Boxed TFDS dataset (--cams).')
+  add('--split', default='test', help='Split for --cams.')
+  add('--data_dir', help='TFDS data_dir for --cams.')
+  add('--num_images', type=int, default=8, help='Images in --cams.')
+  return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = _parse(argv)
+  table = markdown_table([row_for_run(d) for d in args.run_dirs])
+  sys.stdout.write(table)
+  if args.out:
+    with open(args.out, 'w') as f:
+      f.write(table)
+  if args.curves:
+    from jaxmix.evaluate import plots
+
+    runs = {
+      os.path.basename(os.path.abspath(d)): os.path.join(d, 'metrics.jsonl')
+      for d in args.run_dirs
+    }
+    keys = args.curve_keys.split(',') if args.curve_keys else None
+    print(f'curves: {plots.plot_training_curves(runs, args.curves, keys=keys)}')
+  if args.cams:
+    from jaxmix.evaluate import suites_local
+
+    path = suites_local.plot_run_cams(
+      args.run_dirs,
+      args.cams,
+      dataset=args.dataset,
+      split=args.split,
+      data_dir=args.data_dir,
+      num_images=args.num_images,
+    )
+    print(f'cams: {path}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,273 @@
+"""Loading a trained run (config + checkpoint) for evaluation.
+
+A run directory written by `jaxmix.train.loop.train_and_evaluate` holds
+`config.json`, `metrics.jsonl` and orbax checkpoints under `checkpoints/`.
+`load_run` rebuilds the model the config names, restores the parameters
+(or their EMA) and the BatchNorm statistics of the latest (or a given)
+checkpoint, and returns a `Run`:
+
+  run = load_run('/path/to/run')
+  logits = run.logits_fn(batch['image'])  # uint8 [B, H, W, 3] -> [B, K]
+  cams = class_activation_map(run.model, run.normalize(pixels), classes)
+
+The restore target is built the way the trainer builds its state
+(`create_train_state` under `jax.eval_shape`, nothing is initialised), so a
+checkpoint restores exactly onto the structure it was saved from (the
+layout of `jaxmix.train.checkpoints.Checkpointer`: items 'state' and
+'data_iter'). Arrays are replicated over the devices of a 'data' mesh.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+from etils import epath
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from jaxmix import models
+from jaxmix.train import optimizers, schedules, steps
+from jaxmix.train import state as state_lib
+
+_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+Variables = tuple[nnx.State, nnx.State]
+
+
+def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+  """The resolved config a run wrote to `workdir/config.json`."""
+  path = os.path.join(os.fspath(workdir), 'config.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f'{path} does not exist: `workdir` must be a run directory written by '
+      '`python -m jaxmix.main` (it holds config.json and checkpoints/).'
+    )
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _model_fn(config: ml_collections.ConfigDict) -> Callable[[], nnx.Module]:
+  kwargs = config.model.get('kwargs') or {}
+  if isinstance(kwargs, ml_collections.ConfigDict):
+    kwargs = kwargs.to_dict()
+
+  def model_fn() -> nnx.Module:
+    return models.create_model(
+      config.model.name,
+      num_classes=config.data.num_classes,
+      rngs=nnx.Rngs(config.seed),
+      dtype=_DTYPES[config.model.get('dtype', 'float32')],
+      **kwargs,
+    )
+
+  return model_fn
+
+
+def _abstract_state(config, mesh):
+  """(ModelDef, abstract TrainState) shaped as the trainer's state."""
+  # Only the optimiser state's *structure* matters here, and it does not
+  # depend on the number of steps per epoch.
+  schedule = schedules.create_learning_rate_schedule(
+    config.schedule,
+    base_learning_rate=config.optimizer.learning_rate,
+    steps_per_epoch=1,
+    num_epochs=config.num_epochs,
+  )
+  tx = optimizers.create_optimizer(config.optimizer, schedule)
+  ema = config.optimizer.get('ema_decay', 0.0) > 0
+  holder = {}
+
+  def build():
+    holder['model_def'], state = state_lib.create_train_state(
+      _model_fn(config), tx, mesh=mesh, ema=ema
+    )
+    return state
+
+  abstract = jax.eval_shape(build)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  abstract = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+    abstract,
+  )
+  return holder['model_def'], abstract
+
+
+def _restore(
+  directory: str, abstract: Any, step: int | None
+) -> tuple[int, Any]:
+  """The 'state' item of a `jaxmix.train.checkpoints.Checkpointer` step.
+
+  Opened read-only: a trainer may still be writing to the directory, and a
+  writable manager would clean up its in-flight temporary checkpoint.
+  """
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'No checkpoint directory {directory}.')
+  manager = ocp.CheckpointManager(
+    epath.Path(directory),
+    options=ocp.CheckpointManagerOptions(
+      read_only=True, save_interval_steps=0, create=False
+    ),
+    item_names=('state', 'data_iter'),
+  )
+  try:
+    available = sorted(manager.all_steps())
+    if not available:
+      raise FileNotFoundError(f'No checkpoint in {directory}.')
+    if step is None:
+      step = available[-1]
+    elif step not in available:
+      raise ValueError(
+        f'step={step} has no checkpoint in {directory}; steps: {available}.'
+      )
+    restored = manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    )
+  finally:
+    manager.close()
+  return step, restored.state
+
+
+@dataclasses.dataclass
+class Run:
+  """A trained model restored from a run directory.
+
+  Attributes:
+    workdir: the run directory.
+    name: a short name (the directory's base name).
+    config: the run's resolved `ml_collections.ConfigDict`.
+    step: the restored checkpoint's step.
+    use_ema: whether `params` are the EMA parameters.
+    model_def: graph definitions (`jaxmix.train.state.ModelDef`).
+    variables: `(params, batch_stats)` replicated on `mesh`.
+    mesh: the one-axis 'data' mesh of all devices.
+  """
+
+  workdir: str
+  name: str
+  config: ml_collections.ConfigDict
+  step: int
+  use_ema: bool
+  model_def: state_lib.ModelDef
+  variables: Variables
+  mesh: jax.sharding.Mesh
+
+  @property
+  def num_classes(self) -> int:
+    return int(self.config.data.num_classes)
+
+  @property
+  def image_size(self) -> int:
+    return int(self.config.image_size)
+
+  @property
+  def method(self) -> str:
+    """The training recipe in a few words, e.g. 'cutmix' or 'baseline'."""
+    parts = []
+    mix = self.config.get('mix', {})
+    if mix and mix.get('method', 'none') != 'none':
+      parts.append(mix['method'])
+    if self.config.get('cutout', {}).get('size', 0):
+      parts.append('cutout')
+    if self.config.get('random_erasing', {}).get('prob', 0.0):
+      parts.append('random_erasing')
+    if self.config.get('relabel', {}).get('enabled', False):
+      parts.append('relabel')
+    return '+'.join(parts) or 'baseline'
+
+  def normalize(self, images: jax.Array) -> jax.Array:
+    """Pixels (uint8 or float on 0..255) `[B, H, W, 3]` -> model input."""
+    data = self.config.data
+    return steps.normalize(images, tuple(data.mean), tuple(data.std))
+
+  def apply(self, variables: Variables, images: jax.Array) -> jax.Array:
+    """Pure forward pass in eval mode (call inside `jax.jit`).
+
+    Args:
+      variables: `(params, batch_stats)`, e.g. `run.variables`.
+      images: float `[B, H, W, 3]`, already normalised.
+
+    Returns:
+      float32 logits `[B, K]`.
+    """
+    params, batch_stats = variables
+    model = self.model_def.merge(params, batch_stats, train=False)
+    return model(images).astype(jnp.float32)
+
+  @functools.cached_property
+  def _jitted(self) -> Callable[..., jax.Array]:
+    def forward(variables, images):
+      if images.dtype == jnp.uint8:
+        images = self.normalize(images)
+      return self.apply(variables, images)
+
+    return jax.jit(forward)
+
+  def logits_fn(self, images: Any) -> jax.Array:
+    """Jitted logits `[B, K]` of uint8 pixels or normalised float images.
+
+    Args:
+      images: `[B, H, W, 3]`: uint8 pixels (normalised here with the run's
+        `config.data.mean/std`) or float images already normalised.
+    """
+    images = jnp.asarray(images)
+    if images.ndim != 4:
+      raise ValueError(f'`images` must be [B, H, W, 3], got {images.shape}.')
+    return self._jitted(self.variables, images)
+
+  @functools.cached_property
+  def model(self) -> nnx.Module:
+    """The NNX model in eval mode with the restored variables merged."""
+    params, batch_stats = self.variables
+    return self.model_def.merge(params, batch_stats, train=False)
+
+  def metrics_history(self) -> list[dict]:
+    """The rows of the run's `metrics.jsonl` ([] if it has none)."""
+    path = os.path.join(self.workdir, 'metrics.jsonl')
+    if not os.path.exists(path):
+      return []
+    with open(path) as f:
+      return [json.loads(line) for line in f if line.strip()]
+
+
+def load_run(
+  workdir: str | os.PathLike,
+  *,
+  step: int | None = None,
+  use_ema: bool = True,
+  mesh: jax.sharding.Mesh | None = None,
+) -> Run:
+  """Restores a trained run for evaluation.
+
+  Args:
+    workdir: a run directory (`config.json` and `checkpoints/`).
+    step: the checkpoint step; the latest by default.
+    use_ema: use the EMA parameters when the run kept them (ignored
+      otherwise; `Run.use_ema` says what was used).
+    mesh: the device mesh; all devices on a 'data' axis by default.
+
+  Returns:
+    A `Run`.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  config = load_config(workdir)
+  mesh = steps.create_mesh() if mesh is None else mesh
+  model_def, abstract = _abstract_state(config, mesh)
+  step, state = _restore(os.path.join(workdir, 'checkpoints'), abstract, step)
+  ema = use_ema and state.ema_params is not None
+  params = state.ema_params if ema else state.params
+  return Run(
+    workdir=workdir,
+    name=os.path.basename(workdir.rstrip(os.sep)),
+    config=config,
+    step=int(step),
+    use_ema=ema,
+    model_def=model_def,
+    variables=(params, state.batch_stats),
+    mesh=mesh,
+  )

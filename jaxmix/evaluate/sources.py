@@ -1,0 +1,194 @@
+"""Padded eval batches of prepared TFDS splits, with extra features.
+
+The evaluation suites read many TFDS datasets (ImageNet and its variants,
+CUB, digit_scenes), each with its own label features (ReaL sets, Shankar et
+al.'s multi-labels, boxes). `batches` reads one split in order with the
+trainer's eval preprocessing (centre `crop_pct` crop, resized to the run's
+image size, uint8) and returns host batches padded to a fixed size with a
+'mask', plus any extra per-example tensors the caller asks for.
+
+Nothing downloads: a split that is not prepared raises a `ValueError` that
+says how to prepare it (and where manual files go when the builder needs
+them).
+"""
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable, Iterator, Mapping
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from jaxmix.data import preprocess, tfds_source
+
+Extra = Callable[[dict], tf.Tensor]
+Batch = dict[str, np.ndarray]
+
+
+def builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  """The TFDS builder of `name` ('imagenet_v2/topimages', 'digit_scenes')."""
+  # jaxmix's offline datasets register their builders on import.
+  module = f'jaxmix.data.{name.split("/")[0]}'
+  if importlib.util.find_spec(module) is not None:
+    importlib.import_module(module)
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as error:
+    raise ValueError(f'TFDS has no dataset {name!r}: {error}') from None
+
+
+def not_prepared_error(
+  found: tfds.core.DatasetBuilder,
+  name: str,
+  split: str,
+  manual_dir: str | None = None,
+) -> ValueError:
+  """A `ValueError` saying how to prepare `name` (nothing is downloaded)."""
+  root = found.data_dir_root
+  msg = (
+    f"TFDS dataset '{name}' has no prepared split '{split}' in data_dir "
+    f'{root} (looked for {found.data_dir}); jaxmix never downloads data. '
+  )
+  if name.split('/')[0] == 'digit_scenes':
+    config = name.split('/')[1] if '/' in name else 'default'
+    return ValueError(
+      msg + 'Prepare it offline with `python -m jaxmix.data.digit_scenes '
+      f'--data_dir {root} --config {config}`.'
+    )
+  instructions = getattr(found, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)
+  if instructions:
+    manual = manual_dir or os.path.join(root, 'downloads', 'manual')
+    msg += (
+      f'It needs files downloaded by hand: put them in {manual} '
+      f'({" ".join(instructions.split())}), then run `tfds build {name} '
+      f'--data_dir={root} --manual_dir={manual}`.'
+    )
+  else:
+    msg += f'Prepare it with `tfds build {name} --data_dir={root}`.'
+  return ValueError(msg)
+
+
+def checked_builder(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None,
+  manual_dir: str | None = None,
+  features: tuple[str, ...] = (),
+) -> tfds.core.DatasetBuilder:
+  """The builder of a prepared split that has `features`, else ValueError."""
+  found = builder(name, data_dir)
+  if not found.is_prepared() or split.split('[')[0] not in found.info.splits:
+    raise not_prepared_error(found, name, split, manual_dir)
+  missing = [f for f in features if f not in found.info.features]
+  if missing:
+    raise ValueError(
+      f'TFDS dataset {name!r} lacks features {missing}; it has '
+      f'{sorted(found.info.features.keys())}.'
+    )
+  return found
+
+
+def _pad(batch: Batch, size: int) -> Batch:
+  n = len(batch['image'])
+  out = {
+    k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)])
+    for k, v in batch.items()
+  }
+  out['mask'] = np.arange(size) < n
+  return out
+
+
+def batches(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None,
+  image_size: int,
+  batch_size: int,
+  crop_pct: float = 0.875,
+  image_key: str = 'image',
+  extras: Mapping[str, Extra] | None = None,
+  manual_dir: str | None = None,
+  limit: int | None = None,
+) -> Iterator[Batch]:
+  """One ordered pass over a split, in padded batches.
+
+  Args:
+    name: TFDS name (with config, e.g. 'imagenet2012_corrupted/fog_3').
+    split: the split ('validation', 'test[:1000]', ...).
+    data_dir: the TFDS data_dir (TFDS's default if None).
+    image_size: output side; the centre `crop_pct` of the short side is
+      resized to it (crop_pct=1.0 keeps the whole square image).
+    batch_size: rows per batch; the last batch is padded.
+    crop_pct: centre-crop fraction (the trainer's eval crop).
+    image_key: the image feature.
+    extras: output key -> fn(TFDS example) -> tensor of a fixed rank
+      (sequences are zero-padded to the longest in the batch).
+    manual_dir: named in the not-prepared error for manual datasets.
+    limit: read at most this many examples.
+
+  Yields:
+    dicts: 'image' uint8 `[B, S, S, 3]`, 'crop_box' float32 `[B, 4]` (the
+    crop in the original image, normalised (ymin, xmin, ymax, xmax)),
+    'mask' bool `[B]`, and the extras.
+  """
+  extras = dict(extras or {})
+  found = checked_builder(
+    name,
+    split,
+    data_dir=data_dir,
+    manual_dir=manual_dir,
+    features=(image_key,),
+  )
+  tfds_source.hide_accelerators()
+  decoders = {
+    key: tfds.decode.SkipDecoding()
+    for key, feature in found.info.features.items()
+    if isinstance(feature, tfds.features.Image)
+  }
+  ds = found.as_dataset(split=split, shuffle_files=False, decoders=decoders)
+  if limit is not None:
+    ds = ds.take(limit)
+  config = ml_collections.ConfigDict({'crop_pct': crop_pct})
+  crop = preprocess.eval_preprocess(config, image_size=image_size)
+
+  def convert(ex):
+    out = crop({'image_bytes': ex[image_key]})
+    result = {'image': out['image'], 'crop_box': out['crop_box']}
+    result.update({key: fn(ex) for key, fn in extras.items()})
+    return result
+
+  ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+  for batch in tfds.as_numpy(ds):
+    yield _pad(dict(batch), batch_size)
+
+
+def multi_hot(num_classes: int) -> Callable[[tf.Tensor], tf.Tensor]:
+  """fn(label sequence [n]) -> bool `[K]` (all False for an empty set)."""
+
+  def fn(labels: tf.Tensor) -> tf.Tensor:
+    hot = tf.one_hot(tf.cast(labels, tf.int32), num_classes, dtype=tf.int32)
+    return tf.reduce_sum(hot, axis=0) > 0
+
+  return fn
+
+
+def crop_frame_boxes(boxes: np.ndarray, crop_box: np.ndarray) -> np.ndarray:
+  """Normalised boxes `[..., n, 4]` of the original image -> crop frame.
+
+  Args:
+    boxes: float `[B, n, 4]` (ymin, xmin, ymax, xmax) in the original image.
+    crop_box: float `[B, 4]`, the eval crop in the original image.
+
+  Returns:
+    float `[B, n, 4]` in the crop, clipped to [0, 1].
+  """
+  low = np.concatenate([crop_box[:, :2], crop_box[:, :2]], -1)[:, None]
+  span = np.concatenate([crop_box[:, 2:] - crop_box[:, :2]] * 2, -1)[:, None]
+  span = np.where(span > 0, span, 1.0)  # padded rows have empty crops
+  return np.clip((boxes - low) / span, 0.0, 1.0)

@@ -1,0 +1,297 @@
+"""The evaluation suites: one protocol of the papers each, over a `Run`.
+
+`SUITES` maps a suite name to `fn(run, args) -> dict`; the dict has
+'metrics' (flat name -> number, the table columns), optionally 'curves'
+(name -> {x name: [...], y name: [...]}), 'dataset', 'split', and private
+keys starting with '_' (arrays for pictures, never written to JSON).
+`evaluate_run` runs one suite, writes `RUN/eval/<suite>.json` and returns
+the result. Datasets are read with `jaxmix.evaluate.sources`, so a dataset
+that is not prepared gives an error saying how to prepare it.
+
+ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
+'imagenet_a', 'imagenet_r', 'sketch', 'imagenet_c' (in
+`jaxmix.evaluate.suites_imagenet`). On the run's own eval set: 'occlusion',
+'in_between', 'fgsm', 'ood'. Localisation: 'wsol', 'digits' (in
+`jaxmix.evaluate.suites_local`).
+"""
+
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmix.evaluate import metrics as metrics_lib
+from jaxmix.evaluate import ood as ood_lib
+from jaxmix.evaluate import plots, robustness, suites_imagenet, suites_local
+from jaxmix.evaluate.runs import Run
+from jaxmix.evaluate.suite_base import (
+  SuiteArgs,
+  SuiteFn,
+  batch_size_for,
+  data_dir_for,
+  eval_set,
+  predict,
+  to_device,
+  top_k_metrics,
+)
+
+__all__ = [
+  'SUITES',
+  'SuiteArgs',
+  'SuiteFn',
+  'batch_size_for',
+  'data_dir_for',
+  'eval_set',
+  'evaluate_run',
+  'predict',
+  'to_device',
+  'top_k_metrics',
+]
+
+
+def _picture(run: Run, args: SuiteArgs, name: str) -> str:
+  directory = args.out or os.path.join(run.workdir, 'eval')
+  os.makedirs(directory, exist_ok=True)
+  return os.path.join(directory, f'{name}.png')
+
+
+def _pixels(batch: dict) -> np.ndarray:
+  return np.asarray(batch['image'], np.float32)
+
+
+def _summed(fn, run: Run, args: SuiteArgs):
+  """Sums `fn(batch) -> pytree of counts` over the run's eval set."""
+  batches, dataset, split = eval_set(run, args)
+  total = None
+  for batch in batches:
+    counts = jax.device_get(fn(batch))
+    total = counts if total is None else jax.tree.map(np.add, total, counts)
+  if total is None:
+    raise ValueError(f'{dataset} split {split} is empty.')
+  return total, dataset, split
+
+
+def occlusion(run: Run, args: SuiteArgs) -> dict:
+  """Top-1 under centre and boundary occlusion vs the hole side (+ PNG)."""
+  sizes = np.unique(
+    np.rint(np.asarray(args.occlusion_sizes) * run.image_size).astype(int)
+  )
+
+  @functools.partial(jax.jit, static_argnames='mode')
+  def tally(variables, images, labels, mask, *, mode):
+    return robustness.occlusion_tally(
+      functools.partial(run.apply, variables),
+      images,
+      labels,
+      sizes=sizes,
+      mode=mode,
+      mask=mask,
+      normalize_fn=run.normalize,
+    )
+
+  def fn(batch):
+    args_ = (run.variables, _pixels(batch), batch['label'], batch['mask'])
+    return {m: tally(*args_, mode=m) for m in robustness.OCCLUSION_MODES}
+
+  total, dataset, split = _summed(fn, run, args)
+  result = {'dataset': dataset, 'split': split, 'metrics': {}, 'curves': {}}
+  for mode, counts in total.items():
+    rates = metrics_lib.Tally(*counts).rates()
+    result['curves'][mode] = {'size': sizes.tolist(), 'top1': rates.tolist()}
+    half = int(np.argmin(np.abs(sizes - run.image_size / 2)))
+    result['metrics'][f'{mode}_half'] = float(rates[half])
+  curves = {m: c['top1'] for m, c in result['curves'].items()}
+  result['pictures'] = [
+    plots.plot_occlusion_curves(
+      sizes.tolist(), {run.name: curves}, _picture(run, args, 'occlusion')
+    )
+  ]
+  return result
+
+
+def in_between(run: Run, args: SuiteArgs) -> dict:
+  """Accuracy on Mixup-ed / CutMix-ed eval images at fixed lambdas."""
+  weights = np.asarray(args.lambdas, np.float32)
+
+  @functools.partial(jax.jit, static_argnames='method')
+  def tally(variables, images, labels, mask, key, *, method):
+    partners = jnp.roll(jnp.arange(images.shape[0]), 1)
+    return robustness.in_between_tally(
+      functools.partial(run.apply, variables),
+      images,
+      labels,
+      partners,
+      weights=weights,
+      method=method,
+      key=key,
+      mask=mask,
+      normalize_fn=run.normalize,
+    )
+
+  counter = iter(range(1 << 30))
+
+  def fn(batch):
+    key = jax.random.fold_in(jax.random.key(args.seed), next(counter))
+    args_ = (run.variables, _pixels(batch), batch['label'], batch['mask'])
+    return {
+      m: tally(*args_, key, method=m) for m in robustness.IN_BETWEEN_METHODS
+    }
+
+  total, dataset, split = _summed(fn, run, args)
+  result = {'dataset': dataset, 'split': split, 'metrics': {}, 'curves': {}}
+  for method, by_rule in total.items():
+    curve = {'lambda': weights.tolist()}
+    for rule, counts in by_rule.items():
+      curve[rule] = metrics_lib.Tally(*counts).rates().tolist()
+    result['curves'][method] = curve
+    result['metrics'][f'{method}_either_mean'] = float(
+      np.nanmean(curve['either'])
+    )
+  result['pictures'] = [
+    plots.plot_curves(
+      weights.tolist(),
+      {run.name: {m: c['either'] for m, c in result['curves'].items()}},
+      _picture(run, args, 'in_between'),
+      xlabel='lambda (share of the image itself)',
+      ylabel='top-1 (either class)',
+    )
+  ]
+  return result
+
+
+def fgsm(run: Run, args: SuiteArgs) -> dict:
+  """Top-1 under single-step FGSM in pixel space, per epsilon."""
+  epsilons = np.asarray(args.epsilons, np.float32)
+
+  @jax.jit
+  def tally(variables, images, labels, mask):
+    return robustness.fgsm_tally(
+      functools.partial(run.apply, variables),
+      images,
+      labels,
+      epsilons=epsilons,
+      mask=mask,
+      normalize_fn=run.normalize,
+    )
+
+  def fn(batch):
+    return tally(run.variables, _pixels(batch), batch['label'], batch['mask'])
+
+  total, dataset, split = _summed(fn, run, args)
+  rates = metrics_lib.Tally(*total).rates()
+  picture = plots.plot_curves(
+    epsilons.tolist(),
+    {run.name: {'fgsm': rates.tolist()}},
+    _picture(run, args, 'fgsm'),
+    xlabel='epsilon (pixels, 0..255)',
+    ylabel='top-1 accuracy',
+  )
+  return {
+    'pictures': [picture],
+    'dataset': dataset,
+    'split': split,
+    'metrics': {f'eps_{e:g}': float(r) for e, r in zip(epsilons, rates)},
+    'curves': {'fgsm': {'epsilon': epsilons.tolist(), 'top1': rates.tolist()}},
+  }
+
+
+def ood(run: Run, args: SuiteArgs) -> dict:
+  """Max-softmax OOD detection: the run's eval set vs `args.dataset`.
+
+  In-distribution: the run's own eval split; out-of-distribution:
+  `args.dataset`, split `args.split` ('test' by default). Metrics
+  (`jaxmix.evaluate.ood.ood_metrics`): TNR at TPR 95 %, AUROC, detection
+  accuracy.
+  """
+  if not args.dataset:
+    raise ValueError(
+      "The 'ood' suite needs --dataset, the out-of-distribution TFDS "
+      "dataset (e.g. 'lsun' or 'imagenet_resized/32x32')."
+    )
+  from jaxmix.evaluate import sources
+
+  # --split names the OOD split; the run's own eval split is in-distribution.
+  batches, dataset, split = eval_set(run, dataclasses.replace(args, split=None))
+  inside = predict(run, batches)['logits']
+  outside = predict(
+    run,
+    sources.batches(
+      args.dataset,
+      args.split or 'test',
+      data_dir=data_dir_for(run, args),
+      image_size=run.image_size,
+      batch_size=batch_size_for(run, args),
+      crop_pct=run.config.data.crop_pct,
+      manual_dir=args.manual_dir,
+      limit=args.limit,
+    ),
+  )['logits']
+  scores = [
+    np.asarray(ood_lib.max_softmax_scores(x)) for x in (inside, outside)
+  ]
+  found = ood_lib.ood_metrics(*scores)
+  return {
+    'dataset': dataset,
+    'split': split,
+    'ood_dataset': args.dataset,
+    'ood_split': args.split or 'test',
+    'metrics': {k: float(v) for k, v in found.items()},
+  }
+
+
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items() if str(k)[:1] != '_'}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return _jsonable(value.tolist())
+  if isinstance(value, (np.floating, float)):
+    return None if np.isnan(value) else float(value)
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
+  """Runs `suite` on `run` and writes `RUN/eval/<suite>.json`.
+
+  Returns:
+    The suite's result with 'suite', 'run', 'workdir', 'step', 'method',
+    'use_ema' and 'json' (the written path) added; private '_' keys stay in
+    the returned dict but not in the file.
+  """
+  if suite not in SUITES:
+    raise ValueError(f'Unknown suite {suite!r}; suites: {sorted(SUITES)}.')
+  args = args or SuiteArgs()
+  result = SUITES[suite](run, args)
+  result.update(
+    suite=suite,
+    run=run.name,
+    workdir=run.workdir,
+    step=run.step,
+    method=run.method,
+    use_ema=run.use_ema,
+  )
+  directory = os.path.join(run.workdir, 'eval')
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, f'{suite}.json')
+  with open(path, 'w') as f:
+    json.dump(_jsonable(result), f, indent=2)
+    f.write('\n')
+  result['json'] = path
+  return result
+
+
+SUITES: dict[str, SuiteFn] = {
+  **suites_imagenet.SUITES,
+  'occlusion': occlusion,
+  'in_between': in_between,
+  'fgsm': fgsm,
+  'ood': ood,
+  **suites_local.SUITES,
+}
