@@ -114,8 +114,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.random_erasing.fill = 'pixel'  # 'zero' | 'random' | 'pixel'
   config.random_erasing.max_count = 1
 
+  # ReLabel: soft targets pooled from label maps over each crop box (see
+  # jaxmix.train.relabel_step); the store is written by
+  # jaxmix.data.relabel_convert or python -m jaxmix.annotate.
   config.relabel = ml_collections.ConfigDict()
   config.relabel.enabled = False
+  # The label-map store; synthetic data without one gets made-up maps.
+  config.relabel.store_dir = config_dict.placeholder(str)
+  config.relabel.missing = 'error'  # 'error' | 'one_hot' for unmapped images
+  config.relabel.official_box_order = False  # the official (y, x) swap
+  config.relabel.temperature = 1.0  # softmax temperature of the targets
+  config.relabel.localized_cutmix = False  # pool pasted boxes from own maps
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000

@@ -12,6 +12,14 @@ step key.
 probability as a traced scalar (`mix_prob`), which the loop sets to 0.0 for
 the last `config.mix.off_epoch` epochs without recompiling. Alphas and the
 other knobs are fixed for a run.
+
+ReLabel runs pass their targets in as `labels`, so every mixing method mixes
+ReLabel targets; `config.mix.method == 'cutmix'` on them is the official
+ReLabel + CutMix rule (it equals `jaxmix.relabel_cutmix` with
+`localized=False`). With `config.relabel.localized_cutmix` the mixing op is
+`jaxmix.relabel_cutmix(localized=True)`, which pools the pasted box from the
+partner's label map; it needs the maps (`maps=` from the step) and applies
+`config.label_smoothing` to the targets it makes.
 """
 
 from collections.abc import Callable
@@ -65,6 +73,28 @@ def _mix(config: Any, key, images, labels, prob):
   )
 
 
+def _localized_relabel_cutmix(config: Any, key, images, maps, prob):
+  """ReLabel + CutMix pooling each region from its own map, smoothed."""
+  scores, indices, crop_boxes, flips = maps
+  images, targets = jaxmix.relabel_cutmix(
+    key,
+    images,
+    scores,
+    indices,
+    crop_boxes,
+    flips,
+    num_classes=config.data.num_classes,
+    alpha=config.mix.cutmix_alpha,
+    prob=prob,
+    localized=True,
+    official_box_order=bool(config.relabel.official_box_order),
+    temperature=float(config.relabel.temperature),
+  )
+  if config.label_smoothing > 0:
+    targets = jaxmix.smooth_labels(targets, config.label_smoothing)
+  return images, targets
+
+
 def create_augment_fn(
   config: Any, mesh: Mesh
 ) -> Callable[..., tuple[jax.Array, jax.Array]] | None:
@@ -75,11 +105,19 @@ def create_augment_fn(
     mesh: the 'data' mesh the batch is sharded over.
 
   Returns:
-    `fn(key, images, labels, *, mix_prob) -> (images, labels)` on float
-    `[B, H, W, C]` normalised images and dense `[B, K]` targets, where
-    `mix_prob` is a float32 scalar `jax.Array`.
+    `fn(key, images, labels, *, mix_prob, maps=None) -> (images, labels)`
+    on float `[B, H, W, C]` normalised images and dense `[B, K]` targets,
+    where `mix_prob` is a float32 scalar `jax.Array` and `maps` the ReLabel
+    `(scores, indices, crop_boxes, flips)` (needed only by the localised
+    ReLabel + CutMix).
   """
   use_mix = config.mix.method != 'none'
+  relabel = config.get('relabel') or {}
+  localized = bool(
+    relabel.get('enabled', False)
+    and relabel.get('localized_cutmix', False)
+    and config.mix.method == 'cutmix'
+  )
   use_cutout = config.cutout.size > 0
   erasing = config.random_erasing
   use_erasing = erasing.prob > 0
@@ -91,9 +129,13 @@ def create_augment_fn(
       f'{config.mix.method!r}.'
     )
 
-  def augment(key, images, labels, *, mix_prob):
+  def augment(key, images, labels, *maps, mix_prob):
     mix_key, cutout_key, erasing_key = jax.random.split(key, 3)
-    if use_mix:
+    if localized:
+      images, labels = _localized_relabel_cutmix(
+        config, mix_key, images, maps, mix_prob
+      )
+    elif use_mix:
       images, labels = _mix(config, mix_key, images, labels, mix_prob)
     if use_cutout:
       images, labels = jaxmix.cutout(
@@ -119,7 +161,15 @@ def create_augment_fn(
 
   sharded = jaxmix.per_shard(augment, mesh, axis='data')
 
-  def augment_fn(key, images, labels, *, mix_prob):
-    return sharded(key, images, labels, mix_prob=jax.numpy.asarray(mix_prob))
+  def augment_fn(key, images, labels, *, mix_prob, maps=None):
+    prob = jax.numpy.asarray(mix_prob)
+    if not localized:
+      return sharded(key, images, labels, mix_prob=prob)
+    if maps is None:
+      raise ValueError(
+        'config.relabel.localized_cutmix needs the label maps: pass '
+        'maps=(scores, indices, crop_boxes, flips).'
+      )
+    return sharded(key, images, labels, *maps, mix_prob=prob)
 
   return augment_fn

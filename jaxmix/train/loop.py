@@ -28,12 +28,14 @@ import numpy as np
 from flax import nnx
 
 from jaxmix import models
+from jaxmix.data import label_map_join
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.train import (
   augment,
   checkpoints,
   metrics_log,
   optimizers,
+  relabel_step,
   schedules,
   steps,
   validation,
@@ -209,6 +211,14 @@ def train_and_evaluate(
     image_size=config.image_size,
     seed=config.seed,
   )
+  label_maps = None
+  if config.relabel.enabled:
+    maps_fn, label_maps = label_map_join.open_label_maps(config)
+    train_iter = label_map_join.join_label_maps(train_iter, maps_fn)
+    logger.info(
+      'ReLabel targets from %s',
+      label_maps.path if label_maps else 'synthetic label maps',
+    )
   start_step = ckpt.latest_step() or 0
   if start_step:
     state, data_state = ckpt.restore(state)
@@ -234,6 +244,11 @@ def train_and_evaluate(
     learning_rate_fn=learning_rate_fn,
     augment_fn=augment.create_augment_fn(config, mesh),
     config=step_config,
+    targets_fn=relabel_step.create_targets_fn(
+      relabel_step.RelabelSettings.from_config(config), mesh
+    )
+    if config.relabel.enabled
+    else None,
   )
   eval_step = steps.jit_eval_step(mesh, model_def=model_def, config=step_config)
   run_eval = functools.partial(
@@ -286,6 +301,10 @@ def train_and_evaluate(
             if state.ema_params is not None:
               ema = run_eval(state.ema_params, state.batch_stats)
               results.update({f'ema_{k}': v for k, v in ema.items()})
+          if label_maps is not None:
+            # Counted on the host, a few prefetched batches ahead.
+            results['relabel_missing'] = label_maps.num_missing
+            results['relabel_looked_up'] = label_maps.num_looked_up
           logger.info('eval at step %d: %s', done, results)
           logger.write(done, results, prefix='eval')
         if preempted:

@@ -27,6 +27,7 @@ from jaxmix.train import state as state_lib
 
 Batch = dict[str, jax.Array]
 AugmentFn = Callable[..., tuple[jax.Array, jax.Array]]
+TargetsFn = Callable[[Batch], tuple[jax.Array, Any]]
 
 
 def create_mesh(devices: list[jax.Device] | None = None) -> Mesh:
@@ -74,6 +75,34 @@ def normalize(
   return (images.astype(jnp.float32) - mean) / std
 
 
+def inputs_and_targets(
+  key: jax.Array,
+  batch: Batch,
+  mix_prob: jax.Array,
+  *,
+  augment_fn: AugmentFn | None,
+  config: StepConfig,
+  targets_fn: TargetsFn | None = None,
+) -> tuple[jax.Array, jax.Array]:
+  """The normalised, augmented images and the targets the loss uses.
+
+  Returns:
+    float32 images `[B, H, W, C]` and targets `[B, K]`.
+  """
+  images = normalize(batch['image'], config.mean, config.std)
+  extra = {}
+  if targets_fn is None:
+    labels = jaxmix.one_hot(
+      batch['label'], config.num_classes, smoothing=config.label_smoothing
+    )
+  else:
+    labels, maps = targets_fn(batch)
+    extra = {'maps': maps}
+  if augment_fn is not None:
+    images, labels = augment_fn(key, images, labels, mix_prob=mix_prob, **extra)
+  return images, labels
+
+
 def train_step(
   state: state_lib.TrainState,
   batch: Batch,
@@ -84,6 +113,7 @@ def train_step(
   learning_rate_fn: Callable[[jax.Array], jax.Array],
   augment_fn: AugmentFn | None,
   config: StepConfig,
+  targets_fn: TargetsFn | None = None,
 ) -> tuple[state_lib.TrainState, dict[str, jax.Array]]:
   """One SGD step on a global batch.
 
@@ -99,6 +129,9 @@ def train_step(
     augment_fn: `fn(key, images, labels, mix_prob=...) -> (images, labels)`
       (`jaxmix.train.augment`), or None for no batch augmentation.
     config: the static settings.
+    targets_fn: `fn(batch) -> (targets, maps)` giving the dense targets
+      instead of the (smoothed) one-hot labels, e.g. ReLabel's
+      (`jaxmix.train.relabel_step`); `maps` is passed on to `augment_fn`.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
@@ -108,12 +141,14 @@ def train_step(
   """
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   aug_key, model_key = jax.random.split(key)
-  images = normalize(batch['image'], config.mean, config.std)
-  labels = jaxmix.one_hot(
-    batch['label'], config.num_classes, smoothing=config.label_smoothing
+  images, labels = inputs_and_targets(
+    aug_key,
+    batch,
+    mix_prob,
+    augment_fn=augment_fn,
+    config=config,
+    targets_fn=targets_fn,
   )
-  if augment_fn is not None:
-    images, labels = augment_fn(aug_key, images, labels, mix_prob=mix_prob)
 
   def loss_fn(params, batch_stats):
     # batch_stats is an argument (not closed over) so that BatchNorm may

@@ -24,6 +24,7 @@ _CHOICES = {
   'optimizer.decay_mask': ('all', 'no_bias_norm'),
   'schedule.name': ('cosine', 'step', 'constant'),
 }
+_MISSING = ('error', 'one_hot')
 _PROBABILITIES = (
   'mix.prob',
   'mix.switch_prob',
@@ -140,9 +141,40 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f'config.image_size ({config.image_size}).'
     )
   if config.relabel.enabled:
+    _check_relabel(config)
+
+
+def _check_relabel(config: ml_collections.ConfigDict) -> None:
+  """ReLabel fields; the store itself is opened (and checked) at start."""
+  relabel = config.relabel
+  if relabel.missing not in _MISSING:
     raise ValueError(
-      'config.relabel.enabled=True is not supported by this trainer yet.'
+      f'config.relabel.missing must be one of {_MISSING}, got '
+      f'{relabel.missing!r}.'
     )
+  if not 0 < relabel.temperature <= 100:
+    raise ValueError(
+      f'config.relabel.temperature must be in (0, 100], got '
+      f'{relabel.temperature}.'
+    )
+  if relabel.localized_cutmix:
+    mix = config.mix
+    if mix.method != 'cutmix':
+      raise ValueError(
+        "config.relabel.localized_cutmix needs config.mix.method='cutmix', "
+        f'got {mix.method!r}.'
+      )
+    # jaxmix.relabel_cutmix draws one official box per batch.
+    for field, value, want in (
+      ('per_example', mix.per_example, False),
+      ('correct_lam', mix.correct_lam, True),
+      ('minmax', mix.minmax, None),
+    ):
+      if value != want:
+        raise ValueError(
+          f'config.mix.{field} must be {want} with '
+          f'config.relabel.localized_cutmix, got {value!r}.'
+        )
 
 
 def check_devices(
