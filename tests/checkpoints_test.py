@@ -113,7 +113,7 @@ def saved_steps(workdir):
   return sorted(int(name) for name in os.listdir(path) if name.isdigit())
 
 
-def wait_for(predicate, process, timeout=150):
+def wait_for(predicate, process, timeout=600):
   deadline = time.time() + timeout
   while not predicate():
     if process.poll() is not None:
@@ -130,7 +130,7 @@ def read(path):
 
 
 def finish(process):
-  process.wait(timeout=300)
+  process.wait(timeout=600)
   output = read(process.log)
   assert process.returncode == 0, output
   return output

@@ -73,7 +73,7 @@ def test_two_processes_match_one_process_with_the_same_devices(tmp_path):
   )
   outputs = []
   for process in [*workers, single]:
-    process.wait(timeout=300)
+    process.wait(timeout=600)
     output = process.log.read_text()
     assert process.returncode == 0, output
     outputs.append(output)
