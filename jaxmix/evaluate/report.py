@@ -19,6 +19,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from jaxmix.evaluate import runs
+
 # The suites in the order of the papers' tables (the table's column order).
 SUITE_ORDER = (
   'imagenet',
@@ -87,9 +89,7 @@ def row_for_run(run_dir: str | os.PathLike) -> dict:
 
 def _method_of_config(path: str) -> str:
   with open(path) as f:
-    config = json.load(f)
-  mix = config.get('mix', {}).get('method', 'none')
-  return mix if mix != 'none' else 'baseline'
+    return runs.method_of(json.load(f))
 
 
 def format_value(column: str, value) -> str:

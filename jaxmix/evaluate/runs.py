@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -38,6 +38,21 @@ from jaxmix.train import state as state_lib
 
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 Variables = tuple[nnx.State, nnx.State]
+
+
+def method_of(config: Mapping[str, Any]) -> str:
+  """The training recipe of a config in a few words, e.g. 'cutmix+relabel'."""
+  parts = []
+  mix = config.get('mix', {})
+  if mix and mix.get('method', 'none') != 'none':
+    parts.append(mix['method'])
+  if config.get('cutout', {}).get('size', 0):
+    parts.append('cutout')
+  if config.get('random_erasing', {}).get('prob', 0.0):
+    parts.append('random_erasing')
+  if config.get('relabel', {}).get('enabled', False):
+    parts.append('relabel')
+  return '+'.join(parts) or 'baseline'
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
@@ -168,17 +183,7 @@ class Run:
   @property
   def method(self) -> str:
     """The training recipe in a few words, e.g. 'cutmix' or 'baseline'."""
-    parts = []
-    mix = self.config.get('mix', {})
-    if mix and mix.get('method', 'none') != 'none':
-      parts.append(mix['method'])
-    if self.config.get('cutout', {}).get('size', 0):
-      parts.append('cutout')
-    if self.config.get('random_erasing', {}).get('prob', 0.0):
-      parts.append('random_erasing')
-    if self.config.get('relabel', {}).get('enabled', False):
-      parts.append('relabel')
-    return '+'.join(parts) or 'baseline'
+    return method_of(self.config)
 
   def normalize(self, images: jax.Array) -> jax.Array:
     """Pixels (uint8 or float on 0..255) `[B, H, W, 3]` -> model input."""

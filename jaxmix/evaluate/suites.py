@@ -91,6 +91,9 @@ def occlusion(run: Run, args: SuiteArgs) -> dict:
       mode=mode,
       mask=mask,
       normalize_fn=run.normalize,
+      # The mean colour: zero after normalisation, as the CutMix paper's
+      # "filling zeros" on normalised inputs.
+      fill_value=jnp.asarray(run.config.data.mean, jnp.float32),
     )
 
   def fn(batch):

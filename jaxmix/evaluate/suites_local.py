@@ -30,6 +30,7 @@ import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 
@@ -38,6 +39,12 @@ from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.metrics import Tally
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
+
+
+def _mean_pixel(run) -> jax.Array:
+  """The dataset's mean colour: zero after normalisation, the CutMix
+  paper's "filling zeros" in a normalising pipeline."""
+  return jnp.asarray(run.config.data.mean, jnp.float32)
 
 
 def _cam_fn(run: Run):
@@ -108,6 +115,7 @@ def evaluate_boxes(
       mode='center',
       mask=m,
       normalize_fn=run.normalize,
+      fill_value=_mean_pixel(run),
     )
   )
   thresholds = localization.CAM_THRESHOLDS
