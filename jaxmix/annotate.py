@@ -29,7 +29,6 @@ process writes one store: on a multi-host system run it on one host.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -42,11 +41,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxmix import models
-from jaxmix.train import checkpoints, optimizers, schedules, steps
+from jaxmix.evaluate import runs
 from jaxmix.train import state as state_lib
-
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+from jaxmix.train import steps
 
 
 def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, Any, int]:
@@ -56,47 +53,8 @@ def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, Any, int]:
     `(config, model_def, (params, batch_stats), step)`; params are the EMA
     copy when the run kept one.
   """
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-      f'{path} not found: --workdir must be a run directory of jaxmix.main.'
-    )
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  mesh = steps.create_mesh(jax.local_devices())
-
-  def model_fn() -> nnx.Module:
-    return models.create_model(
-      config.model.name,
-      num_classes=config.data.num_classes,
-      rngs=nnx.Rngs(0),
-      dtype=_DTYPES[config.model.dtype],
-      **config.model.kwargs.to_dict(),
-    )
-
-  # The optimiser state must have the run's structure to be restored.
-  schedule = schedules.create_learning_rate_schedule(
-    config.schedule,
-    base_learning_rate=config.optimizer.learning_rate,
-    steps_per_epoch=1,
-    num_epochs=config.num_epochs,
-  )
-  tx = optimizers.create_optimizer(config.optimizer, schedule)
-  model_def, state = state_lib.create_train_state(
-    model_fn, tx, mesh=mesh, ema=config.optimizer.ema_decay > 0
-  )
-  ckpt = checkpoints.Checkpointer(
-    os.path.join(workdir, 'checkpoints'), every_steps=1, keep=1
-  )
-  try:
-    step = ckpt.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'No checkpoint in {ckpt.directory}.')
-    state, _ = ckpt.restore(state, step)
-  finally:
-    ckpt.close()
-  params = state.params if state.ema_params is None else state.ema_params
-  return config, model_def, (params, state.batch_stats), step
+  run = runs.load_run(workdir, mesh=steps.create_mesh(jax.local_devices()))
+  return run.config, run.model_def, run.variables, run.step
 
 
 def label_map_logits(model: nnx.Module, images: jax.Array) -> jax.Array:

@@ -32,11 +32,9 @@ from etils import epath
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxmix import models
-from jaxmix.train import optimizers, schedules, steps
+from jaxmix.train import build, steps
 from jaxmix.train import state as state_lib
 
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 Variables = tuple[nnx.State, nnx.State]
 
 
@@ -67,44 +65,20 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def _model_fn(config: ml_collections.ConfigDict) -> Callable[[], nnx.Module]:
-  kwargs = config.model.get('kwargs') or {}
-  if isinstance(kwargs, ml_collections.ConfigDict):
-    kwargs = kwargs.to_dict()
-
-  def model_fn() -> nnx.Module:
-    return models.create_model(
-      config.model.name,
-      num_classes=config.data.num_classes,
-      rngs=nnx.Rngs(config.seed),
-      dtype=_DTYPES[config.model.get('dtype', 'float32')],
-      **kwargs,
-    )
-
-  return model_fn
-
-
 def _abstract_state(config, mesh):
   """(ModelDef, abstract TrainState) shaped as the trainer's state."""
-  # Only the optimiser state's *structure* matters here, and it does not
-  # depend on the number of steps per epoch.
-  schedule = schedules.create_learning_rate_schedule(
-    config.schedule,
-    base_learning_rate=config.optimizer.learning_rate,
-    steps_per_epoch=1,
-    num_epochs=config.num_epochs,
-  )
-  tx = optimizers.create_optimizer(config.optimizer, schedule)
+  # Only the optimiser state's structure matters, not the schedule.
+  tx, _ = build.optimizer(config, steps_per_epoch=1)
   ema = config.optimizer.get('ema_decay', 0.0) > 0
   holder = {}
 
-  def build():
+  def abstract_state():
     holder['model_def'], state = state_lib.create_train_state(
-      _model_fn(config), tx, mesh=mesh, ema=ema
+      build.model_fn(config), tx, mesh=mesh, ema=ema
     )
     return state
 
-  abstract = jax.eval_shape(build)
+  abstract = jax.eval_shape(abstract_state)
   replicated = NamedSharding(mesh, PartitionSpec())
   abstract = jax.tree.map(
     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),

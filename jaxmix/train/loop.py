@@ -25,24 +25,19 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 
-from jaxmix import models
 from jaxmix.data import label_map_join
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.train import (
   augment,
+  build,
   checkpoints,
   metrics_log,
-  optimizers,
   relabel_step,
-  schedules,
   steps,
   validation,
 )
 from jaxmix.train import state as state_lib
-
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def _initialize_distributed(distributed: ml_collections.ConfigDict) -> None:
@@ -177,25 +172,12 @@ def train_and_evaluate(
   data = _data_module(config.data.dataset)
   steps_per_epoch = data.steps_per_epoch(config.data, config.global_batch_size)
   total_steps = round(config.num_epochs * steps_per_epoch)
-  learning_rate_fn = schedules.create_learning_rate_schedule(
-    config.schedule,
-    base_learning_rate=config.optimizer.learning_rate,
-    steps_per_epoch=steps_per_epoch,
-    num_epochs=config.num_epochs,
+  tx, learning_rate_fn = build.optimizer(
+    config, steps_per_epoch=steps_per_epoch
   )
-  tx = optimizers.create_optimizer(config.optimizer, learning_rate_fn)
-
-  def model_fn() -> nnx.Module:
-    return models.create_model(
-      config.model.name,
-      num_classes=config.data.num_classes,
-      rngs=nnx.Rngs(config.seed),
-      dtype=_DTYPES[config.model.dtype],
-      **config.model.kwargs.to_dict(),
-    )
 
   model_def, state = state_lib.create_train_state(
-    model_fn, tx, mesh=mesh, ema=config.optimizer.ema_decay > 0
+    build.model_fn(config), tx, mesh=mesh, ema=config.optimizer.ema_decay > 0
   )
   logger.info(
     '%s: %d parameters', config.model.name, state_lib.count_params(state)
