@@ -1,0 +1,204 @@
+"""How well CutMix's area-weighted label describes the objects it pastes.
+
+CutMix labels the partner by the pasted box's share of the image, which
+assumes class evidence is spread evenly over the image: fair when the object
+fills most of it (ImageNet, CIFAR), poor when objects are small. This module
+measures the gap on a dataset's true object boxes, without a model:
+
+  python -m jaxmix.evaluate.label_fit --data_dir DATA --dataset digit_scenes \
+      --split test
+
+For each image and a random partner it samples the official CutMix box
+(`jaxmix.boxes.sample_cutmix_box`, lambda ~ Beta(alpha, alpha)) and compares
+the label weight the partner gets (the pasted pixel fraction) with the part
+of the partner's main object that lands inside the box, and with an
+object-based weight: the partner's visible object fraction over the sum of
+both objects' visible fractions (what a localised label such as ReLabel's
+pooled map would give, were the objects equally salient).
+"""
+
+import argparse
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmix import boxes as boxes_lib
+from jaxmix import mixing
+
+GRID = 224  # CutMix boxes are sampled on this pixel grid.
+
+
+def _intersection(boxes: np.ndarray, paste: np.ndarray) -> np.ndarray:
+  """Area of each box inside its pasted box; both `[N, 4]` normalised."""
+  top = np.maximum(boxes[:, 0], paste[:, 0])
+  left = np.maximum(boxes[:, 1], paste[:, 1])
+  bottom = np.minimum(boxes[:, 2], paste[:, 2])
+  right = np.minimum(boxes[:, 3], paste[:, 3])
+  return np.maximum(bottom - top, 0) * np.maximum(right - left, 0)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+  return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def pasted_object_fractions(
+  object_boxes: np.ndarray, paste_boxes: np.ndarray
+) -> np.ndarray:
+  """Fraction of each object box's area inside the pasted box.
+
+  Args:
+    object_boxes: float `[N, 4]` (ymin, xmin, ymax, xmax) in [0, 1], each
+      with a positive area.
+    paste_boxes: float `[N, 4]`, same layout.
+
+  Returns:
+    float64 `[N]` in [0, 1].
+  """
+  object_boxes = np.asarray(object_boxes, np.float64)
+  paste_boxes = np.asarray(paste_boxes, np.float64)
+  if object_boxes.ndim != 2 or object_boxes.shape[-1] != 4:
+    raise ValueError(
+      f'`object_boxes` must be [N, 4], got shape {object_boxes.shape}.'
+    )
+  if paste_boxes.shape != object_boxes.shape:
+    raise ValueError(
+      f'`paste_boxes` must have the shape of `object_boxes` '
+      f'{object_boxes.shape}, got {paste_boxes.shape}.'
+    )
+  area = _area(object_boxes)
+  if np.any(~(area > 0)):
+    raise ValueError(
+      f'Object box {int(np.argmin(area))} has no area: '
+      f'{object_boxes[int(np.argmin(area))].tolist()}.'
+    )
+  return _intersection(object_boxes, paste_boxes) / area
+
+
+def sample_paste_boxes(
+  key: jax.Array, *, count: int, alpha: float = 1.0
+) -> np.ndarray:
+  """`count` official CutMix boxes, normalised float64 `[count, 4]`."""
+  weight_key, box_key = jax.random.split(key)
+  weight = mixing.sample_mix_weight(weight_key, alpha=alpha, shape=(count,))
+  box = boxes_lib.sample_cutmix_box(
+    box_key, height=GRID, width=GRID, weight=weight
+  )
+  stacked = jnp.stack([box.top, box.left, box.bottom, box.right], axis=-1)
+  return np.asarray(stacked, np.float64) / GRID
+
+
+def cutmix_label_fit(
+  key: jax.Array, object_boxes: np.ndarray, *, alpha: float = 1.0
+) -> dict:
+  """Gap between CutMix's label weights and the objects actually mixed.
+
+  Args:
+    key: a PRNG key (partners and boxes).
+    object_boxes: float `[N, 4]`, each image's main-object box, normalised.
+    alpha: CutMix's Beta concentration.
+
+  Returns:
+    Means over the N mixed images:
+    'object_area' (object box share of the image), 'partner_weight' (label
+    weight of the partner = pasted pixel fraction), 'partner_object_pasted'
+    (share of the partner's object inside the pasted box),
+    'weight_error' (|partner weight - object-based weight|, see the module
+    docstring), 'partner_absent' (fraction of mixes that label the partner
+    with none of its object pasted) and 'partner_absent_weight' (the mean
+    label weight those mixes give it), 'own_erased' (own object entirely
+    covered) and 'own_erased_weight' (the label weight it keeps then).
+  """
+  object_boxes = np.asarray(object_boxes, np.float64)
+  count = object_boxes.shape[0] if object_boxes.ndim == 2 else 0
+  if count < 2:
+    raise ValueError(
+      f'`object_boxes` must be [N, 4] with N >= 2, got {object_boxes.shape}.'
+    )
+  partner_key, box_key = jax.random.split(key)
+  partners = np.asarray(mixing.sample_partners(partner_key, batch_size=count))
+  paste = sample_paste_boxes(box_key, count=count, alpha=alpha)
+  partner_weight = _area(paste)
+  pasted = pasted_object_fractions(object_boxes[partners], paste)
+  kept = 1.0 - pasted_object_fractions(object_boxes, paste)
+  seen = pasted + kept
+  # Nothing of either object visible: objects give no evidence, keep area.
+  object_weight = np.where(seen > 0, pasted / np.maximum(seen, 1e-12), 0.0)
+  object_weight = np.where(seen > 0, object_weight, partner_weight)
+  mixed = partner_weight > 0
+  absent = mixed & (pasted == 0)
+  erased = kept == 0
+  return {
+    'count': count,
+    'object_area': float(_area(object_boxes).mean()),
+    'partner_weight': float(partner_weight.mean()),
+    'partner_object_pasted': float(pasted.mean()),
+    'weight_error': float(np.abs(partner_weight - object_weight).mean()),
+    'partner_absent': float(absent.mean()),
+    'partner_absent_weight': float(partner_weight[absent].mean())
+    if absent.any()
+    else 0.0,
+    'own_erased': float(erased.mean()),
+    'own_erased_weight': float((1.0 - partner_weight[erased]).mean())
+    if erased.any()
+    else 0.0,
+  }
+
+
+def main_object_boxes(dataset) -> np.ndarray:
+  """Each example's main-object box `[N, 4]` from a TFDS numpy iterable.
+
+  Examples carry `objects/{bbox, label}` (the largest box of the example's
+  `label` is its main object, as in digit_scenes) or a single `bbox`
+  (caltech_birds2011).
+  """
+  found = []
+  for index, example in enumerate(dataset):
+    if 'objects' in example:
+      objects = example['objects']
+      boxes = np.asarray(objects['bbox'], np.float64).reshape(-1, 4)
+      mine = boxes[np.asarray(objects['label']) == example['label']]
+      if not len(mine):
+        raise ValueError(f'Example {index} has no object of its label.')
+      found.append(mine[np.argmax(_area(mine))])
+    elif 'bbox' in example:
+      found.append(np.asarray(example['bbox'], np.float64))
+    else:
+      raise ValueError(
+        f'Example {index} has neither objects/bbox nor bbox: {sorted(example)}.'
+      )
+  return np.stack(found)
+
+
+def main(argv: list[str] | None = None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--dataset', default='digit_scenes')
+  parser.add_argument('--split', default='test')
+  parser.add_argument('--data_dir', default=None)
+  parser.add_argument('--alpha', type=float, default=1.0)
+  parser.add_argument('--seed', type=int, default=0)
+  args = parser.parse_args(argv)
+  import tensorflow_datasets as tfds
+
+  from jaxmix.evaluate import sources
+
+  builder = sources.checked_builder(
+    args.dataset, args.split, data_dir=args.data_dir
+  )
+  dataset = builder.as_dataset(
+    split=args.split,
+    decoders={'image': tfds.decode.SkipDecoding()},
+  )
+  fit = cutmix_label_fit(
+    jax.random.key(args.seed),
+    main_object_boxes(tfds.as_numpy(dataset)),
+    alpha=args.alpha,
+  )
+  result = {'dataset': args.dataset, 'split': args.split, **fit}
+  print(json.dumps(result, indent=2))
+  return result
+
+
+if __name__ == '__main__':
+  main()
