@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-from unittest import mock
 
 import jax
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 from configs import default
 from jaxmix.evaluate import __main__ as cli
 from jaxmix.evaluate import runs, sources, suites
-from jaxmix.evaluate.suites_imagenet import V2_VARIANTS as V2
 from jaxmix.train import loop
 
 
@@ -130,10 +128,10 @@ def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
   data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
   run = runs.load_run(smoke_run)
   args = suites.SuiteArgs(data_dir=data_dir, batch_size=8)
-  result = suites.evaluate_run(run, 'imagenet', args)
-  assert result['dataset'] == 'imagenet2012'
-  assert result['metrics']['count'] == NUM_VALIDATION
-  # The same images as the trainer's eval pipeline, hence the same logits.
+  # A 10-class run has no ImageNet numbers (evaluate_builders_test has them).
+  with pytest.raises(ValueError, match=r'predicts 10 classes'):
+    suites.evaluate_run(run, 'imagenet', args)
+  # The suites read the same images as the trainer's eval pipeline.
   config = run.config.data.copy_and_resolve_references()
   config.dataset, config.data_dir, config.num_classes = (
     'imagenet2012',
@@ -157,42 +155,97 @@ def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
   )
   np.testing.assert_array_equal(ours['image'], batch['image'])
   np.testing.assert_array_equal(ours['mask'], batch['mask'])
-  mask = batch['mask']
-  logits = np.asarray(run.logits_fn(batch['image']))[mask]
-  top1 = np.mean(logits.argmax(-1) == batch['label'][mask])
-  assert result['metrics']['top1'] == top1
+  np.testing.assert_array_equal(ours['label'], batch['label'])
+  assert int(batch['mask'].sum()) == NUM_VALIDATION
 
 
-@pytest.mark.parametrize(
-  'suite, keys',
-  [
-    ('real', {'real_top1', 'real_count', 'original_top1'}),
-    ('multilabel', {'multilabel_top1', 'multilabel_class_balanced', 'count'}),
-    ('sketch', {'top1', 'top5', 'count'}),
-    ('v2', {f'{v}_{k}' for v in V2 for k in ('top1', 'top5', 'count')}),
-  ],
-)
-def test_imagenet_family_suites_on_mock_data(suite, keys, smoke_run):
-  """The feature plumbing of every suite, on TFDS's random mock examples."""
-  import tensorflow_datasets as tfds
+@pytest.mark.parametrize('limit', [None, 5])
+def test_every_process_reads_its_slice(tmp_path_factory, limit):
+  """Two processes' batches hold the split once, in order, padded alike."""
+  from imagenet_fixture_util import NUM_VALIDATION, prepared_imagenet
 
-  run = runs.load_run(smoke_run)
+  data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
 
-  def unchecked(name, split, **kwargs):
-    return sources.builder(name, kwargs['data_dir'])
+  def read(index, count):
+    return list(
+      sources.batches(
+        'imagenet2012',
+        'validation',
+        data_dir=data_dir,
+        image_size=16,
+        batch_size=4,
+        extras={'label': lambda ex: ex['label']},
+        limit=limit,
+        process_index=index,
+        process_count=count,
+      )
+    )
 
-  policy = tfds.testing.MockPolicy.USE_CODE
-  with (
-    tfds.testing.mock_data(num_examples=12, policy=policy),
-    mock.patch.object(sources, 'checked_builder', unchecked),
-  ):
-    result = suites.SUITES[suite](run, suites.SuiteArgs(batch_size=8))
-  assert set(result['metrics']) == keys
-  for key, value in result['metrics'].items():
-    if key.endswith('count'):
-      assert 0 < value <= 12
-    else:
-      assert 0.0 <= value <= 1.0
+  total = NUM_VALIDATION if limit is None else limit
+  (whole,) = [suites.gather_batches(read(0, 1))]
+  np.testing.assert_array_equal(whole['index'], np.arange(total))
+  parts = [read(i, 2) for i in range(2)]
+  # 6 = 3 + 3 or 5 = 3 + 2 examples in batches of 2: two batches each.
+  assert [len(p) for p in parts] == [2, 2]
+  masks = [np.concatenate([b['mask'] for b in p]) for p in parts]
+  assert [int(m.sum()) for m in masks] == [3, total - 3]
+  for part in parts:
+    assert all(b['image'].shape == (2, 16, 16, 3) for b in part)
+    assert all(
+      (b['index'] == -1).tolist() == (~b['mask']).tolist() for b in part
+    )
+  rows = {
+    key: np.concatenate([b[key][b['mask']] for p in parts for b in p])
+    for key in ('index', 'image', 'label')
+  }
+  np.testing.assert_array_equal(rows['index'], np.arange(total))
+  for key in ('image', 'label'):
+    np.testing.assert_array_equal(rows[key], whole[key])
+  with pytest.raises(ValueError, match='multiple of process_count=2'):
+    next(
+      sources.batches(
+        'imagenet2012',
+        'validation',
+        data_dir=data_dir,
+        image_size=16,
+        batch_size=3,
+        process_index=0,
+        process_count=2,
+      )
+    )
+
+
+def test_gather_batches_keeps_real_rows_in_split_order():
+  parts = [
+    {
+      'mask': np.array([True, True]),
+      'index': np.array([2, 0]),
+      'x': [[5], [3]],
+    },
+    {
+      'mask': np.array([True, False]),
+      'index': np.array([1, -1]),
+      'x': [[4], [9]],
+    },
+  ]
+  found = suites.gather_batches(parts)
+  assert set(found) == {'index', 'x'}
+  np.testing.assert_array_equal(found['index'], [0, 1, 2])
+  np.testing.assert_array_equal(found['x'], [[3], [4], [5]])
+  with pytest.raises(ValueError, match='empty'):
+    suites.gather_batches([])
+
+
+def test_multi_host_flags_need_distributed(smoke_run):
+  argv = ['--workdir', smoke_run, '--suite', 'imagenet']
+  with pytest.raises(ValueError, match='--num_processes need --distributed'):
+    cli.main([*argv, '--num_processes', '2'])
+  ns = cli.parse_args([*argv, '--distributed', '--process_id', '1'])
+  assert (ns.distributed, ns.process_id, ns.coordinator_address) == (
+    True,
+    1,
+    None,
+  )
 
 
 def test_unknown_suite_is_an_error(smoke_run):
@@ -241,12 +294,37 @@ def test_digits_suite_and_cli(tmp_path, capsys):
   assert found['top1_loc'] <= found['multilabel_top1']
   curve = result['curves']['center']
   assert curve['size'][0] == 0 and curve['top1'][0] == found['top1']
+  # Top-1 loc.'s CAM threshold is the best on validation (lowest of ties).
+  chosen, val = result['cam_threshold'], result['curves']['top1_loc_validation']
+  assert chosen['chosen_on'] == 'validation'
+  assert chosen['value'] == found['top1_loc_threshold']
+  best = max(val['top1_loc'])
+  assert chosen['validation_top1_loc'] == best
+  assert val['threshold'][val['top1_loc'].index(best)] == chosen['value']
+  # The same numbers with the threshold fixed by the flag: on the test
+  # split, and on validation at the chosen and at another threshold.
+  run = runs.load_run(workdirs[0])
+  for split, threshold, want in (
+    ('test', chosen['value'], found['top1_loc']),
+    ('validation', chosen['value'], best),
+    ('validation', 0.2, val['top1_loc'][20]),
+  ):
+    args = suites.SuiteArgs(
+      data_dir=data_dir,
+      split=split,
+      batch_size=32,
+      cam_threshold=threshold,
+      occlusion_sizes=(0.5,),
+      out=str(tmp_path / 'flag'),
+    )
+    flagged = suites.SUITES['digits'](run, args)
+    assert flagged['cam_threshold'] == {'value': threshold, 'chosen_on': 'flag'}
+    assert flagged['metrics']['top1_loc'] == want, (split, threshold)
   eval_dir = os.path.join(workdirs[0], 'eval')
   for name in ('digits_cams.png', 'digits_occlusion.png'):
     assert os.path.getsize(os.path.join(eval_dir, name)) > 1000
   assert os.path.getsize(os.path.join(eval_dir, 'digits_cams_runs.png')) > 1000
   # OOD against itself (validation vs validation) is chance level exactly.
-  run = runs.load_run(workdirs[0])
   args = suites.SuiteArgs(dataset='digit_scenes/small', split='validation')
   same = suites.evaluate_run(run, 'ood', args)
   assert same['split'] == 'validation' and same['ood_split'] == 'validation'

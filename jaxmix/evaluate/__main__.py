@@ -9,6 +9,13 @@ Writes `RUN/eval/<suite>.json` (plus PNG pictures for the suites that draw)
 for every run and prints a short table. With several runs, 'wsol' and
 'digits' also draw the CAMs of all runs side by side for the same images
 (`<out>/<suite>_cams_runs.png`, `--out` default: the first run's eval/).
+
+Multi-host (a TPU pod slice, several GPU hosts): run the same command on
+every host with `--distributed` (`jax.distributed.initialize()`, as the
+trainer's `config.distributed`); `--coordinator_address`,
+`--num_processes` and `--process_id` may stay unset where JAX detects them
+(Cloud TPU, Slurm, Kubernetes). Every host reads its own slice of the data;
+all get the same metrics and only process 0 writes and prints.
 """
 
 import argparse
@@ -46,10 +53,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   add('--occlusion_sizes', type=_floats, help='Hole sides / image side.')
   add('--lambdas', type=_floats, help='In-between mixing weights.')
   add('--epsilons', type=_floats, help='FGSM epsilons in pixels (0..255).')
-  add('--cam_threshold', type=float, default=0.2)
+  add(
+    '--cam_threshold',
+    type=float,
+    help='CAM box threshold (default: best top-1 loc. on validation).',
+  )
   add('--num_pictures', type=int, default=8)
   add('--seed', type=int, default=0)
+  add('--distributed', action='store_true', help='Multi-host: initialise.')
+  add('--coordinator_address', help='host:port of process 0.')
+  add('--num_processes', type=int, help='Processes (hosts) in all.')
+  add('--process_id', type=int, help='This process (0 .. n-1).')
   return parser.parse_args(argv)
+
+
+def initialize_distributed(ns: argparse.Namespace) -> None:
+  """`jax.distributed.initialize` with the given flags (as the trainer)."""
+  explicit = {
+    name: getattr(ns, name)
+    for name in ('coordinator_address', 'num_processes', 'process_id')
+    if getattr(ns, name) is not None
+  }
+  if explicit and not ns.distributed:
+    raise ValueError(
+      f'--{", --".join(explicit)} need --distributed (multi-host start-up).'
+    )
+  if not ns.distributed:
+    return
+  import jax
+
+  if jax.distributed.is_initialized():
+    return  # already joined (e.g. a second evaluation in one process)
+  jax.distributed.initialize(**explicit)
 
 
 def suite_args(ns: argparse.Namespace, suites_lib) -> object:
@@ -78,6 +113,7 @@ def suite_args(ns: argparse.Namespace, suites_lib) -> object:
 
 def main(argv: list[str] | None = None) -> int:
   ns = parse_args(argv)
+  initialize_distributed(ns)
   # Imported after parsing so that `--help` answers without loading JAX.
   from jaxmix.evaluate import runs, suites
 
@@ -86,14 +122,15 @@ def main(argv: list[str] | None = None) -> int:
   for workdir in ns.workdir:
     run = runs.load_run(workdir, step=ns.step, use_ema=not ns.no_ema)
     results.append(suites.evaluate_run(run, ns.suite, args))
-    print(f'{run.name}: wrote {results[-1]["json"]}')
+    if suites.is_primary():
+      print(f'{run.name}: wrote {results[-1]["json"]}')
+  if not suites.is_primary():
+    return 0
   out = ns.out or os.path.join(results[0]['workdir'], 'eval')
   combined = None
   if ns.suite in ('wsol', 'digits'):
-    from jaxmix.evaluate import suites_local
-
     path = os.path.join(out, f'{ns.suite}_cams_runs.png')
-    combined = suites_local.combined_cam_grid(results, path)
+    combined = report.combined_cam_grid(results, path)
   if combined:
     print(f'CAMs of all runs: {combined}')
   rows = [report.row_from_result(r) for r in results]

@@ -139,6 +139,96 @@ def markdown_table(
   return '\n'.join(lines) + '\n'
 
 
+def combined_cam_grid(results: list[dict], path: str) -> str | None:
+  """One CAM grid, a column per run, from 'wsol'/'digits' results.
+
+  Runs whose images differ in shape from the first run's are left out;
+  returns None when fewer than two runs remain.
+  """
+  from jaxmix.evaluate import plots
+
+  found = [r for r in results if r.get('_cams') is not None]
+  if not found:
+    return None
+  first = found[0]['_cams']
+  same = [
+    r for r in found if r['_cams']['images'].shape == first['images'].shape
+  ]
+  if len(same) < 2:
+    return None
+  names = [f'{r["run"]} ({r["method"]})' for r in same]
+  return plots.plot_cam_grid(
+    first['images'],
+    {n: r['_cams']['cams'] for n, r in zip(names, same)},
+    path,
+    boxes_by_run={n: r['_cams']['boxes'] for n, r in zip(names, same)},
+    true_boxes=first['true_boxes'],
+    row_titles=first['titles'],
+  )
+
+
+def plot_run_cams(
+  run_dirs: list[str],
+  path: str,
+  *,
+  dataset: str = 'digit_scenes',
+  split: str = 'test',
+  data_dir: str | None = None,
+  num_images: int = 8,
+) -> str:
+  """CAMs of several runs side by side on the first images of a split.
+
+  Args:
+    run_dirs: run directories (same image size).
+    path: the PNG to write.
+    dataset: a boxed TFDS dataset: 'digit_scenes[/config]' or
+      'caltech_birds2011'.
+    split: its split.
+    data_dir: TFDS data_dir.
+    num_images: rows of the grid.
+
+  Returns:
+    `path`.
+  """
+  import tempfile
+
+  from jaxmix.evaluate import plots, suites_local
+
+  results = []
+  with tempfile.TemporaryDirectory() as scratch:
+    args = suites_local.SuiteArgs(
+      data_dir=data_dir,
+      split=split,
+      dataset=dataset,
+      limit=num_images,
+      num_pictures=num_images,
+      out=scratch,
+    )
+    for run_dir in run_dirs:
+      run = runs.load_run(run_dir)
+      result = suites_local.wsol(run, args)
+      result.update(run=run.name, method=run.method)
+      results.append(result)
+  if len(results) == 1:
+    only = results[0]
+    names = {f'{only["run"]} ({only["method"]})': only['_cams']}
+    return plots.plot_cam_grid(
+      only['_cams']['images'],
+      {n: c['cams'] for n, c in names.items()},
+      path,
+      boxes_by_run={n: c['boxes'] for n, c in names.items()},
+      true_boxes=only['_cams']['true_boxes'],
+      row_titles=only['_cams']['titles'],
+    )
+  combined = combined_cam_grid(results, path)
+  if combined is None:
+    raise ValueError(
+      f'The runs {run_dirs} evaluate images of different sizes; their CAMs '
+      'cannot share a grid.'
+    )
+  return combined
+
+
 def _parse(argv):
   parser = argparse.ArgumentParser(
     prog='python -m jaxmix.evaluate.report',
@@ -174,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = args.curve_keys.split(',') if args.curve_keys else None
     print(f'curves: {plots.plot_training_curves(runs, args.curves, keys=keys)}')
   if args.cams:
-    from jaxmix.evaluate import suites_local
-
-    path = suites_local.plot_run_cams(
+    path = plot_run_cams(
       args.run_dirs,
       args.cams,
       dataset=args.dataset,

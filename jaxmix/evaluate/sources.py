@@ -7,6 +7,13 @@ trainer's eval preprocessing (centre `crop_pct` crop, resized to the run's
 image size, uint8) and returns host batches padded to a fixed size with a
 'mask', plus any extra per-example tensors the caller asks for.
 
+Under `jax.distributed` every process reads its own contiguous slice of the
+split (`tfds.split_for_jax_process`, nothing dropped) and yields the same
+number of batches of `batch_size // process_count` rows; a process whose
+slice runs out yields all-padding batches. Each row carries its 'index' in
+the split, so results gathered from all processes can be put back in the
+split's order.
+
 Nothing downloads: a split that is not prepared raises a `ValueError` that
 says how to prepare it (and where manual files go when the builder needs
 them).
@@ -17,6 +24,7 @@ import importlib.util
 import os
 from collections.abc import Callable, Iterator, Mapping
 
+import jax
 import ml_collections
 import numpy as np
 import tensorflow as tf
@@ -102,6 +110,50 @@ def _pad(batch: Batch, size: int) -> Batch:
   return out
 
 
+def limited_split(
+  found: tfds.core.DatasetBuilder, split: str, limit: int | None
+) -> str:
+  """`split` cut to its first `limit` examples, as a TFDS split string."""
+  if limit is None:
+    return split
+  if limit < 1:
+    raise ValueError(f'limit={limit} must be a positive number of examples.')
+  parts = tfds.core.ReadInstruction.from_spec(split).to_absolute(
+    found.info.splits
+  )
+  if len(parts) != 1:
+    raise ValueError(
+      f'limit={limit} needs a single (optionally sliced) split, got {split!r}.'
+    )
+  (part,) = parts
+  start = part.from_ or 0
+  end = part.to
+  if end is None:
+    end = found.info.splits[part.splitname].num_examples
+  return f'{part.splitname}[{start}:{min(end, start + limit)}]'
+
+
+def process_slices(
+  found: tfds.core.DatasetBuilder, split: str, count: int
+) -> list[tuple[str, int, int]]:
+  """(split string, first index, size) of each process's slice of `split`.
+
+  Contiguous slices in process order (`tfds.split_for_jax_process`, no
+  example dropped); sizes differ by at most one.
+  """
+  if count == 1:
+    return [(split, 0, found.info.splits[split].num_examples)]
+  out, start = [], 0
+  for index in range(count):
+    local = tfds.split_for_jax_process(
+      split, process_index=index, process_count=count, drop_remainder=False
+    )
+    size = found.info.splits[local].num_examples
+    out.append((local, start, size))
+    start += size
+  return out
+
+
 def batches(
   name: str,
   split: str,
@@ -114,8 +166,10 @@ def batches(
   extras: Mapping[str, Extra] | None = None,
   manual_dir: str | None = None,
   limit: int | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
 ) -> Iterator[Batch]:
-  """One ordered pass over a split, in padded batches.
+  """One ordered pass over this process's slice of a split, padded.
 
   Args:
     name: TFDS name (with config, e.g. 'imagenet2012_corrupted/fog_3').
@@ -123,20 +177,41 @@ def batches(
     data_dir: the TFDS data_dir (TFDS's default if None).
     image_size: output side; the centre `crop_pct` of the short side is
       resized to it (crop_pct=1.0 keeps the whole square image).
-    batch_size: rows per batch; the last batch is padded.
+    batch_size: global rows per batch (all processes together), a multiple
+      of the process count; the last batches are padded.
     crop_pct: centre-crop fraction (the trainer's eval crop).
     image_key: the image feature.
     extras: output key -> fn(TFDS example) -> tensor of a fixed rank
       (sequences are zero-padded to the longest in the batch).
     manual_dir: named in the not-prepared error for manual datasets.
-    limit: read at most this many examples.
+    limit: read at most this many examples (the first of the split, over
+      all processes together).
+    process_index: this process (default `jax.process_index()`).
+    process_count: the processes (default `jax.process_count()`).
 
   Yields:
-    dicts: 'image' uint8 `[B, S, S, 3]`, 'crop_box' float32 `[B, 4]` (the
-    crop in the original image, normalised (ymin, xmin, ymax, xmax)),
-    'mask' bool `[B]`, and the extras.
+    dicts of b = batch_size // process_count rows: 'image' uint8
+    `[b, S, S, 3]`, 'crop_box' float32 `[b, 4]` (the crop in the original
+    image, normalised (ymin, xmin, ymax, xmax)), 'index' int32 `[b]` (the
+    position in the split, -1 on padding), 'mask' bool `[b]`, and the
+    extras. Every process yields the same number of batches.
   """
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  if not 0 <= index < count:
+    raise ValueError(
+      f'process_index={index} must be in [0, process_count={count}).'
+    )
+  if batch_size < 1 or batch_size % count:
+    raise ValueError(
+      f'batch_size={batch_size} must be a positive multiple of '
+      f'process_count={count}.'
+    )
+  local_size = batch_size // count
   extras = dict(extras or {})
+  for key in ('image', 'crop_box', 'index', 'mask'):
+    if key in extras:
+      raise ValueError(f'extras must not redefine the {key!r} output.')
   found = checked_builder(
     name,
     split,
@@ -145,27 +220,56 @@ def batches(
     features=(image_key,),
   )
   tfds_source.hide_accelerators()
+  if count == 1:  # read to the end: needs no split sizes
+    local, first, num_batches = split, 0, None
+  else:
+    slices = process_slices(found, limited_split(found, split, limit), count)
+    local, first, _ = slices[index]
+    most = max(s[2] for s in slices)
+    num_batches = max(-(-most // local_size), 1)
   decoders = {
     key: tfds.decode.SkipDecoding()
     for key, feature in found.info.features.items()
     if isinstance(feature, tfds.features.Image)
   }
-  ds = found.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-  if limit is not None:
+  ds = found.as_dataset(split=local, shuffle_files=False, decoders=decoders)
+  if count == 1 and limit is not None:
     ds = ds.take(limit)
   config = ml_collections.ConfigDict({'crop_pct': crop_pct})
   crop = preprocess.eval_preprocess(config, image_size=image_size)
 
-  def convert(ex):
+  def convert(position, ex):
     out = crop({'image_bytes': ex[image_key]})
-    result = {'image': out['image'], 'crop_box': out['crop_box']}
+    result = {
+      'image': out['image'],
+      'crop_box': out['crop_box'],
+      'index': tf.cast(position + first, tf.int32),
+    }
     result.update({key: fn(ex) for key, fn in extras.items()})
     return result
 
-  ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
-  for batch in tfds.as_numpy(ds):
-    yield _pad(dict(batch), batch_size)
+  ds = ds.enumerate().map(
+    convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+  )
+  ds = ds.padded_batch(local_size).prefetch(tf.data.AUTOTUNE)
+  # All-padding batches for a slice that ends early.
+  empty = {
+    k: np.zeros(
+      [0, *(d or 0 for d in spec.shape[1:])], spec.dtype.as_numpy_dtype
+    )
+    for k, spec in ds.element_spec.items()
+  }
+  iterator = iter(tfds.as_numpy(ds))
+  done = 0
+  while num_batches is None or done < num_batches:
+    batch = next(iterator, None)
+    if batch is None and num_batches is None:
+      return
+    batch = dict(empty if batch is None else batch)
+    done += 1
+    out = _pad(batch, local_size)
+    out['index'] = np.where(out['mask'], out['index'], -1).astype(np.int32)
+    yield out
 
 
 def multi_hot(num_classes: int) -> Callable[[tf.Tensor], tf.Tensor]:

@@ -8,6 +8,12 @@ keys starting with '_' (arrays for pictures, never written to JSON).
 the result. Datasets are read with `jaxmix.evaluate.sources`, so a dataset
 that is not prepared gives an error saying how to prepare it.
 
+Multi-host: every process runs the same suite on its own slice of the data
+and gets the same result; only process 0 writes the JSON and the pictures.
+The in-between-class suite pairs images within a global batch, whose
+images depend on the process count with TFDS eval sets (each process reads
+a contiguous slice); its numbers then differ slightly from one process's.
+
 ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
 'imagenet_a', 'imagenet_r', 'sketch', 'imagenet_c' (in
 `jaxmix.evaluate.suites_imagenet`). On the run's own eval set: 'occlusion',
@@ -34,6 +40,9 @@ from jaxmix.evaluate.suite_base import (
   batch_size_for,
   data_dir_for,
   eval_set,
+  fetch,
+  gather_batches,
+  is_primary,
   predict,
   to_device,
   top_k_metrics,
@@ -47,6 +56,9 @@ __all__ = [
   'data_dir_for',
   'eval_set',
   'evaluate_run',
+  'fetch',
+  'gather_batches',
+  'is_primary',
   'predict',
   'to_device',
   'top_k_metrics',
@@ -59,16 +71,22 @@ def _picture(run: Run, args: SuiteArgs, name: str) -> str:
   return os.path.join(directory, f'{name}.png')
 
 
-def _pixels(batch: dict) -> np.ndarray:
-  return np.asarray(batch['image'], np.float32)
+def _device_batch(run: Run, batch: dict) -> tuple[jax.Array, ...]:
+  """(pixels float32, labels, mask) of a host batch, as global arrays."""
+  return (
+    to_device(run, np.asarray(batch['image'], np.float32)),
+    to_device(run, np.asarray(batch['label'], np.int32)),
+    to_device(run, np.asarray(batch['mask'], bool)),
+  )
 
 
 def _summed(fn, run: Run, args: SuiteArgs):
-  """Sums `fn(batch) -> pytree of counts` over the run's eval set."""
+  """Sums `fn(run.variables, *device batch) -> pytree of counts` over the
+  run's eval set (the counts of all processes' rows)."""
   batches, dataset, split = eval_set(run, args)
   total = None
   for batch in batches:
-    counts = jax.device_get(fn(batch))
+    counts = fetch(fn(run.variables, *_device_batch(run, batch)))
     total = counts if total is None else jax.tree.map(np.add, total, counts)
   if total is None:
     raise ValueError(f'{dataset} split {split} is empty.')
@@ -96,8 +114,7 @@ def occlusion(run: Run, args: SuiteArgs) -> dict:
       fill_value=jnp.asarray(run.config.data.mean, jnp.float32),
     )
 
-  def fn(batch):
-    args_ = (run.variables, _pixels(batch), batch['label'], batch['mask'])
+  def fn(*args_):
     return {m: tally(*args_, mode=m) for m in robustness.OCCLUSION_MODES}
 
   total, dataset, split = _summed(fn, run, args)
@@ -108,11 +125,13 @@ def occlusion(run: Run, args: SuiteArgs) -> dict:
     half = int(np.argmin(np.abs(sizes - run.image_size / 2)))
     result['metrics'][f'{mode}_half'] = float(rates[half])
   curves = {m: c['top1'] for m, c in result['curves'].items()}
-  result['pictures'] = [
-    plots.plot_occlusion_curves(
-      sizes.tolist(), {run.name: curves}, _picture(run, args, 'occlusion')
+  result['pictures'] = []
+  if is_primary():
+    result['pictures'].append(
+      plots.plot_occlusion_curves(
+        sizes.tolist(), {run.name: curves}, _picture(run, args, 'occlusion')
+      )
     )
-  ]
   return result
 
 
@@ -137,9 +156,8 @@ def in_between(run: Run, args: SuiteArgs) -> dict:
 
   counter = iter(range(1 << 30))
 
-  def fn(batch):
+  def fn(*args_):
     key = jax.random.fold_in(jax.random.key(args.seed), next(counter))
-    args_ = (run.variables, _pixels(batch), batch['label'], batch['mask'])
     return {
       m: tally(*args_, key, method=m) for m in robustness.IN_BETWEEN_METHODS
     }
@@ -154,15 +172,17 @@ def in_between(run: Run, args: SuiteArgs) -> dict:
     result['metrics'][f'{method}_either_mean'] = float(
       np.nanmean(curve['either'])
     )
-  result['pictures'] = [
-    plots.plot_curves(
-      weights.tolist(),
-      {run.name: {m: c['either'] for m, c in result['curves'].items()}},
-      _picture(run, args, 'in_between'),
-      xlabel='lambda (share of the image itself)',
-      ylabel='top-1 (either class)',
+  result['pictures'] = []
+  if is_primary():
+    result['pictures'].append(
+      plots.plot_curves(
+        weights.tolist(),
+        {run.name: {m: c['either'] for m, c in result['curves'].items()}},
+        _picture(run, args, 'in_between'),
+        xlabel='lambda (share of the image itself)',
+        ylabel='top-1 (either class)',
+      )
     )
-  ]
   return result
 
 
@@ -181,20 +201,21 @@ def fgsm(run: Run, args: SuiteArgs) -> dict:
       normalize_fn=run.normalize,
     )
 
-  def fn(batch):
-    return tally(run.variables, _pixels(batch), batch['label'], batch['mask'])
-
-  total, dataset, split = _summed(fn, run, args)
+  total, dataset, split = _summed(tally, run, args)
   rates = metrics_lib.Tally(*total).rates()
-  picture = plots.plot_curves(
-    epsilons.tolist(),
-    {run.name: {'fgsm': rates.tolist()}},
-    _picture(run, args, 'fgsm'),
-    xlabel='epsilon (pixels, 0..255)',
-    ylabel='top-1 accuracy',
-  )
+  pictures = []
+  if is_primary():
+    pictures.append(
+      plots.plot_curves(
+        epsilons.tolist(),
+        {run.name: {'fgsm': rates.tolist()}},
+        _picture(run, args, 'fgsm'),
+        xlabel='epsilon (pixels, 0..255)',
+        ylabel='top-1 accuracy',
+      )
+    )
   return {
-    'pictures': [picture],
+    'pictures': pictures,
     'dataset': dataset,
     'split': split,
     'metrics': {f'eps_{e:g}': float(r) for e, r in zip(epsilons, rates)},
@@ -263,10 +284,13 @@ def _jsonable(value):
 def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
   """Runs `suite` on `run` and writes `RUN/eval/<suite>.json`.
 
+  Under `jax.distributed` every process must call it (the suites gather
+  results from all processes); only process 0 writes.
+
   Returns:
     The suite's result with 'suite', 'run', 'workdir', 'step', 'method',
-    'use_ema' and 'json' (the written path) added; private '_' keys stay in
-    the returned dict but not in the file.
+    'use_ema' and 'json' (the path process 0 writes) added; private '_'
+    keys stay in the returned dict but not in the file.
   """
   if suite not in SUITES:
     raise ValueError(f'Unknown suite {suite!r}; suites: {sorted(SUITES)}.')
@@ -281,11 +305,12 @@ def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
     use_ema=run.use_ema,
   )
   directory = os.path.join(run.workdir, 'eval')
-  os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, f'{suite}.json')
-  with open(path, 'w') as f:
-    json.dump(_jsonable(result), f, indent=2)
-    f.write('\n')
+  if is_primary():
+    os.makedirs(directory, exist_ok=True)
+    with open(path, 'w') as f:
+      json.dump(_jsonable(result), f, indent=2)
+      f.write('\n')
   result['json'] = path
   return result
 

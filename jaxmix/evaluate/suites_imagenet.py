@@ -6,13 +6,14 @@ only resized when the run's size differs) and returns fractions in [0, 1]:
 
 - 'imagenet': top-1/top-5 on `imagenet2012` validation.
 - 'real': ReaL top-1 on `imagenet2012_real` (empty ReaL sets excluded) and
-  the original-label top-1 of the same images.
+  the original-label top-1 of all its images (the usual ImageNet top-1).
 - 'v2': top-1/top-5 on the three `imagenet_v2` variants, each named.
 - 'multilabel': Shankar et al.'s accuracy on `imagenet2012_multilabel`
   (problematic images excluded, unclear labels count as correct) and its
   class-balanced version.
 - 'imagenet_a', 'imagenet_r': top-1 with the logits restricted to the 200
-  classes of the split (`metrics.subset_tally`).
+  classes of the whole split (`metrics.subset_tally`), also when a slice
+  or `--limit` is evaluated.
 - 'sketch': top-1/top-5 on `imagenet_sketch`.
 - 'imagenet_c': accuracy per corruption and severity on
   `imagenet2012_corrupted`, mean accuracy and mCE (AlexNet-normalised).
@@ -31,6 +32,33 @@ from jaxmix.evaluate.suite_base import SuiteArgs
 V2_VARIANTS = ('matched-frequency', 'threshold-0.7', 'topimages')
 
 
+def _check_classes(run: Run, args: SuiteArgs, name: str, split: str):
+  """A ValueError unless the run's classes are the dataset's label space.
+
+  Labels outside the run's classes would otherwise be silently wrong: never
+  predicted, and dropped from ReaL / multi-label sets (which then look
+  empty and are excluded).
+  """
+  found = sources.checked_builder(
+    name,
+    args.split or split,
+    data_dir=suites_lib.data_dir_for(run, args),
+    manual_dir=args.manual_dir,
+  )
+  sizes = {
+    key: feature.num_classes
+    for key, feature in found.info.features.items()
+    if isinstance(feature, tfds.features.ClassLabel)
+  }
+  wrong = {k: n for k, n in sizes.items() if n != run.num_classes}
+  if wrong:
+    raise ValueError(
+      f'Run {run.name!r} predicts {run.num_classes} classes, but the class '
+      f'features of TFDS {name!r} have {wrong} classes (ImageNet-1k): '
+      'evaluate a run trained on ImageNet-1k.'
+    )
+
+
 def _read(
   run: Run,
   args: SuiteArgs,
@@ -40,6 +68,8 @@ def _read(
   *,
   crop_pct: float | None = None,
 ) -> dict[str, np.ndarray]:
+  """Logits and `extras` of a split, read with the run's eval crop."""
+  _check_classes(run, args, name, split)
   batches = sources.batches(
     name,
     args.split or split,
@@ -161,10 +191,10 @@ def split_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
 def _subset_suite(name: str):
   def suite(run: Run, args: SuiteArgs) -> dict:
     found = _read(run, args, name, 'test', _label())
-    # The 200 classes are those of the whole split (also under --limit).
-    everything = split_labels(
-      name, args.split or 'test', suites_lib.data_dir_for(run, args)
-    )
+    # The 200 classes are those of the whole split, also when a slice
+    # ('test[:100]') or --limit is evaluated.
+    whole = (args.split or 'test').split('[')[0]
+    everything = split_labels(name, whole, suites_lib.data_dir_for(run, args))
     subset = metrics_lib.subset_from_labels(everything)
     top1 = metrics_lib.subset_tally(found['logits'], found['label'], subset)
     return {
