@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-from jaxmix import demo
+from jaxmix import demo, demo_all
 
 
 def test_recipes_load_and_smoke_keeps_the_recipe():
-  for name in (*demo.RECIPES, 'annotator'):
+  for name in (*demo_all.RECIPES, 'annotator'):
     full = demo.load_recipe(name, smoke=False)
     small = demo.load_recipe(name, smoke=True)
     assert full.data.dataset == 'digit_scenes'
@@ -21,21 +21,24 @@ def test_recipes_load_and_smoke_keeps_the_recipe():
     assert small.cutout.size == full.cutout.size
   assert demo.load_recipe('cutmix', smoke=False).mix.method == 'cutmix'
   assert demo.load_recipe('relabel_cutmix', smoke=False).relabel.enabled
+  localized = demo.load_recipe('relabel_cutmix_localized', smoke=False)
+  assert localized.relabel.localized_cutmix and localized.mix.method == 'cutmix'
   with pytest.raises(ValueError, match="'cutmixx'"):
     demo.load_recipe('cutmixx', smoke=True)
 
 
-def test_results_table_is_in_percent():
-  row = dict.fromkeys(demo.COLUMNS, 0.5)
-  row['digits/top1'] = 0.8123
-  rows = [row] + [{}] * (len(demo.RECIPES) - 1)
-  table = demo.results_table(rows, dict.fromkeys(demo.RECIPES, 61.0))
-  lines = table.splitlines()
-  assert len(lines) == 2 + len(demo.RECIPES)
-  assert (
-    lines[2] == '| baseline | 81.23 | 50.00 | 50.00 | 50.00 | 50.00 | 61 s |'
-  )
-  assert lines[3] == '| cutout | - | - | - | - | - | 61 s |'
+def test_long_schedule_changes_only_the_regime():
+  for name in demo_all.RECIPES:
+    short = demo.load_recipe(name, smoke=False).to_dict()
+    long = demo.load_recipe(name, smoke=False, long=True).to_dict()
+    assert long['data'].pop('train_split') == 'train[:3000]'
+    assert long['model']['kwargs'].pop('width') == 32
+    assert (long.pop('num_epochs'), short.pop('num_epochs')) == (60, 12)
+    long.pop('eval_every_epochs'), short.pop('eval_every_epochs')
+    short['data'].pop('train_split'), short['model']['kwargs'].pop('width')
+    assert long == short
+  small = demo.load_recipe('cutmix', smoke=True, long=True)
+  assert small.data.train_split == 'train[:30%]'
 
 
 def _digits_json(run_dir):
@@ -74,19 +77,3 @@ def test_default_job_trains_evaluates_draws_and_resumes(tmp_path, capsys):
   second = _digits_json(run_dir)
   assert second['step'] == 32
   assert second['metrics'] == first['metrics']
-
-
-def test_logged_seconds_and_evaluated(tmp_path):
-  run_dir = str(tmp_path)
-  with open(os.path.join(run_dir, 'metrics.jsonl'), 'w') as f:
-    for step, time in ((1, 100.0), (8, 130.5), (8, 161.0)):
-      f.write(json.dumps({'step': step, 'time': time}) + '\n')
-  assert demo.logged_seconds(run_dir) == 61.0
-  os.makedirs(os.path.join(run_dir, 'checkpoints', '4'))
-  os.makedirs(os.path.join(run_dir, 'checkpoints', '8'))
-  assert not demo.evaluated(run_dir)
-  os.makedirs(os.path.join(run_dir, 'eval'))
-  for step, want in ((4, False), (8, True)):
-    with open(os.path.join(run_dir, 'eval', 'digits.json'), 'w') as f:
-      json.dump({'step': step}, f)
-    assert demo.evaluated(run_dir) == want
