@@ -1,5 +1,6 @@
 """Tests of `load_run`, the evaluation suites and their command line."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -118,6 +119,23 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
   with pytest.raises(ValueError, match=r'python -m jaxmix\.data\.digit_scenes'):
     sources.checked_builder('digit_scenes/small', 'test', data_dir=empty)
   assert not os.path.exists(os.path.join(empty, 'imagenet2012_real'))
+  assert 'opencv' not in message and 'ImageMagick' not in message
+  # Builders that need OpenCV, and ImageNet-C's ImageMagick corruptions.
+  opencv = 'Building it needs OpenCV (`pip install opencv-python-headless`)'
+  magick = 'ImageMagick `convert` binary on the PATH as `imagemagick`'
+  for name, needs in (
+    ('caltech_birds2011', [opencv]),
+    ('imagenet2012_corrupted/fog_1', [opencv]),
+    ('imagenet2012_corrupted/snow_3', [opencv, magick]),
+    ('imagenet2012_corrupted/motion_blur_5', [opencv, magick]),
+  ):
+    with pytest.raises(ValueError) as info:
+      sources.checked_builder(name, 'validation', data_dir=empty)
+    message = str(info.value)
+    assert f"TFDS dataset '{name}' has no prepared split" in message
+    assert [n in message for n in (opencv, magick)] == [
+      n in needs for n in (opencv, magick)
+    ], name
 
 
 def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
@@ -213,6 +231,94 @@ def test_every_process_reads_its_slice(tmp_path_factory, limit):
         process_count=2,
       )
     )
+
+
+def test_aligned_slices_keep_pairs_in_one_batch(tmp_path_factory):
+  """align=2: slices start at even positions; pairs never straddle."""
+  from imagenet_fixture_util import prepared_imagenet
+
+  data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
+
+  def indices(index, count, batch_size, limit=None):
+    return [
+      b['index'].tolist()
+      for b in sources.batches(
+        'imagenet2012',
+        'validation',
+        data_dir=data_dir,
+        image_size=16,
+        batch_size=batch_size,
+        limit=limit,
+        process_index=index,
+        process_count=count,
+        align=2,
+      )
+    ]
+
+  # 5 examples: groups (0, 1), (2, 3), (4,) -> 2 + 1 groups.
+  assert indices(0, 2, 4, limit=5) == [[0, 1], [2, 3]]
+  assert indices(1, 2, 4, limit=5) == [[4, -1], [-1, -1]]
+  # 6 examples over 4 processes: the last one reads nothing, pads alike.
+  assert [indices(i, 4, 8) for i in range(4)] == [
+    [[0, 1]],
+    [[2, 3]],
+    [[4, 5]],
+    [[-1, -1]],
+  ]
+  assert indices(0, 1, 4) == [[0, 1, 2, 3], [4, 5, -1, -1]]
+  with pytest.raises(ValueError, match='not a multiple of align=2'):
+    indices(0, 2, 2)
+
+
+def test_in_between_pairs_do_not_depend_on_the_batch_size(tmp_path, smoke_run):
+  run = runs.load_run(smoke_run)
+  found = [
+    suites.SUITES['in_between'](
+      run,
+      suites.SuiteArgs(
+        batch_size=size, lambdas=(0.0, 0.5, 1.0), out=str(tmp_path)
+      ),
+    )
+    for size in (16, 48)
+  ]
+  assert found[0]['curves'] == found[1]['curves']
+  assert found[0]['metrics'] == found[1]['metrics']
+  # At lambda 1 Mixup leaves the image itself: 'own' is the top-1 of the
+  # examples of pairs (2k, 2k + 1) of two classes (all 40 are paired).
+  batches, _, _ = suites.eval_set(run, suites.SuiteArgs(batch_size=16))
+  rows = suites.predict(run, batches, keep=('label',))
+  pred, label = rows['logits'].argmax(-1), rows['label']
+  assert len(label) == 40
+  mate, mate_pred = (
+    x.reshape(-1, 2)[:, ::-1].reshape(-1) for x in (label, pred)
+  )
+  mixed = label != mate
+  assert mixed.any()
+  mixup = found[0]['curves']['mixup']
+  assert mixup['lambda'] == [0.0, 0.5, 1.0]
+  assert mixup['own'][2] == np.mean(pred[mixed] == label[mixed])
+  # At lambda 0 the image is its mate.
+  assert mixup['partner'][0] == np.mean(mate_pred[mixed] == mate[mixed])
+
+
+def test_boxed_suites_need_the_datasets_classes(tmp_path, smoke_run):
+  from jaxmix.data import digit_scenes
+
+  data_dir = str(tmp_path / 'tfds')
+  digit_scenes.prepare(data_dir, 'small')
+  run = runs.load_run(smoke_run)
+  config = run.config.copy_and_resolve_references()
+  config.data.num_classes = 5
+  fewer = dataclasses.replace(run, config=config)
+  args = suites.SuiteArgs(dataset='digit_scenes/small', data_dir=data_dir)
+  for suite in ('wsol', 'digits'):
+    with pytest.raises(ValueError) as info:
+      suites.evaluate_run(fewer, suite, args)
+    assert str(info.value) == (
+      "Run 'smoke' predicts 5 classes, but the class features of TFDS "
+      "'digit_scenes/small' have {'label': 10} classes."
+    )
+  assert not os.path.exists(os.path.join(smoke_run, 'eval', 'wsol.json'))
 
 
 def test_gather_batches_keeps_real_rows_in_split_order():

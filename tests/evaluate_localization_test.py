@@ -1,4 +1,5 @@
-"""Tests of jaxmix.evaluate.localization: CAM, boxes, IoU, MaxBoxAcc."""
+"""Tests of jaxmix.evaluate.localization (CAM, boxes, IoU, MaxBoxAcc) and of
+the per-image box scoring of jaxmix.evaluate.cam_boxes."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,7 @@ import pytest
 from flax import nnx
 
 from jaxmix import models
-from jaxmix.evaluate import localization
+from jaxmix.evaluate import cam_boxes, localization
 
 PATCH = (8, 20, 16, 28)  # (top, left, bottom, right) of the planted evidence
 
@@ -152,3 +153,29 @@ def test_pixel_boxes_scale_normalised_boxes():
     localization.pixel_boxes([[0.1, 0.25, 0.5, 1.0]], height=20, width=40),
     [[2, 10, 10, 40]],
   )
+
+
+def test_true_boxes_move_into_the_crop_frame():
+  # Image 0: the crop is the middle half; image 1 is padding (empty crop).
+  batch = {
+    'boxes': np.array(
+      [[[0.25, 0.25, 0.75, 0.5], [0.0, 0.0, 1.0, 1.0]], [[0.0] * 4] * 2]
+    ),
+    'crop_box': np.array([[0.25, 0.25, 0.75, 0.75], [0.0] * 4]),
+    'box_labels': np.array([[3, 5], [0, 0]]),
+    'num_objects': np.array([2, 0]),
+  }
+  boxes, labels = cam_boxes.true_boxes(batch, 8)
+  np.testing.assert_array_equal(boxes[0], [[0, 0, 8, 4], [0, 0, 8, 8]])
+  np.testing.assert_array_equal(labels[0], [3, 5])
+  assert boxes[1].shape == (0, 4) and labels[1].shape == (0,)
+
+
+def test_pred_ious_score_the_predicted_classes_boxes():
+  cams = np.zeros((3, 8, 8), np.float32)
+  cams[:, 0:4, 0:4] = 1.0  # every CAM's box: (0, 0, 4, 4)
+  boxes = [np.array([[0, 0, 4, 4], [0, 0, 8, 8]])] * 3
+  box_labels = [np.array([1, 2])] * 3
+  ious = cam_boxes.pred_ious(cams, [1, 2, 7], boxes, box_labels, [0.5])
+  # Class 1's box is the CAM's, class 2's is 4x larger, class 7 is absent.
+  np.testing.assert_allclose(ious, [[1.0], [0.25], [0.0]])

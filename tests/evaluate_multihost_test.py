@@ -1,7 +1,7 @@
 """Multi-host evaluation on one machine: 2 processes x 2 CPU devices.
 
 The same trained runs are evaluated by `python -m jaxmix.evaluate` (the
-'digits' and 'imagenet' suites) in two worker processes joined over
+'digits', 'in_between' and 'imagenet' suites) in two worker processes joined over
 loopback (`--distributed`, gloo CPU collectives), each reading its own
 slice of the data, and by the suites in one process with 4 devices. Split sizes are
 uneven (45 digit_scenes images in batches of 8, 6 ImageNet images in
@@ -43,8 +43,8 @@ def _start(log, *args):
   return process
 
 
-def _result(runs, suite):
-  with open(os.path.join(runs, suite, 'eval', f'{suite}.json')) as f:
+def _result(runs, suite, run=None):
+  with open(os.path.join(runs, run or suite, 'eval', f'{suite}.json')) as f:
     result = json.load(f)
   for key in ('workdir', 'pictures'):  # paths under RUNS
     result.pop(key, None)
@@ -68,6 +68,8 @@ def _evaluate_in_one_process(runs_dir, digits_dir, imagenet_dir, out):
     occlusion_sizes=(0.0, 0.5),
   )
   suites.evaluate_run(run, 'digits', args)
+  args = suites.SuiteArgs(batch_size=8, limit=45, lambdas=(0.0, 0.5, 1.0))
+  suites.evaluate_run(run, 'in_between', args)
   batches = sources.batches(
     'digit_scenes/small',
     'test',
@@ -147,6 +149,8 @@ def test_two_processes_evaluate_like_one(tmp_path):
     'digits/eval/digits.json',
     'digits/eval/digits_cams.png',
     'digits/eval/digits_occlusion.png',
+    'digits/eval/in_between.json',
+    'digits/eval/in_between.png',
     'imagenet/eval',
     'imagenet/eval/imagenet.json',
   ]
@@ -159,6 +163,11 @@ def test_two_processes_evaluate_like_one(tmp_path):
       os.listdir(single / suite / 'eval')
     )
     assert _result(multi, suite) == _result(single, suite), suite
+  # In-between pairs are examples (2k, 2k + 1) of the split, whatever reads
+  # them: the same pairs, boxes and numbers.
+  mixed = _result(multi, 'in_between', 'digits')
+  assert mixed == _result(single, 'in_between', 'digits')
+  assert mixed['curves']['cutmix']['lambda'] == [0.0, 0.5, 1.0]
   digits = _result(multi, 'digits')
   assert digits['metrics']['count'] == 45
   assert digits['cam_threshold']['chosen_on'] == 'validation'

@@ -7,6 +7,7 @@
 Used by `evaluate_multihost_test.py`: 2 processes x 2 CPU devices over
 gloo, compared with the suites run in one process on 4 devices. Evaluates
 RUNS/digits with the 'digits' suite (digit_scenes/small, 45 examples) and
+the 'in_between' suite (its eval split, 45 examples),
 RUNS/imagenet (1000 classes) with the 'imagenet' suite (the imagenet2012
 fixture) through the command line, then writes the logits of `predict` on
 the digit_scenes test images to `--out` (process 0). The files opened for
@@ -76,6 +77,9 @@ digits = ['--workdir', digits_run, '--suite', 'digits', *distributed]
 digits += ['--dataset', 'digit_scenes/small', '--data_dir', args.digits_dir]
 digits += ['--batch_size', '8', '--limit', '45', '--occlusion_sizes', '0,0.5']
 assert cli.main(digits) == 0
+in_between = ['--workdir', digits_run, '--suite', 'in_between', *distributed]
+in_between += ['--batch_size', '8', '--limit', '45', '--lambdas', '0,0.5,1']
+assert cli.main(in_between) == 0
 imagenet = ['--workdir', os.path.join(args.runs, 'imagenet'), *distributed]
 imagenet += ['--suite', 'imagenet', '--data_dir', args.imagenet_dir]
 assert cli.main([*imagenet, '--batch_size', '4']) == 0

@@ -8,15 +8,16 @@ image size, uint8) and returns host batches padded to a fixed size with a
 'mask', plus any extra per-example tensors the caller asks for.
 
 Under `jax.distributed` every process reads its own contiguous slice of the
-split (`tfds.split_for_jax_process`, nothing dropped) and yields the same
+split (`process_slices`, nothing dropped; `align` keeps groups such as
+pairs `(2k, 2k + 1)` in one batch of one process) and yields the same
 number of batches of `batch_size // process_count` rows; a process whose
 slice runs out yields all-padding batches. Each row carries its 'index' in
 the split, so results gathered from all processes can be put back in the
 split's order.
 
 Nothing downloads: a split that is not prepared raises a `ValueError` that
-says how to prepare it (and where manual files go when the builder needs
-them).
+says how to prepare it (where manual files go when the builder needs them,
+and what building needs besides jaxmix: OpenCV, ImageMagick).
 """
 
 import importlib
@@ -48,6 +49,25 @@ def builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     raise ValueError(f'TFDS has no dataset {name!r}: {error}') from None
 
 
+_OPENCV = 'OpenCV (`pip install opencv-python-headless`)'
+_IMAGEMAGICK = (
+  'the ImageMagick `convert` binary on the PATH as `imagemagick` (TFDS '
+  'runs it for the snow and motion_blur corruptions)'
+)
+
+
+def _build_needs(name: str) -> str:
+  """What building `name` needs besides jaxmix's dependencies ('' if none)."""
+  base, _, config = name.partition('/')
+  opencv = base in ('caltech_birds2011', 'imagenet2012_corrupted')
+  needs = [_OPENCV] if opencv else []
+  if base == 'imagenet2012_corrupted' and config.startswith(
+    ('snow', 'motion_blur')
+  ):
+    needs.append(_IMAGEMAGICK)
+  return f' Building it needs {" and ".join(needs)}.' if needs else ''
+
+
 def not_prepared_error(
   found: tfds.core.DatasetBuilder,
   name: str,
@@ -76,7 +96,7 @@ def not_prepared_error(
     )
   else:
     msg += f'Prepare it with `tfds build {name} --data_dir={root}`.'
-  return ValueError(msg)
+  return ValueError(msg + _build_needs(name))
 
 
 def checked_builder(
@@ -110,6 +130,24 @@ def _pad(batch: Batch, size: int) -> Batch:
   return out
 
 
+def _absolute(
+  found: tfds.core.DatasetBuilder, split: str, why: str
+) -> tuple[str, int, int]:
+  """(split name, start, end) of a single, optionally sliced, split."""
+  parts = tfds.core.ReadInstruction.from_spec(split).to_absolute(
+    found.info.splits
+  )
+  if len(parts) != 1:
+    raise ValueError(
+      f'{why} needs a single (optionally sliced) split, got {split!r}.'
+    )
+  (part,) = parts
+  end = part.to
+  if end is None:
+    end = found.info.splits[part.splitname].num_examples
+  return part.splitname, part.from_ or 0, end
+
+
 def limited_split(
   found: tfds.core.DatasetBuilder, split: str, limit: int | None
 ) -> str:
@@ -118,38 +156,32 @@ def limited_split(
     return split
   if limit < 1:
     raise ValueError(f'limit={limit} must be a positive number of examples.')
-  parts = tfds.core.ReadInstruction.from_spec(split).to_absolute(
-    found.info.splits
-  )
-  if len(parts) != 1:
-    raise ValueError(
-      f'limit={limit} needs a single (optionally sliced) split, got {split!r}.'
-    )
-  (part,) = parts
-  start = part.from_ or 0
-  end = part.to
-  if end is None:
-    end = found.info.splits[part.splitname].num_examples
-  return f'{part.splitname}[{start}:{min(end, start + limit)}]'
+  name, start, end = _absolute(found, split, f'limit={limit}')
+  return f'{name}[{start}:{min(end, start + limit)}]'
 
 
 def process_slices(
-  found: tfds.core.DatasetBuilder, split: str, count: int
+  found: tfds.core.DatasetBuilder, split: str, count: int, align: int = 1
 ) -> list[tuple[str, int, int]]:
   """(split string, first index, size) of each process's slice of `split`.
 
-  Contiguous slices in process order (`tfds.split_for_jax_process`, no
-  example dropped); sizes differ by at most one.
+  Contiguous slices in process order, no example dropped, every one
+  starting at a multiple of `align` of the split: the groups of `align`
+  examples are shared as evenly as possible, the first processes taking
+  one more (with `align` 1 the slices of `tfds.split_for_jax_process`);
+  the last group may be short.
   """
+  if align < 1:
+    raise ValueError(f'align={align} must be a positive number of examples.')
   if count == 1:
     return [(split, 0, found.info.splits[split].num_examples)]
-  out, start = [], 0
+  name, first, end = _absolute(found, split, f'process_count={count}')
+  total, out, start = end - first, [], 0
+  groups = -(-total // align)
   for index in range(count):
-    local = tfds.split_for_jax_process(
-      split, process_index=index, process_count=count, drop_remainder=False
-    )
-    size = found.info.splits[local].num_examples
-    out.append((local, start, size))
+    share = groups // count + (index < groups % count)
+    size = max(min(share * align, total - start), 0)
+    out.append((f'{name}[{first + start}:{first + start + size}]', start, size))
     start += size
   return out
 
@@ -168,6 +200,7 @@ def batches(
   limit: int | None = None,
   process_index: int | None = None,
   process_count: int | None = None,
+  align: int = 1,
 ) -> Iterator[Batch]:
   """One ordered pass over this process's slice of a split, padded.
 
@@ -188,6 +221,11 @@ def batches(
       all processes together).
     process_index: this process (default `jax.process_index()`).
     process_count: the processes (default `jax.process_count()`).
+    align: every process's slice starts at a multiple of `align` of the
+      split, and `batch_size // process_count` must be a multiple of it,
+      so rows `(align k, ..., align k + align - 1)` of the split are
+      always consecutive rows of one batch of one process, whatever the
+      process count and batch size (2: pairs `(2k, 2k + 1)`).
 
   Yields:
     dicts of b = batch_size // process_count rows: 'image' uint8
@@ -208,6 +246,11 @@ def batches(
       f'process_count={count}.'
     )
   local_size = batch_size // count
+  if align < 1 or local_size % align:
+    raise ValueError(
+      f'batch_size={batch_size} over process_count={count} gives '
+      f'{local_size} rows per process, not a multiple of align={align}.'
+    )
   extras = dict(extras or {})
   for key in ('image', 'crop_box', 'index', 'mask'):
     if key in extras:
@@ -223,8 +266,10 @@ def batches(
   if count == 1:  # read to the end: needs no split sizes
     local, first, num_batches = split, 0, None
   else:
-    slices = process_slices(found, limited_split(found, split, limit), count)
-    local, first, _ = slices[index]
+    slices = process_slices(
+      found, limited_split(found, split, limit), count, align
+    )
+    local, first, size = slices[index]
     most = max(s[2] for s in slices)
     num_batches = max(-(-most // local_size), 1)
   decoders = {
@@ -232,9 +277,12 @@ def batches(
     for key, feature in found.info.features.items()
     if isinstance(feature, tfds.features.Image)
   }
+  take = limit if count == 1 else None
+  if count > 1 and not size:  # read one example for its specs, keep none
+    local, take = f'{split.split("[")[0]}[:1]', 0
   ds = found.as_dataset(split=local, shuffle_files=False, decoders=decoders)
-  if count == 1 and limit is not None:
-    ds = ds.take(limit)
+  if take is not None:
+    ds = ds.take(take)
   config = ml_collections.ConfigDict({'crop_pct': crop_pct})
   crop = preprocess.eval_preprocess(config, image_size=image_size)
 
@@ -280,19 +328,3 @@ def multi_hot(num_classes: int) -> Callable[[tf.Tensor], tf.Tensor]:
     return tf.reduce_sum(hot, axis=0) > 0
 
   return fn
-
-
-def crop_frame_boxes(boxes: np.ndarray, crop_box: np.ndarray) -> np.ndarray:
-  """Normalised boxes `[..., n, 4]` of the original image -> crop frame.
-
-  Args:
-    boxes: float `[B, n, 4]` (ymin, xmin, ymax, xmax) in the original image.
-    crop_box: float `[B, 4]`, the eval crop in the original image.
-
-  Returns:
-    float `[B, n, 4]` in the crop, clipped to [0, 1].
-  """
-  low = np.concatenate([crop_box[:, :2], crop_box[:, :2]], -1)[:, None]
-  span = np.concatenate([crop_box[:, 2:] - crop_box[:, :2]] * 2, -1)[:, None]
-  span = np.where(span > 0, span, 1.0)  # padded rows have empty crops
-  return np.clip((boxes - low) / span, 0.0, 1.0)

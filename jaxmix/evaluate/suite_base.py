@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import numpy as np
+import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -46,7 +47,7 @@ class SuiteArgs:
       dataset's validation split ('wsol', 'digits'), or
       `DEFAULT_CAM_THRESHOLD` when the dataset has no validation split.
     num_pictures: images in the CAM pictures.
-    seed: seed of random choices (partners, CutMix boxes).
+    seed: seed of random choices (the in-between CutMix boxes).
   """
 
   data_dir: str | None = None
@@ -73,10 +74,38 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
-def batch_size_for(run: Run, args: SuiteArgs) -> int:
-  """`args.batch_size` rounded up to a multiple of the mesh's devices."""
-  devices = run.mesh.devices.size
-  return -(-max(args.batch_size, 1) // devices) * devices
+def batch_size_for(run: Run, args: SuiteArgs, multiple: int = 1) -> int:
+  """`args.batch_size` rounded up to a multiple of the mesh's devices (times
+  `multiple`: 2 gives every process an even number of rows)."""
+  step = run.mesh.devices.size * multiple
+  return -(-max(args.batch_size, 1) // step) * step
+
+
+def check_classes(
+  run: Run, found: tfds.core.DatasetBuilder, name: str, hint: str = ''
+) -> None:
+  """A ValueError unless every class feature of `name` has the run's classes.
+
+  A run with fewer classes never predicts the others, and a class index of
+  the dataset would mean another class to the run (its CAM, its logit).
+
+  Args:
+    run: the evaluated run (`num_classes`, `name`).
+    found: the dataset's builder (`sources.checked_builder`).
+    name: the TFDS name, for the message.
+    hint: appended to the message (e.g. which runs to evaluate).
+  """
+  sizes = {
+    key: feature.num_classes
+    for key, feature in found.info.features.items()
+    if isinstance(feature, tfds.features.ClassLabel)
+  }
+  wrong = {k: n for k, n in sizes.items() if n != run.num_classes}
+  if wrong:
+    raise ValueError(
+      f'Run {run.name!r} predicts {run.num_classes} classes, but the class '
+      f'features of TFDS {name!r} have {wrong} classes{hint or "."}'
+    )
 
 
 def data_dir_for(run: Run, args: SuiteArgs) -> str | None:
@@ -248,13 +277,18 @@ def top_k_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
   }
 
 
-def eval_set(run: Run, args: SuiteArgs) -> tuple[Iterator[dict], str, str]:
+def eval_set(
+  run: Run, args: SuiteArgs, align: int = 1
+) -> tuple[Iterator[dict], str, str]:
   """Batches of the run's own eval split: (batches, dataset, split).
 
-  Batches have 'image' uint8, 'label' int32 and 'mask'.
+  Batches have 'image' uint8, 'label' int32, 'mask' and 'index' (the
+  position in the split, -1 on padding). With `align` > 1 the global batch
+  size is a multiple of `align` times the devices, and every process's
+  rows start at a multiple of `align` of the split (`sources.batches`).
   """
   data = run.config.data
-  size = batch_size_for(run, args)
+  size = batch_size_for(run, args, align)
   if data.dataset == 'synthetic':
     from jaxmix.data import synthetic
 
@@ -262,7 +296,7 @@ def eval_set(run: Run, args: SuiteArgs) -> tuple[Iterator[dict], str, str]:
     iterator = synthetic.create_eval_iterator(
       data, global_batch_size=size, image_size=run.image_size
     )
-    return iterator, 'synthetic', split
+    return _indexed(iterator, size), 'synthetic', split
   from jaxmix.evaluate import sources
 
   split = args.split or data.eval_split
@@ -277,5 +311,16 @@ def eval_set(run: Run, args: SuiteArgs) -> tuple[Iterator[dict], str, str]:
     extras={'label': lambda ex: ex[data.label_key]},
     manual_dir=args.manual_dir or data.get('manual_dir'),
     limit=args.limit,
+    align=align,
   )
   return iterator, data.dataset, split
+
+
+def _indexed(iterator: Iterator[dict], global_size: int) -> Iterator[dict]:
+  """Adds 'index' to synthetic eval batches: a global batch is the split's
+  next `global_size` examples, process by process in order."""
+  local = global_size // jax.process_count()
+  start = jax.process_index() * local
+  for number, batch in enumerate(iterator):
+    index = number * global_size + start + np.arange(local, dtype=np.int32)
+    yield {**batch, 'index': np.where(batch['mask'], index, -1)}

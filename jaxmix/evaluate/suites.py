@@ -10,9 +10,8 @@ that is not prepared gives an error saying how to prepare it.
 
 Multi-host: every process runs the same suite on its own slice of the data
 and gets the same result; only process 0 writes the JSON and the pictures.
-The in-between-class suite pairs images within a global batch, whose
-images depend on the process count with TFDS eval sets (each process reads
-a contiguous slice); its numbers then differ slightly from one process's.
+The in-between-class suite pairs examples by their position in the split,
+so its numbers too are those of one process.
 
 ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
 'imagenet_a', 'imagenet_r', 'sketch', 'imagenet_c' (in
@@ -71,22 +70,24 @@ def _picture(run: Run, args: SuiteArgs, name: str) -> str:
   return os.path.join(directory, f'{name}.png')
 
 
-def _device_batch(run: Run, batch: dict) -> tuple[jax.Array, ...]:
-  """(pixels float32, labels, mask) of a host batch, as global arrays."""
-  return (
-    to_device(run, np.asarray(batch['image'], np.float32)),
-    to_device(run, np.asarray(batch['label'], np.int32)),
-    to_device(run, np.asarray(batch['mask'], bool)),
-  )
+def _device_batch(run: Run, batch: dict, index: bool) -> tuple[jax.Array, ...]:
+  """(pixels float32, labels, mask[, index]) of a host batch, as global
+  arrays."""
+  keys = [('image', np.float32), ('label', np.int32), ('mask', bool)]
+  keys += [('index', np.int32)] if index else []
+  return tuple(to_device(run, np.asarray(batch[k], t)) for k, t in keys)
 
 
-def _summed(fn, run: Run, args: SuiteArgs):
+def _summed(fn, run: Run, args: SuiteArgs, align: int = 1):
   """Sums `fn(run.variables, *device batch) -> pytree of counts` over the
-  run's eval set (the counts of all processes' rows)."""
-  batches, dataset, split = eval_set(run, args)
+  run's eval set (the counts of all processes' rows); with `align` 2 the
+  device batch ends with the split 'index' and pairs `(2k, 2k + 1)` are
+  consecutive rows of one process (`sources.batches`)."""
+  batches, dataset, split = eval_set(run, args, align)
   total = None
   for batch in batches:
-    counts = fetch(fn(run.variables, *_device_batch(run, batch)))
+    device = _device_batch(run, batch, index=align > 1)
+    counts = fetch(fn(run.variables, *device))
     total = counts if total is None else jax.tree.map(np.add, total, counts)
   if total is None:
     raise ValueError(f'{dataset} split {split} is empty.')
@@ -136,17 +137,24 @@ def occlusion(run: Run, args: SuiteArgs) -> dict:
 
 
 def in_between(run: Run, args: SuiteArgs) -> dict:
-  """Accuracy on Mixup-ed / CutMix-ed eval images at fixed lambdas."""
+  """Accuracy on Mixup-ed / CutMix-ed eval images at fixed lambdas.
+
+  Examples `2k` and `2k + 1` of the eval split are mixed with each other
+  (both ways); pairs of one class, and the last example of an odd split,
+  are left out. The CutMix boxes of a pair are drawn from
+  `fold_in(key(args.seed), k)`, so the numbers do not depend on the batch
+  size or the process count.
+  """
   weights = np.asarray(args.lambdas, np.float32)
 
-  @functools.partial(jax.jit, static_argnames='method')
-  def tally(variables, images, labels, mask, key, *, method):
-    partners = jnp.roll(jnp.arange(images.shape[0]), 1)
+  def pair_tally(variables, images, labels, mask, pair, *, method):
+    """Counts of one pair: images `[2, S, S, 3]`, its split index `pair`."""
+    key = jax.random.fold_in(jax.random.key(args.seed), pair)
     return robustness.in_between_tally(
       functools.partial(run.apply, variables),
       images,
       labels,
-      partners,
+      jnp.array([1, 0]),
       weights=weights,
       method=method,
       key=key,
@@ -154,15 +162,22 @@ def in_between(run: Run, args: SuiteArgs) -> dict:
       normalize_fn=run.normalize,
     )
 
-  counter = iter(range(1 << 30))
+  @functools.partial(jax.jit, static_argnames='method')
+  def tally(variables, images, labels, mask, index, *, method):
+    # Rows (2j, 2j + 1) of a batch are examples (2k, 2k + 1) or padding.
+    pairs = lambda x: x.reshape(-1, 2, *x.shape[1:])  # noqa: E731
+    counts = jax.vmap(functools.partial(pair_tally, variables, method=method))(
+      pairs(images), pairs(labels), pairs(mask), jnp.maximum(index[::2], 0) // 2
+    )
+    return jax.tree.map(lambda c: c.sum(0), counts)
 
-  def fn(*args_):
-    key = jax.random.fold_in(jax.random.key(args.seed), next(counter))
+  def fn(variables, *batch):
     return {
-      m: tally(*args_, key, method=m) for m in robustness.IN_BETWEEN_METHODS
+      m: tally(variables, *batch, method=m)
+      for m in robustness.IN_BETWEEN_METHODS
     }
 
-  total, dataset, split = _summed(fn, run, args)
+  total, dataset, split = _summed(fn, run, args, align=2)
   result = {'dataset': dataset, 'split': split, 'metrics': {}, 'curves': {}}
   for method, by_rule in total.items():
     curve = {'lambda': weights.tolist()}

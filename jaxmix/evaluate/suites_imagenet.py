@@ -45,18 +45,9 @@ def _check_classes(run: Run, args: SuiteArgs, name: str, split: str):
     data_dir=suites_lib.data_dir_for(run, args),
     manual_dir=args.manual_dir,
   )
-  sizes = {
-    key: feature.num_classes
-    for key, feature in found.info.features.items()
-    if isinstance(feature, tfds.features.ClassLabel)
-  }
-  wrong = {k: n for k, n in sizes.items() if n != run.num_classes}
-  if wrong:
-    raise ValueError(
-      f'Run {run.name!r} predicts {run.num_classes} classes, but the class '
-      f'features of TFDS {name!r} have {wrong} classes (ImageNet-1k): '
-      'evaluate a run trained on ImageNet-1k.'
-    )
+  suites_lib.check_classes(
+    run, found, name, ' (ImageNet-1k): evaluate a run trained on ImageNet-1k.'
+  )
 
 
 def _read(

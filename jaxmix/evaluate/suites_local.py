@@ -1,9 +1,9 @@
 """Localisation suites: 'wsol' (CAM on a boxed dataset) and 'digits'.
 
 Both read images with boxes, compute class activation maps of the run's
-CNN (`localization.class_activation_map`) and read boxes off them at a
-threshold, a fraction of each map's maximum. Ground-truth boxes are moved
-into the frame of the evaluated centre crop first. Under `jax.distributed`
+CNN and read boxes off them at a threshold, a fraction of each map's
+maximum (`jaxmix.evaluate.cam_boxes`); the run must predict the dataset's
+classes (a ValueError otherwise). Under `jax.distributed`
 each process reads its own slice and computes the CAMs and boxes of its
 rows; the per-image results are gathered on every process, which then all
 compute the same metrics (process 0 draws).
@@ -41,8 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.evaluate import localization, plots, robustness, sources
+from jaxmix.evaluate import cam_boxes, localization, plots, robustness, sources
 from jaxmix.evaluate import suite_base as suites_lib
+from jaxmix.evaluate.cam_boxes import choose_cam_threshold
 from jaxmix.evaluate.metrics import Tally
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
@@ -52,149 +53,6 @@ def _mean_pixel(run) -> jax.Array:
   """The dataset's mean colour: zero after normalisation, the CutMix
   paper's "filling zeros" in a normalising pipeline."""
   return jnp.asarray(run.config.data.mean, jnp.float32)
-
-
-def _cam_fn(run: Run):
-  @jax.jit
-  def cams(variables, images, classes):
-    params, batch_stats = variables
-    model = run.model_def.merge(params, batch_stats, train=False)
-    return localization.class_activation_map(
-      model, run.normalize(images), classes
-    )
-
-  return cams
-
-
-def _true_boxes(batch: dict, size: int) -> tuple[list, list]:
-  """Per image: pixel boxes `[n, 4]` and their classes `[n]`."""
-  boxes = sources.crop_frame_boxes(
-    np.asarray(batch['boxes'], np.float64), np.asarray(batch['crop_box'])
-  )
-  pixels = localization.pixel_boxes(boxes, height=size, width=size)
-  out_boxes, out_labels = [], []
-  for i, count in enumerate(np.asarray(batch['num_objects'])):
-    out_boxes.append(pixels[i, :count])
-    out_labels.append(np.asarray(batch['box_labels'])[i, :count])
-  return out_boxes, out_labels
-
-
-def _pred_ious(cams, pred, boxes, box_labels, thresholds) -> np.ndarray:
-  """Best IoU of each CAM's box with a box of the predicted class: `[n, T]`.
-
-  0 where the image holds no object of the predicted class.
-  """
-  out = np.zeros((len(pred), len(thresholds)))
-  same = [b[lab == p] for p, b, lab in zip(pred, boxes, box_labels)]
-  have = [i for i, b in enumerate(same) if len(b)]
-  if have:
-    out[have] = localization.best_ious(
-      cams[have], [same[i] for i in have], thresholds
-    )
-  return out
-
-
-def _batches(run: Run, args: SuiteArgs, name: str, split: str, extras):
-  return sources.batches(
-    name,
-    split,
-    data_dir=suites_lib.data_dir_for(run, args),
-    image_size=run.image_size,
-    batch_size=suites_lib.batch_size_for(run, args),
-    crop_pct=run.config.data.crop_pct,
-    extras=extras,
-    manual_dir=args.manual_dir,
-    limit=args.limit,
-  )
-
-
-def _rows(run: Run, cam_fn, batch: dict, loc_thresholds, *, gt_known: bool):
-  """Per-image results of the rows this process fed: (rows, CAM details).
-
-  CAMs and boxes are computed on this process's rows only; the small
-  per-image results are what `gather_batches` collects from all processes.
-  """
-  to_device, local_rows = suites_lib.to_device, suites_lib.local_rows
-  images = to_device(run, batch['image'])
-  pred = local_rows(run, run.logits_fn(images)).argmax(-1).astype(np.int32)
-  labels = np.asarray(batch['label'], np.int32)
-  cams = local_rows(run, cam_fn(run.variables, images, to_device(run, pred)))
-  boxes, box_labels = _true_boxes(batch, run.image_size)
-  mask = np.asarray(batch['mask'], bool)
-  keep = np.flatnonzero(mask)
-  rows = {
-    'mask': mask,
-    'index': np.asarray(batch['index']),
-    'pred': pred,
-    'label': labels,
-    'multilabel': np.array([p in b for p, b in zip(pred, box_labels)]),
-    'loc_iou': np.zeros((len(mask), len(loc_thresholds))),
-  }
-  pick = [[x[i] for i in keep] for x in (boxes, box_labels)]
-  rows['loc_iou'][keep] = _pred_ious(
-    cams[keep], pred[keep], *pick, loc_thresholds
-  )
-  if gt_known:  # MaxBoxAcc: the true class's CAM at every threshold
-    true_cams = local_rows(
-      run, cam_fn(run.variables, images, to_device(run, labels))
-    )
-    main = [boxes[i][box_labels[i] == labels[i]] for i in keep]
-    thresholds = localization.CAM_THRESHOLDS
-    rows['box_iou'] = np.zeros((len(mask), len(thresholds)))
-    rows['box_iou'][keep] = localization.best_ious(
-      true_cams[keep], main, thresholds
-    )
-  shown = [
-    (batch['image'][i], cams[i], boxes[i], f'y={labels[i]} p={pred[i]}')
-    for i in keep
-  ]
-  return rows, shown
-
-
-def choose_cam_threshold(
-  run: Run, args: SuiteArgs, name: str, extras: dict, split: str, cam_fn=None
-) -> dict:
-  """The CAM threshold of top-1 localisation, and how it was chosen.
-
-  `args.cam_threshold` when set; otherwise the threshold of
-  `localization.CAM_THRESHOLDS` with the best top-1 localisation on the
-  dataset's 'validation' split (the lowest of ties), as WSOL protocols
-  choose it, or `DEFAULT_CAM_THRESHOLD` without a validation split.
-
-  Args:
-    run, args: the run and the suite's options (`args.limit` applies).
-    name, extras: the boxed TFDS dataset and its extras (`evaluate_boxes`).
-    split: the evaluated split (its builder says whether 'validation'
-      exists).
-    cam_fn: a jitted CAM function to reuse (`_cam_fn(run)` by default).
-
-  Returns:
-    {'value', 'chosen_on': 'flag' | 'validation' | 'default'}, plus
-    'validation_top1_loc' (at the chosen threshold) and 'curve'
-    ({'threshold': [T], 'top1_loc': [T]}) when chosen on validation.
-  """
-  if args.cam_threshold is not None:
-    return {'value': float(args.cam_threshold), 'chosen_on': 'flag'}
-  data_dir = suites_lib.data_dir_for(run, args)
-  found = sources.checked_builder(name, split, data_dir=data_dir)
-  if 'validation' not in found.info.splits:
-    return {'value': suites_lib.DEFAULT_CAM_THRESHOLD, 'chosen_on': 'default'}
-  thresholds, cam_fn = localization.CAM_THRESHOLDS, cam_fn or _cam_fn(run)
-  parts = [
-    _rows(run, cam_fn, batch, thresholds, gt_known=False)[0]
-    for batch in _batches(run, args, name, 'validation', extras)
-  ]
-  found = suites_lib.gather_batches(parts)
-  if not len(found['pred']):
-    raise ValueError(f'{name} split validation is empty.')
-  accuracy = np.mean(found['loc_iou'] >= 0.5, axis=0)
-  best = int(np.argmax(accuracy))
-  return {
-    'value': float(thresholds[best]),
-    'chosen_on': 'validation',
-    'validation_top1_loc': float(accuracy[best]),
-    'curve': {'threshold': thresholds.tolist(), 'top1_loc': accuracy.tolist()},
-  }
 
 
 def _occlusion_fn(run: Run, sizes: np.ndarray):
@@ -231,9 +89,22 @@ def evaluate_boxes(
   *,
   occlusion: bool,
 ) -> dict:
-  """The shared loop of 'wsol' and 'digits' (see the module docstring)."""
-  size, cam_fn = run.image_size, _cam_fn(run)
-  chosen = choose_cam_threshold(run, args, name, extras, split, cam_fn)
+  """The shared loop of 'wsol' and 'digits' (see the module docstring).
+
+  Raises:
+    ValueError: the dataset is not prepared, or its class features do not
+      have the run's number of classes (labels the run lacks would never
+      be predicted, and their CAMs would be another class's).
+  """
+  found = sources.checked_builder(
+    name,
+    split,
+    data_dir=suites_lib.data_dir_for(run, args),
+    manual_dir=args.manual_dir,
+  )
+  suites_lib.check_classes(run, found, name)
+  size, cams_of = run.image_size, cam_boxes.cam_fn(run)
+  chosen = choose_cam_threshold(run, args, name, extras, split, cams_of)
   threshold = chosen['value']
   sizes = np.unique(
     np.rint(np.asarray(args.occlusion_sizes) * size).astype(np.int32)
@@ -241,8 +112,10 @@ def evaluate_boxes(
   sizes = np.union1d(sizes, [size // 2]).astype(np.int32)
   occlude = _occlusion_fn(run, sizes)
   parts, occluded, shown = [], None, []
-  for batch in _batches(run, args, name, split, extras):
-    rows, details = _rows(run, cam_fn, batch, [threshold], gt_known=True)
+  for batch in cam_boxes.boxed_batches(run, args, name, split, extras):
+    rows, details = cam_boxes.image_rows(
+      run, cams_of, batch, [threshold], gt_known=True
+    )
     parts.append(rows)
     # Process 0's slice starts the split: its first images are pictured.
     shown += details[: args.num_pictures - len(shown)]
