@@ -14,7 +14,7 @@ import eval_builder_fixtures as fx
 import numpy as np
 import pytest
 
-from jaxmix.evaluate import imagenet_c, sources, suites, suites_imagenet
+from jaxmix.evaluate import datasets, imagenet_c, suites, suites_imagenet
 
 K = fx.NUM_CLASSES
 NUM_VAL = 21  # ILSVRC2012_val_00000007 and _00000021 share a class
@@ -289,7 +289,7 @@ def test_imagenet_c_builder_feeds_the_suite(corrupted, data_dir, planted):
       crop_pct=1.0,
     )
     assert sorted(found['label']) == sorted(r[0] for r in rows)
-    info = sources.builder(f'imagenet2012_corrupted/{config}', data_dir).info
+    info = datasets.builder(f'imagenet2012_corrupted/{config}', data_dir).info
     assert info.features['image'].shape == (224, 224, 3)  # cropped by TFDS
     top1 = np.mean(found['logits'].argmax(-1) == found['label'])
     assert top1 == 12 / 21

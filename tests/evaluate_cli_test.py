@@ -11,7 +11,7 @@ import pytest
 
 from configs import default
 from jaxmix.evaluate import __main__ as cli
-from jaxmix.evaluate import runs, sources, suites
+from jaxmix.evaluate import datasets, hosts, runs, sources, suites
 from jaxmix.train import loop
 
 
@@ -117,7 +117,7 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
   assert os.path.join(empty, 'downloads', 'manual') in message
   assert 'ILSVRC2012_img_val.tar' in message
   with pytest.raises(ValueError, match=r'python -m jaxmix\.data\.digit_scenes'):
-    sources.checked_builder('digit_scenes/small', 'test', data_dir=empty)
+    datasets.checked_builder('digit_scenes/small', 'test', data_dir=empty)
   assert not os.path.exists(os.path.join(empty, 'imagenet2012_real'))
   assert 'opencv' not in message and 'ImageMagick' not in message
   # Builders that need OpenCV, and ImageNet-C's ImageMagick corruptions.
@@ -130,7 +130,7 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
     ('imagenet2012_corrupted/motion_blur_5', [opencv, magick]),
   ):
     with pytest.raises(ValueError) as info:
-      sources.checked_builder(name, 'validation', data_dir=empty)
+      datasets.checked_builder(name, 'validation', data_dir=empty)
     message = str(info.value)
     assert f"TFDS dataset '{name}' has no prepared split" in message
     assert [n in message for n in (opencv, magick)] == [
@@ -200,7 +200,7 @@ def test_every_process_reads_its_slice(tmp_path_factory, limit):
     )
 
   total = NUM_VALIDATION if limit is None else limit
-  (whole,) = [suites.gather_batches(read(0, 1))]
+  (whole,) = [hosts.gather_batches(read(0, 1))]
   np.testing.assert_array_equal(whole['index'], np.arange(total))
   parts = [read(i, 2) for i in range(2)]
   # 6 = 3 + 3 or 5 = 3 + 2 examples in batches of 2: two batches each.
@@ -334,12 +334,12 @@ def test_gather_batches_keeps_real_rows_in_split_order():
       'x': [[4], [9]],
     },
   ]
-  found = suites.gather_batches(parts)
+  found = hosts.gather_batches(parts)
   assert set(found) == {'index', 'x'}
   np.testing.assert_array_equal(found['index'], [0, 1, 2])
   np.testing.assert_array_equal(found['x'], [[3], [4], [5]])
   with pytest.raises(ValueError, match='empty'):
-    suites.gather_batches([])
+    hosts.gather_batches([])
 
 
 def test_multi_host_flags_need_distributed(smoke_run):

@@ -115,16 +115,16 @@ def main(argv: list[str] | None = None) -> int:
   ns = parse_args(argv)
   initialize_distributed(ns)
   # Imported after parsing so that `--help` answers without loading JAX.
-  from jaxmix.evaluate import runs, suites
+  from jaxmix.evaluate import hosts, runs, suites
 
   args = suite_args(ns, suites)
   results = []
   for workdir in ns.workdir:
     run = runs.load_run(workdir, step=ns.step, use_ema=not ns.no_ema)
     results.append(suites.evaluate_run(run, ns.suite, args))
-    if suites.is_primary():
+    if hosts.is_primary():
       print(f'{run.name}: wrote {results[-1]["json"]}')
-  if not suites.is_primary():
+  if not hosts.is_primary():
     return 0
   out = ns.out or os.path.join(results[0]['workdir'], 'eval')
   combined = None

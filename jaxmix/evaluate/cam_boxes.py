@@ -8,7 +8,7 @@ into the frame of the evaluated centre crop first.
 
 `image_rows` does this for one host batch: CAMs and boxes are computed on
 the rows this process fed, and the small per-image results (prediction,
-IoUs per threshold) are what `suite_base.gather_batches` collects from all
+IoUs per threshold) are what `hosts.gather_batches` collects from all
 processes. `choose_cam_threshold` picks top-1 localisation's threshold on
 the dataset's validation split.
 """
@@ -16,7 +16,7 @@ the dataset's validation split.
 import jax
 import numpy as np
 
-from jaxmix.evaluate import localization, sources
+from jaxmix.evaluate import datasets, hosts, localization, sources
 from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
@@ -112,7 +112,7 @@ def image_rows(run: Run, cams_of, batch: dict, loc_thresholds, *, gt_known):
       `[b, T]`, ('box_iou')}, for `gather_batches`; details: per real row
       (image, CAM of the prediction, true boxes, title), for pictures.
   """
-  to_device, local_rows = suites_lib.to_device, suites_lib.local_rows
+  to_device, local_rows = hosts.to_device, hosts.local_rows
   images = to_device(run, batch['image'])
   pred = local_rows(run, run.logits_fn(images)).argmax(-1).astype(np.int32)
   labels = np.asarray(batch['label'], np.int32)
@@ -174,7 +174,7 @@ def choose_cam_threshold(
   if args.cam_threshold is not None:
     return {'value': float(args.cam_threshold), 'chosen_on': 'flag'}
   data_dir = suites_lib.data_dir_for(run, args)
-  found = sources.checked_builder(name, split, data_dir=data_dir)
+  found = datasets.checked_builder(name, split, data_dir=data_dir)
   if 'validation' not in found.info.splits:
     return {'value': suites_lib.DEFAULT_CAM_THRESHOLD, 'chosen_on': 'default'}
   thresholds, cams_of = localization.CAM_THRESHOLDS, cams_of or cam_fn(run)
@@ -182,7 +182,7 @@ def choose_cam_threshold(
     image_rows(run, cams_of, batch, thresholds, gt_known=False)[0]
     for batch in boxed_batches(run, args, name, 'validation', extras)
   ]
-  found = suites_lib.gather_batches(parts)
+  found = hosts.gather_batches(parts)
   if not len(found['pred']):
     raise ValueError(f'{name} split validation is empty.')
   accuracy = np.mean(found['loc_iou'] >= 0.5, axis=0)

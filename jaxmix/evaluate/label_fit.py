@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
   args = parser.parse_args(argv)
   import tensorflow_datasets as tfds
 
-  from jaxmix.evaluate import sources
+  from jaxmix.evaluate import datasets
 
-  builder = sources.checked_builder(
+  builder = datasets.checked_builder(
     args.dataset, args.split, data_dir=args.data_dir
   )
   dataset = builder.as_dataset(

@@ -4,23 +4,20 @@
 model over padded batches and keeps the real rows; `eval_set` reads the
 run's own eval split (synthetic or TFDS).
 
-Multi-host (`jax.distributed`): every process feeds its own host batches
-(`to_device` builds global arrays over the run's 'data' axis), takes back
-its own rows of the outputs (`local_rows`), and `gather_batches` collects
-the rows of all processes on every process, in the order of the global
-batches (and of the split where batches carry an 'index'), so that every
-process computes the same metrics. Only the primary process writes files.
+Multi-host (`jax.distributed`): `predict` feeds every process's own host
+batches and collects the rows of all processes on every process
+(`jaxmix.evaluate.hosts`), so that every process computes the same
+metrics. Only the primary process writes files.
 """
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
-from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxmix.evaluate import hosts
 from jaxmix.evaluate import metrics as metrics_lib
 from jaxmix.evaluate.runs import Run
 
@@ -69,11 +66,6 @@ SuiteFn = Callable[[Run, SuiteArgs], dict]
 DEFAULT_CAM_THRESHOLD = 0.2  # the CAM paper's
 
 
-def is_primary() -> bool:
-  """Whether this process writes the files (process 0)."""
-  return jax.process_index() == 0
-
-
 def batch_size_for(run: Run, args: SuiteArgs, multiple: int = 1) -> int:
   """`args.batch_size` rounded up to a multiple of the mesh's devices (times
   `multiple`: 2 gives every process an even number of rows)."""
@@ -91,7 +83,7 @@ def check_classes(
 
   Args:
     run: the evaluated run (`num_classes`, `name`).
-    found: the dataset's builder (`sources.checked_builder`).
+    found: the dataset's builder (`datasets.checked_builder`).
     name: the TFDS name, for the message.
     hint: appended to the message (e.g. which runs to evaluate).
   """
@@ -112,133 +104,6 @@ def data_dir_for(run: Run, args: SuiteArgs) -> str | None:
   return args.data_dir or run.config.data.get('data_dir')
 
 
-def _data_sharding(run: Run) -> NamedSharding:
-  return NamedSharding(run.mesh, PartitionSpec('data'))
-
-
-def to_device(run: Run, array: np.ndarray) -> jax.Array:
-  """This process's host rows -> a global array over the 'data' axis.
-
-  Args:
-    run: the run (its mesh).
-    array: `[b, ...]`, this process's rows of the global batch.
-
-  Returns:
-    `[b * process_count, ...]` sharded over the run's 'data' axis.
-  """
-  return jax.make_array_from_process_local_data(
-    _data_sharding(run), np.asarray(array)
-  )
-
-
-def local_rows(run: Run, array: jax.Array) -> np.ndarray:
-  """The rows of a global `[B, ...]` array that this process fed.
-
-  The inverse of `to_device`: the rows of this process's devices on the
-  'data' axis, in order.
-  """
-  if array.is_fully_addressable:
-    return np.asarray(array)
-  sharding = _data_sharding(run)
-  if not array.sharding.is_equivalent_to(sharding, array.ndim):
-    array = jax.jit(_identity, out_shardings=sharding)(array)
-  shards = {}
-  for shard in array.addressable_shards:
-    shards.setdefault(shard.index[0].start or 0, shard.data)
-  return np.concatenate([np.asarray(shards[k]) for k in sorted(shards)])
-
-
-def _identity(x):
-  return x
-
-
-def fetch(tree):
-  """Device outputs -> numpy of their global values, on every process."""
-
-  def one(x):
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-      return multihost_utils.process_allgather(x, tiled=True)
-    return np.asarray(x)
-
-  return jax.tree.map(one, tree)
-
-
-def _padded(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-  """Zero-pads every axis of `x` up to `shape`."""
-  if tuple(x.shape) == tuple(shape):
-    return x
-  return np.pad(x, [(0, t - n) for n, t in zip(x.shape, shape)])
-
-
-def gather(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Host arrays `[n, ...]` of every process, concatenated in process order.
-
-  Axes after the first are zero-padded to the longest over the processes
-  (e.g. a batch's box lists). With one process the arrays come back as
-  they are.
-  """
-  arrays = {k: np.asarray(v) for k, v in arrays.items()}
-  if jax.process_count() == 1:
-    return arrays
-  for key, value in arrays.items():
-    if value.dtype.kind not in 'biuf' or value.ndim == 0:
-      raise TypeError(
-        f'Cannot gather {key!r}: numeric arrays [n, ...] only, got '
-        f'{value.dtype} of shape {value.shape}.'
-      )
-  shapes = np.concatenate([np.asarray(v.shape[1:]) for v in arrays.values()])
-  shapes = multihost_utils.process_allgather(shapes.astype(np.int32)).max(0)
-  out, offset = {}, 0
-  for key, value in arrays.items():
-    rest = shapes[offset : offset + value.ndim - 1]
-    offset += value.ndim - 1
-    value = _padded(value, (value.shape[0], *rest))
-    out[key] = multihost_utils.process_allgather(value, tiled=True)
-  return out
-
-
-def gather_batches(parts: Sequence[dict]) -> dict[str, np.ndarray]:
-  """Per-batch host rows of every process -> the real rows, in order.
-
-  Args:
-    parts: one dict per batch of this process's rows `[b, ...]`, with a
-      bool 'mask' `[b]` and optionally an int 'index' `[b]` (the position
-      in the split). Every process passes as many batches with the same
-      keys.
-
-  Returns:
-    The rows with a True mask of all processes: in the order of the global
-    batches (batch by batch, process by process within one), or sorted by
-    'index' when the batches have one. 'mask' is dropped.
-  """
-  if not parts:
-    raise ValueError('The evaluated split is empty (no batch).')
-  keys = list(parts[0])
-  stacked = {}
-  for key in keys:
-    values = [np.asarray(p[key]) for p in parts]
-    shape = np.max([v.shape for v in values], axis=0)
-    stacked[key] = np.stack([_padded(v, shape) for v in values])
-  num, rows = stacked['mask'].shape
-  found = gather(
-    {k: v.reshape(num * rows, *v.shape[2:]) for k, v in stacked.items()}
-  )
-  count = jax.process_count()
-  # [process, batch, row] -> [batch, process, row]: the global batches.
-  found = {
-    k: v.reshape(count, num, rows, *v.shape[1:])
-    .swapaxes(0, 1)
-    .reshape(count * num * rows, *v.shape[1:])
-    for k, v in found.items()
-  }
-  mask = found.pop('mask').astype(bool)
-  found = {k: v[mask] for k, v in found.items()}
-  if 'index' in found:
-    order = np.argsort(found['index'], kind='stable')
-    found = {k: v[order] for k, v in found.items()}
-  return found
-
-
 def predict(
   run: Run, batches: Iterator[dict], keep: tuple[str, ...] = ()
 ) -> dict[str, np.ndarray]:
@@ -253,13 +118,13 @@ def predict(
   """
   parts = []
   for batch in batches:
-    logits = run.logits_fn(to_device(run, batch['image']))
-    part = {'logits': local_rows(run, logits), 'mask': batch['mask']}
+    logits = run.logits_fn(hosts.to_device(run, batch['image']))
+    part = {'logits': hosts.local_rows(run, logits), 'mask': batch['mask']}
     part.update({key: batch[key] for key in keep})
     if 'index' in batch:
       part['index'] = batch['index']
     parts.append(part)
-  found = gather_batches(parts)
+  found = hosts.gather_batches(parts)
   if not len(found['logits']):
     raise ValueError('The evaluated split is empty.')
   return found

@@ -22,9 +22,9 @@ only resized when the run's size differs) and returns fractions in [0, 1]:
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxmix.evaluate import datasets, sources
 from jaxmix.evaluate import imagenet_c as imagenet_c_lib
 from jaxmix.evaluate import metrics as metrics_lib
-from jaxmix.evaluate import sources
 from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
@@ -39,7 +39,7 @@ def _check_classes(run: Run, args: SuiteArgs, name: str, split: str):
   predicted, and dropped from ReaL / multi-label sets (which then look
   empty and are excluded).
   """
-  found = sources.checked_builder(
+  found = datasets.checked_builder(
     name,
     args.split or split,
     data_dir=suites_lib.data_dir_for(run, args),
@@ -171,7 +171,7 @@ def multilabel(run: Run, args: SuiteArgs) -> dict:
 
 def split_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
   """All labels of a split, read without decoding a single image."""
-  found = sources.checked_builder(name, split, data_dir=data_dir)
+  found = datasets.checked_builder(name, split, data_dir=data_dir)
   ds = found.as_dataset(
     split=split, decoders={'image': tfds.decode.SkipDecoding()}
   )

@@ -41,7 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.evaluate import cam_boxes, localization, plots, robustness, sources
+from jaxmix.evaluate import (
+  cam_boxes,
+  datasets,
+  hosts,
+  localization,
+  plots,
+  robustness,
+)
 from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.cam_boxes import choose_cam_threshold
 from jaxmix.evaluate.metrics import Tally
@@ -72,10 +79,10 @@ def _occlusion_fn(run: Run, sizes: np.ndarray):
 
   def fn(batch: dict) -> Tally:
     inputs = [
-      suites_lib.to_device(run, np.asarray(batch[k], t))
+      hosts.to_device(run, np.asarray(batch[k], t))
       for k, t in (('image', np.float32), ('label', np.int32), ('mask', bool))
     ]
-    return Tally(*suites_lib.fetch(tally(run.variables, *inputs)))
+    return Tally(*hosts.fetch(tally(run.variables, *inputs)))
 
   return fn
 
@@ -96,7 +103,7 @@ def evaluate_boxes(
       have the run's number of classes (labels the run lacks would never
       be predicted, and their CAMs would be another class's).
   """
-  found = sources.checked_builder(
+  found = datasets.checked_builder(
     name,
     split,
     data_dir=suites_lib.data_dir_for(run, args),
@@ -122,7 +129,7 @@ def evaluate_boxes(
     if occlusion:
       found = occlude(batch)
       occluded = found if occluded is None else occluded.plus(found)
-  rows = suites_lib.gather_batches(parts)
+  rows = hosts.gather_batches(parts)
   if not len(rows['pred']):
     raise ValueError(f'{name} split {split} is empty.')
   box_acc = np.mean(rows['box_iou'] >= 0.5, axis=0)
@@ -154,7 +161,7 @@ def evaluate_boxes(
       'size': sizes.tolist(),
       'top1': rates.tolist(),
     }
-  if suites_lib.is_primary() and shown:
+  if hosts.is_primary() and shown:
     _draw(
       run, args, result, shown, threshold, 'digits' if occlusion else 'wsol'
     )
