@@ -31,15 +31,11 @@ parser.add_argument('--port', type=int, default=0)
 parser.add_argument('--out', default='')
 args = parser.parse_args()
 
-os.environ['XLA_FLAGS'] = ''
-os.environ['JAX_NUM_CPU_DEVICES'] = str(args.devices)
-os.environ['JAX_PLATFORMS'] = 'cpu'
+from worker_jax import start_cpu_jax  # noqa: E402
 
-import jax  # noqa: E402
+jax = start_cpu_jax(args.devices)
+
 import numpy as np  # noqa: E402
-
-jax.config.update('jax_num_cpu_devices', args.devices)
-jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 
 from jaxmix.evaluate import __main__ as cli  # noqa: E402
 

@@ -26,15 +26,12 @@ parser.add_argument('--every', type=int, default=1)
 parser.add_argument('--out', default='')
 args = parser.parse_args()
 
-os.environ['XLA_FLAGS'] = ''
-os.environ['JAX_NUM_CPU_DEVICES'] = str(args.devices)
-os.environ['JAX_PLATFORMS'] = 'cpu'
+from worker_jax import start_cpu_jax  # noqa: E402
 
-import jax  # noqa: E402
+jax = start_cpu_jax(args.devices)
+
 import numpy as np  # noqa: E402
 
-jax.config.update('jax_num_cpu_devices', args.devices)
-jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import logging  # noqa: E402
