@@ -218,6 +218,14 @@ def main(argv: list[str] | None = None) -> None:
     help='With --all: the overfitting regime (3,000 scenes, 60 epochs).',
   )
   parser.add_argument(
+    '--recipes',
+    default=None,
+    help='With --all: comma-separated recipes (default: all of them).',
+  )
+  parser.add_argument(
+    '--seed', type=int, default=0, help="With --all: the runs' seed."
+  )
+  parser.add_argument(
     '--smoke', action='store_true', help='Tiny data and model (seconds).'
   )
   args = parser.parse_args(argv)
@@ -225,9 +233,14 @@ def main(argv: list[str] | None = None) -> None:
   if args.all:
     from jaxmix import demo_all
 
-    demo_all.all_recipes(workdir, smoke=args.smoke, long=args.long)
-  elif args.long:
-    parser.error('--long needs --all.')
+    recipes = demo_all.RECIPES
+    if args.recipes:
+      recipes = tuple(args.recipes.split(','))
+    demo_all.all_recipes(
+      workdir, smoke=args.smoke, long=args.long, recipes=recipes, seed=args.seed
+    )
+  elif args.long or args.recipes or args.seed:
+    parser.error('--long, --recipes and --seed need --all.')
   else:
     default_job(workdir, smoke=args.smoke)
 

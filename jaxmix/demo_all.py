@@ -112,11 +112,14 @@ def all_recipes(
   smoke: bool = False,
   long: bool = False,
   recipes: tuple[str, ...] = RECIPES,
+  seed: int = 0,
 ) -> str:
   """The recipes' experiment; returns the path of the results file.
 
   `long`: the regime of `long_schedule`, runs in `WORKDIR/long/`, results
-  in `WORKDIR/results_long.md`.
+  in `WORKDIR/results_long.md`. A `seed` other than 0 (the recipes' own)
+  adds `_seed<N>` to both (`WORKDIR/long_seed1/`, `results_long_seed1.md`);
+  the annotator and its label maps stay those of seed 0.
   """
   from jaxmix.evaluate import report
 
@@ -124,10 +127,12 @@ def all_recipes(
   data_dir = os.path.join(workdir, 'data')
   demo.prepare_data(data_dir, smoke=smoke)
   store = annotate(workdir, data_dir, smoke=smoke)
-  runs_dir = os.path.join(workdir, 'long') if long else workdir
+  suffix = ('_long' if long else '') + (f'_seed{seed}' if seed else '')
+  runs_dir = os.path.join(workdir, suffix[1:]) if suffix else workdir
   seconds, rows = {}, []
   for name in recipes:
     config = demo.load_recipe(name, smoke=smoke, long=long)
+    config.seed = seed
     config.data.data_dir = data_dir
     if config.relabel.enabled:
       config.relabel.store_dir = store
@@ -147,7 +152,7 @@ def all_recipes(
     'long schedule: 3,000 training scenes, width 32, 60 epochs'
     if long
     else '12 epochs'
-  )
+  ) + (f', seed {seed}' if seed else '')
   text = (
     f'# digit_scenes: {len(recipes)} recipes ({regime})\n\n'
     f'{results_table(rows, seconds)}\n'
@@ -159,7 +164,7 @@ def all_recipes(
     f'{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC.\n\n'
     f'{label_fit_note(data_dir, smoke=smoke)}'
   )
-  path = os.path.join(workdir, 'results_long.md' if long else 'results.md')
+  path = os.path.join(workdir, f'results{suffix}.md')
   with open(path, 'w') as f:
     f.write(text)
   print(text)

@@ -47,14 +47,16 @@ def test_all_recipes_long_smoke_end_to_end(tmp_path):
   """Annotator, label maps, every recipe, the table: the whole pipeline."""
   workdir = str(tmp_path)
   recipes = ('baseline', 'relabel_cutmix_localized')
-  path = demo_all.all_recipes(workdir, smoke=True, long=True, recipes=recipes)
-  assert path == os.path.join(workdir, 'results_long.md')
+  path = demo_all.all_recipes(
+    workdir, smoke=True, long=True, recipes=recipes, seed=1
+  )
+  assert path == os.path.join(workdir, 'results_long_seed1.md')
   with open(path) as f:
     text = f.read()
   lines = text.splitlines()
   assert lines[0] == (
     '# digit_scenes: 2 recipes (long schedule: '
-    '3,000 training scenes, width 32, 60 epochs)'
+    '3,000 training scenes, width 32, 60 epochs, seed 1)'
   )
   rows = [line for line in lines if line.startswith('| ')][1:]
   assert [row.split(' | ')[0][2:] for row in rows] == list(recipes)
@@ -64,9 +66,17 @@ def test_all_recipes_long_smoke_end_to_end(tmp_path):
   assert "CutMix's area labels on these scenes" in text
   assert os.path.exists(os.path.join(workdir, 'label_maps', 'metadata.json'))
   for name in recipes:
-    run_dir = os.path.join(workdir, 'long', name)
+    run_dir = os.path.join(workdir, 'long_seed1', name)
     assert demo.evaluated(run_dir), name
     with open(os.path.join(run_dir, 'config.json')) as f:
       config = json.load(f)
     assert config['data']['train_split'] == 'train[:30%]'
+    assert config['seed'] == 1
     assert config['relabel']['enabled'] == name.startswith('relabel')
+
+
+def test_cli_flags_need_all(tmp_path):
+  for flags in (['--long'], ['--seed', '1'], ['--recipes', 'cutmix']):
+    with pytest.raises(SystemExit):
+      demo.main(['--workdir', str(tmp_path), *flags])
+  assert not os.listdir(tmp_path)
