@@ -29,6 +29,8 @@ pasted digits (`jaxmix.evaluate.label_fit`).
 overfits (`long_schedule`: 3,000 training scenes, a CNN twice as wide, 60
 epochs) into `WORKDIR/long/` and writes `WORKDIR/results_long.md`; data,
 annotator and label maps are shared with `--all`.
+`--seed N` (runs and results get a `_seedN` suffix) and `--recipes a,b`
+repeat or narrow either experiment.
 
 `--smoke` shrinks everything to seconds (digit_scenes 'small', a tiny CNN,
 two short epochs) for tests.
