@@ -83,15 +83,8 @@ def label_fit_note(data_dir: str, *, smoke: bool) -> str:
   """One paragraph: how far CutMix's area labels are from the digits."""
   from jaxmix.evaluate import label_fit
 
-  fit = label_fit.main(
-    [
-      '--data_dir',
-      data_dir,
-      '--dataset',
-      'digit_scenes/small' if smoke else 'digit_scenes',
-      '--split',
-      'test',
-    ]
+  fit = label_fit.dataset_label_fit(
+    'digit_scenes/small' if smoke else 'digit_scenes', 'test', data_dir=data_dir
   )
   return (
     "CutMix's area labels on these scenes (`python -m "

@@ -26,21 +26,9 @@ import numpy as np
 
 from jaxmix import boxes as boxes_lib
 from jaxmix import mixing
+from jaxmix.evaluate import localization
 
 GRID = 224  # CutMix boxes are sampled on this pixel grid.
-
-
-def _intersection(boxes: np.ndarray, paste: np.ndarray) -> np.ndarray:
-  """Area of each box inside its pasted box; both `[N, 4]` normalised."""
-  top = np.maximum(boxes[:, 0], paste[:, 0])
-  left = np.maximum(boxes[:, 1], paste[:, 1])
-  bottom = np.minimum(boxes[:, 2], paste[:, 2])
-  right = np.minimum(boxes[:, 3], paste[:, 3])
-  return np.maximum(bottom - top, 0) * np.maximum(right - left, 0)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-  return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def pasted_object_fractions(
@@ -67,13 +55,13 @@ def pasted_object_fractions(
       f'`paste_boxes` must have the shape of `object_boxes` '
       f'{object_boxes.shape}, got {paste_boxes.shape}.'
     )
-  area = _area(object_boxes)
+  area = localization.box_areas(object_boxes)
   if np.any(~(area > 0)):
     raise ValueError(
       f'Object box {int(np.argmin(area))} has no area: '
       f'{object_boxes[int(np.argmin(area))].tolist()}.'
     )
-  return _intersection(object_boxes, paste_boxes) / area
+  return localization.box_intersections(object_boxes, paste_boxes) / area
 
 
 def sample_paste_boxes(
@@ -119,7 +107,7 @@ def cutmix_label_fit(
   partner_key, box_key = jax.random.split(key)
   partners = np.asarray(mixing.sample_partners(partner_key, batch_size=count))
   paste = sample_paste_boxes(box_key, count=count, alpha=alpha)
-  partner_weight = _area(paste)
+  partner_weight = localization.box_areas(paste)
   pasted = pasted_object_fractions(object_boxes[partners], paste)
   kept = 1.0 - pasted_object_fractions(object_boxes, paste)
   seen = pasted + kept
@@ -131,7 +119,7 @@ def cutmix_label_fit(
   erased = kept == 0
   return {
     'count': count,
-    'object_area': float(_area(object_boxes).mean()),
+    'object_area': float(localization.box_areas(object_boxes).mean()),
     'partner_weight': float(partner_weight.mean()),
     'partner_object_pasted': float(pasted.mean()),
     'weight_error': float(np.abs(partner_weight - object_weight).mean()),
@@ -161,7 +149,7 @@ def main_object_boxes(dataset) -> np.ndarray:
       mine = boxes[np.asarray(objects['label']) == example['label']]
       if not len(mine):
         raise ValueError(f'Example {index} has no object of its label.')
-      found.append(mine[np.argmax(_area(mine))])
+      found.append(mine[np.argmax(localization.box_areas(mine))])
     elif 'bbox' in example:
       found.append(np.asarray(example['bbox'], np.float64))
     else:
@@ -169,6 +157,35 @@ def main_object_boxes(dataset) -> np.ndarray:
         f'Example {index} has neither objects/bbox nor bbox: {sorted(example)}.'
       )
   return np.stack(found)
+
+
+def dataset_label_fit(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None = None,
+  alpha: float = 1.0,
+  seed: int = 0,
+) -> dict:
+  """`cutmix_label_fit` over the main objects of a prepared TFDS split.
+
+  Returns:
+    {'dataset', 'split', **cutmix_label_fit(...)}.
+  """
+  import tensorflow_datasets as tfds
+
+  from jaxmix.evaluate import datasets
+
+  builder = datasets.checked_builder(name, split, data_dir=data_dir)
+  examples = builder.as_dataset(
+    split=split, decoders={'image': tfds.decode.SkipDecoding()}
+  )
+  fit = cutmix_label_fit(
+    jax.random.key(seed),
+    main_object_boxes(tfds.as_numpy(examples)),
+    alpha=alpha,
+  )
+  return {'dataset': name, 'split': split, **fit}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -179,23 +196,13 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument('--alpha', type=float, default=1.0)
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args(argv)
-  import tensorflow_datasets as tfds
-
-  from jaxmix.evaluate import datasets
-
-  builder = datasets.checked_builder(
-    args.dataset, args.split, data_dir=args.data_dir
-  )
-  dataset = builder.as_dataset(
-    split=args.split,
-    decoders={'image': tfds.decode.SkipDecoding()},
-  )
-  fit = cutmix_label_fit(
-    jax.random.key(args.seed),
-    main_object_boxes(tfds.as_numpy(dataset)),
+  result = dataset_label_fit(
+    args.dataset,
+    args.split,
+    data_dir=args.data_dir,
     alpha=args.alpha,
+    seed=args.seed,
   )
-  result = {'dataset': args.dataset, 'split': args.split, **fit}
   print(json.dumps(result, indent=2))
   return result
 

@@ -126,6 +126,21 @@ def boxes_from_cams(cams: ArrayLike, threshold: float) -> np.ndarray:
   return np.stack([_region_boxes(cam, threshold)[0] for cam in cams])
 
 
+def box_areas(boxes: ArrayLike) -> np.ndarray:
+  """Areas of boxes `[..., 4]` (top, left, bottom, right); 0 when empty."""
+  boxes = np.asarray(boxes, np.float64)
+  height = np.clip(boxes[..., 2] - boxes[..., 0], 0, None)
+  return height * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
+
+
+def box_intersections(boxes_a: ArrayLike, boxes_b: ArrayLike) -> np.ndarray:
+  """Intersection areas of boxes `[..., 4]`, broadcast over leading axes."""
+  a, b = np.asarray(boxes_a, np.float64), np.asarray(boxes_b, np.float64)
+  top_left = np.maximum(a[..., :2], b[..., :2])
+  bottom_right = np.minimum(a[..., 2:], b[..., 2:])
+  return np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+
+
 def iou(boxes_a: ArrayLike, boxes_b: ArrayLike) -> np.ndarray:
   """Intersection over union of half-open pixel boxes `[N, 4]` x `[M, 4]`.
 
@@ -133,16 +148,8 @@ def iou(boxes_a: ArrayLike, boxes_b: ArrayLike) -> np.ndarray:
     float64 `[N, M]`; 0 where the union is empty.
   """
   a, b = (np.asarray(x, np.float64).reshape(-1, 4) for x in (boxes_a, boxes_b))
-
-  def area(box):
-    return np.clip(box[..., 2] - box[..., 0], 0, None) * np.clip(
-      box[..., 3] - box[..., 1], 0, None
-    )
-
-  top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-  bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-  inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
-  union = area(a)[:, None] + area(b)[None, :] - inter
+  inter = box_intersections(a[:, None], b[None])
+  union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
   return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
