@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import jax
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.data import crops, tfds_source
+from jaxmix.data import crops, input_pipeline, tfds_source
 
 Batch = dict[str, np.ndarray]
 
@@ -68,8 +67,7 @@ class FullImageIterator:
         f'{image_size}.'
       )
     tfds_source.hide_accelerators()
-    index = jax.process_index() if process_index is None else process_index
-    count = jax.process_count() if process_count is None else process_count
+    index, count = input_pipeline.process_args(process_index, process_count)
     self._source = tfds_source.Source(
       data_config, split, index, count, drop_remainder=False
     )
@@ -82,25 +80,12 @@ class FullImageIterator:
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=True,
     )
-    options = tf.data.Options()
-    options.deterministic = True
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    self._dataset = ds.with_options(options)
+    self._dataset = ds.with_options(input_pipeline.dataset_options())
 
   def __iter__(self) -> Iterator[Batch]:
     for batch in self._dataset.as_numpy_iterator():
-      count = len(batch['label'])
-      pad = self._batch_size - count
-      out = {}
-      for key, value in batch.items():
-        shape = (pad, *value.shape[1:])
-        if value.dtype == object:  # tf.string
-          filler = np.full(shape, b'', dtype=object)
-        else:
-          filler = np.zeros(shape, value.dtype)
-        out[key] = np.concatenate([value, filler])
-      out['mask'] = np.arange(self._batch_size) < count
-      yield out
+      yield input_pipeline.pad_batch(batch, self._batch_size)
 
 
 def create_full_image_iterator(

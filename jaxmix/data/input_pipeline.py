@@ -48,7 +48,8 @@ __all__ = [
 Batch = dict[str, np.ndarray]
 
 
-def _process_args(process_index, process_count) -> tuple[int, int]:
+def process_args(process_index, process_count) -> tuple[int, int]:
+  """(index, count) of this process; None means JAX's own."""
   index = jax.process_index() if process_index is None else process_index
   count = jax.process_count() if process_count is None else process_count
   if not 0 <= index < count:
@@ -58,7 +59,8 @@ def _process_args(process_index, process_count) -> tuple[int, int]:
   return index, count
 
 
-def _local_batch(global_batch_size: int, process_count: int) -> int:
+def local_batch_size(global_batch_size: int, process_count: int) -> int:
+  """Rows per process of a global batch; a ValueError unless it divides."""
   if global_batch_size < 1 or global_batch_size % process_count:
     raise ValueError(
       f'global_batch_size={global_batch_size} must be a positive multiple '
@@ -73,10 +75,11 @@ def steps_per_epoch(
   """Full global batches per train epoch (remainders dropped)."""
   count = jax.process_count() if process_count is None else process_count
   per_process = num_examples(data_config, data_config.train_split) // count
-  return per_process // _local_batch(global_batch_size, count)
+  return per_process // local_batch_size(global_batch_size, count)
 
 
-def _options() -> tf.data.Options:
+def dataset_options() -> tf.data.Options:
+  """Deterministic tf.data options of every jaxmix pipeline."""
   options = tf.data.Options()
   options.deterministic = True
   options.threading.max_intra_op_parallelism = 1
@@ -144,7 +147,7 @@ class _TrainIterator(BatchIterator):
     if self._skip:
       ds = ds.ignore_errors()
     ds = ds.batch(self._batch_size).prefetch(tf.data.AUTOTUNE)
-    self._iterator = iter(ds.with_options(_options()))
+    self._iterator = iter(ds.with_options(dataset_options()))
 
   def _count_skipped(self, position: int, delivered: int) -> None:
     skipped = position - self._position - delivered
@@ -227,8 +230,8 @@ def create_train_iterator(
   b = global_batch_size // process_count and S = image_size.
   """
   tfds_source.hide_accelerators()
-  index, count = _process_args(process_index, process_count)
-  batch_size = _local_batch(global_batch_size, count)
+  index, count = process_args(process_index, process_count)
+  batch_size = local_batch_size(global_batch_size, count)
   preprocess_lib.check_config(data_config)
   source = tfds_source.Source(
     data_config, data_config.train_split, index, count, drop_remainder=True
@@ -244,10 +247,23 @@ def _numpy_dtype(dtype: tf.DType) -> np.dtype:
   return np.dtype(object) if dtype == tf.string else dtype.as_numpy_dtype
 
 
-def _padding(v: np.ndarray, n: int) -> np.ndarray:
-  if v.dtype == object:
-    return np.full((n, *v.shape[1:]), b'', dtype=object)
-  return np.zeros((n, *v.shape[1:]), v.dtype)
+def pad_batch(batch: Batch, size: int) -> Batch:
+  """`batch` padded to `size` rows (zeros, b'' for strings), plus 'mask'.
+
+  Returns:
+    every field with `size` rows; 'mask' bool `[size]`, False on padding.
+  """
+  n = len(next(iter(batch.values())))
+
+  def padded(v: np.ndarray) -> np.ndarray:
+    shape = (size - n, *v.shape[1:])
+    if v.dtype == object:  # tf.string
+      return np.concatenate([v, np.full(shape, b'', object)])
+    return np.concatenate([v, np.zeros(shape, v.dtype)])
+
+  out = {k: padded(v) for k, v in batch.items()}
+  out['mask'] = np.arange(size) < n
+  return out
 
 
 class _EvalIterator(BatchIterator):
@@ -270,7 +286,7 @@ class _EvalIterator(BatchIterator):
       for k, spec in ds.element_spec.items()
       if k != 'index'
     }
-    self._iterator = iter(ds.with_options(_options()))
+    self._iterator = iter(ds.with_options(dataset_options()))
     self._done, self._seen = 0, 0
 
   def __next__(self) -> Batch:
@@ -287,9 +303,7 @@ class _EvalIterator(BatchIterator):
     n = len(batch['label'])
     self._seen += n
     self._done += 1
-    pad = self._batch_size - n
-    out = {k: np.concatenate([v, _padding(v, pad)]) for k, v in batch.items()}
-    out['mask'] = np.arange(self._batch_size) < n
+    out = pad_batch(batch, self._batch_size)
     if self._done == self._num_batches and self._seen < self._source.size:
       logging.warning(
         'skipped %d undecodable images of %s',
@@ -309,8 +323,8 @@ def create_eval_iterator(
 ) -> BatchIterator:
   """One pass over the eval split: train keys plus 'mask' bool `[b]`."""
   tfds_source.hide_accelerators()
-  index, count = _process_args(process_index, process_count)
-  batch_size = _local_batch(global_batch_size, count)
+  index, count = process_args(process_index, process_count)
+  batch_size = local_batch_size(global_batch_size, count)
   preprocess_lib.check_config(data_config)
   source = tfds_source.Source(
     data_config, data_config.eval_split, index, count, drop_remainder=False

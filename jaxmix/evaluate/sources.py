@@ -21,27 +21,16 @@ says how to prepare it (`jaxmix.evaluate.datasets.checked_builder`).
 
 from collections.abc import Callable, Iterator, Mapping
 
-import jax
 import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from jaxmix.data import preprocess, tfds_source
+from jaxmix.data import input_pipeline, preprocess, tfds_source
 from jaxmix.evaluate import datasets
 
 Extra = Callable[[dict], tf.Tensor]
 Batch = dict[str, np.ndarray]
-
-
-def _pad(batch: Batch, size: int) -> Batch:
-  n = len(batch['image'])
-  out = {
-    k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)])
-    for k, v in batch.items()
-  }
-  out['mask'] = np.arange(size) < n
-  return out
 
 
 def _absolute(
@@ -148,18 +137,8 @@ def batches(
     position in the split, -1 on padding), 'mask' bool `[b]`, and the
     extras. Every process yields the same number of batches.
   """
-  index = jax.process_index() if process_index is None else process_index
-  count = jax.process_count() if process_count is None else process_count
-  if not 0 <= index < count:
-    raise ValueError(
-      f'process_index={index} must be in [0, process_count={count}).'
-    )
-  if batch_size < 1 or batch_size % count:
-    raise ValueError(
-      f'batch_size={batch_size} must be a positive multiple of '
-      f'process_count={count}.'
-    )
-  local_size = batch_size // count
+  index, count = input_pipeline.process_args(process_index, process_count)
+  local_size = input_pipeline.local_batch_size(batch_size, count)
   if align < 1 or local_size % align:
     raise ValueError(
       f'batch_size={batch_size} over process_count={count} gives '
@@ -229,7 +208,7 @@ def batches(
       return
     batch = dict(empty if batch is None else batch)
     done += 1
-    out = _pad(batch, local_size)
+    out = input_pipeline.pad_batch(batch, local_size)
     out['index'] = np.where(out['mask'], out['index'], -1).astype(np.int32)
     yield out
 
