@@ -87,10 +87,10 @@ def make_annotate_fn(
   k: int,
   mesh: jax.sharding.Mesh,
 ):
-  """`fn(variables, images) -> (scores, indices, logits)`, jitted on `mesh`.
+  """`fn(variables, images) -> (scores, indices)`, jitted on `mesh`.
 
   `images` uint8 `[B, R, R, 3]` sharded over 'data'; scores float32 and
-  indices int32 `[B, S, S, k]`; logits `[B, h, w, K]` before resizing.
+  indices int32 `[B, S, S, k]` (S = `size`, else the model's map side).
   """
 
   def annotate(variables, images):
@@ -103,8 +103,7 @@ def make_annotate_fn(
       maps = jax.image.resize(
         logits, (batch, size, size, classes), method='linear', antialias=True
       )
-    scores, indices = jax.lax.top_k(maps, min(k, classes))
-    return scores, indices, logits
+    return jax.lax.top_k(maps, min(k, classes))
 
   replicated = NamedSharding(mesh, PartitionSpec())
   data = NamedSharding(mesh, PartitionSpec('data'))
@@ -167,9 +166,8 @@ def annotate(args: argparse.Namespace) -> str:
   images = jax.ShapeDtypeStruct(
     (args.batch_size, image_size, image_size, 3), jnp.uint8, sharding=sharding
   )
-  _, _, logits = jax.eval_shape(fn, variables, images)
-  size = args.size or logits.shape[1]
-  k = min(args.top_k, logits.shape[-1])
+  scores, _ = jax.eval_shape(fn, variables, images)
+  size, k = scores.shape[1], scores.shape[-1]
   writer = LabelMapWriter(
     args.out,
     size=size,
@@ -190,9 +188,7 @@ def annotate(args: argparse.Namespace) -> str:
       ]
     )
     if new.any():
-      scores, indices, _ = fn(
-        variables, jax.device_put(batch['image'], sharding)
-      )
+      scores, indices = fn(variables, jax.device_put(batch['image'], sharding))
       scores, indices = jax.device_get((scores, indices))
       writer.add(list(batch['file_name'][new]), scores[new], indices[new])
       written += int(new.sum())
