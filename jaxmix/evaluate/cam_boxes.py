@@ -14,24 +14,54 @@ the dataset's validation split.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxmix.evaluate import datasets, hosts, localization, sources
 from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
+from jaxmix.models import layers
 
 
 def cam_fn(run: Run):
-  """Jitted fn(variables, images `[B, S, S, 3]`, classes `[B]`) -> CAMs."""
+  """Jitted fn(variables, uint8 images `[B, S, S, 3]`, labels `[B]` | None).
+
+  One forward pass per batch: the features give the logits exactly as
+  `run.logits_fn` computes them (`CNNClassifier.__call__`:
+  `head(mean_{h,w} features)` in float32), the prediction (argmax on
+  device) and the CAMs of the prediction and, when `labels` is given, of
+  the labels.
+
+  Returns:
+    fn -> {'pred': int32 `[B]`, 'pred_cams': `[B, S, S]`, 'true_cams':
+    `[B, S, S]` (only with labels)}.
+  """
 
   @jax.jit
-  def cams(variables, images, classes):
+  def cams(variables, images, labels):
     params, batch_stats = variables
     model = run.model_def.merge(params, batch_stats, train=False)
-    return localization.class_activation_map(
-      model, run.normalize(images), classes
-    )
+    inputs = run.normalize(images)
+    localization.check_cam_model(model)
+    features = model.features(inputs).astype(jnp.float32)
+    if type(model).__call__ is layers.CNNClassifier.__call__:
+      logits = model.head(jnp.mean(features, axis=(1, 2)))  # its __call__
+    else:  # another head path: the run's own forward pass (XLA CSE merges)
+      logits = model(inputs)
+    pred = jnp.argmax(logits.astype(jnp.float32), axis=-1).astype(jnp.int32)
+    size, kernel = images.shape[1:3], model.head.kernel[...]
+    out = {
+      'pred': pred,
+      'pred_cams': localization.maps_from_features(
+        features, kernel, pred, size
+      ),
+    }
+    if labels is not None:
+      out['true_cams'] = localization.maps_from_features(
+        features, kernel, labels, size
+      )
+    return out
 
   return cams
 
@@ -113,10 +143,14 @@ def image_rows(run: Run, cams_of, batch: dict, loc_thresholds, *, gt_known):
       (image, CAM of the prediction, true boxes, title), for pictures.
   """
   to_device, local_rows = hosts.to_device, hosts.local_rows
-  images = to_device(run, batch['image'])
-  pred = local_rows(run, run.logits_fn(images)).argmax(-1).astype(np.int32)
   labels = np.asarray(batch['label'], np.int32)
-  cams = local_rows(run, cams_of(run.variables, images, to_device(run, pred)))
+  found = cams_of(
+    run.variables,
+    to_device(run, batch['image']),
+    to_device(run, labels) if gt_known else None,
+  )
+  found = {k: local_rows(run, v) for k, v in found.items()}
+  pred, cams = found['pred'], found['pred_cams']
   boxes, box_labels = true_boxes(batch, run.image_size)
   mask = np.asarray(batch['mask'], bool)
   keep = np.flatnonzero(mask)
@@ -133,9 +167,7 @@ def image_rows(run: Run, cams_of, batch: dict, loc_thresholds, *, gt_known):
     cams[keep], pred[keep], *pick, loc_thresholds
   )
   if gt_known:  # MaxBoxAcc: the true class's CAM at every threshold
-    true_cams = local_rows(
-      run, cams_of(run.variables, images, to_device(run, labels))
-    )
+    true_cams = found['true_cams']
     main = [boxes[i][box_labels[i] == labels[i]] for i in keep]
     thresholds = localization.CAM_THRESHOLDS
     rows['box_iou'] = np.zeros((len(mask), len(thresholds)))

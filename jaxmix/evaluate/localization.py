@@ -18,7 +18,8 @@ Boxes are int `[..., 4]` NumPy arrays `(top, left, bottom, right)` in pixels,
 half-open, the field order of `jaxmix.Box`. Ground truth per image is an
 `[n_i, 4]` array (an image may have several boxes). The ground-truth boxes
 must be in the frame of the evaluated image (after its resize / crop).
-Everything except `class_activation_map` runs on the host.
+Everything except `class_activation_map` and `maps_from_features` runs on
+the host.
 """
 
 from collections.abc import Sequence
@@ -35,6 +36,15 @@ from jaxmix.evaluate.metrics import Tally
 _EIGHT_CONNECTED = np.ones((3, 3), bool)
 # Choe et al.'s CAM thresholds: 0.00, 0.01, ..., 0.99.
 CAM_THRESHOLDS = np.arange(100) / 100.0
+
+
+def check_cam_model(model) -> None:
+  """TypeError unless `model` has `features` and a linear `head` (a CNN)."""
+  if not hasattr(model, 'features') or not hasattr(model, 'head'):
+    raise TypeError(
+      f'`model` ({type(model).__name__}) has no `features` and `head`; CAM '
+      'needs a CNN with a linear classifier on pooled features.'
+    )
 
 
 def class_activation_map(
@@ -62,11 +72,7 @@ def class_activation_map(
   Returns:
     float32 `[B, H, W]` in [0, 1].
   """
-  if not hasattr(model, 'features') or not hasattr(model, 'head'):
-    raise TypeError(
-      f'`model` ({type(model).__name__}) has no `features` and `head`; CAM '
-      'needs a CNN with a linear classifier on pooled features.'
-    )
+  check_cam_model(model)
   images = jnp.asarray(images)
   if images.ndim != 4:
     raise ValueError(f'`images` must be [B, H, W, 3], got {images.shape}.')
@@ -77,9 +83,35 @@ def class_activation_map(
       f'`class_ids` must be [B] = ({batch},), got {class_ids.shape}.'
     )
   features = model.features(images).astype(jnp.float32)
-  weights = jnp.asarray(model.head.kernel[...], jnp.float32)[:, class_ids]
+  return maps_from_features(
+    features, model.head.kernel[...], class_ids, (height, width), method=method
+  )
+
+
+def maps_from_features(
+  features: jax.Array,
+  kernel: ArrayLike,
+  class_ids: ArrayLike,
+  size: tuple[int, int],
+  *,
+  method: str = 'bilinear',
+) -> jax.Array:
+  """`class_activation_map` of features already computed (one pass, many maps).
+
+  Args:
+    features: float32 `[B, h, w, D]`, the model's `features(x)`.
+    kernel: the head's kernel `[D, K]`.
+    class_ids: int `[B]`, the class whose map to compute per image.
+    size: `(H, W)`, the image resolution to resize to.
+    method: resize method, as in `class_activation_map`.
+
+  Returns:
+    float32 `[B, H, W]` in [0, 1].
+  """
+  batch = features.shape[0]
+  weights = jnp.asarray(kernel, jnp.float32)[:, class_ids]
   cams = jnp.einsum('bhwd,db->bhw', features, weights)
-  cams = jax.image.resize(cams, (batch, height, width), method=method)
+  cams = jax.image.resize(cams, (batch, *size), method=method)
   low = cams.min(axis=(1, 2), keepdims=True)
   span = cams.max(axis=(1, 2), keepdims=True) - low
   return jnp.where(span > 0, (cams - low) / jnp.where(span > 0, span, 1), 0.0)
