@@ -150,3 +150,11 @@ def gather_batches(parts: Sequence[dict]) -> dict[str, np.ndarray]:
     order = np.argsort(found['index'], kind='stable')
     found = {k: v[order] for k, v in found.items()}
   return found
+
+
+def device_batch(run: Run, batch: dict, *, index: bool = False) -> tuple:
+  """(pixels float32, labels, mask[, index]) of a host batch, as global
+  arrays over the run's 'data' axis."""
+  keys = [('image', np.float32), ('label', np.int32), ('mask', bool)]
+  keys += [('index', np.int32)] if index else []
+  return tuple(to_device(run, np.asarray(batch[k], t)) for k, t in keys)

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -128,6 +129,12 @@ def predict(
   if not len(found['logits']):
     raise ValueError('The evaluated split is empty.')
   return found
+
+
+def mean_pixel(run: Run) -> jax.Array:
+  """The dataset's mean colour, float32 `[3]`: the occlusion fill, zero
+  after normalisation (the CutMix paper's "filling zeros")."""
+  return jnp.asarray(run.config.data.mean, jnp.float32)
 
 
 def top_k_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:

@@ -37,7 +37,6 @@ import functools
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 
@@ -56,12 +55,6 @@ from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
 
 
-def _mean_pixel(run) -> jax.Array:
-  """The dataset's mean colour: zero after normalisation, the CutMix
-  paper's "filling zeros" in a normalising pipeline."""
-  return jnp.asarray(run.config.data.mean, jnp.float32)
-
-
 def _occlusion_fn(run: Run, sizes: np.ndarray):
   """fn(host batch) -> `Tally` of top-1 under centre occlusion per size."""
   tally = jax.jit(
@@ -73,15 +66,12 @@ def _occlusion_fn(run: Run, sizes: np.ndarray):
       mode='center',
       mask=m,
       normalize_fn=run.normalize,
-      fill_value=_mean_pixel(run),
+      fill_value=suites_lib.mean_pixel(run),
     )
   )
 
   def fn(batch: dict) -> Tally:
-    inputs = [
-      hosts.to_device(run, np.asarray(batch[k], t))
-      for k, t in (('image', np.float32), ('label', np.int32), ('mask', bool))
-    ]
+    inputs = hosts.device_batch(run, batch)
     return Tally(*hosts.fetch(tally(run.variables, *inputs)))
 
   return fn

@@ -32,6 +32,7 @@ from jaxmix.evaluate.suite_base import (
   batch_size_for,
   data_dir_for,
   eval_set,
+  mean_pixel,
   predict,
 )
 
@@ -42,14 +43,6 @@ def _picture(run: Run, args: SuiteArgs, name: str) -> str:
   return os.path.join(directory, f'{name}.png')
 
 
-def _device_batch(run: Run, batch: dict, index: bool) -> tuple[jax.Array, ...]:
-  """(pixels float32, labels, mask[, index]) of a host batch, as global
-  arrays."""
-  keys = [('image', np.float32), ('label', np.int32), ('mask', bool)]
-  keys += [('index', np.int32)] if index else []
-  return tuple(hosts.to_device(run, np.asarray(batch[k], t)) for k, t in keys)
-
-
 def _summed(fn, run: Run, args: SuiteArgs, align: int = 1):
   """Sums `fn(run.variables, *device batch) -> pytree of counts` over the
   run's eval set (the counts of all processes' rows); with `align` 2 the
@@ -58,7 +51,7 @@ def _summed(fn, run: Run, args: SuiteArgs, align: int = 1):
   batches, dataset, split = eval_set(run, args, align)
   total = None
   for batch in batches:
-    device = _device_batch(run, batch, index=align > 1)
+    device = hosts.device_batch(run, batch, index=align > 1)
     counts = hosts.fetch(fn(run.variables, *device))
     total = counts if total is None else jax.tree.map(np.add, total, counts)
   if total is None:
@@ -82,9 +75,7 @@ def occlusion(run: Run, args: SuiteArgs) -> dict:
       mode=mode,
       mask=mask,
       normalize_fn=run.normalize,
-      # The mean colour: zero after normalisation, as the CutMix paper's
-      # "filling zeros" on normalised inputs.
-      fill_value=jnp.asarray(run.config.data.mean, jnp.float32),
+      fill_value=mean_pixel(run),
     )
 
   def fn(*args_):
