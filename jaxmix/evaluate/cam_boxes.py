@@ -21,17 +21,15 @@ from jaxmix.evaluate import datasets, hosts, localization, sources
 from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suite_base import SuiteArgs
-from jaxmix.models import layers
 
 
 def cam_fn(run: Run):
   """Jitted fn(variables, uint8 images `[B, S, S, 3]`, labels `[B]` | None).
 
-  One forward pass per batch: the features give the logits exactly as
-  `run.logits_fn` computes them (`CNNClassifier.__call__`:
-  `head(mean_{h,w} features)` in float32), the prediction (argmax on
-  device) and the CAMs of the prediction and, when `labels` is given, of
-  the labels.
+  One device call per batch: the run's logits and prediction (argmax on
+  device) and, from the same features, the CAMs of the prediction and, when
+  `labels` is given, of the labels. The model's forward pass and
+  `features` share their layers, which XLA computes once.
 
   Returns:
     fn -> {'pred': int32 `[B]`, 'pred_cams': `[B, S, S]`, 'true_cams':
@@ -45,10 +43,7 @@ def cam_fn(run: Run):
     inputs = run.normalize(images)
     localization.check_cam_model(model)
     features = model.features(inputs).astype(jnp.float32)
-    if type(model).__call__ is layers.CNNClassifier.__call__:
-      logits = model.head(jnp.mean(features, axis=(1, 2)))  # its __call__
-    else:  # another head path: the run's own forward pass (XLA CSE merges)
-      logits = model(inputs)
+    logits = model(inputs)
     pred = jnp.argmax(logits.astype(jnp.float32), axis=-1).astype(jnp.int32)
     size, kernel = images.shape[1:3], model.head.kernel[...]
     out = {
