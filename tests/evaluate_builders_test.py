@@ -14,7 +14,8 @@ import eval_builder_fixtures as fx
 import numpy as np
 import pytest
 
-from jaxmix.evaluate import datasets, imagenet_c, suites, suites_imagenet
+from jaxmix.data import tfds_source
+from jaxmix.evaluate import imagenet_c, suites, suites_imagenet
 
 K = fx.NUM_CLASSES
 NUM_VAL = 21  # ILSVRC2012_val_00000007 and _00000021 share a class
@@ -289,7 +290,9 @@ def test_imagenet_c_builder_feeds_the_suite(corrupted, data_dir, planted):
       crop_pct=1.0,
     )
     assert sorted(found['label']) == sorted(r[0] for r in rows)
-    info = datasets.builder(f'imagenet2012_corrupted/{config}', data_dir).info
+    info = tfds_source.open_builder(
+      f'imagenet2012_corrupted/{config}', data_dir
+    ).info
     assert info.features['image'].shape == (224, 224, 3)  # cropped by TFDS
     top1 = np.mean(found['logits'].argmax(-1) == found['label'])
     assert top1 == 12 / 21

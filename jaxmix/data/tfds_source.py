@@ -29,44 +29,60 @@ def hide_accelerators() -> None:
     pass  # TF already initialised its devices, or has no such type.
 
 
-def _builder(data_config) -> tfds.core.DatasetBuilder:
-  name = data_config.dataset
+def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  """The TFDS builder of `name` ('imagenet_v2/topimages', 'digit_scenes')."""
   # jaxmix's offline datasets register their TFDS builder on import.
   module = f'jaxmix.data.{name.split("/")[0]}'
   if importlib.util.find_spec(module) is not None:
     importlib.import_module(module)
-  return tfds.builder(name, data_dir=data_config.data_dir)
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as error:
+    raise ValueError(f'TFDS has no dataset {name!r}: {error}') from None
 
 
-def _not_prepared(builder, data_config, split: str) -> ValueError:
-  name = data_config.dataset
+def not_prepared_message(
+  builder: tfds.core.DatasetBuilder,
+  name: str,
+  split: str,
+  manual_dir: str | None = None,
+) -> str:
+  """Says that `split` of `name` is not prepared, and how to prepare it."""
   root = builder.data_dir_root
   msg = (
     f"TFDS dataset '{name}' has no prepared split '{split}' in data_dir "
     f'{root} (looked for {builder.data_dir}). '
   )
+  if name.split('/')[0] == 'digit_scenes':
+    config = name.split('/')[1] if '/' in name else 'default'
+    return msg + (
+      'Prepare it offline with `python -m jaxmix.data.digit_scenes '
+      f'--data_dir {root} --config {config}`.'
+    )
   instructions = getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)
   if instructions:
-    manual = data_config.manual_dir or os.path.join(root, 'downloads', 'manual')
-    msg += (
-      f'It must be downloaded by hand: put the files in {manual} '
+    manual = manual_dir or os.path.join(root, 'downloads', 'manual')
+    return msg + (
+      f'It needs files downloaded by hand: put them in {manual} '
       f'({" ".join(instructions.split())}), then run `tfds build {name} '
-      f'--data_dir={root} --manual_dir={manual}` or '
-      'jaxmix.data.input_pipeline.prepare(data_config).'
+      f'--data_dir={root} --manual_dir={manual}`.'
     )
-  else:
-    msg += (
-      f'Prepare it with `tfds build {name} --data_dir={root}` (this '
-      'downloads it) or jaxmix.data.input_pipeline.prepare(data_config).'
-    )
-  return ValueError(msg)
+  return msg + (
+    f'Prepare it with `tfds build {name} --data_dir={root}` (this downloads '
+    'it).'
+  )
 
 
 def _checked_builder(data_config, split: str):
-  builder = _builder(data_config)
+  builder = open_builder(data_config.dataset, data_config.data_dir)
   base_split = split.split('[')[0]
   if not builder.is_prepared() or base_split not in builder.info.splits:
-    raise _not_prepared(builder, data_config, split)
+    raise ValueError(
+      not_prepared_message(
+        builder, data_config.dataset, split, data_config.manual_dir
+      )
+      + ' Or call jaxmix.data.input_pipeline.prepare(data_config).'
+    )
   features = builder.info.features
   for field in ('image_key', 'label_key'):
     key = data_config[field]
@@ -95,7 +111,8 @@ def prepare(data_config) -> None:
   download_config = tfds.download.DownloadConfig(
     manual_dir=data_config.manual_dir
   )
-  _builder(data_config).download_and_prepare(download_config=download_config)
+  builder = open_builder(data_config.dataset, data_config.data_dir)
+  builder.download_and_prepare(download_config=download_config)
 
 
 def num_examples(data_config, split: str) -> int:
