@@ -4,7 +4,7 @@ Measures the host pipeline alone (read, partial JPEG decode, random-resized
 crop, flip, optional colour jitter and PCA lighting, batching), per process
 and per CPU core the process may use. Build a benchmark set first, e.g.
 
-  python -m jaxmix.data.imagenet_fixture --out /tmp/in1k/manual \
+  python -m jaxmix.datasets.imagenet_fixture --out /tmp/in1k/manual \
     --classes 10 --images-per-class 50 --data-dir /tmp/in1k/data
   python benchmarks/input_pipeline.py --data-dir /tmp/in1k/data
 

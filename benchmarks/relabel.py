@@ -26,8 +26,10 @@ from flax import nnx
 
 import jaxmix
 from jaxmix import models
-from jaxmix.data import label_map_writer, label_maps
-from jaxmix.train import augment, optimizers, relabel_step, state, steps
+from jaxmix.relabel import store as label_maps
+from jaxmix.relabel import train_targets
+from jaxmix.relabel import writer as label_map_writer
+from jaxmix.train import augment, optimizers, state, steps
 
 
 def _config(args) -> ml_collections.ConfigDict:
@@ -35,7 +37,7 @@ def _config(args) -> ml_collections.ConfigDict:
   sys.path.insert(
     0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   )
-  from configs import default
+  from jaxmix.configs import default
 
   config = default.get_config()
   config.data.num_classes = args.classes
@@ -96,8 +98,8 @@ def main() -> None:
     seed=0,
     ema_decay=0.0,
   )
-  settings = relabel_step.RelabelSettings.from_config(config)
-  targets_fn = relabel_step.create_targets_fn(settings, mesh)
+  settings = train_targets.RelabelSettings.from_config(config)
+  targets_fn = train_targets.create_targets_fn(settings, mesh)
   common = dict(
     model_def=model_def,
     tx=tx,

@@ -4,8 +4,8 @@ Every recipe in `configs/` imports this file, changes a few fields and ends
 with `return default.finish(config, arg)`, so `:smoke` works for all of them.
 
 Command:
-  python -m jaxmix.main --config configs/default.py --workdir /tmp/rn50
-  python -m jaxmix.main --config configs/default.py:smoke --workdir /tmp/smoke
+  python -m jaxmix.apps.train --config configs/default.py --workdir /tmp/rn50
+  python -m jaxmix.apps.train --config configs/default.py:smoke --workdir /tmp/smoke
 
 Hardware: meant for one host with 8 accelerators (8 GPUs or a TPU v4-8);
 the `:smoke` variant runs on one CPU in seconds (synthetic data, tiny CNN).
@@ -46,7 +46,7 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.on_corrupt = 'error'  # 'error' | 'skip'
   data.mean = IMAGENET_MEAN
   data.std = IMAGENET_STD
-  # Only read when dataset == 'synthetic' (jaxmix.data.synthetic).
+  # Only read when dataset == 'synthetic' (jaxmix.datasets.synthetic).
   data.synthetic = ml_collections.ConfigDict()
   data.synthetic.train_examples = 1_281_167
   data.synthetic.eval_examples = 50_000
@@ -115,8 +115,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.random_erasing.max_count = 1
 
   # ReLabel: soft targets pooled from label maps over each crop box (see
-  # jaxmix.train.relabel_step); the store is written by
-  # jaxmix.data.relabel_convert or python -m jaxmix.annotate.
+  # jaxmix.relabel.train_targets); the store is written by
+  # jaxmix.relabel.convert or python -m jaxmix.apps.annotate.
   config.relabel = ml_collections.ConfigDict()
   config.relabel.enabled = False
   # The label-map store; synthetic data without one gets made-up maps.

@@ -7,16 +7,16 @@ loads only JAX and NumPy; the trainer and the input pipeline live in
 submodules (`jaxmix.train`, `jaxmix.data`) that are imported explicitly.
 """
 
-from jaxmix.boxes import (
+from jaxmix._src.boxes import (
   Box,
   box_area,
   box_mask,
   sample_cutmix_box,
   sample_cutmix_box_minmax,
 )
-from jaxmix.erasing import cutout, random_erasing
-from jaxmix.labels import one_hot, smooth_labels, soft_cross_entropy
-from jaxmix.mixing import (
+from jaxmix._src.erasing import cutout, random_erasing
+from jaxmix._src.labels import one_hot, smooth_labels, soft_cross_entropy
+from jaxmix._src.mixing import (
   cutmix,
   cutmix_with_box,
   mixup,
@@ -26,13 +26,13 @@ from jaxmix.mixing import (
   sample_mix_weight,
   sample_partners,
 )
-from jaxmix.relabel import pool_label_map, relabel_targets
-from jaxmix.relabel_cutmix import (
+from jaxmix._src.sharding import per_shard
+from jaxmix.relabel.cutmix import (
   localized_cutmix_targets,
   region_crop_boxes,
   relabel_cutmix,
 )
-from jaxmix.sharding import per_shard
+from jaxmix.relabel.pooling import pool_label_map, relabel_targets
 
 __version__ = '0.1.0'
 

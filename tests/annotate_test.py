@@ -11,15 +11,18 @@ import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
 
-from jaxmix import annotate, models
-from jaxmix.data import digit_scenes, full_images
-from jaxmix.data.label_map_writer import LabelMapWriter
-from jaxmix.data.label_maps import LabelMapStore
+from jaxmix import models
+from jaxmix.apps import annotate as annotate_app
+from jaxmix.data import full_images
+from jaxmix.datasets import digit_scenes
+from jaxmix.relabel import annotator
+from jaxmix.relabel.store import LabelMapStore
+from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import checkpoints, optimizers, schedules, steps
 from jaxmix.train import state as state_lib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import default
+from jaxmix.configs import default
 
 IMAGE = 32
 
@@ -69,7 +72,7 @@ def run(tmp_path_factory):
 
 
 def args_for(run, out, *extra):
-  return annotate._parse(
+  return annotate_app._parse(
     [
       f'--workdir={run["workdir"]}',
       f'--data_dir={run["data_dir"]}',
@@ -101,7 +104,7 @@ def test_full_image_reader_is_one_ordered_pass_of_whole_images(run):
 @pytest.mark.slow
 def test_annotator_writes_top_k_of_the_full_conv_logits(run, tmp_path):
   out = str(tmp_path / 'maps')
-  annotate.annotate(args_for(run, out, '--top_k=3'))
+  annotator.annotate(args_for(run, out, '--top_k=3'))
   store = LabelMapStore.open(out)
   assert len(store) == 256 and store.metadata['size'] == 8  # 32 px / 4
   assert store.metadata['k'] == 3 and store.num_classes == 10
@@ -112,7 +115,7 @@ def test_annotator_writes_top_k_of_the_full_conv_logits(run, tmp_path):
   assert (scores.dtype, indices.dtype) == (np.float16, np.uint16)
   assert (np.diff(scores.astype(np.float32), axis=-1) <= 0).all()
   # Reference: the EMA model run by hand on the same whole images.
-  config, model_def, variables, step = annotate.load_run(run['workdir'])
+  config, model_def, variables, step = annotator.load_run(run['workdir'])
   assert step == 3
   data = default.get_data_config()
   data.update(
@@ -127,7 +130,7 @@ def test_annotator_writes_top_k_of_the_full_conv_logits(run, tmp_path):
   )
   model = model_def.merge(*variables, train=False)
   x = steps.normalize(batch['image'], config.data.mean, config.data.std)
-  logits = np.asarray(annotate.label_map_logits(model, x))
+  logits = np.asarray(annotator.label_map_logits(model, x))
   pooled = logits.mean(axis=(1, 2))
   np.testing.assert_allclose(pooled, model(x), rtol=1e-4, atol=1e-4)
   np.testing.assert_array_equal(indices[:8, ..., 0], logits.argmax(-1))
@@ -138,14 +141,14 @@ def test_annotator_writes_top_k_of_the_full_conv_logits(run, tmp_path):
   # Not the raw (non-EMA) parameters.
   ema_off = jax.tree.map(lambda p: (p - 0.01) / 1.5, variables[0])
   raw = model_def.merge(ema_off, variables[1], train=False)
-  raw_top = np.asarray(annotate.label_map_logits(raw, x)).argmax(-1)
+  raw_top = np.asarray(annotator.label_map_logits(raw, x)).argmax(-1)
   assert not np.array_equal(raw_top, indices[:8, ..., 0])
 
 
 @pytest.mark.slow
 def test_annotator_resizes_and_resumes(run, tmp_path, capsys):
   full = str(tmp_path / 'full')
-  annotate.annotate(args_for(run, full, '--size=5'))
+  annotator.annotate(args_for(run, full, '--size=5'))
   store = LabelMapStore.open(full)
   assert store.scores.shape == (256, 5, 5, 5)
   # An interrupted run: 100 rows committed, no metadata.
@@ -163,7 +166,7 @@ def test_annotator_resizes_and_resumes(run, tmp_path, capsys):
   writer.add(run['names'][:100], scores, indices)
   writer.commit()
   capsys.readouterr()
-  annotate.annotate(args_for(run, part, '--size=5'))
+  annotator.annotate(args_for(run, part, '--size=5'))
   log = capsys.readouterr().err
   assert '256/256 images' in log and 'img/s' in log and 'ETA' in log
   resumed = LabelMapStore.open(part)
@@ -176,11 +179,11 @@ def test_annotator_resizes_and_resumes(run, tmp_path, capsys):
 
 def test_annotator_rejects_bad_arguments(run, tmp_path):
   with pytest.raises(ValueError, match='multiple of the 8 local devices'):
-    annotate.annotate(args_for(run, str(tmp_path / 'x'), '--batch_size=12'))
+    annotator.annotate(args_for(run, str(tmp_path / 'x'), '--batch_size=12'))
   with pytest.raises(FileNotFoundError, match=r'config\.json'):
-    annotate.load_run(str(tmp_path))
+    annotator.load_run(str(tmp_path))
 
 
 def test_label_map_logits_needs_a_cnn():
   with pytest.raises(ValueError, match='no `features` and `head`'):
-    annotate.label_map_logits(object(), jnp.zeros((1, 8, 8, 3)))
+    annotator.label_map_logits(object(), jnp.zeros((1, 8, 8, 3)))

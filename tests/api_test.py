@@ -15,13 +15,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxmix, name) for name in jaxmix.__all__]
 FUNCTIONS = [obj for obj in PUBLIC if inspect.isfunction(obj)]
 LIBRARY_MODULES = [
-  'jaxmix.boxes',
-  'jaxmix.erasing',
-  'jaxmix.labels',
-  'jaxmix.mixing',
-  'jaxmix.relabel',
-  'jaxmix.relabel_cutmix',
-  'jaxmix.sharding',
+  'jaxmix._src.boxes',
+  'jaxmix._src.erasing',
+  'jaxmix._src.labels',
+  'jaxmix._src.mixing',
+  'jaxmix.relabel.pooling',
+  'jaxmix.relabel.cutmix',
+  'jaxmix._src.sharding',
 ]
 
 

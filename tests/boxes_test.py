@@ -1,4 +1,4 @@
-"""Tests of jaxmix.boxes: the box convention, masks and the box samplers."""
+"""Tests of jaxmix._src.boxes: the box convention, masks and the box samplers."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxmix
-from jaxmix import boxes
+from jaxmix._src import boxes
 
 
 def test_box_mask_is_half_open_and_y_first():

@@ -31,7 +31,7 @@ def at_root(monkeypatch):
 
 
 def load(spec, *overrides):
-  """Parses `--config=spec` like `jaxmix.main` (locked config flag)."""
+  """Parses `--config=spec` like `jaxmix.apps.train` (locked config flag)."""
   argv = ['main', f'--config={spec}', *overrides]
   flag_values = flags.FlagValues()
   config_flags.DEFINE_config_file(
@@ -209,7 +209,7 @@ def test_recipe_knobs_reach_the_ops_they_name(at_root, monkeypatch, path):
 
 
 def default_config(**mix):
-  from configs import default
+  from jaxmix.configs import default
 
   config = default.get_config('smoke')
   config.mix.update(mix)
@@ -296,7 +296,7 @@ def test_mix_prob_zero_leaves_the_batch_alone(at_root):
   ],
 )
 def test_invalid_configs_fail_naming_the_field(at_root, edit, message):
-  from configs import default
+  from jaxmix.configs import default
 
   config = default.get_config('smoke')
   edit(config)
@@ -305,7 +305,7 @@ def test_invalid_configs_fail_naming_the_field(at_root, edit, message):
 
 
 def test_unused_alpha_may_be_zero(at_root):
-  from configs import default
+  from jaxmix.configs import default
 
   config = default.get_config('smoke')
   config.mix.update(method='mixup', mixup_alpha=0.2, cutmix_alpha=0.0)
@@ -313,7 +313,7 @@ def test_unused_alpha_may_be_zero(at_root):
 
 
 def test_batch_must_divide_over_devices_and_processes(at_root):
-  from configs import default
+  from jaxmix.configs import default
 
   config = default.get_config('smoke')  # global batch 16
   with pytest.raises(

@@ -1,20 +1,22 @@
-"""Tests of jaxmix.demo_all: the every-recipe experiment and its table."""
+"""Tests of jaxmix.apps.experiment: the every-recipe experiment and its table."""
 
 import json
 import os
 
 import pytest
 
-from jaxmix import demo, demo_all
+from jaxmix.apps import demo, digit_runs, experiment
 
 
 def test_results_table_is_in_percent():
-  row = dict.fromkeys(demo.COLUMNS, 0.5)
+  row = dict.fromkeys(digit_runs.COLUMNS, 0.5)
   row['digits/top1'] = 0.8123
-  rows = [row] + [{}] * (len(demo_all.RECIPES) - 1)
-  table = demo_all.results_table(rows, dict.fromkeys(demo_all.RECIPES, 61.0))
+  rows = [row] + [{}] * (len(experiment.RECIPES) - 1)
+  table = experiment.results_table(
+    rows, dict.fromkeys(experiment.RECIPES, 61.0)
+  )
   lines = table.splitlines()
-  assert len(lines) == 2 + len(demo_all.RECIPES)
+  assert len(lines) == 2 + len(experiment.RECIPES)
   assert (
     lines[2] == '| baseline | 81.23 | 50.00 | 50.00 | 50.00 | 50.00 | 61 s |'
   )
@@ -26,10 +28,10 @@ def test_logged_seconds_and_evaluated(tmp_path):
   with open(os.path.join(run_dir, 'metrics.jsonl'), 'w') as f:
     for step, time in ((1, 100.0), (8, 130.5), (8, 161.0)):
       f.write(json.dumps({'step': step, 'time': time}) + '\n')
-  assert demo_all.logged_seconds(run_dir) == 61.0
+  assert experiment.logged_seconds(run_dir) == 61.0
   os.makedirs(os.path.join(run_dir, 'checkpoints', '4'))
   os.makedirs(os.path.join(run_dir, 'checkpoints', '8'))
-  assert not demo.evaluated(run_dir)
+  assert not digit_runs.evaluated(run_dir)
   os.makedirs(os.path.join(run_dir, 'eval'))
   scored = {'top1_loc_threshold': 0.4}
   for step, metrics, want in (
@@ -39,7 +41,7 @@ def test_logged_seconds_and_evaluated(tmp_path):
   ):
     with open(os.path.join(run_dir, 'eval', 'digits.json'), 'w') as f:
       json.dump({'step': step, 'metrics': metrics}, f)
-    assert demo.evaluated(run_dir) == want
+    assert digit_runs.evaluated(run_dir) == want
 
 
 @pytest.mark.slow
@@ -47,7 +49,7 @@ def test_all_recipes_long_smoke_end_to_end(tmp_path):
   """Annotator, label maps, every recipe, the table: the whole pipeline."""
   workdir = str(tmp_path)
   recipes = ('baseline', 'relabel_cutmix_localized')
-  path = demo_all.all_recipes(
+  path = experiment.all_recipes(
     workdir, smoke=True, long=True, recipes=recipes, seed=1
   )
   assert path == os.path.join(workdir, 'results_long_seed1.md')
@@ -67,7 +69,7 @@ def test_all_recipes_long_smoke_end_to_end(tmp_path):
   assert os.path.exists(os.path.join(workdir, 'label_maps', 'metadata.json'))
   for name in recipes:
     run_dir = os.path.join(workdir, 'long_seed1', name)
-    assert demo.evaluated(run_dir), name
+    assert digit_runs.evaluated(run_dir), name
     with open(os.path.join(run_dir, 'config.json')) as f:
       config = json.load(f)
     assert config['data']['train_split'] == 'train[:30%]'

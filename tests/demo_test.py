@@ -1,4 +1,4 @@
-"""Tests of jaxmix.demo: the offline default job, end to end, smoke-sized."""
+"""Tests of jaxmix.apps.demo: the offline default job, end to end, smoke-sized."""
 
 import json
 import os
@@ -6,38 +6,38 @@ import shutil
 
 import pytest
 
-from jaxmix import demo, demo_all
+from jaxmix.apps import demo, digit_runs, experiment
 
 
 def test_recipes_load_and_smoke_keeps_the_recipe():
-  for name in (*demo_all.RECIPES, 'annotator'):
-    full = demo.load_recipe(name, smoke=False)
-    small = demo.load_recipe(name, smoke=True)
+  for name in (*experiment.RECIPES, 'annotator'):
+    full = digit_runs.load_recipe(name, smoke=False)
+    small = digit_runs.load_recipe(name, smoke=True)
     assert full.data.dataset == 'digit_scenes'
     assert small.data.dataset == 'digit_scenes/small'
     assert small.model.name == 'tiny_cnn' and small.global_batch_size == 16
     assert small.mix.to_dict() == full.mix.to_dict()
     assert small.relabel.enabled == full.relabel.enabled
     assert small.cutout.size == full.cutout.size
-  assert demo.load_recipe('cutmix', smoke=False).mix.method == 'cutmix'
-  assert demo.load_recipe('relabel_cutmix', smoke=False).relabel.enabled
-  localized = demo.load_recipe('relabel_cutmix_localized', smoke=False)
+  assert digit_runs.load_recipe('cutmix', smoke=False).mix.method == 'cutmix'
+  assert digit_runs.load_recipe('relabel_cutmix', smoke=False).relabel.enabled
+  localized = digit_runs.load_recipe('relabel_cutmix_localized', smoke=False)
   assert localized.relabel.localized_cutmix and localized.mix.method == 'cutmix'
   with pytest.raises(ValueError, match="'cutmixx'"):
-    demo.load_recipe('cutmixx', smoke=True)
+    digit_runs.load_recipe('cutmixx', smoke=True)
 
 
 def test_long_schedule_changes_only_the_regime():
-  for name in demo_all.RECIPES:
-    short = demo.load_recipe(name, smoke=False).to_dict()
-    long = demo.load_recipe(name, smoke=False, long=True).to_dict()
+  for name in experiment.RECIPES:
+    short = digit_runs.load_recipe(name, smoke=False).to_dict()
+    long = digit_runs.load_recipe(name, smoke=False, long=True).to_dict()
     assert long['data'].pop('train_split') == 'train[:3000]'
     assert long['model']['kwargs'].pop('width') == 32
     assert (long.pop('num_epochs'), short.pop('num_epochs')) == (60, 12)
     long.pop('eval_every_epochs'), short.pop('eval_every_epochs')
     short['data'].pop('train_split'), short['model']['kwargs'].pop('width')
     assert long == short
-  small = demo.load_recipe('cutmix', smoke=True, long=True)
+  small = digit_runs.load_recipe('cutmix', smoke=True, long=True)
   assert small.data.train_split == 'train[:30%]'
 
 

@@ -1,9 +1,9 @@
-"""Tests for jaxmix.data.digit_render: exact boxes, placement, determinism."""
+"""Tests for jaxmix.datasets.digit_render: exact boxes, placement, determinism."""
 
 import numpy as np
 import pytest
 
-from jaxmix.data import digit_render
+from jaxmix.datasets import digit_render
 
 THRESHOLD = digit_render.ALPHA_THRESHOLD
 

@@ -1,4 +1,4 @@
-"""Tests for jaxmix.data.digit_scenes: offline, deterministic, pinned.
+"""Tests for jaxmix.datasets.digit_scenes: offline, deterministic, pinned.
 
 The renderer's own properties (tight boxes, placement, sizes) are tested in
 tests/digit_render_test.py.
@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxmix.data import digit_scenes
+from jaxmix.datasets import digit_scenes
 
 
 def test_source_pools_partition_the_digits_by_class():
@@ -192,7 +192,7 @@ def test_prepare_is_offline_deterministic_and_splits_are_disjoint(
 
 @pytest.mark.slow
 def test_command_line_prepares_the_small_config(tmp_path):
-  command = [sys.executable, '-m', 'jaxmix.data.digit_scenes']
+  command = [sys.executable, '-m', 'jaxmix.datasets.digit_scenes']
   command += ['--data_dir', str(tmp_path), '--config', 'small']
   out = subprocess.run(command, check=True, capture_output=True, text=True)
   assert "{'train': 256, 'validation': 64, 'test': 64, 'annotator': 128}" in (

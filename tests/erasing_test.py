@@ -1,4 +1,4 @@
-"""Tests of jaxmix.erasing: Cutout and Random Erasing boxes and fills."""
+"""Tests of jaxmix._src.erasing: Cutout and Random Erasing boxes and fills."""
 
 import jax
 import jax.numpy as jnp

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxmix.data import imagenet_fixture
+from jaxmix.datasets import imagenet_fixture
 from jaxmix.evaluate import runs
 from jaxmix.train import steps
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxmix.data import tfds_source
-from jaxmix.evaluate import imagenet_c, suites, suites_imagenet
+from jaxmix.evaluate import imagenet_c, suite_registry, suites_imagenet
 
 K = fx.NUM_CLASSES
 NUM_VAL = 21  # ILSVRC2012_val_00000007 and _00000021 share a class
@@ -68,13 +68,15 @@ def planted(tmp_path_factory):
 
 
 def _args(data_dir, batch_size=8, **kwargs):
-  return suites.SuiteArgs(data_dir=data_dir, batch_size=batch_size, **kwargs)
+  return suite_registry.SuiteArgs(
+    data_dir=data_dir, batch_size=batch_size, **kwargs
+  )
 
 
 def test_imagenet_suite_on_the_real_builder(val, data_dir, planted):
   manual, _ = val
   fx.prepare('imagenet2012', data_dir, manual_dir=manual)
-  result = suites.evaluate_run(planted, 'imagenet', _args(data_dir))
+  result = suite_registry.evaluate_run(planted, 'imagenet', _args(data_dir))
   # Cases 0, 1, 4, 6 predict the label; x = o + 500 is not in the top 5.
   assert result['metrics'] == {'top1': 12 / 21, 'top5': 12 / 21, 'count': 21}
 
@@ -94,7 +96,7 @@ def test_real_suite_on_the_real_builder(val, data_dir, planted, tmp_path):
     manual_dir=manual,
     downloads={real_builder._REAL_LABELS_URL: path},
   )
-  result = suites.evaluate_run(planted, 'real', _args(data_dir))
+  result = suite_registry.evaluate_run(planted, 'real', _args(data_dir))
   # Cases 0, 2, 6 are ReaL hits, 3, 4 misses, 1, 5 (empty sets) excluded;
   # cases 0, 1, 4, 6 predict the original label.
   assert result['metrics'] == {
@@ -138,7 +140,7 @@ def test_multilabel_suite_on_the_real_builder(val, data_dir, planted, tmp_path):
     manual_dir=manual,
     downloads={ml_builder._MULTI_LABELS_URL: path},
   )
-  result = suites.evaluate_run(planted, 'multilabel', _args(data_dir))
+  result = suite_registry.evaluate_run(planted, 'multilabel', _args(data_dir))
   # Counted: cases 0, 2, 3, 5, 6 (1 unannotated, 4 problematic); hits: 0,
   # 2 (an unclear label), 5. Per class: 13 classes of one image (9 hits)
   # and the shared class of images 7 (miss) and 21 (hit).
@@ -173,7 +175,7 @@ def test_v2_suite_names_all_three_variants(data_dir, planted, tmp_path):
   for variant, rows in cases.items():
     downloads = _v2_archive(str(tmp_path), variant, rows)
     fx.prepare(f'imagenet_v2/{variant}', data_dir, downloads=downloads)
-  found = suites.evaluate_run(planted, 'v2', _args(data_dir))['metrics']
+  found = suite_registry.evaluate_run(planted, 'v2', _args(data_dir))['metrics']
   assert found == {
     'matched-frequency_top1': 2 / 4,
     'matched-frequency_top5': 3 / 4,
@@ -189,7 +191,7 @@ def test_v2_suite_names_all_three_variants(data_dir, planted, tmp_path):
   small = fx.planted_run(str(tmp_path / 'small'))
   small.config.data.num_classes = 10
   with pytest.raises(ValueError, match=r"predicts 10 classes.*'label': 1000"):
-    suites.evaluate_run(small, 'v2', _args(data_dir))
+    suite_registry.evaluate_run(small, 'v2', _args(data_dir))
 
 
 @pytest.mark.parametrize('name, offset', [('imagenet_a', 0), ('imagenet_r', 3)])
@@ -215,7 +217,9 @@ def test_200_class_suites_ignore_the_other_classes(
     files[f'{top}/{names[label]}/{j:03d}.jpg'] = fx.solid_jpeg(pred, 20, 28)
   archive = fx.write_tar(str(tmp_path / f'{top}.tar'), files)
   fx.prepare(name, data_dir, downloads={url: archive})
-  result = suites.evaluate_run(planted, name, _args(data_dir, batch_size=64))
+  result = suite_registry.evaluate_run(
+    planted, name, _args(data_dir, batch_size=64)
+  )
   assert result['metrics'] == {'top1': 150 / 200, 'count': 200}
   # The unrestricted top-1 would be 50 / 200.
   assert np.mean(np.asarray(preds) == subset) == 50 / 200
@@ -224,7 +228,7 @@ def test_200_class_suites_ignore_the_other_classes(
     _args(data_dir, batch_size=64, limit=8),
     _args(data_dir, batch_size=64, split='test[:8]'),
   ):
-    assert suites.SUITES[name](planted, args)['metrics']['count'] == 8
+    assert suite_registry.SUITES[name](planted, args)['metrics']['count'] == 8
 
 
 def test_sketch_suite_on_the_real_builder(data_dir, planted, tmp_path):
@@ -250,7 +254,7 @@ def test_sketch_suite_on_the_real_builder(data_dir, planted, tmp_path):
     data_dir,
     downloads={sketch_builder._IMAGENET_SKETCH_URL: archive},
   )
-  result = suites.evaluate_run(planted, 'sketch', _args(data_dir))
+  result = suite_registry.evaluate_run(planted, 'sketch', _args(data_dir))
   assert result['metrics'] == {'top1': 2 / 4, 'top5': 3 / 4, 'count': 4}
 
 
@@ -321,7 +325,7 @@ def test_imagenet_c_suite_aggregates_exactly(
     return {'logits': fx.planted_logits(preds, K), 'label': labels}
 
   monkeypatch.setattr(suites_imagenet, '_read', read)
-  result = suites.evaluate_run(planted, 'imagenet_c', _args(data_dir))
+  result = suite_registry.evaluate_run(planted, 'imagenet_c', _args(data_dir))
   alexnet = imagenet_c.ALEXNET_MEAN_ERRORS
   table = {
     c: [accuracy[f'{c}_{s}'] for s in range(1, 6)]
@@ -384,7 +388,7 @@ CUB_CROP_BOXES = {
 
 @pytest.fixture(scope='module')
 def smoke_run(tmp_path_factory):
-  from configs import default
+  from jaxmix.configs import default
   from jaxmix.train import loop
 
   workdir = str(tmp_path_factory.mktemp('runs') / 'smoke')
@@ -403,7 +407,7 @@ def test_wsol_suite_on_the_real_cub_builder(smoke_run, data_dir, tmp_path):
   assert found.info.splits['test'].num_examples == 3
   assert found.info.splits['train'].num_examples == 1
   run = runs.load_run(smoke_run)
-  result = suites.evaluate_run(run, 'wsol', _args(data_dir))
+  result = suite_registry.evaluate_run(run, 'wsol', _args(data_dir))
   cams = result['_cams']
   labels = np.array([int(t.split()[0][2:]) for t in cams['titles']])
   assert sorted(labels) == [0, 1, 2]

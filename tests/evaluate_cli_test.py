@@ -9,9 +9,15 @@ import jax
 import numpy as np
 import pytest
 
-from configs import default
-from jaxmix.evaluate import __main__ as cli
-from jaxmix.evaluate import datasets, hosts, runs, sources, suites
+from jaxmix.apps import evaluate as cli
+from jaxmix.configs import default
+from jaxmix.evaluate import (
+  eval_batches,
+  eval_builders,
+  multihost,
+  runs,
+  suite_registry,
+)
 from jaxmix.train import loop
 
 
@@ -45,12 +51,12 @@ def test_load_run_reproduces_the_trainers_eval(smoke_run, use_ema):
   assert run.step == logged['step'] == 8
   assert run.use_ema == use_ema and run.method == 'baseline'
   assert run.num_classes == 10 and run.image_size == 32
-  from jaxmix.data import synthetic
+  from jaxmix.datasets import synthetic
 
   batches = synthetic.create_eval_iterator(
     run.config.data, global_batch_size=16, image_size=32
   )
-  found = suites.predict(run, batches, keep=('label',))
+  found = suite_registry.predict(run, batches, keep=('label',))
   assert found['logits'].shape == (40, 10)
   logits, labels = found['logits'], found['label']
   top1 = np.mean(logits.argmax(-1) == labels)
@@ -69,7 +75,7 @@ def test_load_run_reproduces_the_trainers_eval(smoke_run, use_ema):
 
 
 def batches_first_images(run):
-  from jaxmix.data import synthetic
+  from jaxmix.datasets import synthetic
 
   batch = next(
     iter(
@@ -91,8 +97,10 @@ def test_load_run_errors(tmp_path, smoke_run):
 
 def test_occlusion_suite_on_the_synthetic_eval_set(smoke_run):
   run = runs.load_run(smoke_run, use_ema=False)
-  args = suites.SuiteArgs(batch_size=16, occlusion_sizes=(0.0, 0.5, 1.0))
-  result = suites.evaluate_run(run, 'occlusion', args)
+  args = suite_registry.SuiteArgs(
+    batch_size=16, occlusion_sizes=(0.0, 0.5, 1.0)
+  )
+  result = suite_registry.evaluate_run(run, 'occlusion', args)
   with open(os.path.join(smoke_run, 'eval', 'occlusion.json')) as f:
     written = json.load(f)
   assert written['curves']['center']['size'] == [0, 16, 32]
@@ -107,17 +115,19 @@ def test_occlusion_suite_on_the_synthetic_eval_set(smoke_run):
 def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
   run = runs.load_run(smoke_run)
   empty = str(tmp_path / 'tfds')
-  args = suites.SuiteArgs(data_dir=empty)
+  args = suite_registry.SuiteArgs(data_dir=empty)
   with pytest.raises(ValueError) as info:
-    suites.evaluate_run(run, 'real', args)
+    suite_registry.evaluate_run(run, 'real', args)
   message = str(info.value)
   assert "'imagenet2012_real'" in message
   assert 'jaxmix never downloads' in message
   assert f'tfds build imagenet2012_real --data_dir={empty}' in message
   assert os.path.join(empty, 'downloads', 'manual') in message
   assert 'ILSVRC2012_img_val.tar' in message
-  with pytest.raises(ValueError, match=r'python -m jaxmix\.data\.digit_scenes'):
-    datasets.checked_builder('digit_scenes/small', 'test', data_dir=empty)
+  with pytest.raises(
+    ValueError, match=r'python -m jaxmix\.datasets\.digit_scenes'
+  ):
+    eval_builders.checked_builder('digit_scenes/small', 'test', data_dir=empty)
   assert not os.path.exists(os.path.join(empty, 'imagenet2012_real'))
   assert 'opencv' not in message and 'ImageMagick' not in message
   # Builders that need OpenCV, and ImageNet-C's ImageMagick corruptions.
@@ -130,7 +140,7 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
     ('imagenet2012_corrupted/motion_blur_5', [opencv, magick]),
   ):
     with pytest.raises(ValueError) as info:
-      datasets.checked_builder(name, 'validation', data_dir=empty)
+      eval_builders.checked_builder(name, 'validation', data_dir=empty)
     message = str(info.value)
     assert f"TFDS dataset '{name}' has no prepared split" in message
     assert [n in message for n in (opencv, magick)] == [
@@ -145,10 +155,10 @@ def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
 
   data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
   run = runs.load_run(smoke_run)
-  args = suites.SuiteArgs(data_dir=data_dir, batch_size=8)
+  args = suite_registry.SuiteArgs(data_dir=data_dir, batch_size=8)
   # A 10-class run has no ImageNet numbers (evaluate_builders_test has them).
   with pytest.raises(ValueError, match=r'predicts 10 classes'):
-    suites.evaluate_run(run, 'imagenet', args)
+    suite_registry.evaluate_run(run, 'imagenet', args)
   # The suites read the same images as the trainer's eval pipeline.
   config = run.config.data.copy_and_resolve_references()
   config.dataset, config.data_dir, config.num_classes = (
@@ -162,7 +172,7 @@ def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
     )
   )
   (ours,) = list(
-    sources.batches(
+    eval_batches.batches(
       'imagenet2012',
       'validation',
       data_dir=data_dir,
@@ -186,7 +196,7 @@ def test_every_process_reads_its_slice(tmp_path_factory, limit):
 
   def read(index, count):
     return list(
-      sources.batches(
+      eval_batches.batches(
         'imagenet2012',
         'validation',
         data_dir=data_dir,
@@ -200,7 +210,7 @@ def test_every_process_reads_its_slice(tmp_path_factory, limit):
     )
 
   total = NUM_VALIDATION if limit is None else limit
-  (whole,) = [hosts.gather_batches(read(0, 1))]
+  (whole,) = [multihost.gather_batches(read(0, 1))]
   np.testing.assert_array_equal(whole['index'], np.arange(total))
   parts = [read(i, 2) for i in range(2)]
   # 6 = 3 + 3 or 5 = 3 + 2 examples in batches of 2: two batches each.
@@ -221,7 +231,7 @@ def test_every_process_reads_its_slice(tmp_path_factory, limit):
     np.testing.assert_array_equal(rows[key], whole[key])
   with pytest.raises(ValueError, match='multiple of process_count=2'):
     next(
-      sources.batches(
+      eval_batches.batches(
         'imagenet2012',
         'validation',
         data_dir=data_dir,
@@ -242,7 +252,7 @@ def test_aligned_slices_keep_pairs_in_one_batch(tmp_path_factory):
   def indices(index, count, batch_size, limit=None):
     return [
       b['index'].tolist()
-      for b in sources.batches(
+      for b in eval_batches.batches(
         'imagenet2012',
         'validation',
         data_dir=data_dir,
@@ -273,9 +283,9 @@ def test_aligned_slices_keep_pairs_in_one_batch(tmp_path_factory):
 def test_in_between_pairs_do_not_depend_on_the_batch_size(tmp_path, smoke_run):
   run = runs.load_run(smoke_run)
   found = [
-    suites.SUITES['in_between'](
+    suite_registry.SUITES['in_between'](
       run,
-      suites.SuiteArgs(
+      suite_registry.SuiteArgs(
         batch_size=size, lambdas=(0.0, 0.5, 1.0), out=str(tmp_path)
       ),
     )
@@ -285,8 +295,10 @@ def test_in_between_pairs_do_not_depend_on_the_batch_size(tmp_path, smoke_run):
   assert found[0]['metrics'] == found[1]['metrics']
   # At lambda 1 Mixup leaves the image itself: 'own' is the top-1 of the
   # examples of pairs (2k, 2k + 1) of two classes (all 40 are paired).
-  batches, _, _ = suites.eval_set(run, suites.SuiteArgs(batch_size=16))
-  rows = suites.predict(run, batches, keep=('label',))
+  batches, _, _ = suite_registry.eval_set(
+    run, suite_registry.SuiteArgs(batch_size=16)
+  )
+  rows = suite_registry.predict(run, batches, keep=('label',))
   pred, label = rows['logits'].argmax(-1), rows['label']
   assert len(label) == 40
   mate, mate_pred = (
@@ -302,7 +314,7 @@ def test_in_between_pairs_do_not_depend_on_the_batch_size(tmp_path, smoke_run):
 
 
 def test_boxed_suites_need_the_datasets_classes(tmp_path, smoke_run):
-  from jaxmix.data import digit_scenes
+  from jaxmix.datasets import digit_scenes
 
   data_dir = str(tmp_path / 'tfds')
   digit_scenes.prepare(data_dir, 'small')
@@ -310,10 +322,12 @@ def test_boxed_suites_need_the_datasets_classes(tmp_path, smoke_run):
   config = run.config.copy_and_resolve_references()
   config.data.num_classes = 5
   fewer = dataclasses.replace(run, config=config)
-  args = suites.SuiteArgs(dataset='digit_scenes/small', data_dir=data_dir)
+  args = suite_registry.SuiteArgs(
+    dataset='digit_scenes/small', data_dir=data_dir
+  )
   for suite in ('wsol', 'digits'):
     with pytest.raises(ValueError) as info:
-      suites.evaluate_run(fewer, suite, args)
+      suite_registry.evaluate_run(fewer, suite, args)
     assert str(info.value) == (
       "Run 'smoke' predicts 5 classes, but the class features of TFDS "
       "'digit_scenes/small' have {'label': 10} classes."
@@ -334,12 +348,12 @@ def test_gather_batches_keeps_real_rows_in_split_order():
       'x': [[4], [9]],
     },
   ]
-  found = hosts.gather_batches(parts)
+  found = multihost.gather_batches(parts)
   assert set(found) == {'index', 'x'}
   np.testing.assert_array_equal(found['index'], [0, 1, 2])
   np.testing.assert_array_equal(found['x'], [[3], [4], [5]])
   with pytest.raises(ValueError, match='empty'):
-    hosts.gather_batches([])
+    multihost.gather_batches([])
 
 
 def test_multi_host_flags_need_distributed(smoke_run):
@@ -357,12 +371,12 @@ def test_multi_host_flags_need_distributed(smoke_run):
 def test_unknown_suite_is_an_error(smoke_run):
   run = runs.load_run(smoke_run)
   with pytest.raises(ValueError, match="Unknown suite 'nope'"):
-    suites.evaluate_run(run, 'nope')
+    suite_registry.evaluate_run(run, 'nope')
 
 
 @pytest.mark.slow
 def test_digits_suite_and_cli(tmp_path, capsys):
-  from jaxmix.data import digit_scenes
+  from jaxmix.datasets import digit_scenes
 
   data_dir = str(tmp_path / 'tfds')
   digit_scenes.prepare(data_dir, 'small')
@@ -415,7 +429,7 @@ def test_digits_suite_and_cli(tmp_path, capsys):
     ('validation', chosen['value'], best),
     ('validation', 0.2, val['top1_loc'][20]),
   ):
-    args = suites.SuiteArgs(
+    args = suite_registry.SuiteArgs(
       data_dir=data_dir,
       split=split,
       batch_size=32,
@@ -423,7 +437,7 @@ def test_digits_suite_and_cli(tmp_path, capsys):
       occlusion_sizes=(0.5,),
       out=str(tmp_path / 'flag'),
     )
-    flagged = suites.SUITES['digits'](run, args)
+    flagged = suite_registry.SUITES['digits'](run, args)
     assert flagged['cam_threshold'] == {'value': threshold, 'chosen_on': 'flag'}
     assert flagged['metrics']['top1_loc'] == want, (split, threshold)
   eval_dir = os.path.join(workdirs[0], 'eval')
@@ -431,8 +445,10 @@ def test_digits_suite_and_cli(tmp_path, capsys):
     assert os.path.getsize(os.path.join(eval_dir, name)) > 1000
   assert os.path.getsize(os.path.join(eval_dir, 'digits_cams_runs.png')) > 1000
   # OOD against itself (validation vs validation) is chance level exactly.
-  args = suites.SuiteArgs(dataset='digit_scenes/small', split='validation')
-  same = suites.evaluate_run(run, 'ood', args)
+  args = suite_registry.SuiteArgs(
+    dataset='digit_scenes/small', split='validation'
+  )
+  same = suite_registry.evaluate_run(run, 'ood', args)
   assert same['split'] == 'validation' and same['ood_split'] == 'validation'
   assert same['metrics']['auroc'] == 0.5
   assert set(same['metrics']) == {

@@ -116,7 +116,7 @@ def test_main_object_boxes():
 
 
 def test_cli_on_digit_scenes(tmp_path):
-  from jaxmix.data import digit_scenes
+  from jaxmix.datasets import digit_scenes
 
   data_dir = str(tmp_path / 'data')
   digit_scenes.prepare(data_dir, 'small')

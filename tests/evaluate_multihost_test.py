@@ -1,6 +1,6 @@
 """Multi-host evaluation on one machine: 2 processes x 2 CPU devices.
 
-The same trained runs are evaluated by `python -m jaxmix.evaluate` (the
+The same trained runs are evaluated by `python -m jaxmix.apps.evaluate` (the
 'digits', 'in_between' and 'imagenet' suites) in two worker processes joined over
 loopback (`--distributed`, gloo CPU collectives), each reading its own
 slice of the data, and by the suites in one process with 4 devices. Split sizes are
@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from configs import default
+from jaxmix.configs import default
 from jaxmix.train import loop
 
 WORKER = os.path.join(os.path.dirname(__file__), 'evaluate_multihost_worker.py')
@@ -55,22 +55,24 @@ def _evaluate_in_one_process(runs_dir, digits_dir, imagenet_dir, out):
   """What the worker does, with the suites called directly on 4 devices."""
   import jax
 
-  from jaxmix.evaluate import runs, sources, suites
+  from jaxmix.evaluate import eval_batches, runs, suite_registry
   from jaxmix.train import steps
 
   mesh = steps.create_mesh(jax.devices()[:4])
   run = runs.load_run(runs_dir / 'digits', mesh=mesh)
-  args = suites.SuiteArgs(
+  args = suite_registry.SuiteArgs(
     dataset='digit_scenes/small',
     data_dir=digits_dir,
     batch_size=8,
     limit=45,
     occlusion_sizes=(0.0, 0.5),
   )
-  suites.evaluate_run(run, 'digits', args)
-  args = suites.SuiteArgs(batch_size=8, limit=45, lambdas=(0.0, 0.5, 1.0))
-  suites.evaluate_run(run, 'in_between', args)
-  batches = sources.batches(
+  suite_registry.evaluate_run(run, 'digits', args)
+  args = suite_registry.SuiteArgs(
+    batch_size=8, limit=45, lambdas=(0.0, 0.5, 1.0)
+  )
+  suite_registry.evaluate_run(run, 'in_between', args)
+  batches = eval_batches.batches(
     'digit_scenes/small',
     'test',
     data_dir=digits_dir,
@@ -79,17 +81,17 @@ def _evaluate_in_one_process(runs_dir, digits_dir, imagenet_dir, out):
     limit=45,
     extras={'label': lambda ex: ex['label']},
   )
-  np.savez(out, **suites.predict(run, batches, keep=('label',)))
+  np.savez(out, **suite_registry.predict(run, batches, keep=('label',)))
   run = runs.load_run(runs_dir / 'imagenet', mesh=mesh)
-  args = suites.SuiteArgs(data_dir=imagenet_dir, batch_size=4)
-  suites.evaluate_run(run, 'imagenet', args)
+  args = suite_registry.SuiteArgs(data_dir=imagenet_dir, batch_size=4)
+  suite_registry.evaluate_run(run, 'imagenet', args)
 
 
 @pytest.mark.slow
 def test_two_processes_evaluate_like_one(tmp_path):
   from imagenet_fixture_util import prepared_imagenet
 
-  from jaxmix.data import digit_scenes
+  from jaxmix.datasets import digit_scenes
 
   digits_dir = str(tmp_path / 'digits')
   digit_scenes.prepare(digits_dir, 'small')

@@ -1,4 +1,4 @@
-"""Runs `python -m jaxmix.evaluate` in its own process, for the tests.
+"""Runs `python -m jaxmix.apps.evaluate` in its own process, for the tests.
 
   python tests/evaluate_multihost_worker.py RUNS DIGITS_DIR IMAGENET_DIR
     [--devices 2] [--num_processes 2 --process_id 0 --port 12345]
@@ -37,7 +37,7 @@ jax = start_cpu_jax(args.devices)
 
 import numpy as np  # noqa: E402
 
-from jaxmix.evaluate import __main__ as cli  # noqa: E402
+from jaxmix.apps import evaluate as cli  # noqa: E402
 
 writes = []
 _open, _makedirs = builtins.open, os.makedirs
@@ -80,12 +80,12 @@ imagenet = ['--workdir', os.path.join(args.runs, 'imagenet'), *distributed]
 imagenet += ['--suite', 'imagenet', '--data_dir', args.imagenet_dir]
 assert cli.main([*imagenet, '--batch_size', '4']) == 0
 
-from jaxmix.evaluate import runs, sources, suites  # noqa: E402
+from jaxmix.evaluate import eval_batches, runs, suite_registry  # noqa: E402
 
 run = runs.load_run(digits_run)
-found = suites.predict(
+found = suite_registry.predict(
   run,
-  sources.batches(
+  eval_batches.batches(
     'digit_scenes/small',
     'test',
     data_dir=args.digits_dir,

@@ -1,4 +1,4 @@
-"""Tests of jaxmix.data.imagenet_fixture: real ILSVRC2012 archive layout."""
+"""Tests of jaxmix.datasets.imagenet_fixture: real ILSVRC2012 archive layout."""
 
 import io
 import os
@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from imagenet_fixture_util import NUM_TRAIN, NUM_VALIDATION, prepared_imagenet
 from PIL import Image
 
-from jaxmix.data import imagenet_fixture
+from jaxmix.datasets import imagenet_fixture
 
 
 def _members(fileobj):

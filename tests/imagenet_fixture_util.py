@@ -1,7 +1,7 @@
 """Tiny prepared imagenet2012 datasets for the input-pipeline tests.
 
 The real TFDS `imagenet2012` builder runs on archives written by
-`jaxmix.data.imagenet_fixture` (3 synsets x 4 JPEGs, 6 validation JPEGs).
+`jaxmix.datasets.imagenet_fixture` (3 synsets x 4 JPEGs, 6 validation JPEGs).
 Each variant is built once per test session and reused by every module.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from jaxmix.data import imagenet_fixture
+from jaxmix.datasets import imagenet_fixture
 
 _CACHE: dict[tuple[str, ...], tuple[str, dict]] = {}
 

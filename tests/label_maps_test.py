@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from jaxmix.data import label_maps
-from jaxmix.data.label_map_writer import LabelMapWriter
-from jaxmix.data.label_maps import LabelMapStore, MissingLabelMapError
+from jaxmix.relabel import store as label_maps
+from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
+from jaxmix.relabel.writer import LabelMapWriter
 
 S, K, CLASSES = 3, 2, 20
 

@@ -1,4 +1,4 @@
-"""Tests of jaxmix.labels: one-hot, smoothing and soft cross-entropy."""
+"""Tests of jaxmix._src.labels: one-hot, smoothing and soft cross-entropy."""
 
 import jax
 import jax.numpy as jnp

@@ -20,7 +20,7 @@ def test_main_trains_cutmix_on_the_imagenet_fixture_and_resumes(tmp_path):
   command = [
     sys.executable,
     '-m',
-    'jaxmix.main',
+    'jaxmix.apps.train',
     '--config=configs/imagenet/cutmix_resnet50.py:smoke',
     f'--workdir={workdir}',
     '--config.data.dataset=imagenet2012',

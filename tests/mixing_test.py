@@ -1,4 +1,4 @@
-"""Tests of jaxmix.mixing: the conformance suite and exact Mixup/CutMix values."""
+"""Tests of jaxmix._src.mixing: the conformance suite and exact Mixup/CutMix values."""
 
 import functools
 

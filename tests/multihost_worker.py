@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import logging  # noqa: E402
 
-from configs import default  # noqa: E402
-from jaxmix.data import synthetic  # noqa: E402
+from jaxmix.configs import default  # noqa: E402
+from jaxmix.datasets import synthetic  # noqa: E402
 from jaxmix.train import loop  # noqa: E402
 
 logging.set_verbosity(logging.INFO)

@@ -1,4 +1,4 @@
-"""Tests of jaxmix.preview: the figure's data and the PNG it writes."""
+"""Tests of jaxmix.apps.preview: the figure's data and the PNG it writes."""
 
 import re
 
@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip('matplotlib')
 pytest.importorskip('skimage')
 
-from jaxmix import preview
+from jaxmix.apps import preview
 
 SIZE = 32
 

@@ -1,4 +1,4 @@
-"""Tests of jaxmix.relabel against a plain NumPy RoIAlign on dense maps."""
+"""Tests of jaxmix.relabel.pooling against a plain NumPy RoIAlign on dense maps."""
 
 import math
 

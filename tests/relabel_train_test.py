@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import jaxmix
-from jaxmix.data import label_map_join
-from jaxmix.data.label_map_writer import LabelMapWriter
-from jaxmix.data.label_maps import MissingLabelMapError
-from jaxmix.train import augment, relabel_step, steps, validation
+from jaxmix.relabel import join as label_map_join
+from jaxmix.relabel import train_targets
+from jaxmix.relabel.store import MissingLabelMapError
+from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.train import augment, steps, validation
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import default
+from jaxmix.configs import default
 
 K, S, TOP = 10, 5, 3
 B = 16
@@ -54,8 +55,10 @@ def mesh():
 
 def test_step_targets_are_relabel_targets_of_the_crop_boxes(mesh):
   batch = random_batch()
-  settings = relabel_step.RelabelSettings(num_classes=K, temperature=0.7)
-  targets, maps = jax.jit(relabel_step.create_targets_fn(settings, mesh))(batch)
+  settings = train_targets.RelabelSettings(num_classes=K, temperature=0.7)
+  targets, maps = jax.jit(train_targets.create_targets_fn(settings, mesh))(
+    batch
+  )
   want = jaxmix.relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
@@ -66,8 +69,10 @@ def test_step_targets_are_relabel_targets_of_the_crop_boxes(mesh):
   np.testing.assert_allclose(targets, want, rtol=1e-6, atol=1e-7)
   np.testing.assert_array_equal(maps[3], batch['flip'])
   # The official box order reaches the pooling.
-  swapped = relabel_step.RelabelSettings(num_classes=K, official_box_order=True)
-  targets, _ = jax.jit(relabel_step.create_targets_fn(swapped, mesh))(batch)
+  swapped = train_targets.RelabelSettings(
+    num_classes=K, official_box_order=True
+  )
+  targets, _ = jax.jit(train_targets.create_targets_fn(swapped, mesh))(batch)
   want = jaxmix.relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
@@ -81,8 +86,8 @@ def test_step_targets_are_relabel_targets_of_the_crop_boxes(mesh):
 def test_missing_maps_give_exact_one_hot_and_smoothing_is_uniform(mesh):
   found = np.arange(B) % 3 != 0
   batch = random_batch(1, found)
-  settings = relabel_step.RelabelSettings(num_classes=K, label_smoothing=0.1)
-  targets, _ = jax.jit(relabel_step.create_targets_fn(settings, mesh))(batch)
+  settings = train_targets.RelabelSettings(num_classes=K, label_smoothing=0.1)
+  targets, _ = jax.jit(train_targets.create_targets_fn(settings, mesh))(batch)
   pooled = jaxmix.relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
@@ -100,8 +105,8 @@ def test_missing_maps_give_exact_one_hot_and_smoothing_is_uniform(mesh):
 
 def step_targets(mesh, config, batch, mix_prob, seed=3):
   augment_fn = augment.create_augment_fn(config, mesh)
-  targets_fn = relabel_step.create_targets_fn(
-    relabel_step.RelabelSettings.from_config(config), mesh
+  targets_fn = train_targets.create_targets_fn(
+    train_targets.RelabelSettings.from_config(config), mesh
   )
   step_config = steps.StepConfig(
     num_classes=K,
@@ -297,7 +302,7 @@ def test_valid_relabel_config_passes():
 def digit_scenes_names(data_dir):
   import tensorflow_datasets as tfds
 
-  from jaxmix.data import digit_scenes
+  from jaxmix.datasets import digit_scenes
 
   builder = digit_scenes.prepare(data_dir, 'small')
   ds = builder.as_dataset(split='train')
@@ -339,7 +344,7 @@ def test_relabel_run_end_to_end_on_digit_scenes(tmp_path):
 
 
 def test_relabel_recipes_hold_the_official_settings():
-  from configs.imagenet import (
+  from jaxmix.configs.imagenet import (
     relabel_cutmix_resnet18,
     relabel_cutmix_resnet50,
     relabel_resnet50,

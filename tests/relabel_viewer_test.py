@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxmix import relabel_viewer
-from jaxmix.data.label_map_writer import LabelMapWriter
+from jaxmix.apps import view_label_maps
+from jaxmix.relabel import viewer as relabel_viewer
+from jaxmix.relabel.writer import LabelMapWriter
 
 PNG = b'\x89PNG\r\n\x1a\n'
 
@@ -52,7 +53,7 @@ def test_render_rejects_bad_boxes_and_maps(tmp_path):
 def test_command_line_draws_a_digit_scene(tmp_path):
   import tensorflow_datasets as tfds
 
-  from jaxmix.data import digit_scenes
+  from jaxmix.datasets import digit_scenes
 
   data_dir = str(tmp_path / 'tfds')
   builder = digit_scenes.prepare(data_dir, 'small')
@@ -63,7 +64,7 @@ def test_command_line_draws_a_digit_scene(tmp_path):
   writer.add([name], scores[None], indices[None])
   writer.finalize()
   out = tmp_path / 'map.png'
-  relabel_viewer.main(
+  view_label_maps.main(
     [
       f'--store={tmp_path / "maps"}',
       f'--data_dir={data_dir}',
@@ -75,7 +76,7 @@ def test_command_line_draws_a_digit_scene(tmp_path):
   )
   assert out.read_bytes()[:8] == PNG
   with pytest.raises(ValueError, match='is not in dataset digit_scenes'):
-    relabel_viewer.main(
+    view_label_maps.main(
       [
         f'--store={tmp_path / "maps"}',
         f'--data_dir={data_dir}',

@@ -1,4 +1,4 @@
-"""Tests for jaxmix.data.torch_files: torch.save files read without torch."""
+"""Tests for jaxmix.io.torch_files: torch.save files read without torch."""
 
 import pickle
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from torch_file_util import tensor_pickle, torch_save_bytes
 
-from jaxmix.data import torch_files
+from jaxmix.io import torch_files
 
 
 def _map(seed=0):

@@ -17,13 +17,13 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxmix
 from jaxmix import models
-from jaxmix.data import synthetic
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
+from jaxmix.datasets import synthetic
 from jaxmix.train import augment, loop, metrics_log, steps
 from jaxmix.train import state as state_lib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import default
+from jaxmix.configs import default
 
 NUM_CLASSES = 10
 
@@ -397,7 +397,7 @@ def test_command_line_runs_and_rejects_misspelled_fields(tmp_path):
   command = [
     sys.executable,
     '-m',
-    'jaxmix.main',
+    'jaxmix.apps.train',
     '--config=configs/default.py:smoke',
     f'--workdir={tmp_path}',
   ]

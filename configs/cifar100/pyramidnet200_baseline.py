@@ -1,7 +1,7 @@
 """CIFAR-100 PyramidNet-200 (alpha 240) baseline of the CutMix paper.
 
 Command:
-  python -m jaxmix.main \
+  python -m jaxmix.apps.train \
     --config configs/cifar100/pyramidnet200_baseline.py --workdir /tmp/pyr
 
 Hardware: meant for one GPU or a TPU v4-8 (the paper used 2 GPUs, batch 64).
@@ -16,7 +16,7 @@ flip.
 
 import ml_collections
 
-from configs import default
+from jaxmix.configs import default
 
 CIFAR_MEAN = (125.3, 123.0, 113.9)
 CIFAR_STD = (63.0, 62.1, 66.7)

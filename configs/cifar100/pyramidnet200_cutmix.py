@@ -1,7 +1,7 @@
 """CIFAR-100 PyramidNet-200 (alpha 240) + CutMix, the CutMix paper's row.
 
 Command:
-  python -m jaxmix.main \
+  python -m jaxmix.apps.train \
     --config configs/cifar100/pyramidnet200_cutmix.py --workdir /tmp/pyr_cm
 
 Hardware: meant for one GPU or a TPU v4-8 (the paper used 2 GPUs, batch 64).
@@ -15,8 +15,8 @@ cutmix_prob = 0.5, the official CIFAR command.
 
 import ml_collections
 
-from configs import default
-from configs.cifar100 import pyramidnet200_baseline
+from jaxmix.configs import default
+from jaxmix.configs.cifar100 import pyramidnet200_baseline
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

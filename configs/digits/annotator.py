@@ -2,13 +2,13 @@
 
 ReLabel's machine annotator in miniature: trained on the extra 'annotator'
 split (5,000 images of one centred digit, whose single label is right),
-then run fully convolutionally over the train scenes by `jaxmix.annotate`
+then run fully convolutionally over the train scenes by `jaxmix.relabel.annotator`
 to write the label maps that `relabel.py` and `relabel_cutmix.py` pool.
 
 Command:
-  python -m jaxmix.main --config configs/digits/annotator.py \
+  python -m jaxmix.apps.train --config configs/digits/annotator.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/annotator
-  python -m jaxmix.annotate --workdir $WORKDIR/annotator \
+  python -m jaxmix.apps.annotate --workdir $WORKDIR/annotator \
     --data_dir $WORKDIR/data --split train --out $WORKDIR/label_maps
 
 Hardware: 2 CPU cores, about 3 minutes (plus ~20 s to annotate).
@@ -19,8 +19,8 @@ largest of 1-3 digits; it never saw a scene), one run, seed 0.
 
 import ml_collections
 
-from configs import default
-from configs.digits import base
+from jaxmix.configs import default
+from jaxmix.configs.digits import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

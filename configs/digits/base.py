@@ -5,11 +5,11 @@ The base of the six digit_scenes recipes (`baseline`, `cutout`, `mixup`,
 training strategy only, and ends with `default.finish(config, arg)`.
 
 Command:
-  python -m jaxmix.data.digit_scenes --data_dir $WORKDIR/data
-  python -m jaxmix.main --config configs/digits/base.py \
+  python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data
+  python -m jaxmix.apps.train --config configs/digits/base.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/baseline
 
-Hardware: sized for 2 CPU cores (about 5 minutes); `python -m jaxmix.demo`
+Hardware: sized for 2 CPU cores (about 5 minutes); `python -m jaxmix.apps.demo`
 prepares the data and runs everything.
 
 Expected result: see `configs/digits/baseline.py`.
@@ -17,7 +17,7 @@ Expected result: see `configs/digits/baseline.py`.
 
 import ml_collections
 
-from configs import default
+from jaxmix.configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,21 +1,21 @@
 """digit_scenes baseline: no mixing, no occlusion (the first table row).
 
 Command:
-  python -m jaxmix.main --config configs/digits/baseline.py \
+  python -m jaxmix.apps.train --config configs/digits/baseline.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/baseline
 
 Hardware: 2 CPU cores, about 4 minutes (data prepared by
-`python -m jaxmix.data.digit_scenes --data_dir $WORKDIR/data`).
+`python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data`).
 
 Expected result: 59.25 % top-1, 72.00 % multi-label top-1 on the
 test split (one run, seed 0; the full table is in the README,
-`python -m jaxmix.demo --all`).
+`python -m jaxmix.apps.demo --all`).
 """
 
 import ml_collections
 
-from configs import default
-from configs.digits import base
+from jaxmix.configs import default
+from jaxmix.configs.digits import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,20 +1,20 @@
 """digit_scenes + Mixup (alpha 1, half of the batches, as CIFAR recipes).
 
 Command:
-  python -m jaxmix.main --config configs/digits/mixup.py \
+  python -m jaxmix.apps.train --config configs/digits/mixup.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/mixup
 
 Hardware: 2 CPU cores, about 4 minutes.
 
 Expected result: 55.15 % top-1, 68.45 % multi-label top-1 on the
 test split (one run, seed 0; the full table is in the README,
-`python -m jaxmix.demo --all`).
+`python -m jaxmix.apps.demo --all`).
 """
 
 import ml_collections
 
-from configs import default
-from configs.digits import base
+from jaxmix.configs import default
+from jaxmix.configs.digits import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

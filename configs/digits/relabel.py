@@ -5,23 +5,23 @@ crop box (RoIAlign, softmax over all classes): a scene with a 3 and a 7
 teaches "3 and 7" instead of the one label of its largest digit.
 
 Command:
-  python -m jaxmix.main --config configs/digits/relabel.py \
+  python -m jaxmix.apps.train --config configs/digits/relabel.py \
     --config.data.data_dir=$WORKDIR/data \
     --config.relabel.store_dir=$WORKDIR/label_maps --workdir $WORKDIR/relabel
 
 Hardware: 2 CPU cores, about 4 minutes; the store comes from
-`configs/digits/annotator.py` and `python -m jaxmix.annotate` (or
-`python -m jaxmix.demo --all`, which does every step).
+`configs/digits/annotator.py` and `python -m jaxmix.apps.annotate` (or
+`python -m jaxmix.apps.demo --all`, which does every step).
 
 Expected result: 58.10 % top-1, 74.75 % multi-label top-1 on the
 test split (one run, seed 0; the full table is in the README,
-`python -m jaxmix.demo --all`).
+`python -m jaxmix.apps.demo --all`).
 """
 
 import ml_collections
 
-from configs import default
-from configs.digits import base
+from jaxmix.configs import default
+from jaxmix.configs.digits import base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -6,7 +6,7 @@ kept-pixel fraction, as the official ReLabel script does; set
 partner's own map instead (jaxmix's localised rule).
 
 Command:
-  python -m jaxmix.main --config configs/digits/relabel_cutmix.py \
+  python -m jaxmix.apps.train --config configs/digits/relabel_cutmix.py \
     --config.data.data_dir=$WORKDIR/data \
     --config.relabel.store_dir=$WORKDIR/label_maps \
     --workdir $WORKDIR/relabel_cutmix
@@ -15,13 +15,13 @@ Hardware: 2 CPU cores, about 4 minutes (store as in `relabel.py`).
 
 Expected result: 56.25 % top-1, 72.05 % multi-label top-1 on the
 test split (one run, seed 0; the full table is in the README,
-`python -m jaxmix.demo --all`).
+`python -m jaxmix.apps.demo --all`).
 """
 
 import ml_collections
 
-from configs import default
-from configs.digits import relabel
+from jaxmix.configs import default
+from jaxmix.configs.digits import relabel
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

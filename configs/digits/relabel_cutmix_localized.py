@@ -9,7 +9,7 @@ is labelled without any of its digit in ~39 % of the mixes); the localised
 rule labels what is in the pixels.
 
 Command:
-  python -m jaxmix.main --config configs/digits/relabel_cutmix_localized.py \
+  python -m jaxmix.apps.train --config configs/digits/relabel_cutmix_localized.py \
     --config.data.data_dir=$WORKDIR/data \
     --config.relabel.store_dir=$WORKDIR/label_maps \
     --workdir $WORKDIR/relabel_cutmix_localized
@@ -18,13 +18,13 @@ Hardware: 2 CPU cores, about 4 minutes (store as in `relabel.py`).
 
 Expected result: 56.45 % top-1, 72.95 % multi-label top-1 on the test
 split (one run, seed 0; the full table is in the README,
-`python -m jaxmix.demo --all`).
+`python -m jaxmix.apps.demo --all`).
 """
 
 import ml_collections
 
-from configs import default
-from configs.digits import relabel_cutmix
+from jaxmix.configs import default
+from jaxmix.configs.digits import relabel_cutmix
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

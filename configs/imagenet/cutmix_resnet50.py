@@ -1,7 +1,7 @@
 """ImageNet ResNet-50 + CutMix (CutMix paper, Table 3, 300 epochs).
 
 Command:
-  python -m jaxmix.main --config configs/imagenet/cutmix_resnet50.py \
+  python -m jaxmix.apps.train --config configs/imagenet/cutmix_resnet50.py \
     --workdir $WORKDIR/rn50_cutmix
 
 Hardware: meant for 8 accelerators (8 GPUs or a TPU v4-8; the paper used
@@ -17,8 +17,8 @@ the whole 256-image batch).
 
 import ml_collections
 
-from configs import default
-from configs.imagenet import resnet50_baseline
+from jaxmix.configs import default
+from jaxmix.configs.imagenet import resnet50_baseline
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,7 +1,7 @@
 """ImageNet ResNet-50 + Cutout, as compared in the CutMix paper (Table 3).
 
 Command:
-  python -m jaxmix.main --config configs/imagenet/cutout_resnet50.py \
+  python -m jaxmix.apps.train --config configs/imagenet/cutout_resnet50.py \
     --workdir $WORKDIR/rn50_cutout
 
 Hardware: meant for 8 accelerators (8 GPUs or a TPU v4-8). Not yet run with
@@ -16,8 +16,8 @@ is our reading of the CutMix paper's setup and should be checked against it.
 
 import ml_collections
 
-from configs import default
-from configs.imagenet import resnet50_baseline
+from jaxmix.configs import default
+from jaxmix.configs.imagenet import resnet50_baseline
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,7 +1,7 @@
 """DeiT-S (ViT-S/16) on ImageNet with Mixup/CutMix (the DeiT recipe).
 
 Command:
-  python -m jaxmix.main --config configs/imagenet/deit_s_mixup_cutmix.py \
+  python -m jaxmix.apps.train --config configs/imagenet/deit_s_mixup_cutmix.py \
     --workdir $WORKDIR/deit_s
 
 Hardware: meant for a TPU v4-32 or 16+ GPUs (batch 1024, 300 epochs; DeiT
@@ -18,7 +18,7 @@ augmentation, so expect somewhat less than the paper until those land.
 
 import ml_collections
 
-from configs import default
+from jaxmix.configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,9 +1,9 @@
 """ImageNet ResNet-101 on ReLabel targets + CutMix (ReLabel paper).
 
 Command (the label-map store is made once, from the official release):
-  python -m jaxmix.data.relabel_convert --src relabel_imagenet.tar \
+  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \
     --out $DATA/relabel_store --workers 8
-  python -m jaxmix.main \
+  python -m jaxmix.apps.train \
     --config configs/imagenet/relabel_cutmix_resnet101.py \
     --config.relabel.store_dir=$DATA/relabel_store \
     --workdir $WORKDIR/rn101_relabel_cutmix
@@ -20,8 +20,8 @@ prob 1, beta 1, off for the last 5 epochs) with the model changed.
 
 import ml_collections
 
-from configs import default
-from configs.imagenet import relabel_cutmix_resnet50
+from jaxmix.configs import default
+from jaxmix.configs.imagenet import relabel_cutmix_resnet50
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

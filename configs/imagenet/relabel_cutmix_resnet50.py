@@ -1,9 +1,9 @@
 """ImageNet ResNet-50 on ReLabel targets + CutMix (ReLabel paper, Table 6).
 
 Command (the label-map store is made once, from the official release):
-  python -m jaxmix.data.relabel_convert --src relabel_imagenet.tar \
+  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \
     --out $DATA/relabel_store --workers 8
-  python -m jaxmix.main --config configs/imagenet/relabel_cutmix_resnet50.py \
+  python -m jaxmix.apps.train --config configs/imagenet/relabel_cutmix_resnet50.py \
     --config.relabel.store_dir=$DATA/relabel_store \
     --workdir $WORKDIR/rn50_relabel_cutmix
 
@@ -23,8 +23,8 @@ partner's map instead (a jaxmix extension, not in the paper).
 
 import ml_collections
 
-from configs import default
-from configs.imagenet import relabel_resnet50
+from jaxmix.configs import default
+from jaxmix.configs.imagenet import relabel_resnet50
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

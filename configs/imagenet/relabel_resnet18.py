@@ -1,9 +1,9 @@
 """ImageNet ResNet-18 trained on ReLabel targets (ReLabel paper, Table 3).
 
 Command (the label-map store is made once, from the official release):
-  python -m jaxmix.data.relabel_convert --src relabel_imagenet.tar \
+  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \
     --out $DATA/relabel_store --workers 8
-  python -m jaxmix.main --config configs/imagenet/relabel_resnet18.py \
+  python -m jaxmix.apps.train --config configs/imagenet/relabel_resnet18.py \
     --config.relabel.store_dir=$DATA/relabel_store \
     --workdir $WORKDIR/rn18_relabel
 
@@ -18,8 +18,8 @@ ships only ResNet-50 configs; this row assumes the ResNet-50 ReLabel recipe
 
 import ml_collections
 
-from configs import default
-from configs.imagenet import relabel_resnet50
+from jaxmix.configs import default
+from jaxmix.configs.imagenet import relabel_resnet50
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

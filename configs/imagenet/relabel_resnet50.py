@@ -1,9 +1,9 @@
 """ImageNet ResNet-50 trained on ReLabel targets (ReLabel paper, Table 2).
 
 Command (the label-map store is made once, from the official release):
-  python -m jaxmix.data.relabel_convert --src relabel_imagenet.tar \
+  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \
     --out $DATA/relabel_store --workers 8
-  python -m jaxmix.main --config configs/imagenet/relabel_resnet50.py \
+  python -m jaxmix.apps.train --config configs/imagenet/relabel_resnet50.py \
     --config.relabel.store_dir=$DATA/relabel_store \
     --workdir $WORKDIR/rn50_relabel
 
@@ -25,7 +25,7 @@ uses synchronised BatchNorm over the global batch.
 
 import ml_collections
 
-from configs import default
+from jaxmix.configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,7 +1,7 @@
 """ImageNet ResNet-50 baseline of the CutMix paper (Table 3, 300 epochs).
 
 Command:
-  python -m jaxmix.main --config configs/imagenet/resnet50_baseline.py \
+  python -m jaxmix.apps.train --config configs/imagenet/resnet50_baseline.py \
     --workdir $WORKDIR/rn50_baseline
 
 Hardware: meant for 8 accelerators (8 GPUs or a TPU v4-8; the paper used
@@ -17,7 +17,7 @@ divided by 10 every 75 epochs, RandomResizedCrop + flip + ColorJitter(0.4)
 
 import ml_collections
 
-from configs import default
+from jaxmix.configs import default
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -1,6 +1,6 @@
 """One ordered pass over a split: whole images squashed to a square.
 
-A machine annotator (`python -m jaxmix.annotate`) looks at every training
+A machine annotator (`python -m jaxmix.apps.annotate`) looks at every training
 image whole, as ReLabel's did: the image is resized to `R x R` without
 keeping its aspect ratio (torchvision's `Resize((R, R))`), so normalised
 image coordinates map linearly onto the label map's grid. Crop boxes of the

@@ -32,6 +32,7 @@ from jaxmix.data import preprocess as preprocess_lib
 from jaxmix.data import tfds_source
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.data.preprocess import CorruptImageError
+from jaxmix.data.source import Batch, BatchIterator
 from jaxmix.data.tfds_source import num_examples, prepare
 
 __all__ = [
@@ -44,8 +45,6 @@ __all__ = [
   'prepare',
   'steps_per_epoch',
 ]
-
-Batch = dict[str, np.ndarray]
 
 
 def process_args(process_index, process_count) -> tuple[int, int]:
@@ -84,23 +83,6 @@ def dataset_options() -> tf.data.Options:
   options.deterministic = True
   options.threading.max_intra_op_parallelism = 1
   return options
-
-
-class BatchIterator:
-  """Host-local numpy batches; `get_state`/`set_state` save the position."""
-
-  def __iter__(self) -> BatchIterator:
-    return self
-
-  def __next__(self) -> Batch:
-    raise NotImplementedError
-
-  def get_state(self) -> dict[str, int]:
-    return {}
-
-  def set_state(self, state: dict[str, int]) -> None:
-    if state:
-      raise ValueError(f'this iterator has no state; got {state}')
 
 
 def _to_numpy(batch) -> Batch:

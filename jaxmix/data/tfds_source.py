@@ -1,7 +1,7 @@
 """Reading one process's slice of a TFDS image-classification dataset.
 
-Opens the TFDS builder (importing jaxmix's own offline datasets, which
-register their builders on import), checks that the split is prepared and
+Opens the TFDS builder (jaxmix's own offline datasets register theirs
+through `jaxmix.datasets.BUILDERS`), checks that the split is prepared and
 that the configured feature keys exist, and reads encoded image bytes,
 labels and file names without decoding. When an image cannot be decoded,
 `Source.find_corrupt` names the file and the dataset.
@@ -9,14 +9,13 @@ labels and file names without decoding. When an image cannot be decoded,
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from collections.abc import Callable
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxmix import datasets
 from jaxmix.data.preprocess import CorruptImageError
 
 
@@ -31,10 +30,7 @@ def hide_accelerators() -> None:
 
 def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   """The TFDS builder of `name` ('imagenet_v2/topimages', 'digit_scenes')."""
-  # jaxmix's offline datasets register their TFDS builder on import.
-  module = f'jaxmix.data.{name.split("/")[0]}'
-  if importlib.util.find_spec(module) is not None:
-    importlib.import_module(module)
+  datasets.import_builder(name)  # jaxmix's own builders, by registry
   try:
     return tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as error:
@@ -56,7 +52,7 @@ def not_prepared_message(
   if name.split('/')[0] == 'digit_scenes':
     config = name.split('/')[1] if '/' in name else 'default'
     return msg + (
-      'Prepare it offline with `python -m jaxmix.data.digit_scenes '
+      'Prepare it offline with `python -m jaxmix.datasets.digit_scenes '
       f'--data_dir {root} --config {config}`.'
     )
   instructions = getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)

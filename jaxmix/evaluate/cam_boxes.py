@@ -1,6 +1,6 @@
 """Per-image CAM boxes of a boxed dataset, and the CAM threshold choice.
 
-The localisation suites ('wsol', 'digits' in `jaxmix.evaluate.suites_local`)
+The localisation suites ('wsol', 'digits' in `jaxmix.evaluate.suites_localization`)
 read images with boxes, compute class activation maps of the run's CNN
 (`localization.class_activation_map`) and read boxes off them at a
 threshold, a fraction of each map's maximum. Ground-truth boxes are moved
@@ -8,7 +8,7 @@ into the frame of the evaluated centre crop first.
 
 `image_rows` does this for one host batch: CAMs and boxes are computed on
 the rows this process fed, and the small per-image results (prediction,
-IoUs per threshold) are what `hosts.gather_batches` collects from all
+IoUs per threshold) are what `multihost.gather_batches` collects from all
 processes. `choose_cam_threshold` picks top-1 localisation's threshold on
 the dataset's validation split.
 """
@@ -17,10 +17,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmix.evaluate import datasets, hosts, localization, sources
-from jaxmix.evaluate import suite_base as suites_lib
+from jaxmix.evaluate import (
+  eval_batches,
+  eval_builders,
+  localization,
+  multihost,
+  suite_common,
+)
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_base import SuiteArgs
+from jaxmix.evaluate.suite_common import SuiteArgs
 
 
 def cam_fn(run: Run):
@@ -106,13 +111,13 @@ def pred_ious(cams, pred, boxes, box_labels, thresholds) -> np.ndarray:
 
 
 def boxed_batches(run: Run, args: SuiteArgs, name: str, split: str, extras):
-  """This process's padded batches of a boxed split (`sources.batches`)."""
-  return sources.batches(
+  """This process's padded batches of a boxed split (`eval_batches.batches`)."""
+  return eval_batches.batches(
     name,
     split,
-    data_dir=suites_lib.data_dir_for(run, args),
+    data_dir=suite_common.data_dir_for(run, args),
     image_size=run.image_size,
-    batch_size=suites_lib.batch_size_for(run, args),
+    batch_size=suite_common.batch_size_for(run, args),
     crop_pct=run.config.data.crop_pct,
     extras=extras,
     manual_dir=args.manual_dir,
@@ -137,7 +142,7 @@ def image_rows(run: Run, cams_of, batch: dict, loc_thresholds, *, gt_known):
       `[b, T]`, ('box_iou')}, for `gather_batches`; details: per real row
       (image, CAM of the prediction, true boxes, title), for pictures.
   """
-  to_device, local_rows = hosts.to_device, hosts.local_rows
+  to_device, local_rows = multihost.to_device, multihost.local_rows
   labels = np.asarray(batch['label'], np.int32)
   found = cams_of(
     run.variables,
@@ -200,16 +205,16 @@ def choose_cam_threshold(
   """
   if args.cam_threshold is not None:
     return {'value': float(args.cam_threshold), 'chosen_on': 'flag'}
-  data_dir = suites_lib.data_dir_for(run, args)
-  found = datasets.checked_builder(name, split, data_dir=data_dir)
+  data_dir = suite_common.data_dir_for(run, args)
+  found = eval_builders.checked_builder(name, split, data_dir=data_dir)
   if 'validation' not in found.info.splits:
-    return {'value': suites_lib.DEFAULT_CAM_THRESHOLD, 'chosen_on': 'default'}
+    return {'value': suite_common.DEFAULT_CAM_THRESHOLD, 'chosen_on': 'default'}
   thresholds, cams_of = localization.CAM_THRESHOLDS, cams_of or cam_fn(run)
   parts = [
     image_rows(run, cams_of, batch, thresholds, gt_known=False)[0]
     for batch in boxed_batches(run, args, name, 'validation', extras)
   ]
-  found = hosts.gather_batches(parts)
+  found = multihost.gather_batches(parts)
   if not len(found['pred']):
     raise ValueError(f'{name} split validation is empty.')
   accuracy = np.mean(found['loc_iou'] >= 0.5, axis=0)

@@ -9,7 +9,7 @@ measures the gap on a dataset's true object boxes, without a model:
       --split test
 
 For each image and a random partner it samples the official CutMix box
-(`jaxmix.boxes.sample_cutmix_box`, lambda ~ Beta(alpha, alpha)) and compares
+(`jaxmix._src.boxes.sample_cutmix_box`, lambda ~ Beta(alpha, alpha)) and compares
 the label weight the partner gets (the pasted pixel fraction) with the part
 of the partner's main object that lands inside the box, and with an
 object-based weight: the partner's visible object fraction over the sum of
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmix import boxes as boxes_lib
-from jaxmix import mixing
+from jaxmix._src import boxes as boxes_lib
+from jaxmix._src import mixing
 from jaxmix.evaluate import localization
 
 GRID = 224  # CutMix boxes are sampled on this pixel grid.
@@ -174,9 +174,9 @@ def dataset_label_fit(
   """
   import tensorflow_datasets as tfds
 
-  from jaxmix.evaluate import datasets
+  from jaxmix.evaluate import eval_builders
 
-  builder = datasets.checked_builder(name, split, data_dir=data_dir)
+  builder = eval_builders.checked_builder(name, split, data_dir=data_dir)
   examples = builder.as_dataset(
     split=split, decoders={'image': tfds.decode.SkipDecoding()}
   )

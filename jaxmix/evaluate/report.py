@@ -192,11 +192,11 @@ def plot_run_cams(
   """
   import tempfile
 
-  from jaxmix.evaluate import plots, suites_local
+  from jaxmix.evaluate import plots, suites_localization
 
   results = []
   with tempfile.TemporaryDirectory() as scratch:
-    args = suites_local.SuiteArgs(
+    args = suites_localization.SuiteArgs(
       data_dir=data_dir,
       split=split,
       dataset=dataset,
@@ -206,7 +206,7 @@ def plot_run_cams(
     )
     for run_dir in run_dirs:
       run = runs.load_run(run_dir)
-      result = suites_local.wsol(run, args)
+      result = suites_localization.wsol(run, args)
       result.update(run=run.name, method=run.method)
       results.append(result)
   if len(results) == 1:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxmix import boxes as boxes_lib
+from jaxmix._src import boxes as boxes_lib
 from jaxmix.evaluate.metrics import Tally
 
 LogitsFn = Callable[[jax.Array], jax.Array]

@@ -59,7 +59,7 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise FileNotFoundError(
       f'{path} does not exist: `workdir` must be a run directory written by '
-      '`python -m jaxmix.main` (it holds config.json and checkpoints/).'
+      '`python -m jaxmix.apps.train` (it holds config.json and checkpoints/).'
     )
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))

@@ -1,4 +1,4 @@
-"""ImageNet-family evaluation suites (see `jaxmix.evaluate.suites`).
+"""ImageNet-family evaluation suites (see `jaxmix.evaluate.suite_registry`).
 
 Every suite reads prepared TFDS datasets with the trainer's eval crop at
 the run's image size (ImageNet-C: already centre-cropped to 224 by TFDS, so
@@ -22,12 +22,11 @@ only resized when the run's size differs) and returns fractions in [0, 1]:
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxmix.evaluate import datasets, sources
+from jaxmix.evaluate import eval_batches, eval_builders, suite_common
 from jaxmix.evaluate import imagenet_c as imagenet_c_lib
 from jaxmix.evaluate import metrics as metrics_lib
-from jaxmix.evaluate import suite_base as suites_lib
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_base import SuiteArgs
+from jaxmix.evaluate.suite_common import SuiteArgs
 
 V2_VARIANTS = ('matched-frequency', 'threshold-0.7', 'topimages')
 
@@ -39,13 +38,13 @@ def _check_classes(run: Run, args: SuiteArgs, name: str, split: str):
   predicted, and dropped from ReaL / multi-label sets (which then look
   empty and are excluded).
   """
-  found = datasets.checked_builder(
+  found = eval_builders.checked_builder(
     name,
     args.split or split,
-    data_dir=suites_lib.data_dir_for(run, args),
+    data_dir=suite_common.data_dir_for(run, args),
     manual_dir=args.manual_dir,
   )
-  suites_lib.check_classes(
+  suite_common.check_classes(
     run, found, name, ' (ImageNet-1k): evaluate a run trained on ImageNet-1k.'
   )
 
@@ -61,18 +60,18 @@ def _read(
 ) -> dict[str, np.ndarray]:
   """Logits and `extras` of a split, read with the run's eval crop."""
   _check_classes(run, args, name, split)
-  batches = sources.batches(
+  batches = eval_batches.batches(
     name,
     args.split or split,
-    data_dir=suites_lib.data_dir_for(run, args),
+    data_dir=suite_common.data_dir_for(run, args),
     image_size=run.image_size,
-    batch_size=suites_lib.batch_size_for(run, args),
+    batch_size=suite_common.batch_size_for(run, args),
     crop_pct=run.config.data.crop_pct if crop_pct is None else crop_pct,
     extras=extras,
     manual_dir=args.manual_dir,
     limit=args.limit,
   )
-  return suites_lib.predict(run, batches, keep=tuple(extras))
+  return suite_common.predict(run, batches, keep=tuple(extras))
 
 
 def _label(key: str = 'label'):
@@ -85,7 +84,7 @@ def _top_k_suite(name: str, split: str):
     return {
       'dataset': name,
       'split': args.split or split,
-      'metrics': suites_lib.top_k_metrics(found['logits'], found['label']),
+      'metrics': suite_common.top_k_metrics(found['logits'], found['label']),
     }
 
   suite.__doc__ = f'Top-1/top-5 on TFDS {name} {split}.'
@@ -95,7 +94,7 @@ def _top_k_suite(name: str, split: str):
 def real(run: Run, args: SuiteArgs) -> dict:
   """ReaL top-1 (empty ReaL sets excluded) and the original top-1."""
   k = run.num_classes
-  hot = sources.multi_hot(k)
+  hot = eval_batches.multi_hot(k)
   found = _read(
     run,
     args,
@@ -107,7 +106,7 @@ def real(run: Run, args: SuiteArgs) -> dict:
     },
   )
   tally = metrics_lib.real_tally(found['logits'], found['real'])
-  original = suites_lib.top_k_metrics(found['logits'], found['label'])
+  original = suite_common.top_k_metrics(found['logits'], found['label'])
   return {
     'dataset': 'imagenet2012_real',
     'split': args.split or 'validation',
@@ -125,7 +124,7 @@ def v2(run: Run, args: SuiteArgs) -> dict:
   for variant in V2_VARIANTS:
     name = f'imagenet_v2/{variant}'
     found = _read(run, args, name, 'test', _label())
-    for key, value in suites_lib.top_k_metrics(
+    for key, value in suite_common.top_k_metrics(
       found['logits'], found['label']
     ).items():
       out[f'{variant}_{key}'] = value
@@ -138,7 +137,7 @@ def v2(run: Run, args: SuiteArgs) -> dict:
 
 def multilabel(run: Run, args: SuiteArgs) -> dict:
   """Shankar et al. multi-label accuracy (and class-balanced)."""
-  hot = sources.multi_hot(run.num_classes)
+  hot = eval_batches.multi_hot(run.num_classes)
   found = _read(
     run,
     args,
@@ -171,7 +170,7 @@ def multilabel(run: Run, args: SuiteArgs) -> dict:
 
 def split_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
   """All labels of a split, read without decoding a single image."""
-  found = datasets.checked_builder(name, split, data_dir=data_dir)
+  found = eval_builders.checked_builder(name, split, data_dir=data_dir)
   ds = found.as_dataset(
     split=split, decoders={'image': tfds.decode.SkipDecoding()}
   )
@@ -185,7 +184,7 @@ def _subset_suite(name: str):
     # The 200 classes are those of the whole split, also when a slice
     # ('test[:100]') or --limit is evaluated.
     whole = (args.split or 'test').split('[')[0]
-    everything = split_labels(name, whole, suites_lib.data_dir_for(run, args))
+    everything = split_labels(name, whole, suite_common.data_dir_for(run, args))
     subset = metrics_lib.subset_from_labels(everything)
     top1 = metrics_lib.subset_tally(found['logits'], found['label'], subset)
     return {

@@ -1,6 +1,6 @@
 """The robustness suites on a run's own eval set (occlusion, FGSM, ...).
 
-Each suite is `fn(run, args) -> dict` (see `jaxmix.evaluate.suites`) over
+Each suite is `fn(run, args) -> dict` (see `jaxmix.evaluate.suite_registry`) over
 the run's eval split (`suite_base.eval_set`), with the pure measures of
 `jaxmix.evaluate.robustness` and `jaxmix.evaluate.ood`:
 
@@ -10,7 +10,7 @@ the run's eval split (`suite_base.eval_set`), with the pure measures of
 - 'ood': max-softmax detection of `args.dataset` against the eval split.
 
 Multi-host: every process tallies its own rows and gets the sums of all
-(`hosts.fetch`); only process 0 draws the pictures. The in-between suite
+(`multihost.fetch`); only process 0 draws the pictures. The in-between suite
 pairs examples by their position in the split, so its numbers too are
 those of one process.
 """
@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmix.evaluate import hosts, plots, robustness
 from jaxmix.evaluate import metrics as metrics_lib
+from jaxmix.evaluate import multihost, plots, robustness
 from jaxmix.evaluate import ood as ood_lib
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_base import (
+from jaxmix.evaluate.suite_common import (
   SuiteArgs,
   batch_size_for,
   data_dir_for,
@@ -47,12 +47,12 @@ def _summed(fn, run: Run, args: SuiteArgs, align: int = 1):
   """Sums `fn(run.variables, *device batch) -> pytree of counts` over the
   run's eval set (the counts of all processes' rows); with `align` 2 the
   device batch ends with the split 'index' and pairs `(2k, 2k + 1)` are
-  consecutive rows of one process (`sources.batches`)."""
+  consecutive rows of one process (`eval_batches.batches`)."""
   batches, dataset, split = eval_set(run, args, align)
   total = None
   for batch in batches:
-    device = hosts.device_batch(run, batch, index=align > 1)
-    counts = hosts.fetch(fn(run.variables, *device))
+    device = multihost.device_batch(run, batch, index=align > 1)
+    counts = multihost.fetch(fn(run.variables, *device))
     total = counts if total is None else jax.tree.map(np.add, total, counts)
   if total is None:
     raise ValueError(f'{dataset} split {split} is empty.')
@@ -90,7 +90,7 @@ def occlusion(run: Run, args: SuiteArgs) -> dict:
     result['metrics'][f'{mode}_half'] = float(rates[half])
   curves = {m: c['top1'] for m, c in result['curves'].items()}
   result['pictures'] = []
-  if hosts.is_primary():
+  if multihost.is_primary():
     result['pictures'].append(
       plots.plot_occlusion_curves(
         sizes.tolist(), {run.name: curves}, _picture(run, args, 'occlusion')
@@ -151,7 +151,7 @@ def in_between(run: Run, args: SuiteArgs) -> dict:
       np.nanmean(curve['either'])
     )
   result['pictures'] = []
-  if hosts.is_primary():
+  if multihost.is_primary():
     result['pictures'].append(
       plots.plot_curves(
         weights.tolist(),
@@ -182,7 +182,7 @@ def fgsm(run: Run, args: SuiteArgs) -> dict:
   total, dataset, split = _summed(tally, run, args)
   rates = metrics_lib.Tally(*total).rates()
   pictures = []
-  if hosts.is_primary():
+  if multihost.is_primary():
     pictures.append(
       plots.plot_curves(
         epsilons.tolist(),
@@ -214,14 +214,14 @@ def ood(run: Run, args: SuiteArgs) -> dict:
       "The 'ood' suite needs --dataset, the out-of-distribution TFDS "
       "dataset (e.g. 'lsun' or 'imagenet_resized/32x32')."
     )
-  from jaxmix.evaluate import sources
+  from jaxmix.evaluate import eval_batches
 
   # --split names the OOD split; the run's own eval split is in-distribution.
   batches, dataset, split = eval_set(run, dataclasses.replace(args, split=None))
   inside = predict(run, batches)['logits']
   outside = predict(
     run,
-    sources.batches(
+    eval_batches.batches(
       args.dataset,
       args.split or 'test',
       data_dir=data_dir_for(run, args),

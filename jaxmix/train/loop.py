@@ -15,9 +15,6 @@ returns.
 """
 
 import contextlib
-import functools
-import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -26,45 +23,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxmix.data import label_map_join
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-from jaxmix.train import (
-  augment,
-  build,
-  checkpoints,
-  metrics_log,
-  relabel_step,
-  steps,
-  validation,
-)
+from jaxmix.train import checkpoints, metrics_log, setup
 from jaxmix.train import state as state_lib
-
-
-def _initialize_distributed(distributed: ml_collections.ConfigDict) -> None:
-  """`jax.distributed.initialize`, with the config's explicit arguments."""
-  kwargs = {
-    name: distributed[name]
-    for name in ('coordinator_address', 'num_processes', 'process_id')
-    if distributed[name] is not None
-  }
-  jax.distributed.initialize(**kwargs)
-
-
-def _data_module(dataset: str):
-  """The data module: TF-free synthetic data or the tf.data pipeline."""
-  if dataset == 'synthetic':
-    from jaxmix.data import synthetic
-
-    return synthetic
-  from jaxmix.data import input_pipeline  # imports TensorFlow
-
-  return input_pipeline
-
-
-def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
 
 
 def mix_prob_at(config: ml_collections.ConfigDict, epoch: int) -> float:
@@ -141,112 +102,55 @@ def train_and_evaluate(
   """Trains and evaluates as `config` says, in (or resuming from) `workdir`.
 
   Args:
-    config: a config from `configs/` (see `configs/default.py`).
+    config: a recipe (see `jaxmix/configs/default.py` for the fields).
     workdir: the run directory (a local or mounted file system: the logs
       are written with plain file I/O).
 
   Returns:
     The final `TrainState` (global arrays on the mesh).
   """
-  validation.check_config(config)
-  if config.distributed.initialize:
-    _initialize_distributed(config.distributed)
-  validation.check_devices(
-    config,
-    device_count=jax.device_count(),
-    process_count=jax.process_count(),
-  )
-  mesh = steps.create_mesh()
-  primary = jax.process_index() == 0
-  logger = metrics_log.MetricLogger(workdir, enabled=primary)
-  if primary:
-    _write_config(config, workdir)
-  logger.info(
-    'process %d/%d, %d local / %d global devices',
-    jax.process_index(),
-    jax.process_count(),
-    jax.local_device_count(),
-    jax.device_count(),
-  )
+  return run_training(setup.build_run(config, workdir))
 
-  data = _data_module(config.data.dataset)
-  steps_per_epoch = data.steps_per_epoch(config.data, config.global_batch_size)
-  total_steps = round(config.num_epochs * steps_per_epoch)
-  tx, learning_rate_fn = build.optimizer(
-    config, steps_per_epoch=steps_per_epoch
-  )
 
-  model_def, state = state_lib.create_train_state(
-    build.model_fn(config), tx, mesh=mesh, ema=config.optimizer.ema_decay > 0
+def _run_eval(run: setup.TrainingRun, state: state_lib.TrainState) -> dict:
+  """Eval metrics of the parameters (and of their EMA, prefixed 'ema_')."""
+  results = evaluate(
+    run.eval_step,
+    state.params,
+    state.batch_stats,
+    data=run.data,
+    config=run.config,
+    mesh=run.mesh,
   )
-  logger.info(
-    '%s: %d parameters', config.model.name, state_lib.count_params(state)
-  )
-  ckpt = checkpoints.Checkpointer(
-    os.path.join(os.fspath(workdir), 'checkpoints'),
-    every_steps=config.checkpoint.every_steps,
-    keep=config.checkpoint.keep,
-  )
-  train_iter = data.create_train_iterator(
-    config.data,
-    global_batch_size=config.global_batch_size,
-    image_size=config.image_size,
-    seed=config.seed,
-  )
-  label_maps = None
-  if config.relabel.enabled:
-    maps_fn, label_maps = label_map_join.open_label_maps(config)
-    train_iter = label_map_join.join_label_maps(train_iter, maps_fn)
-    logger.info(
-      'ReLabel targets from %s',
-      label_maps.path if label_maps else 'synthetic label maps',
+  if state.ema_params is not None:
+    ema = evaluate(
+      run.eval_step,
+      state.ema_params,
+      state.batch_stats,
+      data=run.data,
+      config=run.config,
+      mesh=run.mesh,
     )
-  start_step = ckpt.latest_step() or 0
-  if start_step:
-    state, data_state = ckpt.restore(state)
-    train_iter.set_state(data_state)
-    logger.info(
-      'Resumed from step %d (data position %s)',
-      start_step,
-      json.dumps(data_state),
-    )
+    results.update({f'ema_{k}': v for k, v in ema.items()})
+  if run.label_maps is not None:
+    # Counted on the host, a few prefetched batches ahead.
+    results['relabel_missing'] = run.label_maps.num_missing
+    results['relabel_looked_up'] = run.label_maps.num_looked_up
+  return results
 
-  step_config = steps.StepConfig(
-    num_classes=config.data.num_classes,
-    label_smoothing=config.label_smoothing,
-    mean=tuple(config.data.mean),
-    std=tuple(config.data.std),
-    seed=config.seed,
-    ema_decay=config.optimizer.ema_decay,
-  )
-  train_step = steps.jit_train_step(
-    mesh,
-    model_def=model_def,
-    tx=tx,
-    learning_rate_fn=learning_rate_fn,
-    augment_fn=augment.create_augment_fn(config, mesh),
-    config=step_config,
-    targets_fn=relabel_step.create_targets_fn(
-      relabel_step.RelabelSettings.from_config(config), mesh
-    )
-    if config.relabel.enabled
-    else None,
-  )
-  eval_step = steps.jit_eval_step(mesh, model_def=model_def, config=step_config)
-  run_eval = functools.partial(
-    evaluate, eval_step, data=data, config=config, mesh=mesh
-  )
 
-  # The prefetcher runs ahead of the step; its get_state() is the position
-  # after the last batch it returned, which is what a checkpoint must hold.
-  device_batches = prefetch_to_mesh(train_iter, mesh)
+def run_training(run: setup.TrainingRun) -> state_lib.TrainState:
+  """Runs a built run from its start step to the end (or a preemption)."""
+  config, logger, ckpt = run.config, run.logger, run.checkpointer
+  state, device_batches = run.state, run.device_batches
+  steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
   pending = _Pending()
   progress = metrics_log.Progress(
     logger,
     total_steps=total_steps,
     steps_per_epoch=steps_per_epoch,
     batch_size=config.global_batch_size,
-    start_step=start_step,
+    start_step=run.start_step,
   )
   guard = (
     checkpoints.PreemptionGuard()
@@ -255,10 +159,10 @@ def train_and_evaluate(
   )
   try:
     with guard:
-      for step in range(start_step, total_steps):
+      for step in range(run.start_step, total_steps):
         epoch = step // steps_per_epoch
         mix_prob = np.float32(mix_prob_at(config, epoch))
-        state, metrics = train_step(state, next(device_batches), mix_prob)
+        state, metrics = run.train_step(state, next(device_batches), mix_prob)
         done = step + 1
         pending.add(done, metrics)
         # Every process asks every step (JAX's preemption sync point).
@@ -279,14 +183,7 @@ def train_and_evaluate(
           epoch_end == 0 and epochs_done % config.eval_every_epochs == 0
         ):
           with progress.paused():
-            results = run_eval(state.params, state.batch_stats)
-            if state.ema_params is not None:
-              ema = run_eval(state.ema_params, state.batch_stats)
-              results.update({f'ema_{k}': v for k, v in ema.items()})
-          if label_maps is not None:
-            # Counted on the host, a few prefetched batches ahead.
-            results['relabel_missing'] = label_maps.num_missing
-            results['relabel_looked_up'] = label_maps.num_looked_up
+            results = _run_eval(run, state)
           logger.info('eval at step %d: %s', done, results)
           logger.write(done, results, prefix='eval')
         if preempted:

@@ -131,7 +131,7 @@ def train_step(
     config: the static settings.
     targets_fn: `fn(batch) -> (targets, maps)` giving the dense targets
       instead of the (smoothed) one-hot labels, e.g. ReLabel's
-      (`jaxmix.train.relabel_step`); `maps` is passed on to `augment_fn`.
+      (`jaxmix.relabel.train_targets`); `maps` is passed on to `augment_fn`.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target

@@ -10,7 +10,6 @@ of choices. `check_devices` runs once the devices are known.
 from typing import Any
 
 import ml_collections
-from absl import logging
 
 from jaxmix.train.augment import MIX_METHODS
 
@@ -57,17 +56,9 @@ def _unknown_keys(config: Any, reference: Any, prefix: str = '') -> list[str]:
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first bad field of `config`."""
-  try:
-    from configs import default  # the schema lives with the recipes
-  except ImportError:
-    default = None
-    logging.warning(
-      'configs.default is not importable (run from the repository root); '
-      'unknown config fields are not checked.'
-    )
-  unknown = (
-    [] if default is None else _unknown_keys(config, default.get_config())
-  )
+  from jaxmix.configs import default  # the schema, shipped with jaxmix
+
+  unknown = _unknown_keys(config, default.get_config())
   if unknown:
     raise ValueError(
       f'Unknown config field(s) {unknown}; see configs/default.py for the '

@@ -1,0 +1,1 @@
+"""digit_scenes (offline) recipes."""

@@ -1,0 +1,221 @@
+"""Cutout and Random Erasing: occlude boxes of each image, keep the labels.
+
+Both follow the augmentation contract `op(key, images, labels, *, knobs) ->
+(images, labels)` and return `labels` unchanged, so they compose with the
+mixing ops. Boxes are drawn per example, as in the original papers. Apply them
+to normalised images: a fill of 0 is then the dataset mean.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxmix._src import boxes as boxes_lib
+from jaxmix._src import checks
+
+Array = jax.Array
+
+# Random Erasing tries this many (area, aspect) draws per box and keeps the
+# first that fits inside the image, as the reference implementations do.
+_ERASING_ATTEMPTS = 10
+_FILLS = ('zero', 'random', 'pixel')
+
+
+def cutout(
+  key: Array,
+  images: ArrayLike,
+  labels: ArrayLike,
+  *,
+  size: int,
+  prob: ArrayLike = 1.0,
+  count: int = 1,
+  fill_value: float = 0.0,
+) -> tuple[Array, Array]:
+  """Cutout: fills `count` square boxes of each image with `fill_value`.
+
+  Each box is centred on a uniform integer pixel and spans `centre +-
+  size // 2`, clipped at the border, exactly as the authors' code (so boxes
+  near the edges are partly outside the image and smaller).
+
+  Args:
+    key: a PRNG key.
+    images: float ``[B, H, W, C]``.
+    labels: dense float ``[B, K]``; returned unchanged.
+    size: side of the square in pixels (16 for CIFAR-10 in the paper). Static.
+    prob: probability of applying Cutout to each example. May be traced.
+    count: number of boxes per image (`n_holes`). Static.
+    fill_value: value written inside the boxes. Static.
+
+  Returns:
+    `(images, labels)` with the input shapes and dtypes.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> x, y = jnp.ones((1, 8, 8, 1)), jnp.eye(1)
+    >>> x2, _ = cutout(jax.random.key(0), x, y, size=4)
+    >>> float(x2.sum()) < 64
+    True
+
+  References:
+    DeVries and Taylor, Improved Regularization of Convolutional Neural
+    Networks with Cutout, https://arxiv.org/abs/1708.04552
+  """
+  checks.check_key(key)
+  checks.check_batch(images, labels)
+  checks.check_probability('prob', prob)
+  if not isinstance(size, int) or size < 0:
+    raise ValueError(f'`size` must be a non-negative Python int, got {size!r}.')
+  if not isinstance(count, int) or count < 1:
+    raise ValueError(f'`count` must be a positive Python int, got {count!r}.')
+  images = jnp.asarray(images)
+  batch_size, height, width, channels = images.shape
+  key_y, key_x, key_gate = jax.random.split(key, 3)
+  shape = (batch_size, count)
+  box = boxes_lib.centered_box(
+    jax.random.randint(key_y, shape, 0, height),
+    jax.random.randint(key_x, shape, 0, width),
+    cut_height=size,
+    cut_width=size,
+    height=height,
+    width=width,
+  )
+  apply = jax.random.uniform(key_gate, (batch_size,)) < prob
+  # Select on rows of pixels [B, H, W * C], one box at a time: both keep the
+  # select a fast contiguous pass (see `boxes.box_mask_rows`).
+  rows = images.reshape(batch_size, height, width * channels)
+  fill = jnp.asarray(fill_value, images.dtype)
+  for hole in range(count):
+    hole_box = boxes_lib.Box(*(field[:, hole] for field in box))
+    mask = boxes_lib.box_mask_rows(
+      hole_box, height=height, width=width, channels=channels
+    )
+    rows = jnp.where(mask & apply[:, None, None], fill, rows)
+  return rows.reshape(images.shape), labels
+
+
+def _sample_erasing_boxes(
+  key: Array,
+  *,
+  shape: tuple[int, ...],
+  height: int,
+  width: int,
+  area: tuple[float, float],
+  aspect: tuple[float, float],
+  area_scale: Array,
+) -> tuple[boxes_lib.Box, Array]:
+  """Draws boxes of random area and aspect wholly inside the image.
+
+  Returns the boxes and whether any of the attempts fitted (`[...]` bool).
+  """
+  key_area, key_aspect, key_y, key_x = jax.random.split(key, 4)
+  tries = (*shape, _ERASING_ATTEMPTS)
+  target_area = jax.random.uniform(
+    key_area, tries, minval=area[0], maxval=area[1]
+  )
+  target_area = target_area * (height * width) * area_scale[..., None]
+  log_aspect = jax.random.uniform(
+    key_aspect, tries, minval=math.log(aspect[0]), maxval=math.log(aspect[1])
+  )
+  box_h = jnp.round(jnp.sqrt(target_area * jnp.exp(log_aspect)))
+  box_w = jnp.round(jnp.sqrt(target_area / jnp.exp(log_aspect)))
+  fits = (box_h < height) & (box_w < width)
+  first = jnp.argmax(fits, axis=-1)[..., None]
+  box_h = jnp.take_along_axis(box_h, first, -1)[..., 0].astype(jnp.int32)
+  box_w = jnp.take_along_axis(box_w, first, -1)[..., 0].astype(jnp.int32)
+  top = jax.random.randint(key_y, shape, 0, height - box_h + 1)
+  left = jax.random.randint(key_x, shape, 0, width - box_w + 1)
+  box = boxes_lib.Box(top, left, top + box_h, left + box_w)
+  return box, fits.any(axis=-1)
+
+
+def random_erasing(
+  key: Array,
+  images: ArrayLike,
+  labels: ArrayLike,
+  *,
+  prob: ArrayLike = 0.5,
+  area: tuple[float, float] = (0.02, 1 / 3),
+  aspect: tuple[float, float] = (0.3, 1 / 0.3),
+  fill: str = 'zero',
+  max_count: int = 1,
+) -> tuple[Array, Array]:
+  """Random Erasing: replaces random boxes of each image with a fill.
+
+  With probability `prob` per example, draws `n` boxes (`n` uniform in
+  `[1, max_count]`); each has area `U(area) * H * W / n` and log-aspect
+  uniform in `log(aspect)`, tried up to 10 times until it fits inside the
+  image, then placed uniformly among the positions inside the image.
+
+  Args:
+    key: a PRNG key.
+    images: float ``[B, H, W, C]``.
+    labels: dense float ``[B, K]``; returned unchanged.
+    prob: probability of erasing in each example. May be traced.
+    area: `(min, max)` fraction of the image area per box. Static.
+    aspect: `(min, max)` aspect ratio (height / width) of a box. Static.
+    fill: 'zero' (the mean of normalised images), 'random' (one N(0, 1)
+      value per box and channel) or 'pixel' (N(0, 1) per pixel). Static.
+    max_count: largest number of boxes per image. Static.
+
+  Returns:
+    `(images, labels)` with the input shapes and dtypes.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> x, y = jnp.ones((2, 16, 16, 3)), jnp.eye(2)
+    >>> x2, y2 = random_erasing(jax.random.key(0), x, y, prob=1.0)
+    >>> bool((x2 == 0).any()), bool((y2 == y).all())
+    (True, True)
+
+  References:
+    Zhong et al., Random Erasing Data Augmentation,
+    https://arxiv.org/abs/1708.04896
+  """
+  checks.check_key(key)
+  checks.check_batch(images, labels)
+  checks.check_probability('prob', prob)
+  checks.check_range('area', tuple(area), 0.0, 1.0)
+  checks.check_range('aspect', tuple(aspect), 1e-6, math.inf)
+  if fill not in _FILLS:
+    raise ValueError(f'`fill` must be one of {_FILLS}, got {fill!r}.')
+  if not isinstance(max_count, int) or max_count < 1:
+    raise ValueError(
+      f'`max_count` must be a positive Python int, got {max_count!r}.'
+    )
+  images = jnp.asarray(images)
+  batch_size, height, width, channels = images.shape
+  key_gate, key_count, key_boxes, key_fill = jax.random.split(key, 4)
+  count = jax.random.randint(key_count, (batch_size,), 1, max_count + 1)
+  box, fits = _sample_erasing_boxes(
+    key_boxes,
+    shape=(batch_size, max_count),
+    height=height,
+    width=width,
+    area=area,
+    aspect=aspect,
+    area_scale=1.0 / jnp.broadcast_to(count[:, None], (batch_size, max_count)),
+  )
+  apply = jax.random.uniform(key_gate, (batch_size,)) < prob
+  active = fits & (jnp.arange(max_count) < count[:, None]) & apply[:, None]
+  rows_shape = (batch_size, height, width * channels)
+  masks = boxes_lib.box_mask_rows(
+    box, height=height, width=width, channels=channels
+  )
+  masks = masks & active[..., None, None]  # [B, max_count, H, W * C]
+
+  if fill == 'pixel':
+    noise = jax.random.normal(key_fill, rows_shape, jnp.float32)
+    erased = jnp.where(masks.any(axis=1), noise, images.reshape(rows_shape))
+    return erased.astype(images.dtype).reshape(images.shape), labels
+  if fill == 'zero':
+    values = jnp.zeros((batch_size, max_count, channels), jnp.float32)
+  else:
+    values = jax.random.normal(key_fill, (batch_size, max_count, channels))
+  # A value per (example, box, channel), laid out along the W * C rows.
+  values = jnp.tile(values, (1, 1, width)).astype(images.dtype)
+  erased = images.reshape(rows_shape)
+  for slot in range(max_count):  # Later boxes paint over earlier ones.
+    erased = jnp.where(masks[:, slot], values[:, slot, None, :], erased)
+  return erased.reshape(images.shape), labels

@@ -1,0 +1,29 @@
+"""jaxmix's own datasets: offline TFDS builders, fixtures and synthetic data.
+
+`BUILDERS` is the explicit registry of the TFDS builders jaxmix defines:
+TFDS knows a builder once its module is imported, and `import_builder`
+imports the module registered for a dataset name (nothing for TFDS's own
+datasets such as `imagenet2012`). Nothing is imported on `import
+jaxmix.datasets`, so the TF-free synthetic data loads without TensorFlow.
+
+- `digit_scenes` (+ `digit_render`): multi-digit scenes with boxes, built
+  offline from scikit-learn's digits (the default job's dataset).
+- `imagenet_fixture`: tiny real-JPEG stand-ins of ImageNet's manual files,
+  so `imagenet2012` builds offline through TFDS's own builder.
+- `synthetic`: TF-free image-classification batches with the input
+  pipeline's interface (smoke runs, speed runs without TensorFlow).
+"""
+
+import importlib
+
+# Dataset name (before any '/config') -> module defining its TFDS builder.
+BUILDERS: dict[str, str] = {
+  'digit_scenes': 'jaxmix.datasets.digit_scenes',
+}
+
+
+def import_builder(name: str) -> None:
+  """Registers jaxmix's TFDS builder for `name` ('digit_scenes/small')."""
+  module = BUILDERS.get(name.split('/')[0])
+  if module is not None:
+    importlib.import_module(module)

@@ -1,0 +1,247 @@
+"""Synthetic image-classification data with the input pipeline's interface.
+
+Used when `config.data.dataset == 'synthetic'`: smoke runs, tests and speed
+runs on machines without TensorFlow. The data set is a pure function of the
+example index (content, label) and the shuffle order a pure function of
+`(seed, epoch)`, so every process can read its own slice of each global
+batch and a resumed run sees exactly the batches it would have seen.
+
+Each global batch of `global_batch_size` examples is split into
+`process_count` contiguous slices; process `p` gets slice `p`. This is the
+order `jax.make_array_from_process_local_data` expects, so the global batch
+is the same whatever the number of processes.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxmix.data.source import BatchIterator
+
+# Distinct noise tiles reused across examples, so that making a batch costs a
+# copy rather than a random draw per pixel.
+_NUM_TILES = 17
+
+
+def num_examples(data_config: Any, split: str) -> int:
+  """Number of examples of `split` ('train' or anything else = eval)."""
+  synthetic = data_config.synthetic
+  if split == data_config.train_split:
+    return int(synthetic.train_examples)
+  return int(synthetic.eval_examples)
+
+
+def steps_per_epoch(data_config: Any, global_batch_size: int) -> int:
+  """Training steps per epoch (the remainder of an epoch is dropped)."""
+  steps = num_examples(data_config, data_config.train_split) // (
+    global_batch_size
+  )
+  if steps < 1:
+    raise ValueError(
+      f'data.synthetic.train_examples '
+      f'({data_config.synthetic.train_examples}) is smaller than '
+      f'global_batch_size ({global_batch_size}).'
+    )
+  return steps
+
+
+def _process_slice(
+  global_batch_size: int, process_index: int | None, process_count: int | None
+) -> tuple[int, int]:
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  if global_batch_size % count:
+    raise ValueError(
+      f'global_batch_size ({global_batch_size}) must be divisible by the '
+      f'process count ({count}).'
+    )
+  local = global_batch_size // count
+  return index * local, local
+
+
+class _Examples:
+  """Deterministic examples: label and uint8 image from the global index."""
+
+  def __init__(self, num_classes: int, image_size: int, split_id: int):
+    self.num_classes = num_classes
+    rng = np.random.default_rng([7, split_id])
+    self.colours = rng.integers(40, 216, (num_classes, 3)).astype(np.int16)
+    self.tiles = rng.integers(
+      -40, 41, (_NUM_TILES, image_size, image_size, 3)
+    ).astype(np.int16)
+
+  def labels(self, indices: np.ndarray) -> np.ndarray:
+    return ((indices * 37 + 11) % self.num_classes).astype(np.int32)
+
+  def images(self, indices: np.ndarray) -> np.ndarray:
+    size = self.tiles.shape[1]
+    out = np.empty((len(indices), size, size, 3), np.uint8)
+    labels = self.labels(indices)
+    for row, (index, label) in enumerate(zip(indices, labels)):
+      tile = np.roll(self.tiles[index % _NUM_TILES], index % size, axis=1)
+      out[row] = np.clip(tile + self.colours[label], 0, 255)
+    return out
+
+  def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    count = len(indices)
+    return {
+      'image': self.images(indices),
+      'label': self.labels(indices),
+      'crop_box': np.tile(np.array([0, 0, 1, 1], np.float32), (count, 1)),
+      'flip': np.zeros((count,), bool),
+      'file_name': np.array(
+        [f'synthetic_{i:08d}'.encode() for i in indices], dtype=object
+      ),
+    }
+
+
+class SyntheticTrainIterator(BatchIterator):
+  """Infinite iterator over shuffled epochs of host-local training batches.
+
+  Yields dicts: 'image' uint8 `[b, S, S, 3]`, 'label' int32 `[b]`, 'crop_box'
+  float32 `[b, 4]` (the whole image), 'flip' bool `[b]`, 'file_name` `[b]`.
+  """
+
+  def __init__(
+    self,
+    data_config: Any,
+    *,
+    global_batch_size: int,
+    image_size: int,
+    seed: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+  ):
+    self._examples = _Examples(data_config.num_classes, image_size, 0)
+    self._size = num_examples(data_config, data_config.train_split)
+    self._steps = steps_per_epoch(data_config, global_batch_size)
+    self._global_batch = global_batch_size
+    self._start, self._local = _process_slice(
+      global_batch_size, process_index, process_count
+    )
+    self._seed = seed
+    self._epoch = 0
+    self._batch_in_epoch = 0
+    self._order = None
+
+  def __iter__(self) -> 'SyntheticTrainIterator':
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._order is None:
+      rng = np.random.default_rng([self._seed, self._epoch])
+      self._order = rng.permutation(self._size)
+    begin = self._batch_in_epoch * self._global_batch + self._start
+    batch = self._examples.batch(self._order[begin : begin + self._local])
+    self._batch_in_epoch += 1
+    if self._batch_in_epoch == self._steps:
+      self._epoch, self._batch_in_epoch, self._order = self._epoch + 1, 0, None
+    return batch
+
+  def get_state(self) -> dict[str, int]:
+    """The position: `{'epoch': e, 'batch_in_epoch': k}` (JSON-friendly)."""
+    return {'epoch': self._epoch, 'batch_in_epoch': self._batch_in_epoch}
+
+  def set_state(self, state: Mapping[str, int]) -> None:
+    """Moves to a position returned by `get_state`."""
+    if set(state) != {'epoch', 'batch_in_epoch'}:
+      raise ValueError(
+        f"Iterator state must have keys 'epoch' and 'batch_in_epoch', got "
+        f'{dict(state)!r}.'
+      )
+    if not 0 <= state['batch_in_epoch'] < self._steps:
+      raise ValueError(
+        f"state['batch_in_epoch'] must be in [0, {self._steps}), got "
+        f'{state["batch_in_epoch"]}.'
+      )
+    self._epoch = int(state['epoch'])
+    self._batch_in_epoch = int(state['batch_in_epoch'])
+    self._order = None
+
+
+class SyntheticEvalIterator(BatchIterator):
+  """One pass over the eval split; the last global batch is padded.
+
+  Same keys as training plus 'mask' bool `[b]`, False on padding.
+  """
+
+  def __init__(
+    self,
+    data_config: Any,
+    *,
+    global_batch_size: int,
+    image_size: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+  ):
+    self._examples = _Examples(data_config.num_classes, image_size, 1)
+    self._size = num_examples(data_config, data_config.eval_split)
+    self._global_batch = global_batch_size
+    self._start, self._local = _process_slice(
+      global_batch_size, process_index, process_count
+    )
+    self._batches = -(-self._size // global_batch_size)
+    self._next = 0
+
+  def __iter__(self) -> 'SyntheticEvalIterator':
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._next == self._batches:
+      raise StopIteration
+    begin = self._next * self._global_batch + self._start
+    indices = np.arange(begin, begin + self._local)
+    mask = indices < self._size
+    batch = self._examples.batch(np.where(mask, indices, 0))
+    batch['mask'] = mask
+    self._next += 1
+    return batch
+
+  def get_state(self) -> dict[str, int]:
+    """Eval iterators restart from the beginning; nothing to save."""
+    return {}
+
+  def set_state(self, state: Mapping[str, int]) -> None:
+    """Accepts only the empty state."""
+    if state:
+      raise ValueError(f'Eval iterators have no state, got {dict(state)!r}.')
+
+
+def create_train_iterator(
+  data_config: Any,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  seed: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> SyntheticTrainIterator:
+  """The synthetic twin of `input_pipeline.create_train_iterator`."""
+  return SyntheticTrainIterator(
+    data_config,
+    global_batch_size=global_batch_size,
+    image_size=image_size,
+    seed=seed,
+    process_index=process_index,
+    process_count=process_count,
+  )
+
+
+def create_eval_iterator(
+  data_config: Any,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> SyntheticEvalIterator:
+  """The synthetic twin of `input_pipeline.create_eval_iterator`."""
+  return SyntheticEvalIterator(
+    data_config,
+    global_batch_size=global_batch_size,
+    image_size=image_size,
+    process_index=process_index,
+    process_count=process_count,
+  )

@@ -1,0 +1,111 @@
+"""The evaluation suites: one protocol of the papers each, over a `Run`.
+
+`SUITES` maps a suite name to `fn(run, args) -> dict`; the dict has
+'metrics' (flat name -> number, the table columns), optionally 'curves'
+(name -> {x name: [...], y name: [...]}), 'dataset', 'split', and private
+keys starting with '_' (arrays for pictures, never written to JSON).
+`evaluate_run` runs one suite, writes `RUN/eval/<suite>.json` and returns
+the result. Datasets are opened with `jaxmix.evaluate.eval_builders` and read
+with `jaxmix.evaluate.eval_batches`, so a dataset that is not prepared gives an
+error saying how to prepare it.
+
+Multi-host: every process runs the same suite on its own slice of the data
+and gets the same result; only process 0 writes the JSON and the pictures.
+The in-between-class suite pairs examples by their position in the split,
+so its numbers too are those of one process.
+
+ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
+'imagenet_a', 'imagenet_r', 'sketch', 'imagenet_c' (in
+`jaxmix.evaluate.suites_imagenet`). On the run's own eval set: 'occlusion',
+'in_between', 'fgsm', 'ood' (in `jaxmix.evaluate.suites_robustness`).
+Localisation: 'wsol', 'digits' (in `jaxmix.evaluate.suites_localization`).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from jaxmix.evaluate import (
+  suites_imagenet,
+  suites_localization,
+  suites_robustness,
+)
+from jaxmix.evaluate.multihost import is_primary
+from jaxmix.evaluate.runs import Run
+from jaxmix.evaluate.suite_common import (
+  SuiteArgs,
+  SuiteFn,
+  batch_size_for,
+  data_dir_for,
+  eval_set,
+  predict,
+  top_k_metrics,
+)
+
+__all__ = [
+  'SUITES',
+  'SuiteArgs',
+  'SuiteFn',
+  'batch_size_for',
+  'data_dir_for',
+  'eval_set',
+  'evaluate_run',
+  'predict',
+  'top_k_metrics',
+]
+
+
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items() if str(k)[:1] != '_'}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return _jsonable(value.tolist())
+  if isinstance(value, (np.floating, float)):
+    return None if np.isnan(value) else float(value)
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
+  """Runs `suite` on `run` and writes `RUN/eval/<suite>.json`.
+
+  Under `jax.distributed` every process must call it (the suites gather
+  results from all processes); only process 0 writes.
+
+  Returns:
+    The suite's result with 'suite', 'run', 'workdir', 'step', 'method',
+    'use_ema' and 'json' (the path process 0 writes) added; private '_'
+    keys stay in the returned dict but not in the file.
+  """
+  if suite not in SUITES:
+    raise ValueError(f'Unknown suite {suite!r}; suites: {sorted(SUITES)}.')
+  args = args or SuiteArgs()
+  result = SUITES[suite](run, args)
+  result.update(
+    suite=suite,
+    run=run.name,
+    workdir=run.workdir,
+    step=run.step,
+    method=run.method,
+    use_ema=run.use_ema,
+  )
+  directory = os.path.join(run.workdir, 'eval')
+  path = os.path.join(directory, f'{suite}.json')
+  if is_primary():
+    os.makedirs(directory, exist_ok=True)
+    with open(path, 'w') as f:
+      json.dump(_jsonable(result), f, indent=2)
+      f.write('\n')
+  result['json'] = path
+  return result
+
+
+SUITES: dict[str, SuiteFn] = {
+  **suites_imagenet.SUITES,
+  **suites_robustness.SUITES,
+  **suites_localization.SUITES,
+}

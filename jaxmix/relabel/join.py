@@ -1,0 +1,124 @@
+"""Joins host train batches with their ReLabel label maps, by file name.
+
+`join_label_maps(iterator, maps_fn)` wraps a train `BatchIterator` (the
+tf.data pipeline or synthetic data); every batch it returns also holds
+
+  'label_map_scores'   float16 `[b, S, S, k]`
+  'label_map_indices'  uint16  `[b, S, S, k]`
+  'label_map_found'    bool    `[b]`
+
+looked up on the host before `prefetch_to_mesh` copies the batch to the
+devices (a memory-mapped gather of 4.5 KB per image from the store). The
+position (`get_state`/`set_state`) is the wrapped iterator's, so a resumed
+run rejoins exactly the batches it would have seen.
+
+`open_label_maps(config)` opens `config.relabel.store_dir` with the
+`config.relabel.missing` policy. Synthetic data (the `:smoke` configs) has
+no store: without `store_dir` it gets `synthetic_label_maps`, maps made from
+each example's label, so a ReLabel recipe's smoke run exercises the whole
+path. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from jaxmix.relabel.store import LabelMapStore
+
+MapsFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, ...]]
+SYNTHETIC_SIZE, SYNTHETIC_K = 7, 2
+
+
+class LabelMapJoin:
+  """A train iterator whose batches carry their label maps (see module)."""
+
+  def __init__(self, iterator: Any, maps_fn: MapsFn):
+    self._source = iterator
+    self._iterator = iter(iterator)
+    self._maps_fn = maps_fn
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    batch = dict(next(self._iterator))
+    if 'file_name' not in batch:
+      raise ValueError(
+        'ReLabel needs the file_name of every train example to find its '
+        f'label map; the batch has only {sorted(batch)}.'
+      )
+    scores, indices, found = self._maps_fn(batch)
+    batch['label_map_scores'] = scores
+    batch['label_map_indices'] = indices
+    batch['label_map_found'] = np.asarray(found, bool)
+    return batch
+
+  def get_state(self) -> dict[str, Any]:
+    return self._source.get_state()
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self._source.set_state(state)
+
+
+def join_label_maps(iterator: Any, maps_fn: MapsFn) -> LabelMapJoin:
+  """Wraps `iterator`; `maps_fn(batch) -> (scores, indices, found)`."""
+  return LabelMapJoin(iterator, maps_fn)
+
+
+def store_maps_fn(store: LabelMapStore) -> MapsFn:
+  """Looks each batch's 'file_name's up in `store` (its missing policy)."""
+  return lambda batch: store.lookup(batch['file_name'])
+
+
+def synthetic_label_maps(
+  batch: dict[str, np.ndarray], *, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Made-up maps for synthetic data: the label in the middle, a neighbour
+  class (label + 1) around it.
+
+  Returns:
+    float16 scores and uint16 indices `[b, 7, 7, 2]`, `found` all True.
+  """
+  labels = np.asarray(batch['label'], np.int64)
+  size, count = SYNTHETIC_SIZE, len(labels)
+  rows = np.arange(size)
+  middle = (np.abs(rows - size // 2) <= size // 4)[:, None] & (
+    np.abs(rows - size // 2) <= size // 4
+  )[None, :]
+  scores = np.empty((count, size, size, SYNTHETIC_K), np.float16)
+  scores[..., 0] = np.where(middle, 6.0, 1.0)
+  scores[..., 1] = np.where(middle, 0.5, 3.0)
+  indices = np.empty((count, size, size, SYNTHETIC_K), np.uint16)
+  indices[..., 0] = labels[:, None, None]
+  indices[..., 1] = ((labels + 1) % num_classes)[:, None, None]
+  return scores, indices, np.ones(count, bool)
+
+
+def open_label_maps(config: Any) -> tuple[MapsFn, LabelMapStore | None]:
+  """The maps of a ReLabel run: `(maps_fn, store)` (store None if made up).
+
+  Raises:
+    ValueError: no `config.relabel.store_dir` for real data, or a store
+      whose class count differs from `config.data.num_classes`.
+  """
+  relabel, num_classes = config.relabel, config.data.num_classes
+  if relabel.store_dir is None:
+    if config.data.dataset == 'synthetic':
+      return (
+        lambda batch: synthetic_label_maps(batch, num_classes=num_classes)
+      ), None
+    raise ValueError(
+      'config.relabel.enabled needs config.relabel.store_dir, a label-map '
+      'store made by python -m jaxmix.relabel.convert (the official '
+      'ReLabel maps) or python -m jaxmix.apps.annotate (your own annotator).'
+    )
+  store = LabelMapStore.open(relabel.store_dir, missing=relabel.missing)
+  if store.num_classes != num_classes:
+    raise ValueError(
+      f'label-map store {relabel.store_dir} has {store.num_classes} classes, '
+      f'config.data.num_classes is {num_classes}.'
+    )
+  return store_maps_fn(store), store

@@ -1,0 +1,141 @@
+"""The import rules of docs/architecture.md, checked on every module."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / 'jaxmix'
+TF = ('tensorflow', 'tensorflow_datasets')
+HEAVY = (*TF, 'flax', 'optax', 'orbax', 'matplotlib', 'torch')
+
+# Layer -> modules it must never import (prefix match), anywhere in a file,
+# lazily inside functions included.
+LIBRARY = (
+  'jaxmix.data',
+  'jaxmix.datasets',
+  'jaxmix.train',
+  'jaxmix.evaluate',
+  'jaxmix.models',
+  'jaxmix.apps',
+  'jaxmix.io',
+  *HEAVY,
+)
+RULES = {
+  'jaxmix': LIBRARY,
+  'jaxmix._src': LIBRARY,
+  'jaxmix.relabel': LIBRARY,
+  'jaxmix.relabel.pooling': LIBRARY,
+  'jaxmix.relabel.cutmix': LIBRARY,
+  'jaxmix.io': ('jaxmix.', *HEAVY),
+  'jaxmix.models': (
+    'jaxmix.data',
+    'jaxmix.datasets',
+    'jaxmix.train',
+    'jaxmix.evaluate',
+    'jaxmix.apps',
+    *TF,
+  ),
+  'jaxmix.data': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.datasets': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.relabel.store': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.relabel.writer': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.relabel.join': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.relabel.convert': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.relabel.train_targets': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
+  'jaxmix.train': ('jaxmix.evaluate', 'jaxmix.apps'),
+  'jaxmix.evaluate': ('jaxmix.apps',),
+  'jaxmix.relabel.annotator': ('jaxmix.apps',),
+  'jaxmix.relabel.viewer': ('jaxmix.apps',),
+  'jaxmix.apps': (),
+}
+
+
+def module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(ROOT).with_suffix('').parts
+  return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def imported(path: pathlib.Path) -> set[str]:
+  """Every module a file imports, at any depth of the file."""
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.add(node.module)
+      names.update(f'{node.module}.{alias.name}' for alias in node.names)
+  return names
+
+
+def rule_for(name: str) -> tuple[str, ...]:
+  """The forbidden prefixes of the most specific layer holding `name`."""
+  best = max(
+    (k for k in RULES if name == k or name.startswith(k + '.')), key=len
+  )
+  return RULES[best]
+
+
+MODULES = sorted(PACKAGE.rglob('*.py'))
+
+
+def _forbids(prefix: str, name: str) -> bool:
+  if prefix.endswith('.'):
+    return name.startswith(prefix)
+  return name == prefix or name.startswith(prefix + '.')
+
+
+@pytest.mark.parametrize('path', MODULES, ids=module_name)
+def test_module_respects_its_layer(path):
+  name = module_name(path)
+  bad = sorted(
+    dep
+    for dep in imported(path)
+    for prefix in rule_for(name)
+    if _forbids(prefix, dep) and not dep.startswith(name)
+  )
+  assert not bad, f'{name} imports {bad}, which its layer forbids'
+
+
+def test_nothing_imports_the_applications():
+  for path in MODULES:
+    name = module_name(path)
+    if name.startswith('jaxmix.apps'):
+      continue
+    apps = [d for d in imported(path) if d.startswith('jaxmix.apps')]
+    assert not apps, f'{name} imports applications {apps}'
+
+
+def test_applications_import_no_circle():
+  """The demo may call the experiment; the experiment never the demo."""
+  experiment = imported(PACKAGE / 'apps' / 'experiment.py')
+  assert 'jaxmix.apps.demo' not in experiment
+
+
+def _loaded(code: str) -> list[str]:
+  out = subprocess.run(
+    [sys.executable, '-c', code + '; import sys; print(sorted(sys.modules))'],
+    capture_output=True,
+    text=True,
+    check=True,
+    cwd=ROOT,
+  )
+  return eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_trainer_and_models_import_without_tensorflow():
+  loaded = _loaded(
+    'import jaxmix.models, jaxmix.train.setup, jaxmix.train.loop, '
+    'jaxmix.datasets.synthetic, jaxmix.data'
+  )
+  assert not [m for m in loaded if m.split('.')[0] in TF]
+
+
+def test_data_entry_points_are_one_hop():
+  loaded = _loaded(
+    'import jaxmix.data as d; d.create_train_iterator; d.create_eval_iterator'
+  )
+  assert 'tensorflow' in loaded  # loaded on first use, not on import
