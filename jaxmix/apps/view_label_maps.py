@@ -13,6 +13,7 @@ import sys
 import ml_collections
 
 from jaxmix.relabel import viewer
+from jaxmix.relabel.store import LabelMapStore
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
   crop = tuple(float(v) for v in args.crop.split(','))
   if len(crop) != 4:
     raise ValueError(f'--crop must be y0,x0,y1,x1, got {args.crop!r}.')
-  store = viewer.LabelMapStore.open(args.store)
+  store = LabelMapStore.open(args.store)
   data_config = ml_collections.ConfigDict(
     dict(
       dataset=args.dataset,
