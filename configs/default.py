@@ -97,7 +97,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.mix.cutmix_alpha = 1.0  # Beta concentration of CutMix
   config.mix.prob = 1.0  # probability of mixing a batch (or an example)
   config.mix.switch_prob = 0.5  # mixup_or_cutmix: probability of CutMix
-  config.mix.per_example = False  # one lambda/box per example (timm 'elem')
+  # Draw granularity of lambda and box: 'batch' (one for the global batch,
+  # CutMix-PyTorch's DataParallel run), 'device' (one per device, DDP runs),
+  # 'example' (one per example, timm's 'elem' mode).
+  config.mix.draw = 'device'
   config.mix.correct_lam = True  # CutMix label weight = kept-pixel fraction
   config.mix.minmax = config_dict.placeholder(tuple)  # timm cutmix_minmax
   config.mix.off_epoch = 0  # no mixing in the last `off_epoch` epochs

@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +12,7 @@ from flax import nnx
 
 from jaxmix import models
 from jaxmix.apps import annotate as annotate_app
+from jaxmix.configs import default
 from jaxmix.data import full_images
 from jaxmix.datasets import digit_scenes
 from jaxmix.relabel import annotator
@@ -20,9 +20,6 @@ from jaxmix.relabel.store import LabelMapStore
 from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import checkpoints, optimizers, schedules, steps
 from jaxmix.train import state as state_lib
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from jaxmix.configs import default
 
 IMAGE = 32
 

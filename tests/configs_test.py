@@ -8,10 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl import flags
-from ml_collections import config_flags
 
 import jaxmix
-from jaxmix.train import augment, steps, validation
+from jaxmix.train import augment, recipes, steps, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
@@ -25,25 +24,28 @@ CONFIG_FILES = sorted(
 
 @pytest.fixture
 def at_root(monkeypatch):
-  """The CLI runs from the repository root (recipes import configs.*)."""
+  """Recipe paths below are relative to the repository root."""
   monkeypatch.chdir(ROOT)
-  monkeypatch.syspath_prepend(ROOT)
 
 
-def load(spec, *overrides):
-  """Parses `--config=spec` like `jaxmix.apps.train` (locked config flag)."""
-  argv = ['main', f'--config={spec}', *overrides]
-  flag_values = flags.FlagValues()
-  config_flags.DEFINE_config_file(
-    'config',
-    None,
-    'config file',
-    flag_values=flag_values,
-    lock_config=True,
-    sys_argv=argv,  # the CLI reads sys.argv
-  )
-  flag_values(argv)
-  return flag_values.config
+# Parses `--config=spec` as `jaxmix.apps.train` does (locked config flag).
+load = recipes.load
+
+
+def test_packaged_recipes_are_found_by_their_path_under_configs(
+  monkeypatch, tmp_path
+):
+  monkeypatch.chdir(tmp_path)  # no checkout here
+  for spec, arg in (
+    ('imagenet/cutmix_resnet50.py', ''),
+    ('configs/default.py:smoke', 'smoke'),
+  ):
+    path, _, got = recipes.resolve(spec).partition(':')
+    assert os.path.isfile(path) and got == arg
+    assert path.endswith(spec.split(':')[0].removeprefix('configs/'))
+  assert load('imagenet/cutmix_resnet50.py:smoke').mix.method == 'cutmix'
+  with pytest.raises(FileNotFoundError, match='neither a file nor a packaged'):
+    recipes.resolve('imagenet/no_such_recipe.py')
 
 
 def test_all_recipes_are_present():
@@ -127,6 +129,28 @@ def test_paper_settings(at_root):
   assert load('configs/imagenet/mixup_resnet50.py').mix.method == 'mixup'
 
 
+# The official codes' draw granularity and precision, per recipe family.
+DRAWS = {
+  'configs/imagenet/resnet50_baseline.py': 'batch',  # one DataParallel process
+  'configs/imagenet/cutmix_resnet50.py': 'batch',
+  'configs/imagenet/mixup_resnet50.py': 'batch',
+  'configs/imagenet/cutout_resnet50.py': 'batch',
+  'configs/cifar100/pyramidnet200_cutmix.py': 'batch',
+  'configs/imagenet/relabel_cutmix_resnet50.py': 'device',  # DDP processes
+  'configs/imagenet/relabel_cutmix_resnet18.py': 'device',
+  'configs/imagenet/relabel_cutmix_resnet101.py': 'device',
+  'configs/imagenet/deit_s_mixup_cutmix.py': 'device',  # timm, per process
+}
+
+
+@pytest.mark.parametrize('path', sorted(DRAWS))
+def test_recipes_draw_and_compute_as_their_official_code(at_root, path):
+  config = load(path)
+  assert config.mix.draw == DRAWS[path]
+  assert config.model.dtype == 'bfloat16'  # accelerator recipes
+  assert load(path + ':smoke').model.dtype == 'float32'  # exact CPU tests
+
+
 # --- every knob reaches the op it names ------------------------------------
 
 
@@ -194,7 +218,7 @@ def test_recipe_knobs_reach_the_ops_they_name(at_root, monkeypatch, path):
     for name, value in expected[method].items():
       assert knobs[name] == value, (path, name)
     assert isinstance(knobs['prob'], jax.Array)  # traced, not baked in
-    assert knobs['per_example'] == config.mix.per_example
+    assert knobs['per_example'] == (config.mix.draw == 'example')
   if config.cutout.size:
     knobs = calls.pop('cutout')
     assert (knobs['size'], knobs['prob']) == (

@@ -11,8 +11,6 @@ by `--devices` before JAX starts. The final parameters are written to
 """
 
 import argparse
-import os
-import sys
 import time
 
 parser = argparse.ArgumentParser()
@@ -31,9 +29,6 @@ from worker_jax import start_cpu_jax  # noqa: E402
 jax = start_cpu_jax(args.devices)
 
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from absl import logging  # noqa: E402
 
 from jaxmix.configs import default  # noqa: E402

@@ -1,8 +1,6 @@
 """Tests of ReLabel in the trainer: host join, step targets, config, a run."""
 
 import json
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,14 +8,12 @@ import numpy as np
 import pytest
 
 import jaxmix
+from jaxmix.configs import default
 from jaxmix.relabel import join as label_map_join
 from jaxmix.relabel import train_targets
 from jaxmix.relabel.store import MissingLabelMapError
 from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import augment, steps, validation
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from jaxmix.configs import default
 
 K, S, TOP = 10, 5, 3
 B = 16
@@ -279,10 +275,10 @@ def test_open_label_maps_checks_store_dir_and_classes(tmp_path):
     ),
     (
       lambda c: c.update(
-        mix=dict(method='cutmix', per_example=True),
+        mix=dict(method='cutmix', draw='example'),
         relabel=dict(localized_cutmix=True),
       ),
-      r'config\.mix\.per_example must be False',
+      r"config\.mix\.draw must be 'batch' or 'device'",
     ),
   ],
 )

@@ -11,7 +11,12 @@ Expected result: 83.55 % top-1 (16.45 % error), clovaai/CutMix-PyTorch
 README (best-epoch error, as the paper reports). Official train.py recipe:
 batch 64, SGD nesterov momentum 0.9, lr 0.25, weight decay 1e-4, 300 epochs,
 lr divided by 10 at epochs 150 and 225, random crop with 4-pixel padding +
-flip.
+flip. Mixing recipes built on this one draw one lambda and box per global
+batch (`mix.draw='batch'`, the official one-process `nn.DataParallel` run).
+
+Differences from the official code: bfloat16 compute on float32 parameters
+(`--config.model.dtype=float32` is the official float32), BatchNorm over
+the global batch (per-GPU there), keyed randomness (unseeded there).
 """
 
 import ml_collections
@@ -38,4 +43,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.num_epochs = 300
   config.optimizer.learning_rate = 0.25
   config.schedule.decay_epochs = (150, 225)
+  config.model.dtype = 'bfloat16'
+  config.mix.draw = 'batch'
   return default.finish(config, arg)

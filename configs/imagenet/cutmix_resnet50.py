@@ -10,9 +10,10 @@ Hardware: meant for 8 accelerators (8 GPUs or a TPU v4-8; the paper used
 Expected result: 78.60 % top-1 (21.40 % error), clovaai/CutMix-PyTorch
 README. The baseline recipe (`resnet50_baseline.py`) plus CutMix with
 beta = 1.0 and cutmix_prob = 1.0 (the official ImageNet command), one
-box and lambda per batch, lambda corrected to the kept-pixel fraction.
-Partners are drawn inside each device's shard (the official code permutes
-the whole 256-image batch).
+box and lambda per global batch (`mix.draw='batch'`), lambda corrected to
+the kept-pixel fraction. Partners are drawn inside each device's shard (the
+official code permutes the whole 256-image batch); the other differences
+are listed in `resnet50_baseline.py`.
 """
 
 import ml_collections

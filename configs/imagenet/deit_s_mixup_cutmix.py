@@ -12,8 +12,12 @@ facebookresearch/deit README_deit.md). What jaxmix runs: AdamW lr
 5e-4 * 1024 / 512, weight decay 0.05 (not on biases and norm scales),
 5 warm-up epochs then cosine, label smoothing 0.1, Mixup alpha 0.8 or
 CutMix alpha 1.0 on every batch (switch prob 0.5), Random Erasing 0.25 per
-pixel, stochastic depth 0.1. Not included: RandAugment and repeated
-augmentation, so expect somewhat less than the paper until those land.
+pixel, stochastic depth 0.1. As in timm's loader, Random Erasing runs per
+example before Mixup/CutMix; one lambda (and box) per device
+(`mix.draw='device'`: timm's Mixup mode 'batch' in each DDP process);
+bfloat16 compute (DeiT trained with float16 AMP). Not included: RandAugment
+and repeated augmentation, so expect somewhat less than the paper until
+those land.
 """
 
 import ml_collections
@@ -44,4 +48,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.mix.prob = 1.0
   config.random_erasing.prob = 0.25
   config.random_erasing.fill = 'pixel'
+  config.mix.draw = 'device'
+  config.model.dtype = 'bfloat16'
   return default.finish(config, arg)

@@ -18,9 +18,15 @@ weight decay 1e-4 on all parameters, no label smoothing, RandomResizedCrop
 (0.08, 1) + flip + colour jitter 0.4 + PCA lighting 0.1, eval at 224 after
 resizing to 256. Targets: the EfficientNet-L2 label maps (15 x 15, top 5)
 pooled over each crop with RoIAlign, softmax over all 1000 classes.
+Mixing recipes built on this one draw one lambda and box per device
+(`mix.draw='device'`; the official DDP run draws one per process), and
+compute in bfloat16 on float32 parameters (the official run used apex O1
+mixed precision).
+
 Differences: jaxmix pools the geometrically correct crop region
-(`relabel.official_box_order=True` reproduces the official (y, x) swap) and
-uses synchronised BatchNorm over the global batch.
+(`relabel.official_box_order=True` reproduces the official (y, x) swap),
+uses synchronised BatchNorm over the global batch (per-GPU there) and keyed
+randomness (unseeded there).
 """
 
 import ml_collections
@@ -46,6 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.color_jitter = 0.4
   config.data.pca_lighting = 0.1
   config.mix.off_epoch = 5  # as the official config (CutMix is off anyway)
+  config.model.dtype = 'bfloat16'
+  config.mix.draw = 'device'
   config.relabel.enabled = True
   config.relabel.missing = 'error'
   return default.finish(config, arg)

@@ -11,8 +11,16 @@ Expected result: 76.32 % top-1 (23.68 % error), clovaai/CutMix-PyTorch
 README. Recipe of the official train.py: SGD nesterov, momentum 0.9, lr 0.1
 for batch 256, weight decay 1e-4 on all parameters, 300 epochs with the lr
 divided by 10 every 75 epochs, RandomResizedCrop + flip + ColorJitter(0.4)
-+ PCA lighting 0.1. BatchNorm statistics are global over the batch here
-(per-GPU in the paper).
++ PCA lighting 0.1. Mixing recipes built on this one draw one lambda and
+box per global batch (`mix.draw='batch'`: the official run is one process
+with `nn.DataParallel`).
+
+Differences from the official code: BatchNorm statistics are global over
+the batch (per-GPU there); bfloat16 compute on float32 parameters
+(`--config.model.dtype=float32` is the official float32); randomness is
+keyed by (seed, step, example) instead of unseeded; partners are permuted
+inside each device's shard (the official code permutes the whole batch; the
+data is shuffled, so the pairs follow the same law).
 """
 
 import ml_collections
@@ -27,4 +35,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.schedule.decay_epochs = (75, 150, 225)
   config.data.color_jitter = 0.4
   config.data.pca_lighting = 0.1
+  config.model.dtype = 'bfloat16'
+  config.mix.draw = 'batch'
   return default.finish(config, arg)

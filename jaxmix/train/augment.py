@@ -1,12 +1,26 @@
 """Builds the batch augmentation of the train step from the config.
 
-Only the public jaxmix API is used: the mixing op named by
+Only the public jaxmix API is used, on normalised images and dense
+targets, in timm's and DeiT's order: first the per-example occlusions
+(`jaxmix.cutout`, `jaxmix.random_erasing`) when enabled, as their loaders
+erase each sample before batching, then the mixing op named by
 `config.mix.method` (`jaxmix.mixup`, `jaxmix.cutmix` or
-`jaxmix.mixup_or_cutmix`), then `jaxmix.cutout` and `jaxmix.random_erasing`
-when enabled, all on normalised images and dense targets. The composition
-runs under `jaxmix.per_shard`, so partners are drawn inside each device's
-shard (no cross-device traffic) and each device folds its index into the
-step key.
+`jaxmix.mixup_or_cutmix`). So erasing never paints over a blend and a
+pasted CutMix box carries the partner's erased pixels, as in those codes.
+
+The composition runs under `jaxmix.per_shard`, so partners are drawn inside
+each device's shard (no cross-device traffic). `config.mix.draw` sets how
+many lambdas and boxes a step draws:
+
+- 'batch': one for the whole global batch, the same key on every device
+  (CutMix-PyTorch's ImageNet run: one process, `nn.DataParallel`). Pairing
+  stays inside each device's shard; the data is shuffled, so the pairs
+  follow the same law as a permutation of the whole batch.
+- 'device': one per device, each device folding its index into the key
+  (per-process draws of DDP runs such as the official ReLabel's).
+- 'example': one per example (timm's 'elem' mode).
+
+The occlusions draw per example on every device (device index folded in).
 
 `config.mix.prob` is not baked in: the step passes the current mixing
 probability as a traced scalar (`mix_prob`), which the loop sets to 0.0 for
@@ -31,6 +45,7 @@ from jax.sharding import Mesh
 import jaxmix
 
 MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix')
+MIX_DRAWS = ('batch', 'device', 'example')
 
 
 def _mix(config: Any, key, images, labels, prob):
@@ -43,7 +58,7 @@ def _mix(config: Any, key, images, labels, prob):
       labels,
       alpha=mix.mixup_alpha,
       prob=prob,
-      per_example=mix.per_example,
+      per_example=mix.draw == 'example',
     )
   if mix.method == 'cutmix':
     return jaxmix.cutmix(
@@ -52,7 +67,7 @@ def _mix(config: Any, key, images, labels, prob):
       labels,
       alpha=mix.cutmix_alpha,
       prob=prob,
-      per_example=mix.per_example,
+      per_example=mix.draw == 'example',
       correct_lam=mix.correct_lam,
       minmax=None if mix.minmax is None else tuple(mix.minmax),
     )
@@ -65,7 +80,7 @@ def _mix(config: Any, key, images, labels, prob):
       cutmix_alpha=mix.cutmix_alpha,
       switch_prob=mix.switch_prob,
       prob=prob,
-      per_example=mix.per_example,
+      per_example=mix.draw == 'example',
       correct_lam=mix.correct_lam,
     )
   raise ValueError(
@@ -129,17 +144,18 @@ def create_augment_fn(
       f'{config.mix.method!r}.'
     )
 
+  if config.mix.draw not in MIX_DRAWS:
+    raise ValueError(
+      f'config.mix.draw must be one of {MIX_DRAWS}, got {config.mix.draw!r}.'
+    )
+  same_draw_everywhere = config.mix.draw == 'batch'
+
   def augment(key, images, labels, *maps, mix_prob):
     mix_key, cutout_key, erasing_key = jax.random.split(key, 3)
-    if localized:
-      images, labels = _localized_relabel_cutmix(
-        config, mix_key, images, maps, mix_prob
-      )
-    elif use_mix:
-      images, labels = _mix(config, mix_key, images, labels, mix_prob)
+    device = jax.lax.axis_index('data')
     if use_cutout:
       images, labels = jaxmix.cutout(
-        cutout_key,
+        jax.random.fold_in(cutout_key, device),
         images,
         labels,
         size=config.cutout.size,
@@ -148,7 +164,7 @@ def create_augment_fn(
       )
     if use_erasing:
       images, labels = jaxmix.random_erasing(
-        erasing_key,
+        jax.random.fold_in(erasing_key, device),
         images,
         labels,
         prob=erasing.prob,
@@ -157,9 +173,18 @@ def create_augment_fn(
         fill=erasing.fill,
         max_count=erasing.max_count,
       )
+    if not same_draw_everywhere:
+      mix_key = jax.random.fold_in(mix_key, device)
+    if localized:
+      images, labels = _localized_relabel_cutmix(
+        config, mix_key, images, maps, mix_prob
+      )
+    elif use_mix:
+      images, labels = _mix(config, mix_key, images, labels, mix_prob)
     return images, labels
 
-  sharded = jaxmix.per_shard(augment, mesh, axis='data')
+  # Keys are folded per device above, where each draw needs it.
+  sharded = jaxmix.per_shard(augment, mesh, axis='data', per_device_keys=False)
 
   def augment_fn(key, images, labels, *, mix_prob, maps=None):
     prob = jax.numpy.asarray(mix_prob)

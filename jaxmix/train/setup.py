@@ -95,6 +95,7 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
     std=tuple(config.data.std),
     seed=config.seed,
     ema_decay=config.optimizer.ema_decay,
+    compute_dtype=build.DTYPES[config.model.dtype],
   )
 
 

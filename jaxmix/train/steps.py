@@ -56,6 +56,10 @@ class StepConfig:
     std: per-channel standard deviation on the 0..255 scale, `[3]`.
     seed: base seed; the step key is `fold_in(key(seed), step)`.
     ema_decay: decay of the parameter EMA (used when the state has one).
+    compute_dtype: dtype of the normalised images (and so of the
+      augmentation and the model's compute): float32, or bfloat16 on
+      accelerators; parameters, logits, loss and optimizer state stay
+      float32.
   """
 
   num_classes: int
@@ -64,15 +68,23 @@ class StepConfig:
   std: tuple[float, ...] = (1.0, 1.0, 1.0)
   seed: int = 0
   ema_decay: float = 0.0
+  compute_dtype: Any = jnp.float32
 
 
 def normalize(
-  images: jax.Array, mean: Sequence[float], std: Sequence[float]
+  images: jax.Array,
+  mean: Sequence[float],
+  std: Sequence[float],
+  dtype: Any = jnp.float32,
 ) -> jax.Array:
-  """uint8 `[B, H, W, C]` -> float32 `(x - mean) / std`."""
+  """uint8 `[B, H, W, C]` -> `(x - mean) / std` in `dtype`.
+
+  Computed in float32 and rounded once to `dtype` (XLA fuses the cast), so
+  a bfloat16 run never holds a float32 copy of the batch.
+  """
   mean = jnp.asarray(mean, jnp.float32)
   std = jnp.asarray(std, jnp.float32)
-  return (images.astype(jnp.float32) - mean) / std
+  return ((images.astype(jnp.float32) - mean) / std).astype(dtype)
 
 
 def inputs_and_targets(
@@ -87,9 +99,12 @@ def inputs_and_targets(
   """The normalised, augmented images and the targets the loss uses.
 
   Returns:
-    float32 images `[B, H, W, C]` and targets `[B, K]`.
+    images `[B, H, W, C]` in `config.compute_dtype` and float32 targets
+    `[B, K]`.
   """
-  images = normalize(batch['image'], config.mean, config.std)
+  images = normalize(
+    batch['image'], config.mean, config.std, config.compute_dtype
+  )
   extra = {}
   if targets_fn is None:
     labels = jaxmix.one_hot(
@@ -210,7 +225,9 @@ def eval_step(
     unmasked examples only.
   """
   model = model_def.merge(params, batch_stats, train=False)
-  logits = model(normalize(batch['image'], config.mean, config.std))
+  logits = model(
+    normalize(batch['image'], config.mean, config.std, config.compute_dtype)
+  )
   labels, mask = batch['label'], batch['mask']
   k = min(5, config.num_classes)
   _, top_k = jax.lax.top_k(logits, k)

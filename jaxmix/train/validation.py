@@ -11,13 +11,14 @@ from typing import Any
 
 import ml_collections
 
-from jaxmix.train.augment import MIX_METHODS
+from jaxmix.train.augment import MIX_DRAWS, MIX_METHODS
 
 # Sub-dicts whose keys are free (passed through as keyword arguments).
 _FREE_FORM = ('model.kwargs',)
 _CHOICES = {
   'model.dtype': ('float32', 'bfloat16'),
   'mix.method': MIX_METHODS,
+  'mix.draw': MIX_DRAWS,
   'random_erasing.fill': ('zero', 'random', 'pixel'),
   'optimizer.name': ('sgd', 'adamw', 'adamp'),
   'optimizer.decay_mask': ('all', 'no_bias_norm'),
@@ -155,9 +156,13 @@ def _check_relabel(config: ml_collections.ConfigDict) -> None:
         "config.relabel.localized_cutmix needs config.mix.method='cutmix', "
         f'got {mix.method!r}.'
       )
-    # jaxmix.relabel_cutmix draws one official box per batch.
+    # jaxmix.relabel_cutmix draws one official box per batch (or device).
+    if mix.draw == 'example':
+      raise ValueError(
+        "config.mix.draw must be 'batch' or 'device' with "
+        "config.relabel.localized_cutmix, got 'example'."
+      )
     for field, value, want in (
-      ('per_example', mix.per_example, False),
       ('correct_lam', mix.correct_lam, True),
       ('minmax', mix.minmax, None),
     ):
