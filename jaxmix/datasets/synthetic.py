@@ -126,9 +126,6 @@ class SyntheticTrainIterator(BatchIterator):
     self._batch_in_epoch = 0
     self._order = None
 
-  def __iter__(self) -> 'SyntheticTrainIterator':
-    return self
-
   def __next__(self) -> dict[str, np.ndarray]:
     if self._order is None:
       rng = np.random.default_rng([self._seed, self._epoch])
@@ -185,9 +182,7 @@ class SyntheticEvalIterator(BatchIterator):
     self._batches = -(-self._size // global_batch_size)
     self._next = 0
 
-  def __iter__(self) -> 'SyntheticEvalIterator':
-    return self
-
+  # Stateless, as BatchIterator: eval passes restart from the beginning.
   def __next__(self) -> dict[str, np.ndarray]:
     if self._next == self._batches:
       raise StopIteration
@@ -198,15 +193,6 @@ class SyntheticEvalIterator(BatchIterator):
     batch['mask'] = mask
     self._next += 1
     return batch
-
-  def get_state(self) -> dict[str, int]:
-    """Eval iterators restart from the beginning; nothing to save."""
-    return {}
-
-  def set_state(self, state: Mapping[str, int]) -> None:
-    """Accepts only the empty state."""
-    if state:
-      raise ValueError(f'Eval iterators have no state, got {dict(state)!r}.')
 
 
 def create_train_iterator(
