@@ -80,6 +80,18 @@ def _images(shape=(4, 16, 16, 3), seed=0) -> jax.Array:
     # timm's DeiT-S / DeiT-Ti.
     ('vit_s16', dict(num_classes=1000), 22_050_664),
     ('vit_ti16', dict(num_classes=1000), 5_717_416),
+    # timm's EfficientNets (the tf_ variants differ only in padding).
+    ('efficientnet_b0', dict(num_classes=1000), 5_288_548),
+    ('tf_efficientnet_b0', dict(num_classes=1000), 5_288_548),
+    ('efficientnet_b1', dict(num_classes=1000), 7_794_184),
+    ('efficientnet_b2', dict(num_classes=1000), 9_109_994),
+    ('efficientnet_b3', dict(num_classes=1000), 12_233_232),
+    pytest.param(
+      'tf_efficientnet_l2',
+      dict(num_classes=1000),
+      480_309_308,
+      marks=pytest.mark.slow,  # tracing 480M parameters takes a while
+    ),
     # He et al. CIFAR ResNets with option-A shortcuts (0.27M and 0.85M).
     ('cifar_resnet', dict(num_classes=10, depth=20), 269_722),
     ('cifar_resnet', dict(num_classes=10, depth=56), 853_018),

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxmix.models.efficientnet import EfficientNet
 from jaxmix.models.pyramidnet import PyramidNet
 from jaxmix.models.resnet import (
   BasicBlock,
@@ -40,6 +41,7 @@ from jaxmix.models.vit import VisionTransformer
 __all__ = [
   'MODELS',
   'CIFARResNet',
+  'EfficientNet',
   'PyramidNet',
   'ResNet',
   'TinyCNN',
@@ -61,6 +63,14 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
   'vit_s16': _p(VisionTransformer, patch_size=16, dim=384, num_heads=6),
   'vit_ti16': _p(VisionTransformer, patch_size=16, dim=192, num_heads=3),
   'tiny_cnn': TinyCNN,
+  # timm's EfficientNets; `tf_` = TensorFlow padding and BN epsilon (the
+  # weights ported from TensorFlow, e.g. the ReLabel annotator's L2).
+  **{
+    f'{prefix}efficientnet_{s}': _p(EfficientNet, scaling=s, tf_padding=tf)
+    for prefix, tf in (('', False), ('tf_', True))
+    for s in ('b0', 'b1', 'b2', 'b3')
+  },
+  'tf_efficientnet_l2': _p(EfficientNet, scaling='l2', tf_padding=True),
 }
 
 

@@ -126,3 +126,26 @@ def make_head(
     param_dtype=param_dtype,
     rngs=rngs,
   )
+
+
+class DropPath(nnx.Module):
+  """Stochastic depth: zeroes whole examples' residual branches.
+
+  Kept examples are scaled by `1 / (1 - rate)`, so the expectation is kept.
+  `deterministic` is switched by `model.train()` / `model.eval()`.
+  """
+
+  def __init__(self, rate: float, *, rngs: nnx.Rngs):
+    if not 0.0 <= rate < 1.0:
+      raise ValueError(f'`drop_path_rate` must be in [0, 1), got {rate}.')
+    self.rate = rate
+    self.deterministic = False
+    self.rngs = rngs['dropout'].fork() if rate > 0 else nnx.data(None)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.deterministic or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = jax.random.bernoulli(self.rngs(), keep, shape)
+    return jnp.where(mask, x / keep, 0).astype(x.dtype)

@@ -18,34 +18,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxmix.models.layers import check_input
+from jaxmix.models.layers import DropPath, check_input
 
 _TRUNC_NORMAL = nnx.initializers.truncated_normal(stddev=0.02)
 _ZEROS = nnx.initializers.zeros_init()
 _LN_EPSILON = 1e-6
-
-
-class DropPath(nnx.Module):
-  """Stochastic depth: zeroes whole examples' residual branches.
-
-  Kept examples are scaled by `1 / (1 - rate)`, so the expectation is kept.
-  `deterministic` is switched by `model.train()` / `model.eval()`.
-  """
-
-  def __init__(self, rate: float, *, rngs: nnx.Rngs):
-    if not 0.0 <= rate < 1.0:
-      raise ValueError(f'`drop_path_rate` must be in [0, 1), got {rate}.')
-    self.rate = rate
-    self.deterministic = False
-    self.rngs = rngs['dropout'].fork() if rate > 0 else nnx.data(None)
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    if self.deterministic or self.rate == 0.0:
-      return x
-    keep = 1.0 - self.rate
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    mask = jax.random.bernoulli(self.rngs(), keep, shape)
-    return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
 def _linear(din: int, dout: int, kw: dict) -> nnx.Linear:
