@@ -17,6 +17,7 @@ from jaxmix.train.augment import MIX_METHODS
 _FREE_FORM = ('model.kwargs',)
 _CHOICES = {
   'model.dtype': ('float32', 'bfloat16'),
+  'data.crop_sampler': ('torchvision', 'tensorflow'),
   'mix.method': MIX_METHODS,
   'random_erasing.fill': ('zero', 'random', 'pixel'),
   'optimizer.name': ('sgd', 'adamw', 'adamp'),
