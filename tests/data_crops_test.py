@@ -7,6 +7,8 @@ such test also shows that a plausible wrong law (linear instead of
 log-uniform aspect, the old triangular jitter) exceeds the same bound.
 """
 
+import colorsys
+import itertools
 import math
 
 import numpy as np
@@ -435,3 +437,164 @@ def test_pca_lighting_adds_one_rgb_shift():
   np.testing.assert_allclose(shift[0, 0], 255 * expected, rtol=1e-4)
   off = photometric.pca_lighting(image, _seed(2), alphastd=0.0).numpy()
   np.testing.assert_array_equal(off, image.numpy())
+
+
+# --- colour jitter and PCA lighting laws ------------------------------------
+
+
+def _map_seeds(fn, n, salt=7, dtype=tf.float32):
+  """Stacks `fn(seed)` over n stateless seeds (one graph, many draws)."""
+  run = tf.function(
+    lambda seeds: tf.map_fn(fn, seeds, fn_output_signature=dtype)
+  )
+  return run(_seeds(n, salt)).numpy()
+
+
+def _np_jitter(image, factors, shift, order, clip):
+  """torchvision's ColorJitter adjustments, in NumPy, in `order`."""
+  luma = np.array([0.299, 0.587, 0.114])
+
+  def blend(x, other, factor):
+    out = other + factor * (x - other)
+    return np.clip(out, 0, 255) if clip else out
+
+  def hue(x):
+    x = np.clip(x, 0, 255) / 255
+    flat = [colorsys.rgb_to_hsv(*px) for px in x.reshape(-1, 3)]
+    flat = [colorsys.hsv_to_rgb((h + shift) % 1.0, s, v) for h, s, v in flat]
+    return np.array(flat).reshape(x.shape) * 255
+
+  for op in order:
+    gray = (image @ luma)[..., None]
+    if op == 0:
+      image = blend(image, 0.0, factors[0])
+    elif op == 1:
+      image = blend(image, gray.mean(), factors[1])
+    elif op == 2:
+      image = blend(image, gray, factors[2])
+    elif shift != 0:
+      image = hue(image)
+  return image
+
+
+@pytest.mark.parametrize('clip', [True, False])
+@pytest.mark.parametrize('hue', [0.0, 0.1])
+def test_color_jitter_is_the_adjustments_in_the_drawn_order(clip, hue):
+  rng = np.random.default_rng(0)
+  image = rng.uniform(0, 255, (6, 5, 3)).astype(np.float32)
+  image[0, 0] = [250, 250, 240]  # bright pixels leave the range when scaled
+  strengths = dict(brightness=0.4, contrast=0.3, saturation=0.5)
+  clipped_somewhere = False
+  for i in range(12):
+    out = photometric.color_jitter(
+      tf.constant(image), _seed(i), hue=hue, clip=clip, **strengths
+    ).numpy()
+    factors, shift, order = (
+      t.numpy()
+      for t in photometric.jitter_params(_seed(i), hue=hue, **strengths)
+    )
+    expected = _np_jitter(image.astype(np.float64), factors, shift, order, clip)
+    np.testing.assert_allclose(out, expected, atol=2e-3, rtol=1e-4)
+    clipped_somewhere |= expected.max() > 255
+  assert clipped_somewhere == (not clip)
+
+
+def test_jitter_factors_are_torchvision_uniforms():
+  s = np.array([0.4, 0.2, 1.5])  # the last clamps at 0: U(0, 2.5)
+
+  def draw(seed):
+    factors, shift, _ = photometric.jitter_params(
+      seed, brightness=s[0], contrast=s[1], saturation=s[2], hue=0.1
+    )
+    return tf.concat([factors, shift[None]], axis=0)
+
+  got = _map_seeds(draw, DRAWS)
+  low = np.append(np.maximum(1 - s, 0), -0.1)
+  high = np.append(1 + s, 0.1)
+  bound = _ks_bound(DRAWS)
+  for k in range(4):
+    x = got[:, k]
+    assert low[k] <= x.min() and x.max() <= high[k]
+    assert _ks_cdf(x, _uniform_cdf(low[k], high[k])) < bound
+    mean, std = (low[k] + high[k]) / 2, (high[k] - low[k]) / math.sqrt(12)
+    assert abs(x.mean() - mean) < 4 * std / math.sqrt(DRAWS)
+    # The sample std's standard error for a uniform is ~0.45 std / sqrt(n).
+    assert abs(x.std() - std) < 4 * 0.45 * std / math.sqrt(DRAWS)
+  # Independent: no correlation between the factors.
+  corr = np.corrcoef(got.T)
+  assert np.abs(corr - np.eye(4)).max() < 4 / math.sqrt(DRAWS)
+  # The previous law, U(max(0, 1 - s), 1) + s U(0, 1), is triangular on the
+  # same range and fails the same test.
+  rng = np.random.default_rng(0)
+  old = rng.uniform(0.6, 1.0, DRAWS) + 0.4 * rng.uniform(0, 1, DRAWS)
+  assert _ks_cdf(old, _uniform_cdf(0.6, 1.4)) > bound
+  assert abs(old.std() - 0.8 / math.sqrt(12)) > 0.05
+
+
+def test_color_jitter_brightness_factor_from_pixels():
+  # Through color_jitter itself: brightness alone scales the pixels by its
+  # factor, which must be U(0.6, 1.4).
+  image = tf.fill([2, 2, 3], 100.0)
+
+  def draw(seed):
+    out = photometric.color_jitter(
+      image, seed, brightness=0.4, contrast=0.0, saturation=0.0
+    )
+    return out[0, 0, 0] / 100.0
+
+  got = _map_seeds(draw, DRAWS)
+  assert _ks_cdf(got, _uniform_cdf(0.6, 1.4)) < _ks_bound(DRAWS)
+  assert abs(got.std() - 0.8 / math.sqrt(12)) < 0.01
+
+
+def test_jitter_order_is_uniform_over_permutations():
+  def draw(seed):
+    return photometric.jitter_params(
+      seed, brightness=0.4, contrast=0.4, saturation=0.4
+    )[2]
+
+  orders = _map_seeds(draw, DRAWS, dtype=tf.int32)
+  assert all(sorted(o) == [0, 1, 2, 3] for o in orders)
+  # The order of brightness, contrast and saturation (hue removed): each of
+  # the 6 permutations ~ DRAWS / 6 times; Pearson's chi-square with 5
+  # degrees of freedom, 25.7 is its 1e-4 quantile.
+  relative = [tuple(int(k) for k in o if k != 3) for o in orders]
+  perms = list(itertools.permutations(range(3)))
+  counts = np.array([relative.count(p) for p in perms])
+  expected = DRAWS / 6
+  assert ((counts - expected) ** 2 / expected).sum() < 25.7, counts
+  # Every op is first a quarter of the time.
+  first = np.bincount(orders[:, 0], minlength=4) / DRAWS
+  assert np.abs(first - 0.25).max() < 4 * math.sqrt(0.25 * 0.75 / DRAWS)
+
+
+def test_pca_lighting_alpha_is_normal_per_component():
+  # On a mid-grey image (no clipping) the shift is 255 E (alpha * eigval), so
+  # alpha = E^-1 shift / (255 eigval) must be i.i.d. N(0, alphastd^2), as in
+  # the official Lighting(0.1, eigval, eigvec).
+  alphastd = 0.1
+  image = tf.fill([1, 1, 3], 128.0)
+
+  def draw(seed):
+    return photometric.pca_lighting(image, seed, alphastd)[0, 0] - 128.0
+
+  shifts = _map_seeds(draw, DRAWS).astype(np.float64)
+  eigvec = np.array(photometric.IMAGENET_EIGVEC)
+  eigval = np.array(photometric.IMAGENET_EIGVAL)
+  alpha = np.linalg.solve(eigvec, shifts.T).T / (255 * eigval)
+
+  def normal_cdf(x):
+    erf = np.vectorize(math.erf)
+    return 0.5 * (1 + erf(x / (alphastd * math.sqrt(2))))
+
+  bound = _ks_bound(DRAWS)
+  for k in range(3):
+    assert _ks_cdf(alpha[:, k], normal_cdf) < bound
+    assert abs(alpha[:, k].std() - alphastd) < 4 * alphastd / math.sqrt(
+      2 * DRAWS
+    )
+  assert np.abs(np.corrcoef(alpha.T) - np.eye(3)).max() < 4 / math.sqrt(DRAWS)
+  # The official rule: rgb_i = sum_j eigvec[i, j] alpha_j eigval_j, so the
+  # shift's covariance is 255^2 E diag(alphastd^2 eigval^2) E^T.
+  cov = 255**2 * eigvec @ np.diag((alphastd * eigval) ** 2) @ eigvec.T
+  np.testing.assert_allclose(np.cov(shifts.T), cov, rtol=0.1, atol=0.05)
