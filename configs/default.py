@@ -12,7 +12,8 @@ the `:smoke` variant runs on one CPU in seconds (synthetic data, tiny CNN).
 
 Expected result: the ResNet-50 90-epoch step-schedule baseline (about 76 %
 top-1 on ImageNet, the usual figure for this recipe; not measured with jaxmix
-yet). The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
+yet), with torchvision's RandomResizedCrop law (`data.crop_sampler`) and
+flips. The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
 """
 
 import ml_collections

@@ -13,6 +13,8 @@ beta = 1.0 and cutmix_prob = 1.0 (the official ImageNet command), one
 box and lambda per batch, lambda corrected to the kept-pixel fraction.
 Partners are drawn inside each device's shard (the official code permutes
 the whole 256-image batch).
+Crop and colour as the baseline recipe: torchvision's RandomResizedCrop
+law, the CutMix code's unclipped ColorJitter(0.4), Lighting(0.1).
 """
 
 import ml_collections
