@@ -37,11 +37,13 @@ def _data_config(args):
       file_name_key='file_name',
       num_classes=1000,
       augment=args.augment,
+      crop_sampler=args.crop_sampler,
       crop_scale=(0.08, 1.0),
       crop_ratio=(3 / 4, 4 / 3),
       crop_pct=0.875,
       random_flip=True,
       color_jitter=args.color_jitter,
+      color_jitter_clip=True,
       pca_lighting=args.pca_lighting,
       shuffle_buffer=16384,
       on_corrupt='error',
@@ -59,6 +61,11 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=30)
   parser.add_argument('--warmup', type=int, default=5)
   parser.add_argument('--augment', default='inception')
+  parser.add_argument(
+    '--crop-sampler',
+    default='torchvision',
+    choices=('torchvision', 'tensorflow'),
+  )
   parser.add_argument('--color-jitter', type=float, default=0.0)
   parser.add_argument('--pca-lighting', type=float, default=0.0)
   args = parser.parse_args()

@@ -12,7 +12,8 @@ the `:smoke` variant runs on one CPU in seconds (synthetic data, tiny CNN).
 
 Expected result: the ResNet-50 90-epoch step-schedule baseline (about 76 %
 top-1 on ImageNet, the usual figure for this recipe; not measured with jaxmix
-yet). The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
+yet), with torchvision's RandomResizedCrop law (`data.crop_sampler`) and
+flips. The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
 """
 
 import ml_collections
@@ -36,11 +37,18 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.file_name_key = 'file_name'
   data.num_classes = 1000
   data.augment = 'inception'  # 'inception' | 'cifar' | 'none'
+  # Law of the 'inception' (random-resized) crop: 'torchvision' is
+  # RandomResizedCrop, the crop of the PyTorch papers' code; 'tensorflow' is
+  # the flax ImageNet example's Inception crop (jaxmix.data.crops).
+  data.crop_sampler = 'torchvision'
   data.crop_scale = (0.08, 1.0)
   data.crop_ratio = (3 / 4, 4 / 3)
   data.crop_pct = 0.875
   data.random_flip = True
-  data.color_jitter = 0.0
+  data.color_jitter = 0.0  # torchvision ColorJitter strength (b, c, s)
+  # Clip to [0, 255] after each jitter step (torchvision); False blends
+  # unclipped, as the CutMix code's own ColorJitter on float tensors.
+  data.color_jitter_clip = True
   data.pca_lighting = 0.0
   data.shuffle_buffer = 16384
   data.on_corrupt = 'error'  # 'error' | 'skip'

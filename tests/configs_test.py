@@ -151,6 +151,40 @@ def test_recipes_draw_and_compute_as_their_official_code(at_root, path):
   assert load(path + ':smoke').model.dtype == 'float32'  # exact CPU tests
 
 
+@pytest.mark.parametrize(
+  'path', [p for p in CONFIG_FILES if p.startswith('configs/imagenet/')]
+)
+def test_pytorch_recipes_use_torchvision_crop_and_name_it(at_root, path):
+  """The PyTorch papers' ImageNet recipes crop with torchvision's law."""
+  config = load(path)
+  assert config.data.augment == 'inception'
+  assert config.data.crop_sampler == 'torchvision'
+  with open(path) as f:
+    doc = f.read().split('"""')[1]
+  assert 'RandomResizedCrop law' in doc.replace('\n', ' ')
+
+
+def test_cifar_recipes_name_their_crop_law(at_root):
+  for path in CONFIG_FILES:
+    if path.startswith('configs/cifar100/'):
+      assert load(path).data.augment == 'cifar'
+      with open(path) as f:
+        doc = f.read().split('"""')[1].replace('\n', ' ')
+      assert 'RandomCrop(32, padding=4) law' in doc, path
+
+
+def test_cutmix_recipes_jitter_unclipped_relabel_recipes_clipped(at_root):
+  # The CutMix code's own ColorJitter lerps float tensors without clipping;
+  # ReLabel uses torchvision's, which clips after each step.
+  for name in ('resnet50_baseline', 'cutmix_resnet50', 'mixup_resnet50'):
+    config = load(f'configs/imagenet/{name}.py')
+    assert (config.data.color_jitter, config.data.pca_lighting) == (0.4, 0.1)
+    assert not config.data.color_jitter_clip
+  relabel = load('configs/imagenet/relabel_cutmix_resnet50.py')
+  assert (relabel.data.color_jitter, relabel.data.pca_lighting) == (0.4, 0.1)
+  assert relabel.data.color_jitter_clip
+
+
 # --- every knob reaches the op it names ------------------------------------
 
 
@@ -309,6 +343,10 @@ def test_mix_prob_zero_leaves_the_batch_alone(at_root):
     ),
     (lambda c: c.mix.update(method='cutmixx'), r'config\.mix\.method'),
     (lambda c: c.model.update(dtype='float16'), r'config\.model\.dtype'),
+    (
+      lambda c: c.data.update(crop_sampler='pil'),
+      r'config\.data\.crop_sampler',
+    ),
     (lambda c: c.update(label_smoothing=1.0), r'config\.label_smoothing'),
     (lambda c: c.mix.update(off_epoch=3), r'config\.mix\.off_epoch'),
     (lambda c: c.mix.update(minmax=(0.8, 0.2)), r'config\.mix\.minmax'),

@@ -11,8 +11,11 @@ Expected result: 83.55 % top-1 (16.45 % error), clovaai/CutMix-PyTorch
 README (best-epoch error, as the paper reports). Official train.py recipe:
 batch 64, SGD nesterov momentum 0.9, lr 0.25, weight decay 1e-4, 300 epochs,
 lr divided by 10 at epochs 150 and 225, random crop with 4-pixel padding +
-flip. Mixing recipes built on this one draw one lambda and box per global
-batch (`mix.draw='batch'`, the official one-process `nn.DataParallel` run).
+flip. Crop: torchvision's RandomCrop(32, padding=4) law
+(`data.augment='cifar'`: a uniform integer offset in [-4, 4] per axis,
+zero padding). Mixing recipes built on this one draw one lambda and box
+per global batch (`mix.draw='batch'`, the official one-process
+`nn.DataParallel` run).
 
 Differences from the official code: bfloat16 compute on float32 parameters
 (`--config.model.dtype=float32` is the official float32), BatchNorm over

@@ -10,7 +10,8 @@ Not yet run with jaxmix.
 Expected result: 85.77 % top-1 (14.23 % error), clovaai/CutMix-PyTorch
 README (best epoch; reruns reported in its issues #7/#36 land at 14.96 best,
 15.91 final). The baseline recipe plus CutMix beta = 1.0 with
-cutmix_prob = 0.5, the official CIFAR command.
+cutmix_prob = 0.5, the official CIFAR command; its crop is the baseline's
+(torchvision's RandomCrop(32, padding=4) law).
 """
 
 import ml_collections

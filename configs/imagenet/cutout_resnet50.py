@@ -12,6 +12,8 @@ README (the Cutout row of its ImageNet table). The baseline recipe plus one
 112x112 Cutout square per image, filled with 0 after normalisation (the mean
 colour). The README does not give the mask size; 112 (half the image side)
 is our reading of the CutMix paper's setup and should be checked against it.
+Crop and colour as the baseline recipe: torchvision's RandomResizedCrop
+law, the CutMix code's unclipped ColorJitter(0.4), Lighting(0.1).
 """
 
 import ml_collections

@@ -12,12 +12,14 @@ facebookresearch/deit README_deit.md). What jaxmix runs: AdamW lr
 5e-4 * 1024 / 512, weight decay 0.05 (not on biases and norm scales),
 5 warm-up epochs then cosine, label smoothing 0.1, Mixup alpha 0.8 or
 CutMix alpha 1.0 on every batch (switch prob 0.5), Random Erasing 0.25 per
-pixel, stochastic depth 0.1. As in timm's loader, Random Erasing runs per
-example before Mixup/CutMix; one lambda (and box) per device
-(`mix.draw='device'`: timm's Mixup mode 'batch' in each DDP process);
-bfloat16 compute (DeiT trained with float16 AMP). Not included: RandAugment
-and repeated augmentation, so expect somewhat less than the paper until
-those land.
+pixel, stochastic depth 0.1, and torchvision's RandomResizedCrop law
+(`data.crop_sampler='torchvision'`; timm's RandomResizedCropAndInterpolation
+samples the same way, then resizes bicubic where jaxmix resizes bilinear
+with antialiasing). As in timm's loader, Random Erasing runs per example
+before Mixup/CutMix; one lambda (and box) per device (`mix.draw='device'`:
+timm's Mixup mode 'batch' in each DDP process); bfloat16 compute (DeiT
+trained with float16 AMP). Not included: RandAugment and repeated
+augmentation, so expect somewhat less than the paper until those land.
 """
 
 import ml_collections
@@ -40,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optimizer.decay_mask = 'no_bias_norm'
   config.schedule.name = 'cosine'
   config.schedule.warmup_epochs = 5.0
+  config.data.crop_sampler = 'torchvision'
   config.data.crop_pct = 0.875
   config.mix.method = 'mixup_or_cutmix'
   config.mix.mixup_alpha = 0.8

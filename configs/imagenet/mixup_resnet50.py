@@ -12,6 +12,8 @@ README (the Mixup row of its ImageNet table). The baseline recipe plus
 Mixup on every batch with alpha = 1.0. The README does not give alpha; 1.0
 is our reading of the CutMix paper's setup and should be checked against it
 (the Mixup paper itself used 0.2 on ImageNet).
+Crop and colour as the baseline recipe: torchvision's RandomResizedCrop
+law, the CutMix code's unclipped ColorJitter(0.4), Lighting(0.1).
 """
 
 import ml_collections

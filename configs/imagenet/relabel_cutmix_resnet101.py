@@ -15,7 +15,8 @@ Expected result: 81.6 % top-1, from the official naver-ai/relabel_imagenet
 README. The official repository ships only ResNet-50 configs; this row
 assumes the ResNet-50 ReLabel + CutMix recipe
 (`relabel_cutmix_resnet50.py`: AdamP lr 2e-3, weight decay 1e-2, CutMix
-prob 1, beta 1, off for the last 5 epochs) with the model changed.
+prob 1, beta 1, off for the last 5 epochs; torchvision's RandomResizedCrop
+law and ColorJitter(0.4)) with the model changed.
 """
 
 import ml_collections

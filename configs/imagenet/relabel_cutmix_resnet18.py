@@ -15,7 +15,8 @@ Expected result: 73.2 % top-1, from the official naver-ai/relabel_imagenet
 README. The official repository ships only ResNet-50 configs; this row
 assumes the ResNet-50 ReLabel + CutMix recipe
 (`relabel_cutmix_resnet50.py`: AdamP lr 2e-3, weight decay 1e-2, CutMix
-prob 1, beta 1, off for the last 5 epochs) with the model changed.
+prob 1, beta 1, off for the last 5 epochs; torchvision's RandomResizedCrop
+law and ColorJitter(0.4)) with the model changed.
 The maintainers reported 72.8 % for ResNet-18 + CutMix in issue #6, which
 disagrees with the README's 73.2 %.
 """

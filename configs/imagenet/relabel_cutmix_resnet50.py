@@ -12,8 +12,9 @@ run used a global batch of 1024 on 8 GPUs. Not yet run with jaxmix.
 
 Expected result: 80.2 % top-1, from the official naver-ai/relabel_imagenet
 README. The recipe is its `relabel_train_resnet50_cutmix.yaml`: the ReLabel
-ResNet-50 recipe (`relabel_resnet50.py`) with AdamP (b1 0.9, b2 0.999,
-Nesterov) at lr 2e-3, decoupled weight decay 1e-2, and CutMix with
+ResNet-50 recipe (`relabel_resnet50.py`: torchvision's RandomResizedCrop
+law, torchvision's ColorJitter(0.4), Lighting(0.1)) with AdamP (b1 0.9,
+b2 0.999, Nesterov) at lr 2e-3, decoupled weight decay 1e-2, and CutMix with
 prob 1.0, beta 1.0, off for the last 5 epochs. CutMix mixes the two
 examples' ReLabel targets (each pooled over its whole crop) by the
 kept-pixel fraction, as the official code does; set

@@ -13,7 +13,8 @@ with jaxmix.
 Expected result: 80.7 % top-1 (78.1 % with the original ImageNet labels),
 from the official naver-ai/relabel_imagenet README. The official repository
 ships only ResNet-50 configs; this row assumes the ResNet-50 ReLabel recipe
-(`relabel_resnet50.py`) with the model changed.
+(`relabel_resnet50.py`) with the model changed, including its crop
+(torchvision's RandomResizedCrop law) and torchvision's ColorJitter(0.4).
 """
 
 import ml_collections

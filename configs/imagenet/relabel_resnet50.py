@@ -16,8 +16,13 @@ Expected result: 78.9 % top-1 (ImageNetV2 80.5, ReaL 85.0, Shankar et al.
 momentum 0.9, lr 0.1 with 5 linear warm-up epochs then cosine per step,
 weight decay 1e-4 on all parameters, no label smoothing, RandomResizedCrop
 (0.08, 1) + flip + colour jitter 0.4 + PCA lighting 0.1, eval at 224 after
-resizing to 256. Targets: the EfficientNet-L2 label maps (15 x 15, top 5)
-pooled over each crop with RoIAlign, softmax over all 1000 classes.
+resizing to 256. Crop: torchvision's RandomResizedCrop law
+(`data.crop_sampler='torchvision'`; the official RandomResizedCropWithCoords
+is torchvision's sampler plus the box). Colour: torchvision's
+ColorJitter(0.4, 0.4, 0.4), clipped after each step (the official code
+jitters PIL images, rounded to uint8 after each step; here in float).
+Targets: the EfficientNet-L2 label maps (15 x 15, top 5) pooled over each
+crop with RoIAlign, softmax over all 1000 classes.
 Mixing recipes built on this one draw one lambda and box per device
 (`mix.draw='device'`; the official DDP run draws one per process), and
 compute in bfloat16 on float32 parameters (the official run used apex O1
@@ -49,7 +54,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.schedule.name = 'cosine'
   config.schedule.warmup_epochs = 5.0
   config.label_smoothing = 0.0
+  config.data.crop_sampler = 'torchvision'
   config.data.color_jitter = 0.4
+  config.data.color_jitter_clip = True
   config.data.pca_lighting = 0.1
   config.mix.off_epoch = 5  # as the official config (CutMix is off anyway)
   config.model.dtype = 'bfloat16'

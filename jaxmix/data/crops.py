@@ -10,14 +10,30 @@ flip bit travels beside it.
 All randomness comes from a stateless seed (int `[2]`), so the same seed
 gives the same crop on every host and every run.
 
-Inception-style crop: `tf.image.stateless_sample_distorted_bounding_box`
-with the whole image as the object, `min_object_covered=0` (so `crop_scale`
-is exactly the area range, as in torchvision's RandomResizedCrop; the flax
-example's 0.1 would raise the lower bound to 0.1), 10 attempts, and, when
-they all fail, the centre crop of `crop_pct` of the short side (the flax
-example's fallback, whose 224 / (224 + 32) equals crop_pct = 0.875). JPEGs
-are decoded only inside the window (`decode_and_crop_jpeg`); other formats
-(PNG in CIFAR) are decoded whole and then cut at the same window.
+Random-resized crop, two samplers (`data.crop_sampler`):
+
+- 'torchvision' (`torchvision_window`): the law of torchvision's
+  `RandomResizedCrop`, the crop of the CutMix, ReLabel and DeiT PyTorch
+  code. Per attempt: target area `U(scale) * H * W`, aspect ratio
+  `exp(U(log r0, log r1))`, `w = round(sqrt(area * aspect))`,
+  `h = round(sqrt(area / aspect))`, accepted when `0 < w <= W` and
+  `0 < h <= H`, offsets uniform integers; the first accepted of 10
+  attempts wins, else the whole image clamped to the ratio range, centred. The 10
+  attempts are drawn at once (4 uniforms each) and the first accepted one is
+  taken, which is the same law as drawing them in turn.
+- 'tensorflow' (`inception_window`): the Inception crop of the flax
+  ImageNet example, `tf.image.stateless_sample_distorted_bounding_box` with
+  the whole image as the object and `min_object_covered=0` (the flax
+  example's 0.1 would raise the area's lower bound to 0.1), 10 attempts,
+  and, when they all fail, the centre crop of `crop_pct` of the short side
+  (the flax example's fallback, whose 224 / (224 + 32) equals crop_pct =
+  0.875). Its area range is `scale`, but not its law: the op draws the
+  aspect ratio uniformly (not log-uniformly) and integer heights (so the
+  area is not uniform), and clamps sizes so that more attempts succeed; its
+  crops are smaller on average than torchvision's.
+
+JPEGs are decoded only inside the window (`decode_and_crop_jpeg`); other
+formats (PNG in CIFAR) are decoded whole and then cut at the same window.
 
 CIFAR crop: zero-pad `padding` pixels on each side, cut an image-sized
 window at a uniform integer offset. The window may stick out of the image;
@@ -27,11 +43,14 @@ image that the output shows (the rest of the output is zero padding).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
 MAX_ATTEMPTS = 10
+# Uniforms per torchvision attempt: area, log-aspect, top offset, left offset.
+UNIFORMS_PER_ATTEMPT = 4
 CIFAR_PADDING = 4
 
 
@@ -64,7 +83,7 @@ def inception_window(
   ratio: Sequence[float] = (3 / 4, 4 / 3),
   crop_pct: float = 0.875,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """Samples a random-resized-crop window, with the centre-crop fallback.
+  """Samples a window with TensorFlow's sampler (the flax Inception crop).
 
   Args:
     image_shape: int `[>=2]`, (height, width, ...) of the original image.
@@ -94,6 +113,116 @@ def inception_window(
     fell_back, lambda: center_window(image_shape, crop_pct), lambda: sampled
   )
   return window, fell_back
+
+
+def torchvision_fallback_window(
+  height: tf.Tensor, width: tf.Tensor, ratio: Sequence[float]
+) -> tf.Tensor:
+  """torchvision's fallback: the whole image clamped to `ratio`, centred.
+
+  Args:
+    height: int32 `[]` image height H.
+    width: int32 `[]` image width W.
+    ratio: (min, max) aspect ratio width / height.
+
+  Returns:
+    int32 `[4]` window (offset_y, offset_x, height, width).
+  """
+  r_min, r_max = min(ratio), max(ratio)
+  h_f, w_f = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+  in_ratio = w_f / h_f
+  # Too tall: full width, height from the smallest ratio; too wide: full
+  # height, width from the largest. At least one pixel, so that a degenerate
+  # ratio range still yields a window (torchvision would fail there).
+  tall_h = tf.maximum(tf.cast(tf.round(w_f / r_min), tf.int32), 1)
+  wide_w = tf.maximum(tf.cast(tf.round(h_f * r_max), tf.int32), 1)
+  crop_h = tf.where(in_ratio < r_min, tall_h, height)
+  crop_w = tf.where(in_ratio > r_max, wide_w, width)
+  return tf.stack(
+    [(height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w]
+  )
+
+
+def _uniform_index(u: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+  # floor(u * count) for u in [0, 1) is uniform on {0, ..., count - 1}; the
+  # min guards the float product rounding up to `count`.
+  index = tf.cast(tf.floor(u * tf.cast(count, u.dtype)), tf.int32)
+  return tf.minimum(index, count - 1)
+
+
+def torchvision_crop_window(
+  height: tf.Tensor,
+  width: tf.Tensor,
+  uniforms: tf.Tensor,
+  *,
+  scale: Sequence[float] = (0.08, 1.0),
+  ratio: Sequence[float] = (3 / 4, 4 / 3),
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """torchvision's RandomResizedCrop window from given uniforms.
+
+  Attempt `a` uses `uniforms[a] = (u_area, u_aspect, u_top, u_left)`:
+  area `H * W * (s0 + (s1 - s0) * u_area)`, aspect
+  `exp(log r0 + (log r1 - log r0) * u_aspect)`, rounded sizes, and, if
+  accepted, `top = floor(u_top * (H - h + 1))`,
+  `left = floor(u_left * (W - w + 1))`. The first accepted attempt wins;
+  with none, `torchvision_fallback_window`. Geometry is computed in float64.
+
+  Args:
+    height: int `[]` image height H.
+    width: int `[]` image width W.
+    uniforms: float64 `[A, 4]` in [0, 1), one row per attempt.
+    scale: (min, max) crop area as a fraction of the image area.
+    ratio: (min, max) crop aspect ratio width / height.
+
+  Returns:
+    (window int32 `[4]` (offset_y, offset_x, height, width),
+     fell_back bool `[]`).
+  """
+  height = tf.cast(height, tf.int32)
+  width = tf.cast(width, tf.int32)
+  u = tf.cast(uniforms, tf.float64)
+  h_f, w_f = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+  area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u[:, 0])
+  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+  aspect = tf.exp(log_lo + (log_hi - log_lo) * u[:, 1])
+  # tf.round rounds half to even, as Python's round in torchvision.
+  crop_w = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
+  crop_h = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
+  accepted = (crop_w > 0) & (crop_w <= width) & (crop_h > 0)
+  accepted &= crop_h <= height
+  # Offsets of rejected attempts are meaningless and never selected.
+  top = _uniform_index(u[:, 2], tf.maximum(height - crop_h + 1, 1))
+  left = _uniform_index(u[:, 3], tf.maximum(width - crop_w + 1, 1))
+  first = tf.argmax(tf.cast(accepted, tf.int32), output_type=tf.int32)
+  sampled = tf.stack([top[first], left[first], crop_h[first], crop_w[first]])
+  fell_back = tf.logical_not(tf.reduce_any(accepted))
+  fallback = torchvision_fallback_window(height, width, ratio)
+  return tf.where(fell_back, fallback, sampled), fell_back
+
+
+def torchvision_window(
+  image_shape: tf.Tensor,
+  seed: tf.Tensor,
+  *,
+  scale: Sequence[float] = (0.08, 1.0),
+  ratio: Sequence[float] = (3 / 4, 4 / 3),
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """Samples a window with torchvision's RandomResizedCrop law.
+
+  Args:
+    image_shape: int `[>=2]`, (height, width, ...) of the original image.
+    seed: int `[2]` stateless seed.
+    scale: (min, max) crop area as a fraction of the image area.
+    ratio: (min, max) crop aspect ratio width / height.
+
+  Returns:
+    (window int32 `[4]`, fell_back bool `[]`).
+  """
+  h, w = _shape_hw(image_shape)
+  uniforms = tf.random.stateless_uniform(
+    [MAX_ATTEMPTS, UNIFORMS_PER_ATTEMPT], seed, dtype=tf.float64
+  )
+  return torchvision_crop_window(h, w, uniforms, scale=scale, ratio=ratio)
 
 
 def cifar_window(

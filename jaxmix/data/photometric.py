@@ -1,21 +1,33 @@
 """Stateless colour jitter and PCA lighting on float images in [0, 255].
 
 These are the photometric augmentations of the CutMix and ReLabel ImageNet
-recipes (torchvision `ColorJitter(0.4, 0.4, 0.4)` then AlexNet-style
-`Lighting(0.1)`), written as TensorFlow ops for the input pipeline and
-seeded statelessly per example.
+recipes (colour jitter 0.4 then AlexNet-style `Lighting(0.1)`), written as
+TensorFlow ops for the input pipeline and seeded statelessly per example.
 
-Differences from the PyTorch recipe, both small: the pipeline emits uint8,
-so the lit image is rounded and clipped to [0, 255] (torch keeps the float
-values, a few of which leave [0, 1] by ~1e-2); and the jitter factors are
-drawn from TF's stateless generator rather than torch's.
+Colour jitter has torchvision's `ColorJitter` law: each factor uniform in
+[max(0, 1 - s), 1 + s] (the hue shift in [-h, h]), independent, and the
+adjustments applied in a uniformly random order. The CutMix code's own
+`ColorJitter` (from fb.resnet.torch: `img.lerp(gray, alpha)` with
+alpha ~ U(-s, s)) has the same factor law and order; it differs only in
+not clipping between steps, which `clip=False` reproduces.
+
+Differences from the PyTorch code, all small:
+- the pipeline emits uint8, so the final image is rounded and clipped to
+  [0, 255] (torch keeps the float values after lighting, a few of which
+  leave [0, 1] by ~1e-2);
+- the ReLabel code jitters PIL images, which PIL rounds to uint8 after each
+  step (its grey level too, with integer luma weights); here every step
+  stays in float;
+- the grey image uses the ITU-R 601-2 weights (0.299, 0.587, 0.114) of
+  PIL and of the CutMix code; torchvision's tensor path uses 0.2989 for red;
+- the random numbers come from TF's stateless generator, not torch's.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-# torchvision's grayscale weights (ITU-R 601-2 luma).
+# ITU-R 601-2 luma (PIL's `convert('L')`, the CutMix code's Grayscale).
 _LUMA = (0.299, 0.587, 0.114)
 
 # AlexNet PCA of ImageNet RGB in [0, 1] (the values of fb.resnet.torch and of
@@ -27,13 +39,56 @@ IMAGENET_EIGVEC = (
   (-0.5836, -0.6948, 0.4203),
 )
 
+# The jitter adjustments, by their index in `jitter_params`' order.
+ADJUSTMENTS = ('brightness', 'contrast', 'saturation', 'hue')
+
 
 def _gray(image: tf.Tensor) -> tf.Tensor:
   return tf.reduce_sum(image * tf.constant(_LUMA), axis=-1, keepdims=True)
 
 
-def _blend(image: tf.Tensor, other: tf.Tensor, factor: tf.Tensor):
-  return tf.clip_by_value(other + factor * (image - other), 0.0, 255.0)
+def _blend(image: tf.Tensor, other: tf.Tensor, factor: tf.Tensor, clip=True):
+  out = other + factor * (image - other)
+  return tf.clip_by_value(out, 0.0, 255.0) if clip else out
+
+
+def _shift_hue(image: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+  # HSV hue rotation by `shift` turns (torchvision: h = (h + shift) mod 1).
+  # The hexcone model needs values in range, so the input is clipped first.
+  unit = tf.clip_by_value(image, 0.0, 255.0) / 255.0
+  return tf.image.adjust_hue(unit, shift) * 255.0
+
+
+def jitter_params(
+  seed: tf.Tensor,
+  *,
+  brightness: float,
+  contrast: float,
+  saturation: float,
+  hue: float = 0.0,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """Draws torchvision ColorJitter's factors and order.
+
+  Args:
+    seed: int `[2]` stateless seed.
+    brightness, contrast, saturation: strengths s >= 0; each factor is
+      uniform in [max(0, 1 - s), 1 + s].
+    hue: strength h in [0, 0.5]; the shift is uniform in [-h, h].
+
+  Returns:
+    (factors float32 `[3]` (brightness, contrast, saturation), hue shift
+    float32 `[]`, order int32 `[4]`: a uniformly random permutation of the
+    indices of `ADJUSTMENTS`, applied first to last).
+  """
+  seeds = tf.random.experimental.stateless_split(seed, num=2)
+  strengths = tf.constant([brightness, contrast, saturation], tf.float32)
+  low = tf.concat([tf.maximum(1.0 - strengths, 0.0), [-hue]], axis=0)
+  high = tf.concat([1.0 + strengths, [hue]], axis=0)
+  u = tf.random.stateless_uniform([4], seeds[0])
+  values = low + (high - low) * u
+  # argsort of i.i.d. uniforms: each of the 4! orders equally likely.
+  order = tf.argsort(tf.random.stateless_uniform([4], seeds[1]))
+  return values[:3], values[3], tf.cast(order, tf.int32)
 
 
 def color_jitter(
@@ -43,37 +98,44 @@ def color_jitter(
   brightness: float = 0.4,
   contrast: float = 0.4,
   saturation: float = 0.4,
+  hue: float = 0.0,
+  clip: bool = True,
 ) -> tf.Tensor:
-  """torchvision ColorJitter (no hue): three blends in a random order.
+  """torchvision ColorJitter: four adjustments in a random order.
 
-  Each factor is uniform in [max(0, 1 - s), 1 + s]. Brightness blends with
-  black, contrast with the mean gray level, saturation with the gray image;
-  the result is clipped to [0, 255] after each step, as torchvision does.
+  Brightness blends with black, contrast with the mean of the grey image,
+  saturation with the grey image, hue rotates the HSV hue; each factor as
+  `jitter_params`. With `clip=True` the result is clipped to [0, 255] after
+  each step, as torchvision does; `clip=False` leaves the blends unclipped
+  (the CutMix code's jitter on float tensors). A zero strength is the
+  identity.
 
   Args:
     image: float32 `[H, W, 3]` in [0, 255].
     seed: int `[2]` stateless seed.
-    brightness: brightness strength s.
-    contrast: contrast strength s.
-    saturation: saturation strength s.
+    brightness, contrast, saturation: strengths s.
+    hue: hue strength h in [0, 0.5].
+    clip: clip after each step.
 
   Returns:
-    float32 `[H, W, 3]` in [0, 255].
+    float32 `[H, W, 3]`, in [0, 255] when `clip`.
   """
-  seeds = tf.random.experimental.stateless_split(seed, num=4)
-  strengths = tf.constant([brightness, contrast, saturation], tf.float32)
-  factors = tf.random.stateless_uniform(
-    [3], seeds[0], minval=tf.maximum(1.0 - strengths, 0.0), maxval=1.0
+  if not 0.0 <= hue <= 0.5:
+    raise ValueError(f'hue must be in [0, 0.5], got {hue}')
+  factors, shift, order = jitter_params(
+    seed,
+    brightness=brightness,
+    contrast=contrast,
+    saturation=saturation,
+    hue=hue,
   )
-  factors = factors + tf.random.stateless_uniform([3], seeds[1]) * strengths
-  order = tf.argsort(tf.random.stateless_uniform([3], seeds[2]))
-
   ops = [
-    lambda x: _blend(x, tf.zeros_like(x), factors[0]),
-    lambda x: _blend(x, tf.reduce_mean(_gray(x)), factors[1]),
-    lambda x: _blend(x, _gray(x), factors[2]),
+    lambda x: _blend(x, tf.zeros_like(x), factors[0], clip),
+    lambda x: _blend(x, tf.reduce_mean(_gray(x)), factors[1], clip),
+    lambda x: _blend(x, _gray(x), factors[2], clip),
+    (lambda x: _shift_hue(x, shift)) if hue > 0 else (lambda x: x),
   ]
-  for step in range(3):
+  for step in range(len(ops)):
     branches = [lambda f=f, x=image: f(x) for f in ops]
     image = tf.switch_case(order[step], branches)
   return image
@@ -85,7 +147,9 @@ def pca_lighting(
   """AlexNet PCA lighting noise, scaled to [0, 255] pixels.
 
   Adds `eigvec @ (alpha * eigval) * 255` to every pixel, with
-  `alpha ~ N(0, alphastd^2)` per channel.
+  `alpha ~ N(0, alphastd^2)` i.i.d. per principal component: the official
+  `Lighting(alphastd, eigval, eigvec)` (CutMix, ReLabel), whose shift on
+  [0, 1] images is `sum_j eigvec[i, j] * alpha[j] * eigval[j]`.
 
   Args:
     image: float32 `[H, W, 3]` in [0, 255].

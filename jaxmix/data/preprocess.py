@@ -16,9 +16,25 @@ import tensorflow as tf
 from jaxmix.data import crops, photometric
 
 AUGMENTS = ('inception', 'cifar', 'none')
+# The law of the 'inception' (random-resized) crop; see jaxmix.data.crops.
+CROP_SAMPLERS = ('torchvision', 'tensorflow')
 ON_CORRUPT = ('error', 'skip')
 
 Example = dict[str, tf.Tensor]
+
+
+def crop_sampler(data_config) -> str:
+  """The law of the 'inception' crop, one of `CROP_SAMPLERS`.
+
+  Configs written before the field existed (run directories) used
+  TensorFlow's sampler, so that is what a missing field means.
+  """
+  return data_config.get('crop_sampler', 'tensorflow')
+
+
+def jitter_clip(data_config) -> bool:
+  """Whether colour jitter clips after each step (missing: it did)."""
+  return bool(data_config.get('color_jitter_clip', True))
 
 
 class CorruptImageError(ValueError):
@@ -30,6 +46,11 @@ def check_config(data_config) -> None:
   if data_config.augment not in AUGMENTS:
     raise ValueError(
       f'data.augment must be one of {AUGMENTS}, got {data_config.augment!r}'
+    )
+  if crop_sampler(data_config) not in CROP_SAMPLERS:
+    raise ValueError(
+      f'data.crop_sampler must be one of {CROP_SAMPLERS}, '
+      f'got {crop_sampler(data_config)!r}'
     )
   if data_config.on_corrupt not in ON_CORRUPT:
     raise ValueError(
@@ -85,8 +106,8 @@ def train_preprocess(
   """The train map function.
 
   Args:
-    data_config: the data config (augment, crop_*, random_flip,
-      color_jitter, pca_lighting).
+    data_config: the data config (augment, crop_sampler, crop_*,
+      random_flip, color_jitter, color_jitter_clip, pca_lighting).
     image_size: output side S.
     seed: run seed.
 
@@ -96,12 +117,20 @@ def train_preprocess(
     needs int64 'index' and 'epoch', which seed its random choices.
   """
   cfg = data_config
+  sampler = crop_sampler(cfg)
 
   def fn(example: Example) -> Example:
     seeds = tf.random.experimental.stateless_split(
       example_seed(seed, example['epoch'], example['index']), num=4
     )
-    if cfg.augment == 'inception':
+    if cfg.augment == 'inception' and sampler == 'torchvision':
+
+      def window_fn(shape):
+        return crops.torchvision_window(
+          shape, seeds[0], scale=cfg.crop_scale, ratio=cfg.crop_ratio
+        )[0]
+
+    elif cfg.augment == 'inception':
 
       def window_fn(shape):
         return crops.inception_window(
@@ -132,7 +161,12 @@ def train_preprocess(
     if cfg.color_jitter > 0:
       s = float(cfg.color_jitter)
       image = photometric.color_jitter(
-        image, seeds[2], brightness=s, contrast=s, saturation=s
+        image,
+        seeds[2],
+        brightness=s,
+        contrast=s,
+        saturation=s,
+        clip=jitter_clip(cfg),
       )
     if cfg.pca_lighting > 0:
       image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)

@@ -17,6 +17,7 @@ from jaxmix.train.augment import MIX_DRAWS, MIX_METHODS
 _FREE_FORM = ('model.kwargs',)
 _CHOICES = {
   'model.dtype': ('float32', 'bfloat16'),
+  'data.crop_sampler': ('torchvision', 'tensorflow'),
   'mix.method': MIX_METHODS,
   'mix.draw': MIX_DRAWS,
   'random_erasing.fill': ('zero', 'random', 'pixel'),
