@@ -75,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data = get_data_config()
 
   config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.name = 'sgd'  # 'sgd' | 'adamw' | 'adamp'
+  config.optimizer.name = 'sgd'  # 'sgd' | 'adamw' | 'adamp' | 'rmsproptf'
   config.optimizer.learning_rate = 0.1  # for the global batch below
   config.optimizer.momentum = 0.9
   config.optimizer.nesterov = True
@@ -89,10 +89,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optimizer.ema_decay = 0.0  # 0 = no EMA copy of the parameters
 
   config.schedule = ml_collections.ConfigDict()
-  config.schedule.name = 'step'  # 'cosine' | 'step' | 'constant'
+  config.schedule.name = 'step'  # 'cosine' | 'step' | 'exponential' | ...
   config.schedule.warmup_epochs = 0.0
   config.schedule.decay_epochs = (30, 60, 80)
   config.schedule.decay_factor = 0.1
+  config.schedule.decay_every_epochs = 2.4  # 'exponential' (timm's step)
 
   config.num_epochs = 90
   config.global_batch_size = 256

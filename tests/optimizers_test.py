@@ -361,3 +361,25 @@ def test_ema_update():
 
 def test_module_exports():
   assert set(optimizers.__all__) >= {'adamp', 'create_optimizer', 'ema_update'}
+
+
+def test_rmsproptf_matches_timms_update_rule():
+  """timm's RMSpropTF, transcribed: coupled decay, avg from 1, lr in buf."""
+  lr, wd, alpha, eps, momentum = 0.016, 1e-5, 0.9, 1e-3, 0.9
+  tx = optimizers.create_optimizer(
+    dict(name='rmsproptf', weight_decay=wd, b2=alpha, eps=eps, momentum=0.9),
+    lr,
+  )
+  rng = np.random.default_rng(0)
+  p = rng.normal(size=(3, 4)).astype(np.float32)
+  params, state = jnp.asarray(p), tx.init(jnp.asarray(p))
+  square_avg, buf = np.ones_like(p), np.zeros_like(p)
+  for _ in range(4):
+    g = rng.normal(size=p.shape).astype(np.float32)
+    updates, state = tx.update(jnp.asarray(g), state, params)
+    params = optax.apply_updates(params, updates)
+    g = g + wd * p
+    square_avg = alpha * square_avg + (1 - alpha) * g * g
+    buf = momentum * buf + lr * g / np.sqrt(square_avg + eps)
+    p = p - buf
+    np.testing.assert_allclose(params, p, rtol=1e-5, atol=1e-7)

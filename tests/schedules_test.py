@@ -123,3 +123,26 @@ def test_schedule_is_jittable_and_vectorised():
 def test_bad_configs_raise(fields, match):
   with pytest.raises(ValueError, match=match):
     _schedule(**fields)
+
+
+def test_exponential_staircase_changes_at_epoch_boundaries():
+  """timm's step scheduler per epoch: x0.97 every 2.4 epochs, 3 warm-up."""
+  schedule = create_learning_rate_schedule(
+    ml_collections.ConfigDict(
+      dict(
+        name='exponential',
+        warmup_epochs=3.0,
+        decay_every_epochs=2.4,
+        decay_factor=0.97,
+      )
+    ),
+    base_learning_rate=0.016,
+    steps_per_epoch=10,
+    num_epochs=450,
+  )
+  lrs = np.asarray(schedule(jnp.arange(0, 100)))
+  np.testing.assert_allclose(lrs[:30], 0.016 * np.arange(30) / 30, rtol=1e-6)
+  epochs = np.arange(30, 100) // 10
+  want = 0.016 * 0.97 ** np.floor(epochs / 2.4)
+  np.testing.assert_allclose(lrs[30:], want, rtol=1e-6)
+  assert lrs[49] == lrs[40] and lrs[50] < lrs[49]  # epoch 5 = 2 * 2.4 + 0.2

@@ -5,6 +5,11 @@
 * 'adamw': `optax.adamw`, decoupled decay `p <- p - lr * wd * p`.
 * 'adamp': AdamP (Heo et al., ICLR 2021), the optimiser of the ReLabel +
   CutMix ResNet-50 recipe; decoupled decay.
+* 'rmsproptf': timm's `RMSpropTF` (TensorFlow 1's RMSProp), the optimiser of
+  timm's EfficientNet recipes: coupled L2 decay, squared-gradient average
+  (decay `b2`, default 0.9) started at 1, `g / sqrt(avg + eps)` with `eps`
+  inside the root, the learning rate applied before the momentum buffer
+  (`buf <- momentum * buf + lr * step`), as timm's `lr_in_momentum`.
 
 AdamP removes the radial (norm-increasing) component of the Adam step for
 weights that are scale-invariant, i.e. followed by a normalisation layer. A
@@ -228,6 +233,9 @@ def adamp(
   return optax.GradientTransformation(init_fn, update_fn)
 
 
+OPTIMIZERS = ('sgd', 'adamw', 'adamp', 'rmsproptf')
+
+
 def _field(config: Any, name: str, default: Any) -> Any:
   return config.get(name, default)
 
@@ -239,9 +247,10 @@ def create_optimizer(
 
   Args:
     optimizer_config: `ml_collections.ConfigDict` (or dict) with `name`
-      ('sgd' | 'adamw' | 'adamp'), `weight_decay`, `decay_mask` ('all' |
+      (one of `OPTIMIZERS`), `weight_decay`, `decay_mask` ('all' |
       'no_bias_norm'), `momentum` and `nesterov` (SGD; `nesterov` also for
-      AdamP), `b1`, `b2`, `eps` (AdamW, AdamP), `delta`, `wd_ratio` (AdamP).
+      AdamP), `b1`, `b2`, `eps` (AdamW, AdamP; `b2` and `eps`
+      for RMSpropTF too), `delta`, `wd_ratio` (AdamP).
       `learning_rate` and `ema_decay` are read by the trainer, not here.
     learning_rate: a float or an optax schedule.
 
@@ -291,8 +300,20 @@ def create_optimizer(
       nesterov=nesterov,
       mask=mask,
     )
+  if name == 'rmsproptf':
+    return optax.chain(
+      optax.add_decayed_weights(weight_decay, mask),
+      optax.rmsprop(
+        learning_rate,
+        decay=_field(optimizer_config, 'b2', 0.9),
+        eps=eps,
+        initial_scale=1.0,
+        eps_in_sqrt=True,
+        momentum=float(_field(optimizer_config, 'momentum', 0.9)) or None,
+      ),
+    )
   raise ValueError(
-    f"`optimizer.name` must be 'sgd', 'adamw' or 'adamp', got {name!r}."
+    f'`optimizer.name` must be one of {OPTIMIZERS}, got {name!r}.'
   )
 
 
@@ -318,6 +339,7 @@ def ema_update(ema_params: Any, params: Any, decay: float) -> Any:
 
 __all__ = [
   'DECAY_MASKS',
+  'OPTIMIZERS',
   'ScaleByAdamPState',
   'adamp',
   'adamp_projection',

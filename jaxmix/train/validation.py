@@ -12,6 +12,8 @@ from typing import Any
 import ml_collections
 
 from jaxmix.train.augment import MIX_DRAWS, MIX_METHODS
+from jaxmix.train.optimizers import OPTIMIZERS
+from jaxmix.train.schedules import SCHEDULES
 
 # Sub-dicts whose keys are free (passed through as keyword arguments).
 _FREE_FORM = ('model.kwargs',)
@@ -21,9 +23,9 @@ _CHOICES = {
   'mix.method': MIX_METHODS,
   'mix.draw': MIX_DRAWS,
   'random_erasing.fill': ('zero', 'random', 'pixel'),
-  'optimizer.name': ('sgd', 'adamw', 'adamp'),
+  'optimizer.name': OPTIMIZERS,
   'optimizer.decay_mask': ('all', 'no_bias_norm'),
-  'schedule.name': ('cosine', 'step', 'constant'),
+  'schedule.name': SCHEDULES,
 }
 _MISSING = ('error', 'one_hot')
 _PROBABILITIES = (

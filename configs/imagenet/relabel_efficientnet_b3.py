@@ -1,0 +1,38 @@
+"""ImageNet EfficientNet-B3 trained on ReLabel targets (ReLabel paper).
+
+Command (the label-map store is made once, from the official release):
+  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \
+    --out $DATA/relabel_store --workers 8
+  python -m jaxmix.apps.train \
+    --config configs/imagenet/relabel_efficientnet_b3.py \
+    --config.relabel.store_dir=$DATA/relabel_store \
+    --workdir $WORKDIR/effnet_b3_relabel
+
+Hardware: meant for 8 accelerators (a TPU v4-8 or 8 GPUs). Not yet run with
+jaxmix.
+
+Expected result: 82.5 % top-1 with ReLabel, against 81.7 % for the same
+network on the original labels (ReLabel paper, Yun et al. CVPR 2021, the
+architecture table; the baseline is this recipe with
+`--config.relabel.enabled=False`). The official runs trained the
+EfficientNets with timm; this is timm's recipe (`efficientnet_timm.py`,
+which lists its differences from timm, RandAugment missing among them) with
+torchvision's RandomResizedCrop law and the targets of ReLabel: the
+EfficientNet-L2 label maps (15 x 15, top 5) pooled over each crop with
+RoIAlign, softmax over all 1000 classes (as in `relabel_resnet50.py`),
+without label smoothing (the official ReLabel recipes use none).
+"""
+
+import ml_collections
+
+from jaxmix.configs import default
+from jaxmix.configs.imagenet import efficientnet_timm
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """ReLabel's EfficientNet-B3 row."""
+  config = efficientnet_timm.recipe('b3')
+  config.label_smoothing = 0.0
+  config.relabel.enabled = True
+  config.relabel.missing = 'error'
+  return default.finish(config, arg)
