@@ -8,6 +8,8 @@ jaxmix.datasets`, so the TF-free synthetic data loads without TensorFlow.
 
 - `digit_scenes` (+ `digit_render`): multi-digit scenes with boxes, built
   offline from scikit-learn's digits (the default job's dataset).
+- `backgrounds_challenge`: ImageNet-9 of the Backgrounds Challenge (Xiao
+  et al.), from the user's download of the official release.
 - `imagenet_fixture`: tiny real-JPEG stand-ins of ImageNet's manual files,
   so `imagenet2012` builds offline through TFDS's own builder.
 - `synthetic`: TF-free image-classification batches with the input
@@ -18,6 +20,7 @@ import importlib
 
 # Dataset name (before any '/config') -> module defining its TFDS builder.
 BUILDERS: dict[str, str] = {
+  'backgrounds_challenge': 'jaxmix.datasets.backgrounds_challenge',
   'digit_scenes': 'jaxmix.datasets.digit_scenes',
 }
 

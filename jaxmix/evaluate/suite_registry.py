@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from jaxmix.evaluate import (
+  suites_backgrounds,
   suites_imagenet,
   suites_localization,
   suites_robustness,
@@ -108,4 +109,5 @@ SUITES: dict[str, SuiteFn] = {
   **suites_imagenet.SUITES,
   **suites_robustness.SUITES,
   **suites_localization.SUITES,
+  **suites_backgrounds.SUITES,
 }
