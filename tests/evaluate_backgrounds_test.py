@@ -1,20 +1,14 @@
 """The Backgrounds Challenge builder and suites on a tiny fake release.
 
-`backgrounds_challenge_data.tar.gz` is written here in the official layout
-(`bg_challenge/<variant>/val/<class folder>/<file>`, masks as `.npy` in
-`fg_mask`) and built by jaxmix's TFDS builder, TFDS extracting the archive.
-Images are solid colours that encode a planted ImageNet prediction
-(`eval_builder_fixtures.class_colour`); `SwitchRun` reads the colour at the
-centre (the foreground) and in a corner (the background), so every
-accuracy, the BG-Gap and the challenge accuracy are worked out by hand.
+The fake release of `backgrounds_fixtures` is built by jaxmix's TFDS builder
+(TFDS extracting the archive); the suites run on its `SwitchRun`, whose
+predictions are planted, and every number is checked against a value worked
+out by hand. Two processes evaluate like one (`backgrounds_multihost_worker`).
 """
 
-import dataclasses
-import io
 import os
 
-import eval_builder_fixtures as fx
-import jax
+import backgrounds_fixtures as bf
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -22,121 +16,20 @@ import tensorflow_datasets as tfds
 from jaxmix.datasets import backgrounds_challenge as bgc
 from jaxmix.evaluate import suite_registry, suites_backgrounds
 
-SIDE = 40  # released images are 224; the run reads 32 (resized)
-# ImageNet classes of each IN-9 class, for planted predictions.
-FIRST = [int(np.flatnonzero(bgc.IMAGENET_TO_IN9 == c)[0]) for c in range(9)]
-UNMAPPED = 500
-
-
-def right(c):
-  return FIRST[c]
-
-
-def wrong(c):  # another IN-9 class
-  return FIRST[(c + 1) % 9]
-
-
-def unmapped(c):  # no IN-9 class: always wrong
-  return UNMAPPED + c
-
-
-# Per variant, the planted prediction of each class's image(s), and the
-# expected top-1.
-PLANTED = {
-  'original': (
-    [right] * 9,
-    [right] * 5 + [wrong] * 2 + [unmapped] * 2,
-  ),
-  'only_bg_b': ([right] + [wrong] * 8,),
-  'only_bg_t': ([right, wrong, right, wrong, wrong, wrong] + [unmapped] * 3,),
-  'no_fg': ([right] * 3 + [unmapped] * 6,),
-  'only_fg': ([right] * 8 + [wrong],),
-  'mixed_same': ([right] * 7 + [wrong] * 2,),
-  'mixed_rand': ([right] * 4 + [unmapped] * 5,),
-  'mixed_next': ([wrong] * 9,),
-}
-TOP1 = {
-  'original': 14 / 18,
-  'only_bg_b': 1 / 9,
-  'only_bg_t': 2 / 9,
-  'no_fg': 3 / 9,
-  'only_fg': 8 / 9,
-  'mixed_same': 7 / 9,
-  'mixed_rand': 4 / 9,
-  'mixed_next': 0.0,
-}
-# SwitchRun: a foreground of IN-9 class c on a background of ImageNet
-# colour q is predicted q when q is in SWITCH[c], else its own colour.
-SWITCH = {
-  0: {wrong(3)},  # only_bg_t image 3 (class 4): fooled at background 3
-  2: {right(2)},  # switches to a class-2 colour: still right
-  5: {999},  # no such background
-  7: {unmapped(8)},  # the last background: fooled there
-}
-FOOLED = {0, 7}
-
-
-def _file(c, k):
-  return f'n{c:08d}_{k}.JPEG'
-
-
-def _mask():
-  mask = np.zeros((SIDE, SIDE), np.uint8)
-  mask[10:30, 10:30] = 1  # the centre is foreground, the corners not
-  return mask
-
-
-def _release_files():
-  files = {}
-  for variant, images in PLANTED.items():
-    for k, planted in enumerate(images):
-      for c, fn in enumerate(planted):
-        path = (
-          f'bg_challenge/{variant}/val/{bgc.CLASS_FOLDERS[c]}/{_file(c, k)}'
-        )
-        files[path] = fx.solid_jpeg(fn(c), SIDE, SIDE)
-  for c in range(9):  # masks of the first original image of every class
-    buffer = io.BytesIO()
-    np.save(buffer, _mask())
-    name = _file(c, 0).replace('.JPEG', '.npy')
-    files[f'bg_challenge/fg_mask/val/{bgc.CLASS_FOLDERS[c]}/{name}'] = (
-      buffer.getvalue()
-    )
-  return files
-
 
 @pytest.fixture(scope='module')
 def release(tmp_path_factory):
   """(manual_dir with the fake archive, prepared data_dir)."""
   manual = str(tmp_path_factory.mktemp('manual'))
-  fx.write_tar(os.path.join(manual, bgc.ARCHIVE), _release_files())
+  bf.write_release(manual)
   data_dir = str(tmp_path_factory.mktemp('tfds'))
-  for config in (*bgc.VARIANTS, bgc.MASKS):
-    fx.prepare(f'{bgc.NAME}/{config}', data_dir, manual_dir=manual)
+  bf.prepare_all(manual, data_dir)
   return manual, data_dir
-
-
-class SwitchRun(fx.PlantedRun):
-  """Predicts the centre's colour, or the corner's where SWITCH says."""
-
-  def logits_fn(self, images) -> jax.Array:
-    x = np.asarray(images)
-    c = x.shape[1] // 2
-    centre = fx.decode_classes(x[:, c - 2 : c + 2, c - 2 : c + 2])
-    corner = fx.decode_classes(x[:, :4, :4])
-    pred = centre.copy()
-    for i, (f, b) in enumerate(zip(centre, corner)):
-      if b in SWITCH.get(int(bgc.IMAGENET_TO_IN9[f]), ()):
-        pred[i] = b
-    logits = fx.planted_logits(pred, self.num_classes)
-    return jax.device_put(logits, getattr(images, 'sharding', None))
 
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-  planted = fx.planted_run(str(tmp_path_factory.mktemp('run')))
-  fields = dataclasses.fields(planted)
-  return SwitchRun(**{f.name: getattr(planted, f.name) for f in fields})
+  return bf.switch_run(str(tmp_path_factory.mktemp('run')))
 
 
 def _args(data_dir, **kwargs):
@@ -194,25 +87,25 @@ def test_builder_reads_the_official_layout(release):
   ds = tfds.as_numpy(builder.as_dataset(split=bgc.SPLIT))
   rows = [(int(ex['label']), ex['file_name'].decode()) for ex in ds]
   # Sorted folders, then sorted files: the official loaders' order.
-  assert rows == [(c, _file(c, k)) for c in range(9) for k in range(2)]
+  assert rows == [(c, bf.file_name(c, k)) for c in range(9) for k in range(2)]
   masks = tfds.builder(f'{bgc.NAME}/{bgc.MASKS}', data_dir=data_dir)
   examples = list(tfds.as_numpy(masks.as_dataset(split=bgc.SPLIT)))
   assert [ex['file_name'].decode() for ex in examples] == [
-    _file(c, 0) for c in range(9)
+    bf.file_name(c, 0) for c in range(9)
   ]
   first = examples[0]
-  assert first['mask'].shape == (SIDE, SIDE, 1)
-  np.testing.assert_array_equal(first['mask'][..., 0], _mask())
-  assert first['image'].shape == (SIDE, SIDE, 3)
+  assert first['mask'].shape == (bf.SIDE, bf.SIDE, 1)
+  np.testing.assert_array_equal(first['mask'][..., 0], bf.fg_mask())
+  assert first['image'].shape == (bf.SIDE, bf.SIDE, 3)
 
 
 def test_builder_takes_the_extracted_folder_and_checks_folders(tmp_path):
-  files = {k: v for k, v in _release_files().items() if '/only_fg/' in k}
+  files = {k: v for k, v in bf.release_files().items() if '/only_fg/' in k}
   manual = tmp_path / 'manual'
   for name, data in files.items():
     (manual / name).parent.mkdir(parents=True, exist_ok=True)
     (manual / name).write_bytes(data)
-  built = fx.prepare(
+  built = bf.fx.prepare(
     f'{bgc.NAME}/only_fg', str(tmp_path / 'tfds'), manual_dir=str(manual)
   )
   assert built.info.splits[bgc.SPLIT].num_examples == 9
@@ -221,7 +114,7 @@ def test_builder_takes_the_extracted_folder_and_checks_folders(tmp_path):
     manual / 'bg_challenge/only_fg/val/fish',
   )
   with pytest.raises(ValueError, match='08_fish'):
-    fx.prepare(
+    bf.fx.prepare(
       f'{bgc.NAME}/only_fg', str(tmp_path / 'tfds2'), manual_dir=str(manual)
     )
 
@@ -232,7 +125,7 @@ def test_backgrounds_suite(release, run):
   metrics = result['metrics']
   assert next(iter(metrics)) == 'bg_gap'
   assert metrics['bg_gap'] == pytest.approx(3 / 9)
-  for variant, top1 in TOP1.items():
+  for variant, top1 in bf.TOP1.items():
     assert metrics[f'{variant}_top1'] == pytest.approx(top1), variant
   assert metrics['original_count'] == 18 and metrics['mixed_rand_count'] == 9
   assert os.path.exists(os.path.join(run.workdir, 'eval', 'backgrounds.json'))
@@ -255,8 +148,8 @@ def test_challenge_suite(release, run):
   )
   metrics = result['metrics']
   assert next(iter(metrics)) == 'challenge_accuracy'
-  assert metrics['challenge_accuracy'] == pytest.approx(1 - len(FOOLED) / 9)
-  assert metrics['fooled'] == len(FOOLED)
+  assert metrics['challenge_accuracy'] == pytest.approx(1 - len(bf.FOOLED) / 9)
+  assert metrics['fooled'] == len(bf.FOOLED)
   assert metrics['clean_top1'] == 1.0
   assert (metrics['foregrounds'], metrics['backgrounds']) == (9, 9)
   # `size` backgrounds a step (4 rounded up to the devices): foreground 0
@@ -279,7 +172,7 @@ def test_errors_say_what_to_do(tmp_path, run):
     suite_registry.evaluate_run(run, 'backgrounds', args)
   assert str(tmp_path / 'm') in str(error.value)
   assert 'never downloads' in str(error.value)
-  ten = fx.planted_run(str(tmp_path / 'ten'))
+  ten = bf.fx.planted_run(str(tmp_path / 'ten'))
   ten.config.data.num_classes = 10
   with pytest.raises(ValueError, match='10 classes'):
     suite_registry.evaluate_run(ten, 'backgrounds', args)
