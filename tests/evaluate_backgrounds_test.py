@@ -6,7 +6,11 @@ predictions are planted, and every number is checked against a value worked
 out by hand. Two processes evaluate like one (`backgrounds_multihost_worker`).
 """
 
+import json
 import os
+import socket
+import subprocess
+import sys
 
 import backgrounds_fixtures as bf
 import numpy as np
@@ -180,3 +184,51 @@ def test_errors_say_what_to_do(tmp_path, run):
     suite_registry.evaluate_run(
       run, 'backgrounds', _args(str(tmp_path), dataset='no_bg')
     )
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_like_one(release, run, tmp_path):
+  """2 processes x 2 devices: 9 foregrounds split 5 / 4, so process 1 runs
+  out first and pads while process 0 still pastes; same numbers, one file."""
+  _, data_dir = release
+  worker = os.path.join(
+    os.path.dirname(__file__), 'backgrounds_multihost_worker.py'
+  )
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / 'multi'
+  processes = []
+  for i in range(2):
+    # A file, not a pipe: a full pipe would stall a worker mid-collective.
+    log = tmp_path / f'worker{i}.log'
+    with open(log, 'w') as out:
+      command = [sys.executable, worker, data_dir, str(workdir)]
+      command += [f'--process_id={i}', f'--port={port}']
+      process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    processes.append((process, log))
+  outputs = []
+  try:
+    for process, log in processes:
+      process.wait(timeout=300)
+      output = log.read_text()
+      assert process.returncode == 0, output
+      outputs.append(json.loads(output.split('metrics: ')[-1]))
+  finally:
+    for process, _ in processes:
+      if process.poll() is None:
+        process.kill()
+  assert outputs[0] == outputs[1]
+  want = {}
+  for suite in ('backgrounds', 'backgrounds_challenge'):
+    want[suite] = suite_registry.evaluate_run(run, suite, _args(data_dir))[
+      'metrics'
+    ]
+  # The step count is the global loop's, whatever the batch size.
+  for found in (outputs[0], want):
+    found['backgrounds_challenge'].pop('steps')
+  assert outputs[0] == json.loads(json.dumps(want))
+  assert sorted(os.listdir(workdir / 'eval')) == [
+    'backgrounds.json',
+    'backgrounds_challenge.json',
+  ]
