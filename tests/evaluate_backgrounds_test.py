@@ -109,14 +109,25 @@ def test_builder_takes_the_extracted_folder_and_checks_folders(tmp_path):
   for name, data in files.items():
     (manual / name).parent.mkdir(parents=True, exist_ok=True)
     (manual / name).write_bytes(data)
-  built = bf.fx.prepare(
-    f'{bgc.NAME}/only_fg', str(tmp_path / 'tfds'), manual_dir=str(manual)
+  tfds_dir = str(tmp_path / 'tfds')
+  bgc.main(
+    [
+      '--data_dir',
+      tfds_dir,
+      '--manual_dir',
+      str(manual),
+      '--configs',
+      'only_fg',
+    ]
   )
+  built = tfds.builder(f'{bgc.NAME}/only_fg', data_dir=tfds_dir)
   assert built.info.splits[bgc.SPLIT].num_examples == 9
   os.rename(
     manual / 'bg_challenge/only_fg/val/08_fish',
     manual / 'bg_challenge/only_fg/val/fish',
   )
+  with pytest.raises(ValueError, match='no_bg'):
+    bgc.main(['--manual_dir', str(manual), '--configs', 'no_bg'])
   with pytest.raises(ValueError, match='08_fish'):
     bf.fx.prepare(
       f'{bgc.NAME}/only_fg', str(tmp_path / 'tfds2'), manual_dir=str(manual)

@@ -31,6 +31,9 @@ the original image `<name>.JPEG` with its mask, for the adversarial
 challenge. A pixel is foreground where the array, cast to uint8 as the
 official script does, is nonzero (the release's masks are 0/1).
 
+Prepare every config with `prepare(data_dir, manual_dir)` or `python -m
+jaxmix.datasets.backgrounds_challenge --data_dir D --manual_dir M`.
+
 Features: 'image' (JPEG bytes as released, 224 x 224 in the release),
 'label' (the 9 classes), 'file_name' (the file's name in its class folder),
 and for `fg_mask` 'mask' (uint8 `[H, W, 1]`, 1 on the foreground).
@@ -56,6 +59,7 @@ The images are fed whole, at their own size (no crop, no resize), with the
 model's own normalisation.
 """
 
+import argparse
 import io
 import re
 
@@ -150,14 +154,21 @@ IMAGENET_TO_IN9 = imagenet_to_in9()
 _IMAGE = re.compile(r'\.(jpe?g|png)$', re.IGNORECASE)
 
 
-class BackgroundsChallenge(tfds.core.GeneratorBasedBuilder):
+# Run as a script, this file is `__main__`; the CLI then imports the module by
+# its real name, which registers the builder once, where TFDS expects it.
+class BackgroundsChallenge(
+  tfds.core.GeneratorBasedBuilder, skip_registration=__name__ == '__main__'
+):
   """ImageNet-9 test variants and foreground masks (manual download)."""
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}  # noqa: RUF012
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     f'Download {ARCHIVE} from the "data" release of {RELEASE} and put it, '
-    f'or the {ROOT}/ folder it extracts to, in the manual_dir.'
+    f'or the {ROOT}/ folder it extracts to, in the manual_dir; `python -m '
+    'jaxmix.datasets.backgrounds_challenge --data_dir D --manual_dir M` '
+    'prepares every variant (`tfds build` needs `--imports '
+    'jaxmix.datasets.backgrounds_challenge`)'
   )
   BUILDER_CONFIGS = [  # noqa: RUF012
     *(tfds.core.BuilderConfig(name=v, description=v) for v in VARIANTS),
@@ -287,3 +298,45 @@ def _mask_examples(root):
           'mask': mask,
         },
       )
+
+
+def prepare(
+  data_dir: str | None,
+  manual_dir: str,
+  configs: tuple[str, ...] = (*VARIANTS, MASKS),
+) -> None:
+  """Prepares `configs` (all by default) from the release in manual_dir."""
+  for config in configs:
+    tfds.builder(f'{NAME}/{config}', data_dir=data_dir).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+        manual_dir=manual_dir, try_download_gcs=False
+      )
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--data_dir', default=None, help='TFDS data_dir.')
+  parser.add_argument(
+    '--manual_dir', required=True, help=f'Holds {ARCHIVE} or {ROOT}/.'
+  )
+  parser.add_argument(
+    '--configs',
+    default=','.join((*VARIANTS, MASKS)),
+    help='Comma-separated configs to prepare (default: all).',
+  )
+  ns = parser.parse_args(argv)
+  known = (*VARIANTS, MASKS)
+  configs = tuple(c for c in ns.configs.split(',') if c)
+  unknown = [c for c in configs if c not in known]
+  if unknown:
+    raise ValueError(f'--configs: unknown {unknown}; known {known}.')
+  prepare(ns.data_dir, ns.manual_dir, configs)
+  where = ns.data_dir or "TFDS's default data_dir"
+  print(f'Prepared {NAME} {", ".join(configs)} in {where}.')
+
+
+if __name__ == '__main__':
+  from jaxmix.datasets import backgrounds_challenge
+
+  backgrounds_challenge.main()
