@@ -25,6 +25,9 @@ variants (one builder config each, split 'test'):
   background of another image of the same class, of a random class, or of
   the next class (class c + 1 mod 9).
 
+(The release has no 'no_bg' folder: only_fg is the image without its
+background.)
+
 `fg_mask` holds, per original image, its foreground mask (`fg_mask/val/
 <class>/<name>.npy`, a 2-D array over the image's pixels); its examples are
 the original image `<name>.JPEG` with its mask, for the adversarial
