@@ -117,3 +117,9 @@ def test_training_curves_picture(tmp_path):
   png = str(tmp_path / 'curves.png')
   assert report.main([*runs, '--curves', png]) == 0
   assert os.path.getsize(png) > 1000
+
+
+def test_every_suite_is_orderable_and_on_the_command_line():
+  from jaxmix.evaluate import suite_registry
+
+  assert set(report.SUITE_ORDER) == set(suite_registry.SUITES)

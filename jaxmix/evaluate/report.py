@@ -31,6 +31,8 @@ SUITE_ORDER = (
   'imagenet_r',
   'sketch',
   'imagenet_c',
+  'backgrounds',
+  'backgrounds_challenge',
   'occlusion',
   'in_between',
   'fgsm',

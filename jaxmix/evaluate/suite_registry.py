@@ -16,7 +16,9 @@ so its numbers too are those of one process.
 
 ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
 'imagenet_a', 'imagenet_r', 'sketch', 'imagenet_c' (in
-`jaxmix.evaluate.suites_imagenet`). On the run's own eval set: 'occlusion',
+`jaxmix.evaluate.suites_imagenet`); the Backgrounds Challenge:
+'backgrounds', 'backgrounds_challenge' (in
+`jaxmix.evaluate.suites_backgrounds`). On the run's own eval set: 'occlusion',
 'in_between', 'fgsm', 'ood' (in `jaxmix.evaluate.suites_robustness`).
 Localisation: 'wsol', 'digits' (in `jaxmix.evaluate.suites_localization`).
 """
