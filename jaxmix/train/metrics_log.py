@@ -4,18 +4,20 @@ The TensorBoard writer here is a small dependency-free encoder of the event
 file format (TFRecord framing with masked CRC-32C around `Event` protocol
 buffers holding scalar summaries), so that logging needs no TensorFlow.
 Only the primary process (index 0) writes; the others get a no-op logger.
+Files go through `jaxmix.io.paths`, so the run directory may be a URL.
 """
 
 import contextlib
 import json
 import math
-import os
 import socket
 import struct
 import time
 from collections.abc import Mapping
 
 from absl import logging
+
+from jaxmix.io import paths
 
 
 def _crc32c_table() -> list[int]:
@@ -93,11 +95,12 @@ def encode_record(data: bytes) -> bytes:
 class EventFileWriter:
   """Appends scalar summaries to a TensorBoard event file in `logdir`."""
 
-  def __init__(self, logdir: str):
-    os.makedirs(logdir, exist_ok=True)
+  def __init__(self, logdir: paths.PathLike):
+    logdir = paths.resolve(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
     name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}'
-    self.path = os.path.join(logdir, name)
-    self._file = open(self.path, 'ab')  # noqa: SIM115 (closed in close())
+    self.path = logdir / name
+    self._file = self.path.open('ab')  # closed in close()
     self._file.write(
       encode_record(encode_event(time.time(), 0, file_version='brain.Event:2'))
     )
@@ -130,15 +133,15 @@ class MetricLogger:
     enabled: False on non-primary processes (nothing is written).
   """
 
-  def __init__(self, workdir: str, *, enabled: bool = True):
+  def __init__(self, workdir: paths.PathLike, *, enabled: bool = True):
     self.enabled = enabled
+    self._closed = False
     if not enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
-    self._events = EventFileWriter(os.path.join(workdir, 'tensorboard'))
-    self._jsonl = open(  # noqa: SIM115 (closed in close())
-      os.path.join(workdir, 'metrics.jsonl'), 'a'
-    )
+    workdir = paths.resolve(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    self._events = EventFileWriter(workdir / 'tensorboard')
+    self._jsonl = (workdir / 'metrics.jsonl').open('a')  # closed in close()
 
   def write(
     self, step: int, metrics: Mapping[str, float], *, prefix: str
@@ -183,8 +186,14 @@ class MetricLogger:
     if self.enabled:
       logging.info(message, *args)
 
-  def close(self) -> None:
+  def warning(self, message: str, *args: object) -> None:
     if self.enabled:
+      logging.warning(message, *args)
+
+  def close(self) -> None:
+    """Closes the files (twice is fine: errors and normal ends both call)."""
+    if self.enabled and not self._closed:
+      self._closed = True
       self._events.close()
       self._jsonl.close()
 
