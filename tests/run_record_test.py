@@ -9,7 +9,7 @@
 | resume with model.kwargs.width | buried in tracebacks | refused, one line |
 | truncated / emptied / deleted / flipped | crash or silent load | fallback |
 | two trainers | interleaved logs | second refused, stale lock taken |
-| gs:// workdir | `./gs:/...` local folder | kept as a URL |
+| gs:// workdir | `./gs:/...` local folder | works (url_workdir_test.py) |
 | preemption | exit 0 | status 'preempted', exit 75 |
 | evaluation, read-only run | results lost | checked first, --out |
 | unknown dataset | 495 lines | one line, closest names |
@@ -19,6 +19,7 @@
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import socket
@@ -80,12 +81,14 @@ def copy_of(run, tmp_path):
 
 
 def snapshot(workdir):
-  """Every file of the run record except checkpoints, by name -> bytes."""
-  return {
-    name: (workdir / name).read_bytes()
-    for name in sorted(os.listdir(workdir))
-    if (workdir / name).is_file()
-  }
+  """Every file of the run record, checkpoints aside: name -> bytes."""
+  found = {}
+  for root, dirs, names in os.walk(workdir):
+    dirs[:] = [d for d in dirs if not d.startswith('checkpoints')]
+    for name in names:
+      path = os.path.join(root, name)
+      found[os.path.relpath(path, workdir)] = pathlib.Path(path).read_bytes()
+  return found
 
 
 # --- identity ---------------------------------------------------------------

@@ -93,28 +93,37 @@ def encode_record(data: bytes) -> bytes:
 
 
 class EventFileWriter:
-  """Appends scalar summaries to a TensorBoard event file in `logdir`."""
+  """Appends scalar summaries to a TensorBoard event file in `logdir`.
+
+  The file is created at the first summary, so a start that logs nothing
+  (a resume with nothing to do) leaves the run directory as it was.
+  """
 
   def __init__(self, logdir: paths.PathLike):
-    logdir = paths.resolve(logdir)
-    logdir.mkdir(parents=True, exist_ok=True)
     name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}'
-    self.path = logdir / name
-    self._file = self.path.open('ab')  # closed in close()
-    self._file.write(
-      encode_record(encode_event(time.time(), 0, file_version='brain.Event:2'))
-    )
+    self.path = paths.resolve(logdir) / name
+    self._file = None
+
+  def _opened(self):
+    if self._file is None:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      self._file = self.path.open('ab')  # closed in close()
+      header = encode_event(time.time(), 0, file_version='brain.Event:2')
+      self._file.write(encode_record(header))
+    return self._file
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    self._file.write(
+    self._opened().write(
       encode_record(encode_event(time.time(), step, scalars=values))
     )
 
   def flush(self) -> None:
-    self._file.flush()
+    if self._file is not None:
+      self._file.flush()
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
 
 
 def format_duration(seconds: float) -> str:
