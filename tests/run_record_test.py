@@ -144,6 +144,7 @@ def test_a_finished_run_has_nothing_to_do_and_changes_nothing(finished_run):
   assert train_app.EXIT_CODES['nothing_to_do'] == 3
 
 
+@pytest.mark.slow
 def test_extending_a_run_trains_and_records_a_dated_history(
   finished_run, tmp_path
 ):

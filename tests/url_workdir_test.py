@@ -16,6 +16,7 @@ import signal
 import fsspec
 import pytest
 from etils.epath import backend as epath_backend
+from etils.epath import gpath as epath_gpath
 from fsspec.implementations.local import LocalFileSystem
 from orbax.checkpoint._src.path import gcs_utils
 from orbax.checkpoint._src.serialization import tensorstore_utils
@@ -56,7 +57,8 @@ def fake_gcs(tmp_path, monkeypatch):
   root = tmp_path / 'bucket_root'
   root.mkdir()
   monkeypatch.setattr(FakeGCS, 'root', str(root))
-  monkeypatch.setenv('EPATH_USE_TF', 'false')  # epath's fsspec backend
+  # epath's fsspec backend for gs:// (its choice of TF's is cached).
+  monkeypatch.setattr(epath_gpath, '_is_tf_installed', lambda: False)
   fsspec.register_implementation('gcs', FakeGCS, clobber=True)
   fsspec.register_implementation('gs', FakeGCS, clobber=True)
   epath_backend.fsspec_backend._get_filesystem.cache_clear()
