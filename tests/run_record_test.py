@@ -536,6 +536,7 @@ def test_command_line_exit_codes(tmp_path):
     f'--workdir={tmp_path / "run"}',
     '--config.num_epochs=1',
     '--config.model.kwargs.width=4',
+    '--config.checkpoint.every_steps=1',
   ]
 
   def run(*extra):
@@ -558,3 +559,15 @@ def test_command_line_exit_codes(tmp_path):
   assert 'model.kwargs.width: 4 (run) -> 32 (requested)' in wider.stderr
   assert 'Traceback' not in wider.stderr
   assert 'Event loop is closed' not in wider.stderr
+  # A truncated latest checkpoint: one line says so, the run goes on from
+  # the previous one (no echoes of the failed read).
+  with open(
+    largest_array_file(tmp_path / 'run' / 'checkpoints' / '4'), 'r+b'
+  ) as f:
+    f.truncate(100)
+  longer = run('--config.num_epochs=2')
+  assert longer.returncode == 0, longer.stderr[-3000:]
+  assert 'Skipping checkpoint step 4' in longer.stderr
+  assert 'Resumed from step 3' in longer.stderr
+  assert 'Traceback' not in longer.stderr
+  assert 'Event loop is closed' not in longer.stderr

@@ -26,6 +26,7 @@ into a flag the loop checks at the next step boundary.
 import dataclasses
 import hashlib
 import signal
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,31 @@ def _one_line(error: BaseException, limit: int = 300) -> str:
   lines = [x for x in str(error).strip().splitlines() if x.strip()]
   text = f'{type(error).__name__}: {lines[0] if lines else ""}'.strip()
   return text if len(text) <= limit else text[: limit - 3] + '...'
+
+
+def drop_closed_loop_errors() -> None:
+  """Silences the 'Event loop is closed' echoes of a failed restore.
+
+  When one read of a step fails, orbax closes its event loop while
+  TensorStore still completes the step's other reads; each completion then
+  raises `RuntimeError('Event loop is closed')` in a callback, which Python
+  prints as an unraisable exception: dozens of tracebacks that bury the one
+  real error (which `CheckpointError` reports). Only that exact error is
+  dropped; every other unraisable exception reaches the previous hook.
+  Installed once per process.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, 'drops_closed_loop_errors', False):
+    return
+
+  def hook(unraisable) -> None:
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  hook.drops_closed_loop_errors = True
+  sys.unraisablehook = hook
 
 
 def _host_copy(leaf: Any) -> np.ndarray | None:
@@ -233,6 +259,7 @@ class Checkpointer:
       raise FileNotFoundError(f'No checkpoint in {self.directory}.')
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     path = self.directory / str(step)
+    drop_closed_loop_errors()  # before: the echoes follow a failure at once
     try:
       restored = self._manager.restore(
         step,
