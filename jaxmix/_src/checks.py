@@ -11,13 +11,29 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+# Channel counts of images (grey, RGB, RGBA), for telling [B, C, H, W] apart.
+IMAGE_CHANNELS = (1, 3, 4)
+
 
 def check_images(images: ArrayLike, name: str = 'images') -> None:
-  """Images must be a float `[B, H, W, C]` array."""
+  """Images must be a float channels-last `[B, H, W, C]` array.
+
+  Channels-first batches are rejected by one rule: axis 1 holds 1, 3 or 4
+  entries while the last axis holds another count (`[B, 3, H, W]` with
+  `W` not in {1, 3, 4}), which would otherwise be read as an image of height
+  3. Channels-last images of any channel count pass (`[B, H, W, 8]` with
+  `H` >= 5).
+  """
   shape = jnp.shape(images)
   if len(shape) != 4:
     raise ValueError(
       f'`{name}` must have rank 4 [B, H, W, C], got shape {shape}.'
+    )
+  if shape[1] in IMAGE_CHANNELS and shape[3] not in IMAGE_CHANNELS:
+    raise ValueError(
+      f'`{name}` of shape {shape} looks channels-first [B, C, H, W]; jaxmix '
+      f'takes channels-last [B, H, W, C]: pass '
+      f'`jnp.transpose({name}, (0, 2, 3, 1))`.'
     )
   if not jnp.issubdtype(jnp.result_type(images), jnp.floating):
     raise TypeError(

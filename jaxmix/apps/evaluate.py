@@ -6,9 +6,13 @@
     --data_dir DIR
 
 Writes `RUN/eval/<suite>.json` (plus PNG pictures for the suites that draw)
-for every run and prints a short table. With several runs, 'wsol' and
-'digits' also draw the CAMs of all runs side by side for the same images
-(`<out>/<suite>_cams_runs.png`, `--out` default: the first run's eval/).
+for every run and prints a short table; with `--out`, they go there instead
+(`<out>/<run name>/` for each of several runs), so a read-only run directory
+can be evaluated. The results directory is checked writable before a suite
+starts and each run's JSON is written, atomically, as soon as it is
+computed. With several runs, 'wsol' and 'digits' also draw the CAMs of all
+runs side by side for the same images (`<out>/<suite>_cams_runs.png`,
+`--out` default: the first run's eval/).
 
 Multi-host (a TPU pod slice, several GPU hosts): run the same command on
 every host with `--distributed` (`jax.distributed.initialize()`, as the
@@ -19,6 +23,7 @@ all get the same metrics and only process 0 writes and prints.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -116,17 +121,23 @@ def main(argv: list[str] | None = None) -> int:
   initialize_distributed(ns)
   # Imported after parsing so that `--help` answers without loading JAX.
   from jaxmix.evaluate import multihost, runs, suite_registry
+  from jaxmix.io import paths
 
   args = suite_args(ns, suite_registry)
+  if ns.out and multihost.is_primary():
+    paths.check_writable(ns.out)  # before any run is loaded or evaluated
   results = []
   for workdir in ns.workdir:
     run = runs.load_run(workdir, step=ns.step, use_ema=not ns.no_ema)
-    results.append(suite_registry.evaluate_run(run, ns.suite, args))
+    run_args = args
+    if ns.out and len(ns.workdir) > 1:
+      run_args = dataclasses.replace(args, out=os.path.join(ns.out, run.name))
+    results.append(suite_registry.evaluate_run(run, ns.suite, run_args))
     if multihost.is_primary():
       print(f'{run.name}: wrote {results[-1]["json"]}')
   if not multihost.is_primary():
     return 0
-  out = ns.out or os.path.join(results[0]['workdir'], 'eval')
+  out = ns.out or os.fspath(paths.resolve(results[0]['workdir']) / 'eval')
   combined = None
   if ns.suite in ('wsol', 'digits'):
     path = os.path.join(out, f'{ns.suite}_cams_runs.png')

@@ -9,12 +9,23 @@
 under `configs/` (so the command works from any directory after `pip
 install`). Any field can be overridden (`--config.mix.cutmix_alpha=0.5`);
 the config is locked, so a misspelled field fails instead of being
-ignored. Starting again with the same `--workdir` resumes from its latest
-checkpoint.
+ignored. Starting again with the same `--workdir` resumes from its newest
+intact checkpoint. `--workdir` may be a URL (`gs://bucket/run`).
+
+Exit status (what a scheduler needs to requeue a preempted job):
+
+  0   finished: the run reached its last step (and saved it).
+  1   an error (a bad config field, a corrupt dataset, a non-finite loss).
+  3   nothing to do: the run had already reached its last step; nothing
+      was trained or recorded.
+  4   refused: the run directory holds a run of another config (identity
+      fields differ), or another trainer holds its lock.
+  75  preempted (SIGTERM): saved; start the same command again to resume
+      (75 is EX_TEMPFAIL of sysexits.h, "try again later").
 """
 
 import logging as logging_lib
-import os
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -33,6 +44,17 @@ _WORKDIR = flags.DEFINE_string(
 )
 flags.mark_flags_as_required(['config', 'workdir'])
 
+EXIT_FINISHED = 0
+EXIT_ERROR = 1
+EXIT_NOTHING_TO_DO = 3
+EXIT_REFUSED = 4
+EXIT_PREEMPTED = 75
+EXIT_CODES = {
+  'finished': EXIT_FINISHED,
+  'nothing_to_do': EXIT_NOTHING_TO_DO,
+  'preempted': EXIT_PREEMPTED,
+}
+
 
 def _quiet_orbax(record: logging_lib.LogRecord) -> bool:
   """Drops orbax's per-save INFO chatter; warnings and errors still show."""
@@ -48,15 +70,21 @@ def parse_flags(argv: list[str]) -> list[str]:
   return flags.FLAGS(argv)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+  """Trains; returns the exit status (see the module docstring)."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging_lib.getLogger('absl').addFilter(_quiet_orbax)
   # Imported here so that `--help` answers without loading JAX. The tf.data
   # pipeline (TFDS datasets only) hides the accelerators from TensorFlow.
-  from jaxmix.train import loop
+  from jaxmix.train import loop, run_dir
 
-  loop.train_and_evaluate(_CONFIG.value, os.path.abspath(_WORKDIR.value))
+  try:
+    outcome = loop.train(_CONFIG.value, _WORKDIR.value)
+  except (run_dir.RunIdentityError, run_dir.RunLockedError) as error:
+    print(f'FATAL: {error}', file=sys.stderr)
+    return EXIT_REFUSED
+  return EXIT_CODES[outcome.status]
 
 
 def run() -> None:

@@ -9,6 +9,7 @@ labels and file names without decoding. When an image cannot be decoded,
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable
 
@@ -33,8 +34,23 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   datasets.import_builder(name)  # jaxmix's own builders, by registry
   try:
     return tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError as error:
-    raise ValueError(f'TFDS has no dataset {name!r}: {error}') from None
+  except tfds.core.registered.DatasetNotFoundError:
+    # TFDS's own message lists its whole catalogue (hundreds of lines).
+    raise ValueError(unknown_dataset_message(name)) from None
+
+
+def unknown_dataset_message(name: str) -> str:
+  """One line: `name` is not a dataset, with the closest known names."""
+  known = {*tfds.list_builders(with_community_datasets=False)}
+  known |= set(datasets.BUILDERS) | {'synthetic'}
+  base = name.split('/')[0].split(':')[0]
+  close = difflib.get_close_matches(base, sorted(known), n=5, cutoff=0.6)
+  hint = (
+    f'closest names: {", ".join(close)}'
+    if close
+    else 'see `tfds.list_builders()` for the names'
+  )
+  return f'TFDS has no dataset {name!r}; {hint}.'
 
 
 def not_prepared_message(

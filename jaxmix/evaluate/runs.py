@@ -13,8 +13,11 @@ checkpoint, and returns a `Run`:
 The restore target is built the way the trainer builds its state
 (`create_train_state` under `jax.eval_shape`, nothing is initialised), so a
 checkpoint restores exactly onto the structure it was saved from (the
-layout of `jaxmix.train.checkpoints.Checkpointer`: items 'state' and
-'data_iter'). Arrays are replicated over the devices of a 'data' mesh.
+layout of `jaxmix.train.checkpoints.Checkpointer`: items 'state',
+'data_iter' and 'digest'). The restored state is checked against its
+digest; without `step`, a corrupt newest checkpoint is skipped (with a
+warning naming it) for the newest intact one. Arrays are replicated over
+the devices of a 'data' mesh. The workdir may be a URL (`gs://...`).
 """
 
 import dataclasses
@@ -28,11 +31,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
-from etils import epath
+from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxmix.train import build, steps
+from jaxmix.io import paths
+from jaxmix.train import build, checkpoints, steps
 from jaxmix.train import state as state_lib
 
 Variables = tuple[nnx.State, nnx.State]
@@ -55,14 +59,13 @@ def method_of(config: Mapping[str, Any]) -> str:
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   """The resolved config a run wrote to `workdir/config.json`."""
-  path = os.path.join(os.fspath(workdir), 'config.json')
-  if not os.path.exists(path):
+  path = paths.resolve(workdir) / 'config.json'
+  if not path.exists():
     raise FileNotFoundError(
       f'{path} does not exist: `workdir` must be a run directory written by '
       '`python -m jaxmix.apps.train` (it holds config.json and checkpoints/).'
     )
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def _abstract_state(config, mesh):
@@ -87,39 +90,75 @@ def _abstract_state(config, mesh):
   return holder['model_def'], abstract
 
 
+def _restore_step(manager, directory, abstract: Any, step: int) -> Any:
+  """One step's verified 'state'; `CheckpointError` if it fails."""
+  path = directory / str(step)
+  checkpoints.drop_closed_loop_errors()
+  try:
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract),
+        digest=ocp.args.JsonRestore(),
+      ),
+    )
+  except Exception as error:
+    reason = str(error).strip().splitlines()[0][:300] if str(error) else ''
+    raise checkpoints.CheckpointError(
+      step, path, f'{type(error).__name__}: {reason}'
+    ) from error
+  if not isinstance(restored.digest, dict):
+    raise checkpoints.CheckpointError(step, path, 'its digest is missing')
+  mismatch = checkpoints.digest_mismatch(restored.digest, restored.state)
+  if mismatch:
+    raise checkpoints.CheckpointError(step, path, mismatch)
+  return restored.state
+
+
 def _restore(
-  directory: str, abstract: Any, step: int | None
+  directory: paths.PathLike, abstract: Any, step: int | None
 ) -> tuple[int, Any]:
-  """The 'state' item of a `jaxmix.train.checkpoints.Checkpointer` step.
+  """The verified 'state' of a `jaxmix.train.checkpoints.Checkpointer` step.
 
   Opened read-only: a trainer may still be writing to the directory, and a
   writable manager would clean up its in-flight temporary checkpoint.
+  Without `step`, the newest intact step (failures are logged).
   """
-  if not os.path.isdir(directory):
+  directory = paths.resolve(directory)
+  if not directory.is_dir():
     raise FileNotFoundError(f'No checkpoint directory {directory}.')
   manager = ocp.CheckpointManager(
-    epath.Path(directory),
+    directory,
     options=ocp.CheckpointManagerOptions(
       read_only=True, save_interval_steps=0, create=False
     ),
-    item_names=('state', 'data_iter'),
+    item_names=checkpoints.ITEMS,
   )
   try:
     available = sorted(manager.all_steps())
     if not available:
       raise FileNotFoundError(f'No checkpoint in {directory}.')
-    if step is None:
-      step = available[-1]
-    elif step not in available:
-      raise ValueError(
-        f'step={step} has no checkpoint in {directory}; steps: {available}.'
-      )
-    restored = manager.restore(
-      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    if step is not None:
+      if step not in available:
+        raise ValueError(
+          f'step={step} has no checkpoint in {directory}; steps: {available}.'
+        )
+      return step, _restore_step(manager, directory, abstract, step)
+    failed = []
+    for candidate in reversed(available):
+      try:
+        return candidate, _restore_step(manager, directory, abstract, candidate)
+      except checkpoints.CheckpointError as error:
+        logging.warning('Skipping %s; trying the previous one.', error)
+        failed.append(error)
+    raise checkpoints.CheckpointError(
+      failed[0].step,
+      directory,
+      'no intact checkpoint: '
+      + '; '.join(f'step {e.step}: {e.reason}' for e in failed),
     )
   finally:
     manager.close()
-  return step, restored.state
 
 
 @dataclasses.dataclass
@@ -207,11 +246,10 @@ class Run:
 
   def metrics_history(self) -> list[dict]:
     """The rows of the run's `metrics.jsonl` ([] if it has none)."""
-    path = os.path.join(self.workdir, 'metrics.jsonl')
-    if not os.path.exists(path):
+    path = paths.resolve(self.workdir) / 'metrics.jsonl'
+    if not path.exists():
       return []
-    with open(path) as f:
-      return [json.loads(line) for line in f if line.strip()]
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def load_run(
@@ -233,16 +271,16 @@ def load_run(
   Returns:
     A `Run`.
   """
-  workdir = os.path.abspath(os.fspath(workdir))
-  config = load_config(workdir)
+  path = paths.resolve(workdir)
+  config = load_config(path)
   mesh = steps.create_mesh() if mesh is None else mesh
   model_def, abstract = _abstract_state(config, mesh)
-  step, state = _restore(os.path.join(workdir, 'checkpoints'), abstract, step)
+  step, state = _restore(path / 'checkpoints', abstract, step)
   ema = use_ema and state.ema_params is not None
   params = state.ema_params if ema else state.params
   return Run(
-    workdir=workdir,
-    name=os.path.basename(workdir.rstrip(os.sep)),
+    workdir=os.fspath(path),
+    name=path.name,
     config=config,
     step=int(step),
     use_ema=ema,

@@ -4,8 +4,10 @@
 'metrics' (flat name -> number, the table columns), optionally 'curves'
 (name -> {x name: [...], y name: [...]}), 'dataset', 'split', and private
 keys starting with '_' (arrays for pictures, never written to JSON).
-`evaluate_run` runs one suite, writes `RUN/eval/<suite>.json` and returns
-the result. Datasets are opened with `jaxmix.evaluate.eval_builders` and read
+`evaluate_run` runs one suite, writes `<suite>.json` to `args.out` (default
+`RUN/eval`) and returns the result. The directory is proved writable before
+the suite starts, and the file is written whole or not at all, so a
+read-only run directory fails at once instead of after the computation. Datasets are opened with `jaxmix.evaluate.eval_builders` and read
 with `jaxmix.evaluate.eval_batches`, so a dataset that is not prepared gives an
 error saying how to prepare it.
 
@@ -24,7 +26,6 @@ Localisation: 'wsol', 'digits' (in `jaxmix.evaluate.suites_localization`).
 """
 
 import json
-import os
 
 import numpy as np
 
@@ -45,6 +46,7 @@ from jaxmix.evaluate.suite_common import (
   predict,
   top_k_metrics,
 )
+from jaxmix.io import paths
 
 __all__ = [
   'SUITES',
@@ -55,6 +57,7 @@ __all__ = [
   'eval_set',
   'evaluate_run',
   'predict',
+  'results_dir',
   'top_k_metrics',
 ]
 
@@ -73,8 +76,13 @@ def _jsonable(value):
   return value
 
 
+def results_dir(run: Run, args: SuiteArgs) -> paths.epath.Path:
+  """Where a suite's JSON and pictures go: `args.out`, else `RUN/eval`."""
+  return paths.resolve(args.out or paths.resolve(run.workdir) / 'eval')
+
+
 def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
-  """Runs `suite` on `run` and writes `RUN/eval/<suite>.json`.
+  """Runs `suite` on `run` and writes `<suite>.json` to `results_dir`.
 
   Under `jax.distributed` every process must call it (the suites gather
   results from all processes); only process 0 writes.
@@ -83,10 +91,17 @@ def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
     The suite's result with 'suite', 'run', 'workdir', 'step', 'method',
     'use_ema' and 'json' (the path process 0 writes) added; private '_'
     keys stay in the returned dict but not in the file.
+
+  Raises:
+    PermissionError: the results directory is not writable (checked before
+      the suite runs).
   """
   if suite not in SUITES:
     raise ValueError(f'Unknown suite {suite!r}; suites: {sorted(SUITES)}.')
   args = args or SuiteArgs()
+  directory = results_dir(run, args)
+  if is_primary():
+    paths.check_writable(directory)
   result = SUITES[suite](run, args)
   result.update(
     suite=suite,
@@ -96,14 +111,10 @@ def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
     method=run.method,
     use_ema=run.use_ema,
   )
-  directory = os.path.join(run.workdir, 'eval')
-  path = os.path.join(directory, f'{suite}.json')
+  path = directory / f'{suite}.json'
   if is_primary():
-    os.makedirs(directory, exist_ok=True)
-    with open(path, 'w') as f:
-      json.dump(_jsonable(result), f, indent=2)
-      f.write('\n')
-  result['json'] = path
+    paths.write_text(path, json.dumps(_jsonable(result), indent=2) + '\n')
+  result['json'] = str(path)
   return result
 
 

@@ -1,5 +1,7 @@
-"""File formats that jaxmix reads without their native libraries.
+"""File formats that jaxmix reads without their native libraries, and paths.
 
 - `torch_files`: PyTorch's `torch.save` files (zip or legacy), read with a
   restricted unpickler into NumPy arrays, without importing torch.
+- `paths`: the one path layer (`etils.epath`) of run directories, so that
+  `gs://` and other URLs work where local folders do.
 """

@@ -18,6 +18,7 @@ original image, TF's order. A horizontal flip does not change a 1x1 pooling.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 Array = jax.Array
@@ -82,6 +83,52 @@ def _check_maps(scores: Array, indices: Array, crop_boxes: Array) -> None:
     )
 
 
+def _concrete(x: ArrayLike) -> np.ndarray | None:
+  """`x` as numpy, or None while tracing (values unknown)."""
+  try:
+    return np.asarray(x)
+  except jax.errors.TracerArrayConversionError:
+    return None
+
+
+def check_label_map_inputs(
+  indices: ArrayLike, crop_boxes: ArrayLike, num_classes: int
+) -> None:
+  """Value checks of `pool_label_map`'s inputs, on concrete arrays only.
+
+  Boxes must be finite, inside [0, 1] and ordered (min <= max); class ids
+  must lie in `[0, num_classes)`. Traced inputs (under `jit`) are skipped:
+  their values are not known, and a check there would cost a device sync.
+  The trainer's host-side label-map join runs the same check on numpy.
+
+  Raises:
+    ValueError: naming the argument, the first bad row and its values.
+  """
+  boxes, ids = _concrete(crop_boxes), _concrete(indices)
+  if boxes is not None:
+    boxes = boxes.astype(np.float32)
+    bad = ~np.isfinite(boxes).all(-1)
+    bad |= ((boxes < 0) | (boxes > 1)).any(-1)
+    bad |= (boxes[..., 0] > boxes[..., 2]) | (boxes[..., 1] > boxes[..., 3])
+    if bad.any():
+      row = int(np.argmax(bad))
+      raise ValueError(
+        f'`crop_boxes` must be (ymin, xmin, ymax, xmax) with 0 <= min <= max '
+        f'<= 1 and no NaN; row {row} is {boxes[row].tolist()} '
+        f'({int(bad.sum())} bad rows).'
+      )
+  if (
+    ids is not None
+    and ids.size
+    and not 0 <= ids.min() <= ids.max() < num_classes
+  ):
+    wrong = ids.max() if ids.max() >= num_classes else ids.min()
+    raise ValueError(
+      f'`indices` must be class ids in [0, num_classes={num_classes}), '
+      f'got {int(wrong)}.'
+    )
+
+
 def pool_label_map(
   scores: ArrayLike,
   indices: ArrayLike,
@@ -99,9 +146,11 @@ def pool_label_map(
   Args:
     scores: float ``[B, S, S, k]`` top-k annotator logits (float16 is fine).
     indices: int ``[B, S, S, k]`` class ids of `scores`, each in
-      ``[0, num_classes)``; out-of-range ids are dropped.
+      ``[0, num_classes)``; others are an error on concrete inputs and
+      dropped under `jit` (see `check_label_map_inputs`).
     crop_boxes: float ``[B, 4]`` = `(ymin, xmin, ymax, xmax)` of each crop in
-      normalised coordinates of the original image, inside [0, 1].
+      normalised coordinates of the original image, inside [0, 1] (checked
+      on concrete inputs).
     num_classes: K. Static.
     official_box_order: pool the region the official code pools, which
       passes `(y, x)` boxes to an `(x, y)` API and so reflects the crop about
@@ -126,6 +175,7 @@ def pool_label_map(
     raise ValueError(
       f'`num_classes` must be a positive Python int, got {num_classes!r}.'
     )
+  check_label_map_inputs(indices, crop_boxes, num_classes)
   batch_size, rows, cols, _ = scores.shape
   ymin, xmin, ymax, xmax = (crop_boxes[:, i] for i in range(4))
   if official_box_order:

@@ -1,9 +1,17 @@
-"""Checkpoints: orbax `CheckpointManager`, async, keep the last N.
+"""Checkpoints: orbax `CheckpointManager`, async, keep the last N, verified.
 
-A checkpoint holds two items: 'state' (the `TrainState` pytree, saved and
-restored as global arrays with their shardings) and 'data_iter' (the
-training iterator's `get_state()` position, a small JSON item), so a resumed
-run continues with exactly the batch it would have seen next.
+A checkpoint holds three items: 'state' (the `TrainState` pytree, saved and
+restored as global arrays with their shardings), 'data_iter' (the training
+iterator's `get_state()` position, a small JSON item), so a resumed run
+continues with exactly the batch it would have seen next, and 'digest' (a
+SHA-256 of every state leaf's bytes, computed on the host from the arrays
+being saved). The three commit together (orbax writes a step to a temporary
+directory and renames it when complete), so a step that exists is complete,
+and `restore` recomputes the digest of what it read: a truncated, emptied,
+missing or altered file fails naming the step, the path and the reason.
+`restore_latest` tries the newest step first and falls back to the newest
+intact one; the failed steps are moved to `<directory>_rejected/` (kept for
+inspection, out of the way of the steps the resumed run will save again).
 
 The manager's policy is "every `every_steps` steps or at a preemption sync
 point" (`save()` without `force`, `should_save()`). The training loop makes
@@ -15,15 +23,130 @@ service makes all hosts agree on a step after a SIGTERM on any of them
 into a flag the loop checks at the next step boundary.
 """
 
+import dataclasses
+import hashlib
 import signal
+import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from jaxmix.io import paths
+
 _policies = ocp.checkpoint_managers
+ITEMS = ('state', 'data_iter', 'digest')
+
+
+class CheckpointError(ValueError):
+  """A checkpoint step that cannot be restored: incomplete, corrupt, other.
+
+  Attributes:
+    step: the step.
+    path: its directory.
+    reason: what failed, in one line.
+  """
+
+  def __init__(self, step: int, path: Any, reason: str):
+    self.step, self.path, self.reason = step, path, reason
+    super().__init__(f'checkpoint step {step} ({path}): {reason}')
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+  """An exception as one short line (orbax's tree dumps run for pages)."""
+  lines = [x for x in str(error).strip().splitlines() if x.strip()]
+  text = f'{type(error).__name__}: {lines[0] if lines else ""}'.strip()
+  return text if len(text) <= limit else text[: limit - 3] + '...'
+
+
+def drop_closed_loop_errors() -> None:
+  """Silences the 'Event loop is closed' echoes of a failed restore.
+
+  When one read of a step fails, orbax closes its event loop while
+  TensorStore still completes the step's other reads; each completion then
+  raises `RuntimeError('Event loop is closed')` in a callback, which Python
+  prints as an unraisable exception: dozens of tracebacks that bury the one
+  real error (which `CheckpointError` reports). Only that exact error is
+  dropped; every other unraisable exception reaches the previous hook.
+  Installed once per process.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, 'drops_closed_loop_errors', False):
+    return
+
+  def hook(unraisable) -> None:
+    error = unraisable.exc_value
+    if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  hook.drops_closed_loop_errors = True
+  sys.unraisablehook = hook
+
+
+def _host_copy(leaf: Any) -> np.ndarray | None:
+  """The bytes behind a leaf; None for a sharded array (not one copy here)."""
+  if isinstance(leaf, jax.Array):
+    if leaf.is_fully_replicated:
+      return np.asarray(leaf.addressable_data(0))
+    if leaf.is_fully_addressable:
+      return np.asarray(leaf)
+    return None
+  return np.asarray(leaf)
+
+
+def state_digest(state: Any) -> dict[str, str]:
+  """`{leaf path: sha256 hex}` of a pytree's arrays (shape and dtype too).
+
+  The trainer's state is replicated, so every process hashes its own full
+  copy and all get the same digest. Leaves sharded over processes are
+  recorded by shape and dtype only.
+  """
+  digest = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    host = _host_copy(leaf)
+    shape, dtype = np.shape(leaf), np.dtype(leaf.dtype)
+    hasher = hashlib.sha256(f'{dtype.str}{shape}'.encode())
+    if host is not None:
+      hasher.update(np.ascontiguousarray(host).tobytes())
+    digest[jax.tree_util.keystr(path)] = hasher.hexdigest()
+  return digest
+
+
+def digest_mismatch(saved: dict[str, str], state: Any) -> str | None:
+  """Why `state` does not match the `saved` digest (None if it does)."""
+  got = state_digest(state)
+  if set(saved) != set(got):
+    missing = sorted(set(saved) ^ set(got))[:3]
+    return f'the state has other leaves than the saved digest ({missing})'
+  bad = [k for k in saved if saved[k] != got[k]]
+  if bad:
+    return (
+      f'{len(bad)} of {len(saved)} arrays differ from the digest saved with '
+      f'them (first: {bad[0]}): the files were altered after the save'
+    )
+  return None
+
+
+@dataclasses.dataclass
+class Restored:
+  """What `Checkpointer.restore_latest` found.
+
+  Attributes:
+    step: the restored (verified) step.
+    state: the train state.
+    data_state: the input pipeline's position.
+    skipped: the newer steps that failed, as `CheckpointError`s.
+  """
+
+  step: int
+  state: Any
+  data_state: dict[str, Any]
+  skipped: list[CheckpointError]
 
 
 class Checkpointer:
@@ -63,9 +186,7 @@ class Checkpointer:
       cleanup_tmp_directories=True,
     )
     self._manager = ocp.CheckpointManager(
-      epath.Path(directory).absolute(),
-      options=options,
-      item_names=('state', 'data_iter'),
+      paths.resolve(directory), options=options, item_names=ITEMS
     )
 
   @property
@@ -97,14 +218,20 @@ class Checkpointer:
   ) -> bool:
     """Saves when the policy (or `force`) says so; call on every process.
 
+    The digest is computed here, from the arrays being saved, and is
+    committed in the same step directory as the state.
+
     Returns:
       Whether a save was started.
     """
+    if not (force or self._manager.should_save(step)):
+      return False
     return self._manager.save(
       step,
       args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data_iter=ocp.args.JsonSave(dict(data_state)),
+        digest=ocp.args.JsonSave(state_digest(state)),
       ),
       force=force,
     )
@@ -112,7 +239,7 @@ class Checkpointer:
   def restore(
     self, target: Any, step: int | None = None
   ) -> tuple[Any, dict[str, Any]]:
-    """Restores onto the shapes, dtypes and shardings of `target`.
+    """Restores onto the shapes, dtypes and shardings of `target`, verified.
 
     Args:
       target: a `TrainState` of `jax.Array`s (e.g. the freshly initialised
@@ -121,19 +248,95 @@ class Checkpointer:
 
     Returns:
       `(state, data_state)`.
+
+    Raises:
+      FileNotFoundError: there is no checkpoint.
+      CheckpointError: the step is incomplete, corrupt, fails its digest
+        or does not fit `target`.
     """
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f'No checkpoint in {self.directory}.')
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    restored = self._manager.restore(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract),
-        data_iter=ocp.args.JsonRestore(),
-      ),
-    )
+    path = self.directory / str(step)
+    drop_closed_loop_errors()  # before: the echoes follow a failure at once
+    try:
+      restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract),
+          data_iter=ocp.args.JsonRestore(),
+          digest=ocp.args.JsonRestore(),
+        ),
+      )
+    except Exception as error:
+      raise CheckpointError(step, path, _one_line(error)) from error
+    if not isinstance(restored.digest, dict):
+      raise CheckpointError(step, path, 'its digest item is missing')
+    mismatch = digest_mismatch(restored.digest, restored.state)
+    if mismatch:
+      raise CheckpointError(step, path, mismatch)
     return restored.state, dict(restored.data_iter)
+
+  def restore_latest(
+    self, target: Any, *, log: Callable[[str], None] = print
+  ) -> Restored | None:
+    """The newest intact checkpoint, falling back over failed ones.
+
+    Every failed step is logged (step, path, reason) and moved aside to
+    `<directory>_rejected/<step>`, so that neither this run nor a later
+    one takes it for good. Call on every process.
+
+    Returns:
+      A `Restored`, or None when there is no checkpoint at all.
+
+    Raises:
+      CheckpointError: checkpoints exist but none is intact (every
+        failure is listed); nothing is moved then.
+    """
+    failed = []
+    for step in sorted(self.all_steps(), reverse=True):
+      try:
+        state, data_state = self.restore(target, step)
+      except CheckpointError as error:
+        log(f'Skipping {error}; trying the previous one.')
+        failed.append(error)
+        continue
+      self._set_aside(failed, log)
+      return Restored(step, state, data_state, failed)
+    if failed:
+      raise CheckpointError(
+        failed[0].step,
+        self.directory,
+        'no intact checkpoint: '
+        + '; '.join(f'step {e.step}: {e.reason}' for e in failed),
+      )
+    return None
+
+  def _set_aside(
+    self, failed: list[CheckpointError], log: Callable[[str], None]
+  ) -> None:
+    if not failed:
+      return
+    if jax.process_count() > 1:
+      # Every process has read (and rejected) the steps before they move.
+      from jax.experimental import multihost_utils
+
+      multihost_utils.sync_global_devices('jaxmix_checkpoint_set_aside')
+    if jax.process_index() == 0:
+      rejected = epath.Path(f'{self.directory}_rejected')
+      rejected.mkdir(parents=True, exist_ok=True)
+      for error in failed:
+        destination = rejected / str(error.step)
+        suffix = 0
+        while destination.exists():
+          suffix += 1
+          destination = rejected / f'{error.step}.{suffix}'
+        (self.directory / str(error.step)).rename(destination)
+        log(f'Moved the failed checkpoint step {error.step} to {destination}.')
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices('jaxmix_checkpoint_set_aside_done')
+    self._manager.reload()
 
   def wait(self) -> None:
     """Blocks until the pending async save has been committed."""

@@ -9,14 +9,17 @@ included, and reproduces the uninterrupted run exactly.
 
 Faults: the first non-finite loss (or parameter) stops training with a
 `FloatingPointError` naming the step; every checkpoint is written only
-after its steps were checked, so the last one kept is good. SIGTERM (and
-JAX's multi-host preemption notice) saves at the next step boundary and
-returns.
+after its steps were checked, and carries a digest that restore verifies,
+so the last one kept is good. SIGTERM (and JAX's multi-host preemption
+notice) saves at the next step boundary and returns with status
+'preempted'; `train` says how a run ended (`Outcome`), the command line
+turns that into its exit code.
 """
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -96,20 +99,47 @@ class _Pending:
     return {k: float(np.mean([m[k] for m in fetched])) for k in names}
 
 
-def train_and_evaluate(
-  config: ml_collections.ConfigDict, workdir: str
-) -> state_lib.TrainState:
+Status = Literal['finished', 'preempted', 'nothing_to_do']
+
+
+@dataclasses.dataclass
+class Outcome:
+  """How a call of `train` ended.
+
+  Attributes:
+    state: the final `TrainState` (global arrays on the mesh).
+    status: 'finished' (the last step was reached and saved), 'preempted'
+      (saved at `step` on SIGTERM; start again to resume) or
+      'nothing_to_do' (the run had already reached its last step).
+    step: the step the state is at.
+    total_steps: the run's last step.
+  """
+
+  state: state_lib.TrainState
+  status: Status
+  step: int
+  total_steps: int
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> Outcome:
   """Trains and evaluates as `config` says, in (or resuming from) `workdir`.
 
   Args:
     config: a recipe (see `jaxmix/configs/default.py` for the fields).
-    workdir: the run directory (a local or mounted file system: the logs
-      are written with plain file I/O).
+    workdir: the run directory: a local path or a URL such as
+      `gs://bucket/run` (see `jaxmix.io.paths`).
 
   Returns:
-    The final `TrainState` (global arrays on the mesh).
+    The `Outcome`.
   """
   return run_training(setup.build_run(config, workdir))
+
+
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str
+) -> state_lib.TrainState:
+  """`train(config, workdir).state`: the final `TrainState`."""
+  return train(config, workdir).state
 
 
 def _run_eval(run: setup.TrainingRun, state: state_lib.TrainState) -> dict:
@@ -139,11 +169,24 @@ def _run_eval(run: setup.TrainingRun, state: state_lib.TrainState) -> dict:
   return results
 
 
-def run_training(run: setup.TrainingRun) -> state_lib.TrainState:
+def run_training(run: setup.TrainingRun) -> Outcome:
   """Runs a built run from its start step to the end (or a preemption)."""
   config, logger, ckpt = run.config, run.logger, run.checkpointer
   state, device_batches = run.state, run.device_batches
   steps_per_epoch, total_steps = run.steps_per_epoch, run.total_steps
+  if run.start_step >= total_steps:
+    logger.info(
+      'Nothing to do: %s is at step %d and config.num_epochs=%s ends at step '
+      '%d. Nothing was trained or recorded; pass a larger '
+      '--config.num_epochs to extend the run.',
+      run.workdir,
+      run.start_step,
+      config.num_epochs,
+      total_steps,
+    )
+    run.close()
+    return Outcome(state, 'nothing_to_do', run.start_step, total_steps)
+  status, step_reached = 'finished', total_steps
   pending = _Pending()
   progress = metrics_log.Progress(
     logger,
@@ -188,6 +231,8 @@ def run_training(run: setup.TrainingRun) -> state_lib.TrainState:
           logger.write(done, results, prefix='eval')
         if preempted:
           logger.info('Preempted: saved step %d, stopping.', done)
+          if done < total_steps:
+            status, step_reached = 'preempted', done
           break
   except FloatingPointError as error:
     ckpt.wait()  # the last good save may still be in flight
@@ -199,6 +244,5 @@ def run_training(run: setup.TrainingRun) -> state_lib.TrainState:
     )
     raise FloatingPointError(f'{error} {kept}') from None
   finally:
-    ckpt.close()  # waits for the pending async save
-    logger.close()
-  return state
+    run.close()  # waits for the pending async save, then unlocks
+  return Outcome(state, status, step_reached, total_steps)

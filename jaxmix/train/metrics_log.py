@@ -4,18 +4,20 @@ The TensorBoard writer here is a small dependency-free encoder of the event
 file format (TFRecord framing with masked CRC-32C around `Event` protocol
 buffers holding scalar summaries), so that logging needs no TensorFlow.
 Only the primary process (index 0) writes; the others get a no-op logger.
+Files go through `jaxmix.io.paths`, so the run directory may be a URL.
 """
 
 import contextlib
 import json
 import math
-import os
 import socket
 import struct
 import time
 from collections.abc import Mapping
 
 from absl import logging
+
+from jaxmix.io import paths
 
 
 def _crc32c_table() -> list[int]:
@@ -91,27 +93,37 @@ def encode_record(data: bytes) -> bytes:
 
 
 class EventFileWriter:
-  """Appends scalar summaries to a TensorBoard event file in `logdir`."""
+  """Appends scalar summaries to a TensorBoard event file in `logdir`.
 
-  def __init__(self, logdir: str):
-    os.makedirs(logdir, exist_ok=True)
+  The file is created at the first summary, so a start that logs nothing
+  (a resume with nothing to do) leaves the run directory as it was.
+  """
+
+  def __init__(self, logdir: paths.PathLike):
     name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}'
-    self.path = os.path.join(logdir, name)
-    self._file = open(self.path, 'ab')  # noqa: SIM115 (closed in close())
-    self._file.write(
-      encode_record(encode_event(time.time(), 0, file_version='brain.Event:2'))
-    )
+    self.path = paths.resolve(logdir) / name
+    self._file = None
+
+  def _opened(self):
+    if self._file is None:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      self._file = self.path.open('ab')  # closed in close()
+      header = encode_event(time.time(), 0, file_version='brain.Event:2')
+      self._file.write(encode_record(header))
+    return self._file
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    self._file.write(
+    self._opened().write(
       encode_record(encode_event(time.time(), step, scalars=values))
     )
 
   def flush(self) -> None:
-    self._file.flush()
+    if self._file is not None:
+      self._file.flush()
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
 
 
 def format_duration(seconds: float) -> str:
@@ -130,15 +142,15 @@ class MetricLogger:
     enabled: False on non-primary processes (nothing is written).
   """
 
-  def __init__(self, workdir: str, *, enabled: bool = True):
+  def __init__(self, workdir: paths.PathLike, *, enabled: bool = True):
     self.enabled = enabled
+    self._closed = False
     if not enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
-    self._events = EventFileWriter(os.path.join(workdir, 'tensorboard'))
-    self._jsonl = open(  # noqa: SIM115 (closed in close())
-      os.path.join(workdir, 'metrics.jsonl'), 'a'
-    )
+    workdir = paths.resolve(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    self._events = EventFileWriter(workdir / 'tensorboard')
+    self._jsonl = (workdir / 'metrics.jsonl').open('a')  # closed in close()
 
   def write(
     self, step: int, metrics: Mapping[str, float], *, prefix: str
@@ -183,8 +195,14 @@ class MetricLogger:
     if self.enabled:
       logging.info(message, *args)
 
-  def close(self) -> None:
+  def warning(self, message: str, *args: object) -> None:
     if self.enabled:
+      logging.warning(message, *args)
+
+  def close(self) -> None:
+    """Closes the files (twice is fine: errors and normal ends both call)."""
+    if self.enabled and not self._closed:
+      self._closed = True
       self._events.close()
       self._jsonl.close()
 

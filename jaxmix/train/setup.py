@@ -1,26 +1,34 @@
 """Building a training run from its config: everything before the first step.
 
 `build_run(config, workdir)` checks the config, starts multi-host JAX when
-asked, writes the run's `config.json`, opens the data source, builds the
-optimiser, the train state (restored from the latest checkpoint when there
-is one, data position included), the jitted train and eval steps, the
-ReLabel label maps and the prefetcher, and returns them as a `TrainingRun`.
-`jaxmix.train.loop` runs it.
+asked, takes the run directory's lock, checks the config against the run's
+recorded identity (`jaxmix.train.run_dir`), opens the data source, builds
+the optimiser, the train state (restored from the newest intact checkpoint
+when there is one, data position included), the jitted train and eval
+steps, the ReLabel label maps and the prefetcher, records the config
+(`config.json` for a new run, `config_history.jsonl` for allowed changes)
+and returns them as a `TrainingRun`. `jaxmix.train.loop` runs it.
+
+The workdir may be a URL (`gs://bucket/run`): every file goes through
+`jaxmix.io.paths`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
+from absl import logging
 
 from jaxmix.data import source as source_lib
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
+from jaxmix.io import paths
 from jaxmix.relabel import join as label_map_join
 from jaxmix.relabel import train_targets
 from jaxmix.relabel.store import LabelMapStore
@@ -29,6 +37,7 @@ from jaxmix.train import (
   build,
   checkpoints,
   metrics_log,
+  run_dir,
   steps,
   validation,
 )
@@ -53,6 +62,8 @@ class TrainingRun:
     checkpointer: the run's checkpoint manager.
     logger: console, metrics.jsonl and TensorBoard logs.
     label_maps: the ReLabel store when targets come from one, else None.
+    workdir: the run directory.
+    lock: the run directory's lock, held by process 0 (None elsewhere).
   """
 
   config: ml_collections.ConfigDict
@@ -68,6 +79,17 @@ class TrainingRun:
   checkpointer: checkpoints.Checkpointer
   logger: metrics_log.MetricLogger
   label_maps: LabelMapStore | None
+  workdir: Any = None
+  lock: run_dir.RunLock | None = None
+
+  def close(self) -> None:
+    """Waits for the pending save, closes the logs, releases the lock."""
+    try:
+      self.checkpointer.close()
+      self.logger.close()
+    finally:
+      if self.lock is not None:
+        self.lock.release()
 
 
 def _initialize_distributed(distributed: ml_collections.ConfigDict) -> None:
@@ -80,10 +102,26 @@ def _initialize_distributed(distributed: ml_collections.ConfigDict) -> None:
   jax.distributed.initialize(**kwargs)
 
 
-def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+def _take_lock(workdir, primary: bool) -> run_dir.RunLock | None:
+  """Process 0 takes the lock; every process fails if it could not."""
+  lock = run_dir.RunLock(workdir, log=logging.warning) if primary else None
+  error = None
+  if lock is not None:
+    try:
+      lock.acquire()
+    except run_dir.RunLockedError as e:
+      error = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    ok = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+    if not ok and error is None:
+      raise run_dir.RunLockedError(
+        f'Process 0 could not take the lock of {workdir}; see its log.'
+      )
+  if error is not None:
+    raise error
+  return lock
 
 
 def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
@@ -100,7 +138,15 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
 
 
 def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
-  """Builds (or reopens, to resume) the run of `config` in `workdir`."""
+  """Builds (or reopens, to resume) the run of `config` in `workdir`.
+
+  Raises:
+    ValueError: a bad config field (named).
+    jaxmix.train.run_dir.RunIdentityError: a resume that changes the run.
+    jaxmix.train.run_dir.RunLockedError: another trainer holds `workdir`.
+    jaxmix.train.checkpoints.CheckpointError: checkpoints exist but none
+      is intact.
+  """
   validation.check_config(config)
   if config.distributed.initialize:
     _initialize_distributed(config.distributed)
@@ -109,11 +155,23 @@ def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
     device_count=jax.device_count(),
     process_count=jax.process_count(),
   )
-  mesh = steps.create_mesh()
+  workdir = paths.resolve(workdir)
   primary = jax.process_index() == 0
+  lock = _take_lock(workdir, primary)
+  with contextlib.ExitStack() as on_error:
+    if lock is not None:
+      on_error.callback(lock.release)
+    run = _build(config, workdir, primary, on_error)
+    run.lock = lock
+    on_error.pop_all()  # the run owns them now; `run.close()` frees them
+  return run
+
+
+def _build(config, workdir, primary, on_error) -> TrainingRun:
+  changes = run_dir.check_resume(config, workdir)  # before anything is built
+  mesh = steps.create_mesh()
   logger = metrics_log.MetricLogger(workdir, enabled=primary)
-  if primary:
-    _write_config(config, workdir)
+  on_error.callback(logger.close)
   logger.info(
     'process %d/%d, %d local / %d global devices',
     jax.process_index(),
@@ -134,10 +192,13 @@ def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
     '%s: %d parameters', config.model.name, state_lib.count_params(state)
   )
   checkpointer = checkpoints.Checkpointer(
-    os.path.join(os.fspath(workdir), 'checkpoints'),
+    workdir / 'checkpoints',
     every_steps=config.checkpoint.every_steps,
     keep=config.checkpoint.keep,
   )
+  # Closed on any error below: an open manager's threads would bury the
+  # error under pages of "Event loop is closed" tracebacks at exit.
+  on_error.callback(checkpointer.close)
   train_iter = data.create_train_iterator(
     config.data,
     global_batch_size=config.global_batch_size,
@@ -152,15 +213,22 @@ def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
       'ReLabel targets from %s',
       label_maps.path if label_maps else 'synthetic label maps',
     )
-  start_step = checkpointer.latest_step() or 0
-  if start_step:
-    state, data_state = checkpointer.restore(state)
-    train_iter.set_state(data_state)
+  start_step = 0
+  restored = checkpointer.restore_latest(state, log=logger.warning)
+  if restored is not None:
+    start_step, state = restored.step, restored.state
+    train_iter.set_state(restored.data_state)
     logger.info(
       'Resumed from step %d (data position %s)',
       start_step,
-      json.dumps(data_state),
+      json.dumps(restored.data_state),
     )
+  total_steps = round(config.num_epochs * steps_per_epoch)
+  if primary and start_step < total_steps:
+    # Only a run that will train is recorded; "nothing to do" changes nothing.
+    run_dir.record(config, workdir, changes, step=start_step)
+    for field, (old, new) in (changes or {}).items():
+      logger.info('config.%s: %r -> %r (recorded)', field, old, new)
 
   settings = step_config(config)
   targets_fn = None
@@ -184,7 +252,7 @@ def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
     data=data,
     state=state,
     start_step=start_step,
-    total_steps=round(config.num_epochs * steps_per_epoch),
+    total_steps=total_steps,
     steps_per_epoch=steps_per_epoch,
     train_step=train_step,
     eval_step=eval_step,
@@ -195,4 +263,5 @@ def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
     checkpointer=checkpointer,
     logger=logger,
     label_maps=label_maps,
+    workdir=workdir,
   )

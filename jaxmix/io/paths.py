@@ -1,0 +1,90 @@
+"""The one path layer of the trainer and the evaluation: `etils.epath`.
+
+Every file a run directory holds (config, history, lock, logs, TensorBoard
+events, checkpoints, evaluation results) is read and written through
+`epath.Path`, the layer orbax itself uses, so a URL workdir (`gs://bucket/
+run`, or any scheme epath serves) works like a local folder. Local paths are
+made absolute; URLs are kept as they are (`os.path.abspath('gs://b/r')` would
+turn them into a local folder `./gs:/b/r`).
+
+  run = paths.resolve('gs://bucket/run')  # epath.Path, untouched
+  paths.write_text(run / 'config.json', text)  # atomic where renames are
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from etils import epath
+
+PathLike = str | os.PathLike
+
+
+def is_url(path: PathLike) -> bool:
+  """Whether `path` names a file system by a scheme (`gs://...`)."""
+  return '://' in os.fspath(path)
+
+
+def resolve(path: PathLike) -> epath.Path:
+  """`path` as an `epath.Path`: URLs as given, local paths absolute."""
+  text = os.fspath(path)
+  if not text:
+    raise ValueError('A path must not be empty.')
+  if is_url(text):
+    return epath.Path(text)
+  return epath.Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def read_text(path: PathLike) -> str:
+  return resolve(path).read_text()
+
+
+def write_text(path: PathLike, text: str) -> epath.Path:
+  """Writes `text` to `path` whole or not at all (temporary file + rename).
+
+  A reader never sees half a file, and a failed write leaves the old file
+  (if any) in place. On object stores a rename is a copy and a delete, which
+  is still all-or-nothing for the reader of the final name.
+
+  Returns:
+    The resolved path.
+  """
+  path = resolve(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  temporary = path.parent / f'.{path.name}.tmp-{uuid.uuid4().hex[:12]}'
+  try:
+    temporary.write_text(text)
+    temporary.replace(path)
+  finally:
+    if temporary.exists():
+      temporary.unlink()
+  return path
+
+
+def append_text(path: PathLike, text: str) -> None:
+  """Appends `text` to `path` (created if missing)."""
+  path = resolve(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open('a') as f:
+    f.write(text)
+
+
+def check_writable(directory: PathLike) -> epath.Path:
+  """Creates `directory` and proves it writable, before any work is done.
+
+  Raises:
+    PermissionError: naming the directory and the reason.
+  """
+  directory = resolve(directory)
+  probe = directory / f'.write-check-{uuid.uuid4().hex[:12]}'
+  try:
+    directory.mkdir(parents=True, exist_ok=True)
+    probe.write_text('')
+    probe.unlink()
+  except OSError as error:
+    raise PermissionError(
+      f'Cannot write to {directory}: {error}. Choose a writable directory '
+      '(e.g. with --out).'
+    ) from None
+  return directory

@@ -1,0 +1,317 @@
+"""The run directory as a record: a fixed identity and one writer.
+
+A run directory holds `config.json`, written once at the run's first start
+and never rewritten. Starting again in the same directory resumes the run,
+so the requested config is compared with the recorded one field by field:
+
+- `IDENTITY` fields change the trained function or the data order (model,
+  sizes, dataset, seed, batch, augmentation, optimiser, schedule, ReLabel).
+  A resume that changes one is refused (`RunIdentityError`), listing the
+  fields, because the checkpoints belong to the recorded config.
+- `MAY_CHANGE` fields only say how long to train, how often to log, save or
+  evaluate, and where the data or the other hosts are. A change is allowed
+  and appended, dated, to `config_history.jsonl`. Extending `num_epochs`
+  also stretches a schedule measured in the run's length (cosine), which
+  the history shows.
+
+A field belongs to the most specific prefix of either list; fields of
+neither (none today, `tests/run_dir_test.py` checks the schema) count as
+identity.
+
+One trainer writes a run directory at a time: `RunLock` holds the file
+`lock` (host, pid, time) while the run trains; multi-host runs take it on
+process 0.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+from etils import epath
+
+from jaxmix.io import paths
+
+CONFIG = 'config.json'
+HISTORY = 'config_history.jsonl'
+LOCK = 'lock'
+
+IDENTITY = (
+  'seed',
+  'model',
+  'image_size',
+  'data',
+  'optimizer',
+  'schedule',
+  'global_batch_size',
+  'label_smoothing',
+  'mix',
+  'cutout',
+  'random_erasing',
+  'relabel',
+)
+MAY_CHANGE = (
+  'num_epochs',
+  'log_every_steps',
+  'eval_every_epochs',
+  'checkpoint',
+  'distributed',
+  'data.data_dir',
+  'data.manual_dir',
+)
+
+
+class RunIdentityError(ValueError):
+  """The requested config changes the identity of an existing run."""
+
+
+class RunLockedError(RuntimeError):
+  """Another trainer holds the run directory."""
+
+
+def may_change(field: str) -> bool:
+  """Whether a resume may change the dotted config `field`."""
+  best, allowed = '', False
+  for prefixes, verdict in ((IDENTITY, False), (MAY_CHANGE, True)):
+    for prefix in prefixes:
+      matches = field == prefix or field.startswith(prefix + '.')
+      if matches and len(prefix) > len(best):
+        best, allowed = prefix, verdict
+  return allowed
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  """`{'a': {'b': 1}} -> {'a.b': 1}`; empty dicts stay as leaves."""
+  flat = {}
+  for key, value in tree.items():
+    field = f'{prefix}{key}'
+    if isinstance(value, Mapping) and value:
+      flat.update(flatten(value, f'{field}.'))
+    else:
+      flat[field] = value
+  return flat
+
+
+def as_json(config: ml_collections.ConfigDict | Mapping) -> dict[str, Any]:
+  """The JSON form of a config (tuples become lists), as config.json has."""
+  if isinstance(config, ml_collections.ConfigDict):
+    return json.loads(config.to_json_best_effort(sort_keys=True))
+  return json.loads(json.dumps(config, sort_keys=True))
+
+
+_ABSENT = '<absent>'
+
+
+def differences(
+  recorded: Mapping[str, Any], requested: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+  """`{field: (recorded, requested)}` of the leaves that differ."""
+  old, new = flatten(as_json(recorded)), flatten(as_json(requested))
+  return {
+    field: (old.get(field, _ABSENT), new.get(field, _ABSENT))
+    for field in sorted(old.keys() | new.keys())
+    if old.get(field, _ABSENT) != new.get(field, _ABSENT)
+  }
+
+
+def _effective(workdir: epath.Path) -> dict[str, Any] | None:
+  """config.json with the allowed changes of the history applied."""
+  path = workdir / CONFIG
+  if not path.exists():
+    return None
+  try:
+    config = flatten(json.loads(path.read_text()))
+  except json.JSONDecodeError as error:
+    raise ValueError(
+      f'{path} is not valid JSON ({error}); the run record is damaged.'
+    ) from None
+  history = workdir / HISTORY
+  if history.exists():
+    for line in history.read_text().splitlines():
+      if line.strip():
+        for field, (_, new) in json.loads(line)['changes'].items():
+          config[field] = new
+  return config
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+  tree: dict[str, Any] = {}
+  for field, value in flat.items():
+    node = tree
+    *parents, name = field.split('.')
+    for part in parents:
+      node = node.setdefault(part, {})
+    node[name] = value
+  return tree
+
+
+def check_resume(
+  config: ml_collections.ConfigDict, workdir: paths.PathLike
+) -> dict[str, tuple[Any, Any]] | None:
+  """Compares `config` with the run recorded in `workdir`.
+
+  Returns:
+    None for a new run (no `config.json`), else the allowed changes since
+    the last start, `{field: (before, now)}` (empty when there are none).
+
+  Raises:
+    RunIdentityError: listing every identity field that differs.
+  """
+  workdir = paths.resolve(workdir)
+  effective = _effective(workdir)
+  if effective is None:
+    return None
+  changed = differences(_unflatten(effective), config)
+  refused = {f: v for f, v in changed.items() if not may_change(f)}
+  if refused:
+    lines = '\n'.join(
+      f'  {field}: {old!r} (run) -> {new!r} (requested)'
+      for field, (old, new) in refused.items()
+    )
+    raise RunIdentityError(
+      f'{workdir} holds a run of another config; these fields fix a run '
+      f'and cannot change when it resumes:\n{lines}\nTo train this config, '
+      'start a new run with another --workdir; to resume this run, drop '
+      'these overrides.'
+    )
+  return changed
+
+
+def record(
+  config: ml_collections.ConfigDict,
+  workdir: paths.PathLike,
+  changes: Mapping[str, tuple[Any, Any]] | None,
+  *,
+  step: int,
+) -> None:
+  """Writes config.json (new run) or appends the changes to the history.
+
+  Args:
+    config: the requested config.
+    workdir: the run directory.
+    changes: `check_resume`'s answer: None for a new run.
+    step: the step the run starts from.
+  """
+  workdir = paths.resolve(workdir)
+  if changes is None:
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    paths.write_text(workdir / CONFIG, text + '\n')
+    return
+  if not changes:
+    return
+  entry = {
+    'time': datetime.datetime.now(datetime.UTC).isoformat(),
+    'step': int(step),
+    'changes': {f: [old, new] for f, (old, new) in changes.items()},
+  }
+  paths.append_text(workdir / HISTORY, json.dumps(entry) + '\n')
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # someone else's live process
+  return True
+
+
+class RunLock:
+  """The one-writer lock of a run directory: the file `lock`.
+
+  `acquire()` creates it holding `{'host', 'pid', 'time'}`. A lock held by a
+  live process, or by any process of another host (its liveness cannot be
+  told from here), is refused naming the holder; one left by a dead process
+  of this host (a `kill -9`) is taken over, saying so. Local directories
+  create the file exclusively; on object stores (no exclusive create)
+  the lock is written and read back, which catches all but a near-
+  simultaneous start.
+
+  Args:
+    workdir: the run directory.
+    log: called with one message when a stale lock is taken over.
+  """
+
+  def __init__(self, workdir: paths.PathLike, log=None):
+    self.path = paths.resolve(workdir) / LOCK
+    self._log = log or (lambda message: None)
+    self._mine = {
+      'host': socket.gethostname(),
+      'pid': os.getpid(),
+      'time': datetime.datetime.now(datetime.UTC).isoformat(),
+    }
+    self.held = False
+
+  def _holder(self) -> dict[str, Any] | None:
+    try:
+      return json.loads(self.path.read_text())
+    except FileNotFoundError:
+      return None
+    except (json.JSONDecodeError, OSError):
+      return {}  # half-written or unreadable: a holder of unknown identity
+
+  def _create(self) -> bool:
+    """Writes the lock if absent; whether it is now ours."""
+    text = json.dumps(self._mine)
+    if paths.is_url(self.path):
+      if self.path.exists():
+        return False
+      self.path.write_text(text)
+      return self._holder() == self._mine
+    try:
+      fd = os.open(os.fspath(self.path), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+      return False
+    with os.fdopen(fd, 'w') as f:
+      f.write(text)
+    return True
+
+  def acquire(self) -> None:
+    """Takes the lock or raises `RunLockedError` naming its holder."""
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):  # a second try after removing a stale lock
+      if self._create():
+        self.held = True
+        return
+      holder = self._holder()
+      if holder is None:
+        continue  # released meanwhile
+      same_host = holder.get('host') == self._mine['host']
+      pid = holder.get('pid')
+      if same_host and isinstance(pid, int) and not _alive(pid):
+        self._log(
+          f'Taking over the stale lock {self.path} of process {pid} on '
+          f'{holder["host"]} (no longer running, started {holder.get("time")}).'
+        )
+        self.path.unlink(missing_ok=True)
+        continue
+      break
+    who = (
+      f'process {holder.get("pid")} on host {holder.get("host")} (since '
+      f'{holder.get("time")})'
+      if holder
+      else 'an unknown process (the lock file is unreadable)'
+    )
+    raise RunLockedError(
+      f'{self.path.parent} is in use by {who}: one trainer per run directory. '
+      f'If that process is gone, delete {self.path} and start again.'
+    )
+
+  def release(self) -> None:
+    if self.held:
+      if self._holder() == self._mine:
+        self.path.unlink(missing_ok=True)
+      self.held = False
+
+  def __enter__(self) -> RunLock:
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc: object) -> None:
+    self.release()
