@@ -141,6 +141,7 @@ class Source:
     self.local_split = split
     self.size = self.builder.info.splits[split].num_examples
     self.has_file_name = data_config.file_name_key in self.builder.info.features
+    self._fixed_order = None
 
   def read(self, *, shuffle_seed: int | None) -> tf.data.Dataset:
     """Examples {'image_bytes', 'label', 'file_name', 'index'}, undecoded.
@@ -175,6 +176,78 @@ class Source:
       }
 
     return ds.enumerate().map(select)
+
+  def _select(self, example: dict, name: tf.Tensor) -> dict:
+    cfg = self.config
+    return {
+      'image_bytes': example[cfg.image_key],
+      'label': tf.cast(example[cfg.label_key], tf.int32),
+      'file_name': example[cfg.file_name_key] if self.has_file_name else name,
+    }
+
+  def read_epoch(self, file_seed: tf.Tensor) -> tf.data.Dataset:
+    """One epoch of this process's examples, undecoded, files shuffled.
+
+    A graph-side reader of the split's TFRecord files (TFDS's own file
+    instructions, parsed with the dataset's features), so that `file_seed`
+    may be a tensor and one tf.data pipeline can read every epoch in its own
+    file order. Datasets in other file formats are read by TFDS in one
+    fixed file order (the epoch's shuffle buffer still reorders them).
+
+    Args:
+      file_seed: int64 scalar, the seed of this epoch's file order.
+
+    Returns:
+      Examples {'image_bytes', 'label', 'file_name', 'index'}, `index` the
+      position in this epoch's read order (as `read`).
+    """
+    info = self.builder.info
+    if info.file_format != tfds.core.FileFormat.TFRECORD:
+      if self._fixed_order is None:
+        self._fixed_order = self.read(shuffle_seed=0)
+      return self._fixed_order
+    instructions = info.splits[self.local_split].file_instructions
+    files = tf.data.Dataset.from_tensor_slices(
+      (
+        [i.filename for i in instructions],
+        # TFDS's example id: file name and record number in the file.
+        [os.path.basename(i.filename) for i in instructions],
+        tf.constant([i.skip for i in instructions], tf.int64),
+        tf.constant(
+          [
+            i.take if i.take >= 0 else i.examples_in_shard - i.skip
+            for i in instructions
+          ],
+          tf.int64,
+        ),
+      )
+    ).shuffle(len(instructions), seed=file_seed)
+    decoders = {
+      key: tfds.decode.SkipDecoding()
+      for key, feature in info.features.items()
+      if isinstance(feature, tfds.features.Image)
+    }
+
+    def records(path, name, skip, take):
+      ds = tf.data.TFRecordDataset(path).skip(skip).take(take)
+      numbers = tf.data.Dataset.range(skip, skip + take)
+      return tf.data.Dataset.zip(ds, numbers.map(lambda n: (name, n)))
+
+    def parse(record, name_and_number):
+      name, number = name_and_number
+      tfds_id = tf.strings.join([name, tf.strings.as_string(number)], '__')
+      example = info.features.deserialize_example(record, decoders=decoders)
+      return self._select(example, tfds_id)
+
+    ds = files.interleave(
+      records,
+      cycle_length=min(16, len(instructions)),
+      block_length=16,
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.enumerate().map(lambda index, ex: {**ex, 'index': index})
 
   def describe(self) -> str:
     return f'dataset {self.config.dataset} split {self.split}'
