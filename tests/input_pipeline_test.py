@@ -1,5 +1,8 @@
 """Tests of jaxmix.data.input_pipeline on a tiny real imagenet2012."""
 
+import threading
+import time
+
 import jax
 import numpy as np
 import pytest
@@ -311,7 +314,11 @@ def test_prefetch_to_mesh_global_arrays_and_state(clean):
   assert first['image'].shape == (8, S, S, 3)
   assert first['image'].sharding.spec == jax.sharding.PartitionSpec('data')
   assert len(first['label'].addressable_shards) == jax.device_count()
-  # The host iterator ran ahead; the prefetcher reports the consumed point.
+  # The host iterator runs ahead (in the background); the prefetcher
+  # reports the consumed point.
+  deadline = time.monotonic() + 60
+  while it.get_state()['epoch'] == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
   assert it.get_state()['epoch'] > 0
   assert batches.get_state() == {
     'epoch': 0,
@@ -398,3 +405,45 @@ def test_prefetch_to_mesh_eval_keeps_mask_and_ends(clean):
   )
   with pytest.raises(ValueError, match='axis'):
     input_pipeline.prefetch_to_mesh(iter([]), mesh, axis='model')
+
+
+class _Counting(input_pipeline.BatchIterator):
+  """Batches {'x': [i, i]}; records the thread of every `next`; fails at
+  `fail_at`."""
+
+  def __init__(self, fail_at=None):
+    self.i, self.threads, self.fail_at = 0, set(), fail_at
+
+  def __next__(self):
+    self.threads.add(threading.current_thread())
+    if self.i == self.fail_at:
+      raise input_pipeline.CorruptImageError(f'bad batch {self.i}')
+    self.i += 1
+    return {'x': np.full(2, self.i - 1, np.int32), 'name': np.array([b'a'] * 2)}
+
+  def get_state(self):
+    return {'i': self.i}
+
+  def set_state(self, state):
+    self.i = state['i']
+
+
+def test_prefetch_to_mesh_reads_off_the_calling_thread_and_resumes():
+  mesh = jax.make_mesh((1,), ('data',), devices=jax.devices()[:1])
+  host = _Counting()
+  batches = input_pipeline.prefetch_to_mesh(host, mesh, size=2)
+  assert [int(next(batches)['x'][0]) for _ in range(3)] == [0, 1, 2]
+  assert threading.current_thread() not in host.threads
+  assert batches.get_state() == {'i': 3}
+  batches.set_state({'i': 1})
+  assert [int(next(batches)['x'][0]) for _ in range(2)] == [1, 2]
+  batches.close()
+  assert not any(thread.is_alive() for thread in host.threads)
+
+
+def test_prefetch_to_mesh_raises_host_errors_in_order():
+  mesh = jax.make_mesh((1,), ('data',), devices=jax.devices()[:1])
+  batches = input_pipeline.prefetch_to_mesh(_Counting(fail_at=2), mesh)
+  assert [int(next(batches)['x'][0]) for _ in range(2)] == [0, 1]
+  with pytest.raises(input_pipeline.CorruptImageError, match='bad batch 2'):
+    next(batches)

@@ -199,6 +199,8 @@ def run_training(run: setup.TrainingRun) -> state_lib.TrainState:
     )
     raise FloatingPointError(f'{error} {kept}') from None
   finally:
+    if hasattr(device_batches, 'close'):
+      device_batches.close()  # stops its reader thread
     ckpt.close()  # waits for the pending async save
     logger.close()
   return state
