@@ -14,6 +14,8 @@ import optax
 import pytest
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 import jaxmix
 from jaxmix import models
@@ -295,28 +297,44 @@ def read_event_file(path):
     header = data[pos : pos + 8]
     (length,) = struct.unpack('<Q', header)
     (crc,) = struct.unpack('<I', data[pos + 8 : pos + 12])
-    assert crc == metrics_log._masked_crc(header)
+    assert crc == masked_crc32c(header)
     body = data[pos + 12 : pos + 12 + length]
     (crc,) = struct.unpack('<I', data[pos + 12 + length : pos + 16 + length])
-    assert crc == metrics_log._masked_crc(body)
+    assert crc == masked_crc32c(body)
     records.append(body)
     pos += 16 + length
   return records
-
-
-def test_crc32c_known_answer():
-  assert metrics_log.crc32c(b'123456789') == 0xE3069283
 
 
 def test_event_file_holds_the_scalars(tmp_path):
   writer = metrics_log.EventFileWriter(str(tmp_path))
   writer.scalars(7, {'train/loss': 0.25})
   writer.close()
-  first, second = read_event_file(writer.path)
-  assert b'brain.Event:2' in first
-  # Event.step = 7 (field 2, varint) and Summary.Value.simple_value = 0.25.
-  assert b'\x10\x07' in second and b'train/loss' in second
-  assert b'\x15' + struct.pack('<f', 0.25) in second
+  first, second = [
+    event_pb2.Event.FromString(r) for r in read_event_file(writer.path)
+  ]
+  assert first.file_version == 'brain.Event:2'
+  assert second.step == 7
+  (value,) = second.summary.value
+  assert (value.tag, value.simple_value) == ('train/loss', 0.25)
+
+
+def test_log_to_console_shows_progress_lines_outside_app_run(tmp_path):
+  code = (
+    'from absl import logging; from jaxmix.train import metrics_log; '
+    "logging.info('before'); metrics_log.log_to_console(); "
+    "logging.info('other library'); "
+    "metrics_log.MetricLogger('{dir}').info('step %d', 3)"
+  )
+  out = subprocess.run(
+    [sys.executable, '-c', code.format(dir=tmp_path)],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  assert 'step 3' in out.stderr
+  assert out.stderr.count('step 3') == 1
+  assert 'other library' not in out.stderr
 
 
 def test_format_duration():
