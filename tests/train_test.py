@@ -180,6 +180,35 @@ def test_normalize_is_exact():
   np.testing.assert_array_equal(y, [[[[0.0, 0.0, 1.0]]]])
 
 
+def test_finite_flag_catches_non_finite_parameters_of_a_finite_loss(setup):
+  # An optimiser whose update is infinite: this step's loss and gradients
+  # (of the old parameters) are finite, its new parameters are not.
+  tx = optax.stateless(
+    lambda updates, params: jax.tree.map(
+      lambda u: jnp.full_like(u, jnp.inf), updates
+    )
+  )
+  model_def, state = state_lib.create_train_state(
+    lambda: models.create_model(
+      'tiny_cnn', num_classes=NUM_CLASSES, rngs=nnx.Rngs(0), width=4
+    ),
+    tx,
+    mesh=setup.mesh,
+  )
+  train_step = steps.jit_train_step(
+    setup.mesh,
+    model_def=model_def,
+    tx=tx,
+    learning_rate_fn=optax.constant_schedule(0.1),
+    augment_fn=None,
+    config=STEP_CONFIG,
+  )
+  _, metrics = train_step(state, setup.batch, np.float32(0))
+  assert np.isfinite(float(metrics['loss']))
+  assert np.isfinite(float(metrics['grad_norm']))
+  assert float(metrics['finite']) == 0.0
+
+
 def test_create_mesh_is_auto_over_all_devices():
   mesh = steps.create_mesh()
   assert mesh.shape == {'data': jax.device_count()}
