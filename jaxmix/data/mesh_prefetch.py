@@ -129,8 +129,9 @@ class _MeshPrefetcher:
       self._worker = None
 
   def __del__(self) -> None:
-    if self._worker is not None:
-      self._worker.stop.set()
+    worker = getattr(self, '_worker', None)
+    if worker is not None:
+      worker.stop.set()
 
   def get_state(self) -> dict[str, Any]:
     """Position after the last batch returned (not the prefetched ones)."""
