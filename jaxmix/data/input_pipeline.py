@@ -118,7 +118,9 @@ class _TrainIterator(BatchIterator):
   (the tail that would make a partial batch is never read), each in its own
   order: files shuffled and a shuffle buffer filled with seeds of
   (seed, epoch). The next epoch is opened (files, shuffle buffer) while the
-  current one is consumed, so no epoch starts with a drained pipeline.
+  current one is consumed, so no epoch starts with a drained pipeline or an
+  empty shuffle buffer; the price is a second buffer's worth of host memory
+  (`data.shuffle_buffer` encoded images).
   """
 
   def __init__(
