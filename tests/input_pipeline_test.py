@@ -439,6 +439,10 @@ def test_prefetch_to_mesh_reads_off_the_calling_thread_and_resumes():
   assert [int(next(batches)['x'][0]) for _ in range(2)] == [1, 2]
   batches.close()
   assert not any(thread.is_alive() for thread in host.threads)
+  # Closing rewinds the host iterator to the last batch handed out.
+  assert host.get_state() == {'i': 3}
+  assert int(next(batches)['x'][0]) == 3
+  batches.close()
 
 
 def test_prefetch_to_mesh_raises_host_errors_in_order():

@@ -122,11 +122,22 @@ class _MeshPrefetcher:
     return arrays
 
   def close(self) -> None:
-    """Stops the worker thread (it finishes the batch it is reading)."""
-    if self._worker is not None:
-      self._worker.stop.set()
-      self._worker.thread.join()
-      self._worker = None
+    """Stops the worker thread (it finishes the batch it is reading).
+
+    The host iterator is moved back to the last batch handed out (when it
+    has `set_state`), so a later `next` goes on from there.
+    """
+    if self._stop_worker() and hasattr(self._source, 'set_state'):
+      self._source.set_state(self._state)
+
+  def _stop_worker(self) -> bool:
+    """Stops and joins the worker; whether there was one."""
+    if self._worker is None:
+      return False
+    self._worker.stop.set()
+    self._worker.thread.join()
+    self._worker = None
+    return True
 
   def __del__(self) -> None:
     worker = getattr(self, '_worker', None)
@@ -138,7 +149,7 @@ class _MeshPrefetcher:
     return dict(self._state)
 
   def set_state(self, state: dict[str, Any]) -> None:
-    self.close()
+    self._stop_worker()
     self._source.set_state(state)
     self._state = dict(state)
     self._done = False
