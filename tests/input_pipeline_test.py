@@ -154,6 +154,19 @@ def test_restore_mid_epoch_equals_continuing(clean):
   _assert_same(rest, _take(restored, 4))
 
 
+def test_restore_in_a_later_epoch_equals_continuing(clean):
+  # Epoch 1's order depends on (seed, epoch) only, not on the pipeline
+  # having read epoch 0 first.
+  it = _train(clean[0], seed=2)
+  _take(it, NUM_TRAIN // 4 + 1)
+  state = it.get_state()
+  assert state == {'epoch': 1, 'batch_in_epoch': 1, 'position': 4}
+  rest = _take(it, NUM_TRAIN // 4 + 1)  # into epoch 2
+  restored = _train(clean[0], seed=2)
+  restored.set_state(state)
+  _assert_same(rest, _take(restored, NUM_TRAIN // 4 + 1))
+
+
 def test_restore_does_not_decode_consumed_examples(corrupt):
   # Find where the corrupt JPEG lands, then resume past it in 'error' mode:
   # if consumed examples were decoded again, this would raise.
