@@ -3,7 +3,9 @@
 Opens the TFDS builder (jaxmix's own offline datasets register theirs
 through `jaxmix.datasets.BUILDERS`), checks that the split is prepared and
 that the configured feature keys exist, and reads encoded image bytes,
-labels and file names without decoding. When an image cannot be decoded,
+labels and file names without decoding: `read` through TFDS (eval),
+`read_epoch` from the TFRecord files with the file order a tensor (train,
+every epoch in one tf.data pipeline). When an image cannot be decoded,
 `Source.find_corrupt` names the file and the dataset.
 """
 
@@ -150,39 +152,40 @@ class Source:
     back to the TFDS example id when the dataset has no file-name feature.
     Files are shuffled with `shuffle_seed` unless it is None.
     """
-    cfg = self.config
     ds = self.builder.as_dataset(
       split=self.local_split,
       shuffle_files=shuffle_seed is not None,
-      # Images stay encoded: ours is decoded (cropped) later, other image
-      # features (e.g. segmentation masks) are never decoded.
-      decoders={
-        key: tfds.decode.SkipDecoding()
-        for key, feature in self.builder.info.features.items()
-        if isinstance(feature, tfds.features.Image)
-      },
+      decoders=self._decoders(),
       read_config=tfds.ReadConfig(
         shuffle_seed=shuffle_seed, add_tfds_id=not self.has_file_name
       ),
     )
-    name_key = cfg.file_name_key if self.has_file_name else 'tfds_id'
-
-    def select(index, ex):
-      return {
-        'image_bytes': ex[cfg.image_key],
-        'label': tf.cast(ex[cfg.label_key], tf.int32),
-        'file_name': ex[name_key],
+    return ds.enumerate().map(
+      lambda index, ex: {
+        **self._select(ex, ex.get('tfds_id')),
         'index': index,
       }
+    )
 
-    return ds.enumerate().map(select)
+  def _decoders(self) -> dict:
+    # Images stay encoded: ours is decoded (cropped) later, other image
+    # features (e.g. segmentation masks) are never decoded.
+    return {
+      key: tfds.decode.SkipDecoding()
+      for key, feature in self.builder.info.features.items()
+      if isinstance(feature, tfds.features.Image)
+    }
 
-  def _select(self, example: dict, name: tf.Tensor) -> dict:
+  def _select(self, example: dict, example_id: tf.Tensor | None) -> dict:
+    """The pipeline's keys of a parsed example; `example_id` names it when
+    the dataset has no file-name feature."""
     cfg = self.config
     return {
       'image_bytes': example[cfg.image_key],
       'label': tf.cast(example[cfg.label_key], tf.int32),
-      'file_name': example[cfg.file_name_key] if self.has_file_name else name,
+      'file_name': (
+        example[cfg.file_name_key] if self.has_file_name else example_id
+      ),
     }
 
   def read_epoch(self, file_seed: tf.Tensor) -> tf.data.Dataset:
@@ -222,11 +225,7 @@ class Source:
         ),
       )
     ).shuffle(len(instructions), seed=file_seed)
-    decoders = {
-      key: tfds.decode.SkipDecoding()
-      for key, feature in info.features.items()
-      if isinstance(feature, tfds.features.Image)
-    }
+    decoders = self._decoders()
 
     def records(path, name, skip, take):
       ds = tf.data.TFRecordDataset(path).skip(skip).take(take)
