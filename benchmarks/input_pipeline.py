@@ -1,23 +1,47 @@
-"""Images/s of the train input pipeline on a prepared imagenet2012 fixture.
+"""Images/s of the train input pipeline against a plain reference, one run.
 
-Measures the host pipeline alone (read, partial JPEG decode, random-resized
-crop, flip, optional colour jitter and PCA lighting, batching), per process
-and per CPU core the process may use. Build a benchmark set first, e.g.
+Two pipelines read the same prepared imagenet2012 split on the same cores:
+
+* reference: the structure of the flax ImageNet example, written here --
+  TFDS read with `SkipDecoding`, repeat, shuffle, a parallel (AUTOTUNE,
+  non-deterministic) map of an Inception crop decoded with
+  `decode_and_crop_jpeg` (centre-crop fallback), bicubic resize, random
+  flip, batch, prefetch, a private thread pool. It yields uint8 images and
+  labels only (jaxmix normalises on the device, so the flax example's host
+  normalisation is left out of both).
+* jaxmix: `jaxmix.data.input_pipeline.create_train_iterator`, with all it
+  adds (crop box, flip bit, file name, savable position, per-example
+  stateless randomness, optional colour jitter / PCA lighting), and with
+  `--relabel` its batches joined with label maps from a memory-mapped store
+  (`jaxmix.relabel.join`, in the background thread of `prefetch_to_mesh`).
+
+Each round builds a fresh iterator of each pipeline in turn, warms it up and
+times `--steps` batches (crossing epoch boundaries on a small set); rounds
+alternate so that load from other jobs hits both alike. Printed: the median
+rate of each, their ratio, and the process CPU time per image.
 
   python -m jaxmix.datasets.imagenet_fixture --out /tmp/in1k/manual \
-    --classes 10 --images-per-class 50 --data-dir /tmp/in1k/data
+    --classes 20 --images-per-class 100 --data-dir /tmp/in1k/data
   python benchmarks/input_pipeline.py --data-dir /tmp/in1k/data
 
-The fixture's images are 240-500 px high like ImageNet's (mean ~400x350);
-the set is small, so later epochs read from the OS file cache, as a cached
-ImageNet shard would.
+`--stages` also times variants of the reference to show where the time
+goes: 'read' (bytes only), 'decode' (+ the crop decoded, no resize),
+'antialias' (the full reference with jaxmix's antialiased bilinear resize
+instead of bicubic), and jaxmix with the reference's bicubic resize.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import statistics
+import tempfile
 import time
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from jaxmix.data import input_pipeline
 
@@ -37,11 +61,11 @@ def _data_config(args):
       file_name_key='file_name',
       num_classes=1000,
       augment=args.augment,
-      crop_sampler=args.crop_sampler,
       crop_scale=(0.08, 1.0),
       crop_ratio=(3 / 4, 4 / 3),
       crop_pct=0.875,
       random_flip=True,
+      crop_sampler=args.crop_sampler,
       color_jitter=args.color_jitter,
       color_jitter_clip=True,
       pca_lighting=args.pca_lighting,
@@ -53,22 +77,101 @@ def _data_config(args):
   )
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--data-dir', required=True)
-  parser.add_argument('--batch-size', type=int, default=128)
-  parser.add_argument('--image-size', type=int, default=224)
-  parser.add_argument('--steps', type=int, default=30)
-  parser.add_argument('--warmup', type=int, default=5)
-  parser.add_argument('--augment', default='inception')
-  parser.add_argument(
-    '--crop-sampler',
-    default='torchvision',
-    choices=('torchvision', 'tensorflow'),
+# The reference: the flax example's published structure.
+
+
+def _reference_crop(image_bytes, size, stage):
+  shape = tf.io.extract_jpeg_shape(image_bytes)
+  begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
+    shape,
+    bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+    min_object_covered=0.1,
+    aspect_ratio_range=(3 / 4, 4 / 3),
+    area_range=(0.08, 1.0),
+    max_attempts=10,
+    use_image_if_no_bounding_boxes=True,
   )
-  parser.add_argument('--color-jitter', type=float, default=0.0)
-  parser.add_argument('--pca-lighting', type=float, default=0.0)
-  args = parser.parse_args()
+  y, x, _ = tf.unstack(begin)
+  h, w, _ = tf.unstack(crop_size)
+  # Whole image back = every attempt failed: centre crop of 224/256.
+  bad = tf.reduce_all(tf.equal(crop_size[:2], shape[:2]))
+  short = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+  side = tf.cast(short * 0.875, tf.int32)
+  centre = tf.stack(
+    [(shape[0] - side + 1) // 2, (shape[1] - side + 1) // 2, side, side]
+  )
+  window = tf.where(bad, centre, tf.stack([y, x, h, w]))
+  image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+  if stage == 'decode':
+    return tf.image.resize_with_crop_or_pad(image, size, size)
+  if stage == 'antialias':  # jaxmix's resize law, for comparison
+    image = tf.image.resize(image, [size, size], antialias=True)
+  else:
+    image = tf.image.resize([image], [size, size], method='bicubic')[0]
+  image = tf.image.random_flip_left_right(image)
+  return tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)
+
+
+def reference_dataset(args, *, stage: str = 'full') -> tf.data.Dataset:
+  """The reference pipeline ('read' and 'decode' stop early)."""
+  builder = tfds.builder('imagenet2012', data_dir=args.data_dir)
+  ds = builder.as_dataset(
+    split='train',
+    shuffle_files=True,
+    decoders={'image': tfds.decode.SkipDecoding()},
+  )
+  options = tf.data.Options()
+  options.threading.private_threadpool_size = len(os.sched_getaffinity(0))
+  ds = ds.with_options(options).repeat().shuffle(16384, seed=0)
+
+  def decode(ex):
+    if stage == 'read':
+      return {'image': tf.strings.length(ex['image']), 'label': ex['label']}
+    image = _reference_crop(ex['image'], args.image_size, stage)
+    return {'image': image, 'label': ex['label']}
+
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.batch(args.batch_size, drop_remainder=True).prefetch(
+    tf.data.AUTOTUNE
+  )
+
+
+def _numpy_batches(ds):
+  for batch in ds:
+    yield {k: v.numpy() for k, v in batch.items()}
+
+
+def _label_map_store(args, directory: str):
+  """A store with a map for every train file name (random maps)."""
+  from jaxmix.relabel.store import LabelMapStore
+  from jaxmix.relabel.writer import LabelMapWriter
+
+  builder = tfds.builder('imagenet2012', data_dir=args.data_dir)
+  names = [
+    ex['file_name']
+    for ex in tfds.as_numpy(
+      builder.as_dataset(
+        split='train', decoders={'image': tfds.decode.SkipDecoding()}
+      )
+    )
+  ]
+  rng = np.random.default_rng(0)
+  n = len(names)
+  scores = rng.random((n, 15, 15, 5), np.float32).astype(np.float16)
+  indices = rng.integers(0, 1000, (n, 15, 15, 5)).astype(np.uint16)
+  writer = LabelMapWriter(directory, size=15, k=5, num_classes=1000)
+  writer.add(names, scores, indices)
+  writer.finalize()
+  return LabelMapStore.open(directory, missing='error')
+
+
+def _bicubic(image, size):
+  image = tf.image.resize([image], [size, size], method='bicubic')[0]
+  return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def _jaxmix_batches(args, store=None, *, bicubic=False):
+  from jaxmix.data import crops
 
   it = input_pipeline.create_train_iterator(
     _data_config(args),
@@ -78,19 +181,109 @@ def main() -> None:
     process_index=0,
     process_count=1,
   )
+  if bicubic:  # the reference's resize law instead of jaxmix's
+    resize, crops.resize = crops.resize, _bicubic
+    try:  # the pipeline (and its map function) is built at the first batch
+      first = next(it)
+    finally:
+      crops.resize = resize
+    it = itertools.chain([first], it)
+  if store is None:
+    return it
+  import jax
+
+  from jaxmix.relabel import join
+
+  it = join.join_label_maps(it, join.store_maps_fn(store))
+  # The join runs in the prefetcher's background thread, as in training.
+  mesh = jax.make_mesh((1,), ('data',), devices=jax.devices()[:1])
+  return input_pipeline.prefetch_to_mesh(it, mesh)
+
+
+def _time(make, args) -> tuple[float, float]:
+  """(images/s, process CPU ms per image) of `--steps` batches."""
+  it = iter(make())
   for _ in range(args.warmup):
     next(it)
-  start = time.perf_counter()
+  cpu, start = time.process_time(), time.perf_counter()
   for _ in range(args.steps):
     next(it)
   seconds = time.perf_counter() - start
-  cores = len(os.sched_getaffinity(0))
-  rate = args.steps * args.batch_size / seconds
-  print(
-    f'augment={args.augment} jitter={args.color_jitter} '
-    f'pca={args.pca_lighting} size={args.image_size}: {rate:.0f} img/s on '
-    f'{cores} cores = {rate / cores:.0f} img/s per core'
+  cpu = time.process_time() - cpu
+  close = getattr(it, 'close', None)
+  if close is not None:
+    close()
+  del it
+  images = args.steps * args.batch_size
+  return images / seconds, 1000 * cpu / images
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--data-dir', required=True)
+  parser.add_argument('--batch-size', type=int, default=128)
+  parser.add_argument('--image-size', type=int, default=224)
+  parser.add_argument('--steps', type=int, default=40)
+  parser.add_argument('--warmup', type=int, default=5)
+  parser.add_argument('--rounds', type=int, default=3)
+  parser.add_argument('--augment', default='inception')
+  parser.add_argument(
+    '--crop-sampler',
+    default='torchvision',
+    choices=('torchvision', 'tensorflow'),
   )
+  parser.add_argument('--color-jitter', type=float, default=0.0)
+  parser.add_argument('--pca-lighting', type=float, default=0.0)
+  parser.add_argument(
+    '--relabel', action='store_true', help='Also join label maps.'
+  )
+  parser.add_argument(
+    '--stages', action='store_true', help='Also time cut-down pipelines.'
+  )
+  args = parser.parse_args()
+  tf.config.set_visible_devices([], 'GPU')
+
+  rows = {
+    'reference': lambda: _numpy_batches(reference_dataset(args)),
+    'jaxmix': lambda: _jaxmix_batches(args),
+  }
+  if args.relabel:
+    directory = tempfile.mkdtemp(prefix='label_maps_')
+    store = _label_map_store(args, directory)
+    rows['jaxmix + ReLabel join'] = lambda: _jaxmix_batches(args, store)
+  if args.stages:
+    rows['jaxmix, bicubic resize'] = lambda: _jaxmix_batches(args, bicubic=True)
+    for stage in ('read', 'decode', 'antialias'):
+      rows[f'reference, {stage}'] = lambda s=stage: _numpy_batches(
+        reference_dataset(args, stage=s)
+      )
+  results = {name: [] for name in rows}
+  for _ in range(args.rounds):
+    for name, make in rows.items():
+      results[name].append(_time(make, args))
+
+  cores = len(os.sched_getaffinity(0))
+  load = os.getloadavg()[0]
+  print(
+    f'batch {args.batch_size}, {args.image_size} px, augment={args.augment} '
+    f'jitter={args.color_jitter} pca={args.pca_lighting}; {cores} cores, '
+    f'load average {load:.1f}; medians of {args.rounds} rounds of '
+    f'{args.steps} batches'
+  )
+  ref = statistics.median(r for r, _ in results['reference'])
+  ref_cpu = statistics.median(c for _, c in results['reference'])
+  print(
+    f'{"pipeline":<24} {"img/s":>8} {"x ref":>6} {"cpu ms/img":>10} '
+    f'{"x ref":>6}  rounds (img/s)'
+  )
+  for name, values in results.items():
+    rate = statistics.median(r for r, _ in values)
+    cpu = statistics.median(c for _, c in values)
+    each = ' '.join(f'{r:.0f}' for r, _ in values)
+    print(
+      f'{name:<24} {rate:8.0f} {rate / ref:6.2f} {cpu:10.2f} '
+      f'{cpu / ref_cpu:6.2f}  {each}'
+    )
 
 
 if __name__ == '__main__':

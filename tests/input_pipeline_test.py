@@ -1,5 +1,8 @@
 """Tests of jaxmix.data.input_pipeline on a tiny real imagenet2012."""
 
+import threading
+import time
+
 import jax
 import numpy as np
 import pytest
@@ -194,6 +197,19 @@ def test_restore_mid_epoch_equals_continuing(clean):
   _assert_same(rest, _take(restored, 4))
 
 
+def test_restore_in_a_later_epoch_equals_continuing(clean):
+  # Epoch 1's order depends on (seed, epoch) only, not on the pipeline
+  # having read epoch 0 first.
+  it = _train(clean[0], seed=2)
+  _take(it, NUM_TRAIN // 4 + 1)
+  state = it.get_state()
+  assert state == {'epoch': 1, 'batch_in_epoch': 1, 'position': 4}
+  rest = _take(it, NUM_TRAIN // 4 + 1)  # into epoch 2
+  restored = _train(clean[0], seed=2)
+  restored.set_state(state)
+  _assert_same(rest, _take(restored, NUM_TRAIN // 4 + 1))
+
+
 def test_restore_does_not_decode_consumed_examples(corrupt):
   # Find where the corrupt JPEG lands, then resume past it in 'error' mode:
   # if consumed examples were decoded again, this would raise.
@@ -356,7 +372,11 @@ def test_prefetch_to_mesh_global_arrays_and_state(clean):
   assert first['image'].shape == (8, S, S, 3)
   assert first['image'].sharding.spec == jax.sharding.PartitionSpec('data')
   assert len(first['label'].addressable_shards) == jax.device_count()
-  # The host iterator ran ahead; the prefetcher reports the consumed point.
+  # The host iterator runs ahead (in the background); the prefetcher
+  # reports the consumed point.
+  deadline = time.monotonic() + 60
+  while it.get_state()['epoch'] == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
   assert it.get_state()['epoch'] > 0
   assert batches.get_state() == {
     'epoch': 0,
@@ -443,3 +463,49 @@ def test_prefetch_to_mesh_eval_keeps_mask_and_ends(clean):
   )
   with pytest.raises(ValueError, match='axis'):
     input_pipeline.prefetch_to_mesh(iter([]), mesh, axis='model')
+
+
+class _Counting(input_pipeline.BatchIterator):
+  """Batches {'x': [i, i]}; records the thread of every `next`; fails at
+  `fail_at`."""
+
+  def __init__(self, fail_at=None):
+    self.i, self.threads, self.fail_at = 0, set(), fail_at
+
+  def __next__(self):
+    self.threads.add(threading.current_thread())
+    if self.i == self.fail_at:
+      raise input_pipeline.CorruptImageError(f'bad batch {self.i}')
+    self.i += 1
+    return {'x': np.full(2, self.i - 1, np.int32), 'name': np.array([b'a'] * 2)}
+
+  def get_state(self):
+    return {'i': self.i}
+
+  def set_state(self, state):
+    self.i = state['i']
+
+
+def test_prefetch_to_mesh_reads_off_the_calling_thread_and_resumes():
+  mesh = jax.make_mesh((1,), ('data',), devices=jax.devices()[:1])
+  host = _Counting()
+  batches = input_pipeline.prefetch_to_mesh(host, mesh, size=2)
+  assert [int(next(batches)['x'][0]) for _ in range(3)] == [0, 1, 2]
+  assert threading.current_thread() not in host.threads
+  assert batches.get_state() == {'i': 3}
+  batches.set_state({'i': 1})
+  assert [int(next(batches)['x'][0]) for _ in range(2)] == [1, 2]
+  batches.close()
+  assert not any(thread.is_alive() for thread in host.threads)
+  # Closing rewinds the host iterator to the last batch handed out.
+  assert host.get_state() == {'i': 3}
+  assert int(next(batches)['x'][0]) == 3
+  batches.close()
+
+
+def test_prefetch_to_mesh_raises_host_errors_in_order():
+  mesh = jax.make_mesh((1,), ('data',), devices=jax.devices()[:1])
+  batches = input_pipeline.prefetch_to_mesh(_Counting(fail_at=2), mesh)
+  assert [int(next(batches)['x'][0]) for _ in range(2)] == [0, 1]
+  with pytest.raises(input_pipeline.CorruptImageError, match='bad batch 2'):
+    next(batches)

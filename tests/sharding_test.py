@@ -121,6 +121,24 @@ def test_traced_knobs_pass_through_without_retracing():
   assert not np.array_equal(on_images, images)
 
 
+def test_eager_calls_reuse_the_compiled_program():
+  mesh = _mesh()
+  images, labels = make_batch(batch_size=16)
+  traces = []
+
+  def counted(key, images, labels, *, alpha):
+    traces.append(alpha)
+    return jaxmix.mixup(key, images, labels, alpha=alpha)
+
+  first = jaxmix.per_shard(counted, mesh)(KEY, images, labels, alpha=1.0)
+  # A new wrapper of the same op on the same mesh: the same program.
+  again = jaxmix.per_shard(counted, mesh)(KEY, images, labels, alpha=1.0)
+  assert traces == [1.0]
+  np.testing.assert_array_equal(first[0], again[0])
+  jaxmix.per_shard(counted, mesh)(KEY, images, labels, alpha=0.5)
+  assert traces == [1.0, 0.5]  # a static knob is part of the program
+
+
 def test_errors_name_the_problem():
   mesh = _mesh()
   images, labels = make_batch(batch_size=12)

@@ -14,6 +14,8 @@ import optax
 import pytest
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 import jaxmix
 from jaxmix import models
@@ -174,6 +176,35 @@ def test_normalize_is_exact():
   x = jnp.array([[[[0, 128, 255]]]], jnp.uint8)
   y = steps.normalize(x, (0.0, 128.0, 5.0), (1.0, 2.0, 250.0))
   np.testing.assert_array_equal(y, [[[[0.0, 0.0, 1.0]]]])
+
+
+def test_finite_flag_catches_non_finite_parameters_of_a_finite_loss(setup):
+  # An optimiser whose update is infinite: this step's loss and gradients
+  # (of the old parameters) are finite, its new parameters are not.
+  tx = optax.stateless(
+    lambda updates, params: jax.tree.map(
+      lambda u: jnp.full_like(u, jnp.inf), updates
+    )
+  )
+  model_def, state = state_lib.create_train_state(
+    lambda: models.create_model(
+      'tiny_cnn', num_classes=NUM_CLASSES, rngs=nnx.Rngs(0), width=4
+    ),
+    tx,
+    mesh=setup.mesh,
+  )
+  train_step = steps.jit_train_step(
+    setup.mesh,
+    model_def=model_def,
+    tx=tx,
+    learning_rate_fn=optax.constant_schedule(0.1),
+    augment_fn=None,
+    config=STEP_CONFIG,
+  )
+  _, metrics = train_step(state, setup.batch, np.float32(0))
+  assert np.isfinite(float(metrics['loss']))
+  assert np.isfinite(float(metrics['grad_norm']))
+  assert float(metrics['finite']) == 0.0
 
 
 def test_create_mesh_is_auto_over_all_devices():
@@ -353,28 +384,44 @@ def read_event_file(path):
     header = data[pos : pos + 8]
     (length,) = struct.unpack('<Q', header)
     (crc,) = struct.unpack('<I', data[pos + 8 : pos + 12])
-    assert crc == metrics_log._masked_crc(header)
+    assert crc == masked_crc32c(header)
     body = data[pos + 12 : pos + 12 + length]
     (crc,) = struct.unpack('<I', data[pos + 12 + length : pos + 16 + length])
-    assert crc == metrics_log._masked_crc(body)
+    assert crc == masked_crc32c(body)
     records.append(body)
     pos += 16 + length
   return records
-
-
-def test_crc32c_known_answer():
-  assert metrics_log.crc32c(b'123456789') == 0xE3069283
 
 
 def test_event_file_holds_the_scalars(tmp_path):
   writer = metrics_log.EventFileWriter(str(tmp_path))
   writer.scalars(7, {'train/loss': 0.25})
   writer.close()
-  first, second = read_event_file(writer.path)
-  assert b'brain.Event:2' in first
-  # Event.step = 7 (field 2, varint) and Summary.Value.simple_value = 0.25.
-  assert b'\x10\x07' in second and b'train/loss' in second
-  assert b'\x15' + struct.pack('<f', 0.25) in second
+  first, second = [
+    event_pb2.Event.FromString(r) for r in read_event_file(writer.path)
+  ]
+  assert first.file_version == 'brain.Event:2'
+  assert second.step == 7
+  (value,) = second.summary.value
+  assert (value.tag, value.simple_value) == ('train/loss', 0.25)
+
+
+def test_log_to_console_shows_progress_lines_outside_app_run(tmp_path):
+  code = (
+    'from absl import logging; from jaxmix.train import metrics_log; '
+    "logging.info('before'); metrics_log.log_to_console(); "
+    "logging.info('other library'); "
+    "metrics_log.MetricLogger('{dir}').info('step %d', 3)"
+  )
+  out = subprocess.run(
+    [sys.executable, '-c', code.format(dir=tmp_path)],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  assert 'step 3' in out.stderr
+  assert out.stderr.count('step 3') == 1
+  assert 'other library' not in out.stderr
 
 
 def test_format_duration():

@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     '--smoke', action='store_true', help='Tiny data and model (seconds).'
   )
   args = parser.parse_args(argv)
+  from jaxmix.train import metrics_log
+
+  metrics_log.log_to_console()  # the trainer's progress lines
   workdir = os.path.abspath(args.workdir)
   if args.all:
     from jaxmix.apps import experiment

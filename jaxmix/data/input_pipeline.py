@@ -2,16 +2,19 @@
 
 Train: each process reads its own slice of the split
 (`tfds.split_for_jax_process`, remainder dropped so every process has the
-same number of steps), one tf.data pipeline per epoch:
+same number of steps), in one tf.data pipeline for all epochs:
 
-  read bytes -> enumerate (example index) -> shuffle(seed, epoch)
-  -> enumerate (position) -> skip(restored position)
+  epochs e, e+1, ...: files shuffled(seed, e) -> read bytes -> enumerate
+  (example index) -> shuffle buffer(seed, e) -> the epoch's full batches
+  -> enumerate (position) -> skip(restored position, first epoch only)
   -> decode + crop + flip + colour (parallel, deterministic) -> batch
 
 Every random choice is a stateless op seeded by (seed, epoch, example
-index), so the same seed gives the same batches, and a restored position
-skips the consumed examples before they are decoded. The last partial
-batch of an epoch is dropped.
+index), and each epoch's order by (seed, epoch), so the same seed gives the
+same batches, and a restored position skips the consumed examples before
+they are decoded. The examples that would make a partial last batch of an
+epoch are never read. With `on_corrupt='skip'` the few undecodable images
+are dropped after decoding, so a batch may then end in the next epoch.
 
 Eval: one ordered pass, centre crop of `crop_pct` of the short side (resize
 the short side to image_size / crop_pct, then centre-crop image_size),
@@ -22,6 +25,8 @@ Images leave as uint8; normalisation by (mean, std) happens on the device.
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import numpy as np
@@ -78,9 +83,15 @@ def steps_per_epoch(
 
 
 def dataset_options() -> tf.data.Options:
-  """Deterministic tf.data options of every jaxmix pipeline."""
+  """tf.data options of every jaxmix pipeline: deterministic order.
+
+  The map functions run on a private thread pool of one thread per core
+  this process may use, one op at a time each (parallelism comes from the
+  parallel map, not from inside an example's ops).
+  """
   options = tf.data.Options()
   options.deterministic = True
+  options.threading.private_threadpool_size = len(os.sched_getaffinity(0))
   options.threading.max_intra_op_parallelism = 1
   return options
 
@@ -89,16 +100,44 @@ def _to_numpy(batch) -> Batch:
   return {k: v.numpy() for k, v in batch.items()}
 
 
+def epoch_seeds(seed: int, epoch: tf.Tensor) -> tf.Tensor:
+  """int64 `[2]`: the seeds of `epoch`'s file order and shuffle buffer."""
+  key = tf.stack([tf.constant(seed % 2**63, tf.int64), epoch])
+  seeds = tf.random.stateless_uniform(
+    [2], seed=key, minval=None, maxval=None, dtype=tf.int64
+  )
+  # Non-negative, and never (0, 0), which tf.data would replace by a
+  # random seed.
+  return seeds % (2**62) + 1
+
+
 class _TrainIterator(BatchIterator):
-  """Infinite over epochs; one deterministic tf.data pipeline per epoch."""
+  """Infinite over epochs: one deterministic tf.data pipeline for all.
+
+  The stream is a sequence of epochs, each `steps * batch_size` examples
+  (the tail that would make a partial batch is never read), each in its own
+  order: files shuffled and a shuffle buffer filled with seeds of
+  (seed, epoch). The next epoch is opened (files, shuffle buffer) while the
+  current one is consumed, so no epoch starts with a drained pipeline or an
+  empty shuffle buffer; the price is a second buffer's worth of host memory
+  (`data.shuffle_buffer` encoded images).
+  """
 
   def __init__(
-    self, source: tfds_source.Source, preprocess_fn, *, batch_size, seed
+    self,
+    source: tfds_source.Source,
+    preprocess_fn,
+    *,
+    batch_size,
+    seed,
+    steps,
   ):
     self._source = source
-    # One traced function for all epochs: the epoch is an input tensor.
+    self._preprocess_fn = preprocess_fn
+    # Traced once, for one-by-one decoding when looking for a bad image.
     self._preprocess = tf.function(preprocess_fn)
     self._batch_size = batch_size
+    self._per_epoch = steps * batch_size
     self._seed = seed
     self._skip = source.config.on_corrupt == 'skip'
     self.num_skipped = 0
@@ -106,23 +145,32 @@ class _TrainIterator(BatchIterator):
     self._iterator = None
 
   def _raw(self, epoch: int, position: int) -> tf.data.Dataset:
-    seed = int(np.random.SeedSequence([self._seed, epoch]).generate_state(1)[0])
-    ds = self._source.read(shuffle_seed=seed)
+    """Undecoded examples from (epoch, position) on, over all epochs."""
     buffer = min(self._source.config.shuffle_buffer, max(self._source.size, 1))
-    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
-    ds = ds.enumerate().map(
-      lambda pos, ex: {
-        **ex,
-        'position': pos,
-        'epoch': tf.constant(epoch, tf.int64),
-      }
+    per_epoch = self._per_epoch
+
+    def one_epoch(e):
+      seeds = epoch_seeds(self._seed, e)
+      ds = self._source.read_epoch(seeds[0])
+      ds = ds.shuffle(buffer, seed=seeds[1], reshuffle_each_iteration=False)
+      ds = ds.take(per_epoch).enumerate()
+      ds = ds.map(lambda pos, ex: {**ex, 'position': pos, 'epoch': e})
+      return ds.skip(tf.where(e == epoch, tf.constant(position, tf.int64), 0))
+
+    # Epoch by epoch, in order: each epoch is one block of the interleave;
+    # the second slot opens the next epoch (its shuffle buffer fills) in the
+    # background while the current one is read.
+    return tf.data.Dataset.counter(epoch).interleave(
+      one_epoch,
+      cycle_length=2,
+      block_length=per_epoch,
+      num_parallel_calls=2,
+      deterministic=True,
     )
-    return ds.skip(position)
 
   def _start(self) -> None:
-    ds = self._raw(self._epoch, self._position)
-    ds = ds.map(
-      self._preprocess,
+    ds = self._raw(self._epoch, self._position).map(
+      self._preprocess_fn,
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=True,
     )
@@ -131,48 +179,32 @@ class _TrainIterator(BatchIterator):
     ds = ds.batch(self._batch_size).prefetch(tf.data.AUTOTUNE)
     self._iterator = iter(ds.with_options(dataset_options()))
 
-  def _count_skipped(self, position: int, delivered: int) -> None:
-    skipped = position - self._position - delivered
-    if self._skip and skipped > 0:
-      self.num_skipped += skipped
-      logging.warning(
-        'skipped %d undecodable images of %s (%d so far)',
-        skipped,
-        self._source.describe(),
-        self.num_skipped,
-      )
-
-  def _next_epoch(self, tail: int) -> None:
-    # `tail` examples of a partial last batch were decoded and dropped.
-    self._count_skipped(self._source.size, tail)
-    self._epoch, self._batch, self._position = self._epoch + 1, 0, 0
-    self._iterator = None
-
   def __next__(self) -> Batch:
-    for _ in range(2):
-      if self._iterator is None:
-        self._start()
-      try:
-        batch = _to_numpy(next(self._iterator))
-      except StopIteration:
-        self._next_epoch(0)
-        continue
-      except tf.errors.OpError as e:
-        raw = self._raw(self._epoch, self._position)
-        raise self._source.find_corrupt(raw, self._preprocess, e) from e
-      if len(batch['label']) < self._batch_size:
-        self._next_epoch(len(batch['label']))  # drop the partial last batch
-        continue
-      position = int(batch.pop('position')[-1]) + 1
-      self._count_skipped(position, self._batch_size)
-      batch.pop('index')
-      batch.pop('epoch')
-      self._batch, self._position = self._batch + 1, position
-      return batch
-    raise ValueError(
-      f'{self._source.describe()} has fewer than one batch of '
-      f'{self._batch_size} decodable examples in this process.'
-    )
+    if self._iterator is None:
+      self._start()
+    try:
+      batch = _to_numpy(next(self._iterator))
+    except tf.errors.OpError as e:
+      raw = self._raw(self._epoch, self._position)
+      raise self._source.find_corrupt(raw, self._preprocess, e) from e
+    positions, epochs = batch.pop('position'), batch.pop('epoch')
+    batch.pop('index')
+    epoch, position = int(epochs[-1]), int(positions[-1]) + 1
+    if self._skip:
+      # Examples read (up to this batch's last) that did not arrive.
+      read = (epoch - self._epoch) * self._per_epoch + position
+      skipped = read - self._position - self._batch_size
+      if skipped > 0:
+        self.num_skipped += skipped
+        logging.warning(
+          'skipped %d undecodable images of %s (%d so far)',
+          skipped,
+          self._source.describe(),
+          self.num_skipped,
+        )
+    self._batch = self._batch + 1 if epoch == self._epoch else 1
+    self._epoch, self._position = epoch, position
+    return batch
 
   def get_state(self) -> dict[str, int]:
     return {
@@ -219,10 +251,18 @@ def create_train_iterator(
     data_config, data_config.train_split, index, count, drop_remainder=True
   )
 
+  steps = source.size // batch_size
+  if steps < 1:
+    raise ValueError(
+      f'{source.describe()} has fewer than one batch of {batch_size} '
+      'examples in this process.'
+    )
   preprocess_fn = preprocess_lib.train_preprocess(
     data_config, image_size=image_size, seed=seed
   )
-  return _TrainIterator(source, preprocess_fn, batch_size=batch_size, seed=seed)
+  return _TrainIterator(
+    source, preprocess_fn, batch_size=batch_size, seed=seed, steps=steps
+  )
 
 
 def _numpy_dtype(dtype: tf.DType) -> np.dtype:

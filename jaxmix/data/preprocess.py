@@ -78,13 +78,30 @@ def _to_uint8(image: tf.Tensor) -> tf.Tensor:
   return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
 
 
+def _upscale(crop: tf.Tensor, image_size: int) -> tf.Tensor:
+  image = tf.image.resize(crop, [image_size, image_size], method='bilinear')
+  return tf.clip_by_value(image, 0.0, 255.0)
+
+
 def _resize(crop: tf.Tensor, image_size: int) -> tf.Tensor:
+  """`crops.resize`, skipping the work that cannot change the result.
+
+  The antialiasing filter of `crops.resize` widens only when it shrinks: a
+  crop no larger than the output on both sides gets the plain bilinear
+  values (equal up to float rounding: at most one level after rounding to
+  uint8), at about a third of the cost.
+  """
+  hw = tf.shape(crop)[:2]
   # Keep exact pixels when the crop already has the output size (CIFAR).
-  same = tf.reduce_all(tf.shape(crop)[:2] == image_size)
-  image = tf.cond(
-    same,
-    lambda: tf.cast(crop, tf.float32),
-    lambda: crops.resize(crop, image_size),
+  same = tf.reduce_all(hw == image_size)
+  grows = tf.reduce_all(hw <= image_size)
+  image = tf.case(
+    [
+      (same, lambda: tf.cast(crop, tf.float32)),
+      (grows, lambda: _upscale(crop, image_size)),
+    ],
+    default=lambda: crops.resize(crop, image_size),
+    exclusive=False,
   )
   image.set_shape([image_size, image_size, 3])
   return image

@@ -3,7 +3,9 @@
 Opens the TFDS builder (jaxmix's own offline datasets register theirs
 through `jaxmix.datasets.BUILDERS`), checks that the split is prepared and
 that the configured feature keys exist, and reads encoded image bytes,
-labels and file names without decoding. When an image cannot be decoded,
+labels and file names without decoding: `read` through TFDS (eval),
+`read_epoch` from the TFRecord files with the file order a tensor (train,
+every epoch in one tf.data pipeline). When an image cannot be decoded,
 `Source.find_corrupt` names the file and the dataset.
 """
 
@@ -157,6 +159,7 @@ class Source:
     self.local_split = split
     self.size = self.builder.info.splits[split].num_examples
     self.has_file_name = data_config.file_name_key in self.builder.info.features
+    self._fixed_order = None
 
   def read(self, *, shuffle_seed: int | None) -> tf.data.Dataset:
     """Examples {'image_bytes', 'label', 'file_name', 'index'}, undecoded.
@@ -165,32 +168,101 @@ class Source:
     back to the TFDS example id when the dataset has no file-name feature.
     Files are shuffled with `shuffle_seed` unless it is None.
     """
-    cfg = self.config
     ds = self.builder.as_dataset(
       split=self.local_split,
       shuffle_files=shuffle_seed is not None,
-      # Images stay encoded: ours is decoded (cropped) later, other image
-      # features (e.g. segmentation masks) are never decoded.
-      decoders={
-        key: tfds.decode.SkipDecoding()
-        for key, feature in self.builder.info.features.items()
-        if isinstance(feature, tfds.features.Image)
-      },
+      decoders=self._decoders(),
       read_config=tfds.ReadConfig(
         shuffle_seed=shuffle_seed, add_tfds_id=not self.has_file_name
       ),
     )
-    name_key = cfg.file_name_key if self.has_file_name else 'tfds_id'
-
-    def select(index, ex):
-      return {
-        'image_bytes': ex[cfg.image_key],
-        'label': tf.cast(ex[cfg.label_key], tf.int32),
-        'file_name': ex[name_key],
+    return ds.enumerate().map(
+      lambda index, ex: {
+        **self._select(ex, ex.get('tfds_id')),
         'index': index,
       }
+    )
 
-    return ds.enumerate().map(select)
+  def _decoders(self) -> dict:
+    # Images stay encoded: ours is decoded (cropped) later, other image
+    # features (e.g. segmentation masks) are never decoded.
+    return {
+      key: tfds.decode.SkipDecoding()
+      for key, feature in self.builder.info.features.items()
+      if isinstance(feature, tfds.features.Image)
+    }
+
+  def _select(self, example: dict, example_id: tf.Tensor | None) -> dict:
+    """The pipeline's keys of a parsed example; `example_id` names it when
+    the dataset has no file-name feature."""
+    cfg = self.config
+    return {
+      'image_bytes': example[cfg.image_key],
+      'label': tf.cast(example[cfg.label_key], tf.int32),
+      'file_name': (
+        example[cfg.file_name_key] if self.has_file_name else example_id
+      ),
+    }
+
+  def read_epoch(self, file_seed: tf.Tensor) -> tf.data.Dataset:
+    """One epoch of this process's examples, undecoded, files shuffled.
+
+    A graph-side reader of the split's TFRecord files (TFDS's own file
+    instructions, parsed with the dataset's features), so that `file_seed`
+    may be a tensor and one tf.data pipeline can read every epoch in its own
+    file order. Datasets in other file formats are read by TFDS in one
+    fixed file order (the epoch's shuffle buffer still reorders them).
+
+    Args:
+      file_seed: int64 scalar, the seed of this epoch's file order.
+
+    Returns:
+      Examples {'image_bytes', 'label', 'file_name', 'index'}, `index` the
+      position in this epoch's read order (as `read`).
+    """
+    info = self.builder.info
+    if info.file_format != tfds.core.FileFormat.TFRECORD:
+      if self._fixed_order is None:
+        self._fixed_order = self.read(shuffle_seed=0)
+      return self._fixed_order
+    instructions = info.splits[self.local_split].file_instructions
+    files = tf.data.Dataset.from_tensor_slices(
+      (
+        [i.filename for i in instructions],
+        # TFDS's example id: file name and record number in the file.
+        [os.path.basename(i.filename) for i in instructions],
+        tf.constant([i.skip for i in instructions], tf.int64),
+        tf.constant(
+          [
+            i.take if i.take >= 0 else i.examples_in_shard - i.skip
+            for i in instructions
+          ],
+          tf.int64,
+        ),
+      )
+    ).shuffle(len(instructions), seed=file_seed)
+    decoders = self._decoders()
+
+    def records(path, name, skip, take):
+      ds = tf.data.TFRecordDataset(path).skip(skip).take(take)
+      numbers = tf.data.Dataset.range(skip, skip + take)
+      return tf.data.Dataset.zip(ds, numbers.map(lambda n: (name, n)))
+
+    def parse(record, name_and_number):
+      name, number = name_and_number
+      tfds_id = tf.strings.join([name, tf.strings.as_string(number)], '__')
+      example = info.features.deserialize_example(record, decoders=decoders)
+      return self._select(example, tfds_id)
+
+    ds = files.interleave(
+      records,
+      cycle_length=min(16, len(instructions)),
+      block_length=16,
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.enumerate().map(lambda index, ex: {**ex, 'index': index})
 
   def describe(self) -> str:
     return f'dataset {self.config.dataset} split {self.split}'

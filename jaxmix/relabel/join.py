@@ -7,8 +7,10 @@ tf.data pipeline or synthetic data); every batch it returns also holds
   'label_map_indices'  uint16  `[b, S, S, k]`
   'label_map_found'    bool    `[b]`
 
-looked up on the host before `prefetch_to_mesh` copies the batch to the
-devices (a memory-mapped gather of 4.5 KB per image from the store). The
+looked up on the host (a memory-mapped gather of 4.5 KB per image from the
+store). In training the join is pulled by the background thread of
+`jaxmix.data.mesh_prefetch.prefetch_to_mesh`, a bounded queue ahead of the
+step, so a slow page-cache miss never stalls the training thread. The
 position (`get_state`/`set_state`) is the wrapped iterator's, so a resumed
 run rejoins exactly the batches it would have seen.
 

@@ -244,5 +244,7 @@ def run_training(run: setup.TrainingRun) -> Outcome:
     )
     raise FloatingPointError(f'{error} {kept}') from None
   finally:
+    if hasattr(device_batches, 'close'):
+      device_batches.close()  # stops its reader thread
     run.close()  # waits for the pending async save, then unlocks
   return Outcome(state, status, step_reached, total_steps)

@@ -1,99 +1,34 @@
 """Training logs: console lines, TensorBoard event files and metrics.jsonl.
 
-The TensorBoard writer here is a small dependency-free encoder of the event
-file format (TFRecord framing with masked CRC-32C around `Event` protocol
-buffers holding scalar summaries), so that logging needs no TensorFlow.
+TensorBoard event files are written with the `tensorboard` package's
+TF-free record writer, so that logging needs no TensorFlow.
 Only the primary process (index 0) writes; the others get a no-op logger.
 Files go through `jaxmix.io.paths`, so the run directory may be a URL.
 """
 
 import contextlib
 import json
+import logging as logging_lib
 import math
+import os
 import socket
-import struct
+import sys
 import time
 from collections.abc import Mapping
 
 from absl import logging
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 from jaxmix.io import paths
 
 
-def _crc32c_table() -> list[int]:
-  table = []
-  for byte in range(256):
-    crc = byte
-    for _ in range(8):
-      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    table.append(crc)
-  return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-  """CRC-32C (Castagnoli) of `data`."""
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-  return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-  crc = crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(value: int) -> bytes:
-  out = bytearray()
-  while True:
-    bits, value = value & 0x7F, value >> 7
-    out.append(bits | (0x80 if value else 0))
-    if not value:
-      return bytes(out)
-
-
-def _field_bytes(number: int, payload: bytes) -> bytes:
-  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def encode_event(
-  wall_time: float,
-  step: int,
-  *,
-  scalars: Mapping[str, float] | None = None,
-  file_version: str | None = None,
-) -> bytes:
-  """Serialises a `tensorflow.Event` with simple-value scalar summaries."""
-  event = b'\x09' + struct.pack('<d', wall_time)  # 1: wall_time (double)
-  event += b'\x10' + _varint(step)  # 2: step (int64)
-  if file_version is not None:
-    event += _field_bytes(3, file_version.encode())
-  if scalars:
-    summary = b''
-    for tag, value in scalars.items():
-      item = _field_bytes(1, tag.encode())  # Summary.Value.tag
-      item += b'\x15' + struct.pack('<f', value)  # simple_value (float)
-      summary += _field_bytes(1, item)  # Summary.value
-    event += _field_bytes(5, summary)  # 5: summary
-  return event
-
-
-def encode_record(data: bytes) -> bytes:
-  """TFRecord framing: length, masked CRC of it, data, masked CRC of data."""
-  length = struct.pack('<Q', len(data))
-  return (
-    length
-    + struct.pack('<I', _masked_crc(length))
-    + data
-    + struct.pack('<I', _masked_crc(data))
-  )
-
-
 class EventFileWriter:
   """Appends scalar summaries to a TensorBoard event file in `logdir`.
+
+  Written with the `tensorboard` package's own TF-free record writer and
+  event protos (its `EventFileWriter` class would load TensorFlow for its
+  file I/O when TensorFlow is installed).
 
   The file is created at the first summary, so a start that logs nothing
   (a resume with nothing to do) leaves the run directory as it was.
@@ -102,28 +37,67 @@ class EventFileWriter:
   def __init__(self, logdir: paths.PathLike):
     name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}'
     self.path = paths.resolve(logdir) / name
-    self._file = None
+    self._records = None
 
-  def _opened(self):
-    if self._file is None:
+  def _write(self, event: event_pb2.Event) -> None:
+    if self._records is None:
       self.path.parent.mkdir(parents=True, exist_ok=True)
-      self._file = self.path.open('ab')  # closed in close()
-      header = encode_event(time.time(), 0, file_version='brain.Event:2')
-      self._file.write(encode_record(header))
-    return self._file
+      # Closed in close(); the header record starts every event file.
+      self._records = RecordWriter(self.path.open('ab'))
+      header = event_pb2.Event(file_version='brain.Event:2')
+      header.wall_time = time.time()
+      self._records.write(header.SerializeToString())
+    event.wall_time = time.time()
+    self._records.write(event.SerializeToString())
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    self._opened().write(
-      encode_record(encode_event(time.time(), step, scalars=values))
+    summary = summary_pb2.Summary(
+      value=[
+        summary_pb2.Summary.Value(tag=tag, simple_value=value)
+        for tag, value in values.items()
+      ]
     )
+    self._write(event_pb2.Event(step=step, summary=summary))
 
   def flush(self) -> None:
-    if self._file is not None:
-      self._file.flush()
+    if self._records is not None:
+      self._records.flush()
 
   def close(self) -> None:
-    if self._file is not None:
-      self._file.close()
+    if self._records is not None:
+      self._records.close()
+
+
+def log_to_console() -> None:
+  """Shows jaxmix's INFO lines (progress, eval) on stderr, once.
+
+  Outside `absl.app.run` absl installs no handler, so Python's default
+  (warnings and up) drops every progress line: a command started any other
+  way (the demo, a notebook) calls this. Other libraries' INFO chatter
+  (orbax, one line per save) stays hidden; their warnings still show.
+  Under `app.run` absl prints the lines already and this does nothing.
+  """
+  if logging.get_absl_handler() in logging_lib.getLogger().handlers:
+    return
+  logger = logging.get_absl_logger()
+  if any(getattr(h, 'jaxmix_console', False) for h in logger.handlers):
+    return
+  handler = logging_lib.StreamHandler(sys.stderr)
+  handler.setFormatter(
+    logging_lib.Formatter('%(asctime)s %(message)s', '%H:%M:%S')
+  )
+  handler.addFilter(
+    lambda record: (
+      record.levelno > logging_lib.INFO
+      or f'{os.sep}jaxmix{os.sep}' in record.pathname
+    )
+  )
+  handler.jaxmix_console = True
+  logger.addHandler(handler)
+  # absl's first record made Python's default root handler, which would
+  # print every absl INFO record a second time.
+  logger.propagate = False
+  logging.set_verbosity(logging.INFO)
 
 
 def format_duration(seconds: float) -> str:

@@ -151,8 +151,8 @@ def train_step(
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
     cross-entropy), 'top1' (accuracy against the original labels),
-    'learning_rate', 'grad_norm' and 'finite' (1.0 when the loss and the
-    norm of the new parameters are finite).
+    'learning_rate', 'grad_norm' and 'finite' (1.0 when the loss, the
+    gradient norm and the norm of the new parameters are finite).
   """
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   aug_key, model_key = jax.random.split(key)
@@ -190,12 +190,18 @@ def train_step(
     ema_params=ema_params,
   )
   top1 = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-  finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(params))
+  grad_norm = optax.tree.norm(grads)
+  # The loss and the logged gradient norm come for free. The new parameters
+  # still need one pass: no quantity the step already has implies that they
+  # are finite, and a plain sum would miss values large enough to overflow
+  # the next step (a norm catches those: its square overflows first).
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  finite = finite & jnp.isfinite(optax.tree.norm(params))
   metrics = {
     'loss': loss,
     'top1': top1,
     'learning_rate': learning_rate_fn(state.step),
-    'grad_norm': optax.tree.norm(grads),
+    'grad_norm': grad_norm,
     'finite': finite.astype(jnp.float32),
   }
   return new_state, metrics
