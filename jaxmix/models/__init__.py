@@ -41,6 +41,7 @@ from jaxmix.models.resnet import (
 )
 from jaxmix.models.torch_interop import (
   assign_torch_weights,
+  check_torch_weights,
   load_torch_weights,
   read_state_dict,
   save_torch_weights,
@@ -56,6 +57,7 @@ __all__ = [
   'TinyCNN',
   'VisionTransformer',
   'assign_torch_weights',
+  'check_torch_weights',
   'create_model',
   'load_torch_weights',
   'read_state_dict',

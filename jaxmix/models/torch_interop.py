@@ -99,24 +99,20 @@ def _listed(keys: list, limit: int = 8) -> str:
   return f'[{shown}{more}]'
 
 
-def assign_torch_weights(
+def check_torch_weights(
   model: nnx.Module,
   state_dict: StateDict,
   *,
   head: bool = True,
   where: str = 'state dict',
 ) -> None:
-  """Copies a torch state dict into `model`'s parameters and statistics.
-
-  Every key of the model's layout must be present with its torch shape, and
-  no other key may be (`num_batches_tracked` is optional and ignored).
+  """Raises unless `state_dict` has exactly `model`'s torch keys and shapes.
 
   Args:
-    model: a jaxmix ResNet or VisionTransformer, changed in place.
+    model: a jaxmix ResNet or VisionTransformer, or its `nnx.eval_shape`.
     state_dict: `{torch name: array}` in torch layouts.
-    head: also copy the classifier ('fc.*' / 'head.*'). With False the
-      model keeps its own head and the file's is ignored (a fine-tuning
-      start with another number of classes).
+    head: check the classifier ('fc.*' / 'head.*') too; with False its
+      keys may be present with any shape, or absent.
     where: the file's name, for error messages.
 
   Raises:
@@ -152,11 +148,40 @@ def assign_torch_weights(
       f'{where} does not fit the jaxmix {type(model).__name__} '
       f'({len(want)} tensors in torch layout): ' + '; '.join(problems) + '.'
     )
-  for e in entries:
-    if e.key in want:
+
+
+def assign_torch_weights(
+  model: nnx.Module,
+  state_dict: StateDict,
+  *,
+  head: bool = True,
+  where: str = 'state dict',
+) -> None:
+  """Copies a torch state dict into `model`'s parameters and statistics.
+
+  Every key of the model's layout must be present with its torch shape, and
+  no other key may be (`num_batches_tracked` is optional and ignored); see
+  `check_torch_weights`.
+
+  Args:
+    model: a jaxmix ResNet or VisionTransformer, changed in place.
+    state_dict: `{torch name: array}` in torch layouts.
+    head: also copy the classifier ('fc.*' / 'head.*'). With False the
+      model keeps its own head and the file's is ignored (a fine-tuning
+      start with another number of classes).
+    where: the file's name, for error messages.
+
+  Raises:
+    ValueError: naming the missing, unexpected and mis-shaped keys.
+  """
+  check_torch_weights(model, state_dict, head=head, where=where)
+  skipped = set() if head else {e.key for e in torch_names.head_entries(model)}
+  flat = dict(nnx.to_flat_state(nnx.state(model)))
+  for e in torch_names.entries_of(model):
+    if e.kind != 'count' and e.key not in skipped:
       variable = flat[e.path]
       value = torch_names.to_jax(e.kind, np.asarray(state_dict[e.key]))
-      variable[...] = jnp.asarray(value, variable[...].dtype)
+      variable[...] = jnp.asarray(value, variable.dtype)
   nnx.update(model, nnx.from_flat_state(flat))
 
 
@@ -264,13 +289,20 @@ def load_torch_weights(
   from jaxmix.models import create_model  # noqa: PLC0415
 
   kwargs = {'image_size': _vit_image_size(state_dict, where)} if vit else {}
-  model = create_model(
-    model_name,
-    num_classes=file_classes,
-    rngs=nnx.Rngs(0),
-    dtype=dtype,
-    **kwargs,
-  )
+
+  def create() -> nnx.Module:
+    return create_model(
+      model_name,
+      num_classes=file_classes,
+      rngs=nnx.Rngs(0),
+      dtype=dtype,
+      **kwargs,
+    )
+
+  # Checked on the abstract model first: a file that does not fit fails
+  # before any parameter is initialised.
+  check_torch_weights(nnx.eval_shape(create), state_dict, where=where)
+  model = create()
   assign_torch_weights(model, state_dict, where=where)
   model.eval()
   return model
