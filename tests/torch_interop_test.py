@@ -195,7 +195,7 @@ def test_wrong_model_classes_and_formats_are_refused(tmp_path):
   model = models.create_model('cifar_resnet', num_classes=10, rngs=nnx.Rngs(0))
   with pytest.raises(TypeError, match='no torchvision / timm'):
     models.save_torch_weights(model, tmp_path / 'c.safetensors')
-  with pytest.raises(ValueError, match='must end in .safetensors'):
+  with pytest.raises(ValueError, match=r'must end in \.safetensors'):
     models.save_torch_weights(
       models.load_torch_weights('resnet18', path), tmp_path / 'c.pth'
     )

@@ -87,7 +87,7 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
   where = os.fspath(path)
   data = epath.Path(path).read_bytes()
   if where.endswith('.safetensors'):
-    from safetensors import numpy as safetensors_numpy  # noqa: PLC0415
+    from safetensors import numpy as safetensors_numpy
 
     return dict(safetensors_numpy.load(data))
   return _unwrap(torch_files.read_torch_file(data, where), where)
@@ -217,7 +217,7 @@ def save_torch_weights(model: nnx.Module, path: str | os.PathLike) -> None:
     raise ValueError(
       f'`path` must end in .safetensors (the format written), got {path!r}.'
     )
-  from safetensors import numpy as safetensors_numpy  # noqa: PLC0415
+  from safetensors import numpy as safetensors_numpy
 
   state_dict = torch_state_dict(model)
   epath.Path(path).write_bytes(safetensors_numpy.save(state_dict))
@@ -235,8 +235,7 @@ def _vit_image_size(state_dict: StateDict, where: str) -> int:
   side = round(float(np.sqrt(pos.shape[1] - 1)))
   if side * side != pos.shape[1] - 1:
     raise ValueError(
-      f'{where}: pos_embed {pos.shape} is not 1 + a square number of '
-      'patches.'
+      f'{where}: pos_embed {pos.shape} is not 1 + a square number of patches.'
     )
   return side * patch.shape[-1]
 
@@ -286,7 +285,7 @@ def load_torch_weights(
       f'head ({head_key} {state_dict[head_key].shape}).'
     )
   # The registry is the package's own namespace, which imports this module.
-  from jaxmix.models import create_model  # noqa: PLC0415
+  from jaxmix.models import create_model
 
   kwargs = {'image_size': _vit_image_size(state_dict, where)} if vit else {}
 

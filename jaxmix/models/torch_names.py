@@ -169,3 +169,12 @@ def head_entries(model: nnx.Module) -> list[Entry]:
   """The classifier's entries ('fc.*' or 'head.*')."""
   head = 'fc' if isinstance(model, ResNet) else 'head'
   return [e for e in entries_of(model) if e.key.split('.')[0] == head]
+
+
+def torch_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
+  """`{torch name: torch shape}` of `model` (or of its `nnx.eval_shape`)."""
+  flat = dict(nnx.to_flat_state(nnx.state(model)))
+  return {
+    e.key: () if e.kind == 'count' else torch_shape(e.kind, flat[e.path].shape)
+    for e in entries_of(model)
+  }

@@ -3,7 +3,8 @@
 `build_run(config, workdir)` checks the config, starts multi-host JAX when
 asked, writes the run's `config.json`, opens the data source, builds the
 optimiser, the train state (restored from the latest checkpoint when there
-is one, data position included), the jitted train and eval steps, the
+is one, data position included; a new run may start from a torch state
+dict, `config.model.init_from`), the jitted train and eval steps, the
 ReLabel label maps and the prefetcher, and returns them as a `TrainingRun`.
 `jaxmix.train.loop` runs it.
 """
@@ -152,6 +153,10 @@ def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
       label_maps.path if label_maps else 'synthetic label maps',
     )
   start_step = checkpointer.latest_step() or 0
+  if config.model.get('init_from') and not start_step:
+    state = build.import_torch_weights(
+      config, state, tx, mesh=mesh, log=logger.info
+    )
   if start_step:
     state, data_state = checkpointer.restore(state)
     train_iter.set_state(data_state)

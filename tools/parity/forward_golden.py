@@ -74,14 +74,17 @@ def main() -> None:
   torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
   reader = _jaxmix_reader()
   images = seeded.images(SEED, 2, 224)
-  arrays, meta = {}, {
-    'torch': torch.__version__,
-    'torchvision': torchvision.__version__,
-    'timm': timm.__version__,
-    'seed': SEED,
-    'images': 'seeded.images(0, 2, 224)',
-    'models': {},
-  }
+  arrays, meta = (
+    {},
+    {
+      'torch': torch.__version__,
+      'torchvision': torchvision.__version__,
+      'timm': timm.__version__,
+      'seed': SEED,
+      'images': 'seeded.images(0, 2, 224)',
+      'models': {},
+    },
+  )
   for name, make in MODELS.items():
     model = make()
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -104,7 +107,9 @@ def main() -> None:
       exported = os.path.join(args.exports, f'{name}.safetensors')
       fresh = make()
       try:
-        fresh.load_state_dict(safetensors.torch.load_file(exported), strict=True)
+        fresh.load_state_dict(
+          safetensors.torch.load_file(exported), strict=True
+        )
         info['export_strict_load'] = True
         diff = np.abs(_logits(fresh, images) - logits).max()
         info['export_logits_max_abs_diff'] = float(diff)

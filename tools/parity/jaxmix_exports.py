@@ -20,7 +20,7 @@ from safetensors import numpy as safetensors_numpy
 from jaxmix import models
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import seeded  # noqa: E402
+import seeded
 
 SEED = 0
 MODELS = ('resnet50', 'vit_s16')

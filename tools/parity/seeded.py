@@ -20,6 +20,10 @@ on the names and shapes only, not on the order of the state dict:
 Only `Generator.random` is used (a fixed conversion of PCG64's output,
 stable across NumPy versions), never `normal` or `beta`, whose algorithms
 NumPy may change.
+
+The step-parity setting (`official_steps.py`, `tests/step_parity_test.py`)
+is fixed here too: sizes, seeds, crops, and which final tensors both sides
+compare.
 """
 
 from __future__ import annotations
@@ -28,6 +32,25 @@ import math
 import zlib
 
 import numpy as np
+
+# The step-parity setting: ResNet-18, 100 classes, 8 images of 64x64, 10
+# steps, 15x15 top-5 label maps.
+NUM_CLASSES, BATCH, SIZE, STEPS = 100, 8, 64, 10
+MAP_SIZE, TOP_K = 15, 5
+WEIGHT_SEED, DATA_SEED, DRAW_SEED = 1, 2, 3
+# Final tensors (torch names and layouts) whose slices are compared.
+SLICES = {
+  'conv1.weight': (slice(0, 2), slice(None), slice(0, 2), slice(0, 2)),
+  'layer2.0.downsample.0.weight': (slice(0, 3), slice(0, 4), 0, 0),
+  'layer4.1.conv2.weight': (slice(0, 2), slice(0, 3), 1, slice(None)),
+  'layer4.1.bn2.weight': (slice(0, 8),),
+  'fc.weight': (slice(0, 4), slice(0, 6)),
+  'fc.bias': (slice(0, 8),),
+}
+# BatchNorms whose running averages (first 8 channels) are compared, and
+# the number of values per channel behind each of their batch statistics
+# (batch x height x width at 64 px input).
+STATS = {'bn1': BATCH * 32 * 32, 'layer4.1.bn2': BATCH * 2 * 2}
 
 
 def _uniform(seed: int, name: str, shape, lo: float, hi: float) -> np.ndarray:
@@ -88,3 +111,16 @@ def label_maps(
   keys = rng.random((count, size, size, num_classes))
   indices = np.argsort(keys, axis=-1, kind='stable')[..., :top_k]
   return scores, indices.transpose(0, 3, 1, 2).astype(np.int64)
+
+
+def crop_coords() -> np.ndarray:
+  """Asymmetric crops `(top, left, bottom, right)`, normalised, `[B, 4]`.
+
+  The official ReLabel loader's coordinates after `coords[:, 2:] +=
+  coords[:, :2]`: `(i / H, j / W, (i + h) / H, (j + w) / W)`.
+  """
+  rng = np.random.default_rng([DATA_SEED, 5])
+  top, left = 0.5 * rng.random(BATCH), 0.5 * rng.random(BATCH)
+  height = 0.2 + 0.5 * rng.random(BATCH)
+  width = 0.1 + 0.3 * rng.random(BATCH)
+  return np.stack([top, left, top + height, left + width], 1).astype('f4')
