@@ -282,6 +282,7 @@ def _check_stats(got, want, prefix, updates, counts, rtol, scaled):
       )
 
 
+@pytest.mark.slow  # three ResNet-18 train steps compiled, 30 steps run
 @pytest.mark.parametrize('name', list(RECIPES))
 def test_step_parity_with_the_official_code(name, golden):
   got = _run(name, golden)
