@@ -21,10 +21,11 @@ are the official step's exact values and the tolerances of the float32
 test measure float32 rounding only; the same steps are also run in float32
 and how far torch's own float32 run lands from the float64 one is written to
 the file's `meta` (a batch of 8 with 2x2 maps in the last stage is
-ill-conditioned: some BatchNorm gradients lose digits in float32). Each step draws, from seeded
-generators, lambda ~ Beta(1, 1) and the box centre with NumPy and the
-permutation with `torch.randperm`, as the official loops do; the draws are
-written to the golden file, so jaxmix's side uses exactly them.
+ill-conditioned: some BatchNorm gradients lose digits in float32). Each
+step draws, from seeded generators, lambda ~ Beta(1, 1) and the box centre
+with NumPy and the permutation with `torch.randperm`, as the official loops
+do; the draws are written to the golden file, so jaxmix's side uses
+exactly them.
 
 Recipes, transcribed from the official code (read at CutMix-PyTorch 2d8eb68
 and relabel_imagenet 3d4824f):
@@ -52,10 +53,9 @@ and relabel_imagenet 3d4824f):
 Recorded per recipe: the loss and the gradient norm of each step (before
 the update), the logits and soft targets of step 0 `[8, 100]`, the norm of
 every final parameter and of its change over the 10 steps (the optimiser's
-doing), the box of each step, slices of a few final tensors
-and of two BatchNorms' running averages, with the number of values per
-channel behind each batch statistic, after the first step and after the
-last (torch updates running_var with the unbiased variance, jaxmix with the
+doing), the box of each step, slices of a few final tensors and of two
+BatchNorms' running averages, with the number of values per channel behind
+each batch statistic, after the first step and after the last (torch updates running_var with the unbiased variance, jaxmix with the
 biased one; the test converts).
 """
 
