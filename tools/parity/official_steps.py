@@ -55,8 +55,9 @@ the update), the logits and soft targets of step 0 `[8, 100]`, the norm of
 every final parameter and of its change over the 10 steps (the optimiser's
 doing), the box of each step, slices of a few final tensors and of two
 BatchNorms' running averages, with the number of values per channel behind
-each batch statistic, after the first step and after the last (torch updates running_var with the unbiased variance, jaxmix with the
-biased one; the test converts).
+each batch statistic, after the first step and after the last (torch
+updates running_var with the unbiased variance, jaxmix with the biased one;
+the test converts).
 """
 
 import json
