@@ -70,6 +70,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.name = 'resnet50'  # a key of jaxmix.models.MODELS
   config.model.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16'
   config.model.kwargs = ml_collections.ConfigDict()  # extra model arguments
+  # A torchvision / timm state dict (.safetensors or .pth) to start a new
+  # run from (jaxmix.models.load_torch_weights); a classifier of another
+  # size is replaced by a fresh one. Ignored when the run resumes.
+  config.model.init_from = config_dict.placeholder(str)
 
   config.image_size = 224
   config.data = get_data_config()

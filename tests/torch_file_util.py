@@ -1,4 +1,4 @@
-"""Writes `torch.save` files without PyTorch, for the label-map tests.
+"""Writes `torch.save` files without PyTorch, for the reader's tests.
 
 The bytes follow what `torch.save` writes (checked against PyTorch 2.14):
 a zip, entries stored uncompressed under `<archive>/`, holding `data.pkl`
@@ -37,20 +37,74 @@ def _tuple(items) -> bytes:
   return b'(' + b''.join(items) + b't'
 
 
-def tensor_pickle(dtype, key, numel, size, stride, offset=0, legacy=False):
-  """The pickle torch writes for one tensor over storage `key`."""
+def _tensor_ops(dtype, key, numel, size, stride, offset=0, legacy=False):
+  """Pickle opcodes that push one tensor over storage `key`."""
   pid = [_text('storage'), b'ctorch\n' + _TYPES[dtype] + b'\n', _text(key)]
   pid += [_text('cpu'), _int(numel)] + ([b'N'] if legacy else [])
   return (
-    b'\x80\x02ctorch._utils\n_rebuild_tensor_v2\n('
+    b'ctorch._utils\n_rebuild_tensor_v2\n('
     + _tuple(pid)
     + b'Q'
     + _int(offset)
     + _tuple(_int(n) for n in size)
     + _tuple(_int(n) for n in stride)
     + b'\x89ccollections\nOrderedDict\n)Rt'
-    + b'R.'
+    + b'R'
   )
+
+
+def tensor_pickle(dtype, key, numel, size, stride, offset=0, legacy=False):
+  """The pickle torch writes for one tensor over storage `key`."""
+  ops = _tensor_ops(dtype, key, numel, size, stride, offset, legacy)
+  return b'\x80\x02' + ops + b'.'
+
+
+def _contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
+  steps = np.cumprod((1, *shape[:0:-1]))[::-1]
+  return tuple(int(s) for s in steps) if shape else ()
+
+
+def _zip(archive: str, pkl: bytes, storages: list[bytes]) -> bytes:
+  out = io.BytesIO()
+  with zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as z:
+    z.writestr(f'{archive}/data.pkl', pkl)
+    z.writestr(f'{archive}/.format_version', b'1')
+    z.writestr(f'{archive}/.storage_alignment', b'64')
+    z.writestr(f'{archive}/byteorder', b'little')
+    for key, raw in enumerate(storages):
+      z.writestr(f'{archive}/data/{key}', raw)
+    z.writestr(f'{archive}/version', b'3\n')
+    z.writestr(f'{archive}/.data/serialization_id', b'0' * 40)
+  return out.getvalue()
+
+
+def state_dict_bytes(
+  tensors: dict[str, np.ndarray],
+  *,
+  archive: str = 'archive',
+  wrap: str | None = None,
+) -> bytes:
+  """Bytes of `torch.save(state_dict)` (zip format), one storage a tensor.
+
+  The state dict is an `OrderedDict` of contiguous tensors (float32,
+  float16 or int64, scalars included), as `model.state_dict()` gives. With
+  `wrap='state_dict'` it is saved inside a training checkpoint, `{'epoch':
+  3, 'state_dict': ...}`, as the official CutMix script saves it.
+  """
+  items, storages = [], []
+  for key, (name, array) in enumerate(tensors.items()):
+    array = np.asarray(array)
+    dtype = array.dtype.newbyteorder('<').str
+    flat = np.ascontiguousarray(array).reshape(-1)
+    storages.append(flat.astype(dtype).tobytes())
+    ops = _tensor_ops(
+      dtype, str(key), flat.size, array.shape, _contiguous_stride(array.shape)
+    )
+    items.append(_text(name) + ops)
+  body = b'ccollections\nOrderedDict\n)R(' + b''.join(items) + b'u'
+  if wrap is not None:
+    body = b'}(' + _text('epoch') + _int(3) + _text(wrap) + body + b'u'
+  return _zip(archive, b'\x80\x02' + body + b'.', storages)
 
 
 def torch_save_bytes(
@@ -72,8 +126,7 @@ def torch_save_bytes(
   dtype = array.dtype.newbyteorder('<').str
   if storage is None:
     storage = np.ascontiguousarray(array).reshape(-1)
-    steps = np.cumprod((1, *array.shape[:0:-1]))[::-1]
-    stride = tuple(int(s) for s in steps) if array.ndim else ()
+    stride = _contiguous_stride(array.shape)
   raw_order = '<' if byteorder == 'little' else '>'
   raw = storage.astype(np.dtype(dtype).newbyteorder(raw_order)).tobytes()
   key = '94840624516656' if legacy else '0'

@@ -11,8 +11,11 @@ storage is a persistent id `('storage', torch.FloatStorage, key, device,
 numel, ...)`.
 
 The unpickler here resolves only those names (and OrderedDict, the empty
-backward-hook dict) and refuses every other global, so loading a file
-cannot run code. Tensors come back as numpy arrays, views applied.
+backward-hook dict and a state dict's type) and refuses every other global,
+so loading a file cannot run code. Tensors come back as numpy arrays, views
+applied, inside the plain containers that held them: a label map (one
+tensor), a model's state dict (an ordered dict of tensors) or a training
+checkpoint (a dict holding one, beside numbers and strings).
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class _Unpickler(pickle.Unpickler):
     if (module, name) in _GLOBALS:
       return _GLOBALS[(module, name)]
     raise pickle.UnpicklingError(
-      f'{self.where}: refusing to unpickle {module}.{name}; a label map '
-      'holds one float tensor.'
+      f'{self.where}: refusing to unpickle {module}.{name}; only tensors '
+      'and plain containers of them (lists, dicts, state dicts) are read.'
     )
 
   def persistent_load(self, pid):
@@ -104,18 +107,23 @@ def _materialise(obj, storages: dict, where: str):
     return _view(obj, storages, where)
   if isinstance(obj, (list, tuple)):
     return [_materialise(o, storages, where) for o in obj]
+  if isinstance(obj, dict):
+    # A state dict's `_metadata` attribute (module versions) is dropped.
+    return {k: _materialise(v, storages, where) for k, v in obj.items()}
   return obj
 
 
 def read_torch_file(data: bytes, where: str = '<bytes>'):
-  """Reads a `torch.save`d tensor (or list of tensors) as numpy arrays.
+  """Reads a `torch.save`d tensor, or container of tensors, as numpy.
 
   Args:
     data: the file's bytes, zip or legacy format.
     where: the file's name, for error messages.
 
   Returns:
-    np.ndarray (or a list of them) with the saved dtype, shape and values.
+    np.ndarray with the saved dtype, shape and values; lists and tuples of
+    tensors come back as lists, dicts (a state dict) as dicts in the saved
+    order, other values (numbers, strings) as they are.
 
   Raises:
     ValueError: naming `where`, for anything but a readable torch file of

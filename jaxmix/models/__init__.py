@@ -16,6 +16,10 @@ BatchNorm uses torch's settings (momentum 0.1, i.e. flax momentum 0.9, eps
 those of the global batch (synchronised BN); the papers' PyTorch runs used
 per-GPU statistics.
 
+Weights move in and out of PyTorch (torchvision ResNets, timm DeiT/ViT) as
+state dicts: `load_torch_weights(name, path)` and `save_torch_weights(model,
+path)` (`jaxmix.models.torch_interop`).
+
 With `dtype=jnp.bfloat16, param_dtype=jnp.float32` the convolutions, matmuls
 and normalisations compute in bfloat16 on float32 parameters; the pooled
 features, head and logits stay float32.
@@ -36,6 +40,14 @@ from jaxmix.models.resnet import (
   ResNet,
   TinyCNN,
 )
+from jaxmix.models.torch_interop import (
+  assign_torch_weights,
+  check_torch_weights,
+  load_torch_weights,
+  read_state_dict,
+  save_torch_weights,
+  torch_state_dict,
+)
 from jaxmix.models.vit import VisionTransformer
 
 __all__ = [
@@ -46,7 +58,13 @@ __all__ = [
   'ResNet',
   'TinyCNN',
   'VisionTransformer',
+  'assign_torch_weights',
+  'check_torch_weights',
   'create_model',
+  'load_torch_weights',
+  'read_state_dict',
+  'save_torch_weights',
+  'torch_state_dict',
 ]
 
 _p = functools.partial

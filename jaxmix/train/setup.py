@@ -4,7 +4,8 @@
 asked, takes the run directory's lock, checks the config against the run's
 recorded identity (`jaxmix.train.run_dir`), opens the data source, builds
 the optimiser, the train state (restored from the newest intact checkpoint
-when there is one, data position included), the jitted train and eval
+when there is one, data position included; a new run may start from a
+torch state dict, `config.model.init_from`), the jitted train and eval
 steps, the ReLabel label maps and the prefetcher, records the config
 (`config.json` for a new run, `config_history.jsonl` for allowed changes)
 and returns them as a `TrainingRun`. `jaxmix.train.loop` runs it.
@@ -218,6 +219,10 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
   if restored is not None:
     start_step, state = restored.step, restored.state
     train_iter.set_state(restored.data_state)
+  elif config.model.get('init_from'):
+    state = build.import_torch_weights(
+      config, state, tx, mesh=mesh, log=logger.info
+    )
     logger.info(
       'Resumed from step %d (data position %s)',
       start_step,

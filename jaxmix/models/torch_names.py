@@ -1,0 +1,180 @@
+"""The torchvision / timm state-dict names of the jaxmix models.
+
+One table per family maps each torch key to the path of the jaxmix variable
+that holds it and to the layout change between the two:
+
+* 'conv': torch `[O, I, kh, kw]` (OIHW) <-> flax kernel `[kh, kw, I, O]`
+  (HWIO).
+* 'linear': torch `[out, in]` <-> flax kernel `[in, out]`.
+* 'copy': the same array on both sides: biases, norm scales, BatchNorm
+  running averages (torch `weight, bias, running_mean, running_var` =
+  jaxmix `scale, bias, mean, var`), a ViT's `cls_token` `[1, 1, D]` and
+  `pos_embed` `[1, N + 1, D]`.
+* 'count': BatchNorm's `num_batches_tracked`, which jaxmix does not keep:
+  ignored when reading, written as an int64 zero so that torch's strict
+  loading accepts the file.
+
+ResNets follow torchvision (`conv1`, `bn1`, `layer<s>.<i>.conv<k>`,
+`.downsample.{0,1}`, `fc`), ViTs timm's `VisionTransformer` as in DeiT
+(`patch_embed.proj`, `blocks.<i>.{norm1, attn.qkv, attn.proj, norm2,
+mlp.fc1, mlp.fc2}`, `norm`, `head`). timm splits the fused qkv projection's
+output as `(3, heads, head_dim)`, as jaxmix does, so its weight needs only
+the transpose of any linear layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from flax import nnx
+
+from jaxmix.models.resnet import Bottleneck, ResNet
+from jaxmix.models.vit import VisionTransformer
+
+Path = tuple[str | int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One state-dict tensor.
+
+  Attributes:
+    key: the torch name, e.g. 'layer1.0.conv1.weight'.
+    path: the jaxmix variable's path in `nnx.state(model)`, or () for a
+      'count' entry, which has no jaxmix variable.
+    kind: 'conv', 'linear', 'copy' or 'count' (see the module docstring).
+  """
+
+  key: str
+  path: Path
+  kind: str
+
+
+def to_torch(kind: str, value: np.ndarray) -> np.ndarray:
+  """A jaxmix array in the torch layout of `kind`."""
+  if kind == 'conv':
+    return value.transpose(3, 2, 0, 1)
+  if kind == 'linear':
+    return value.T
+  return value
+
+
+def to_jax(kind: str, value: np.ndarray) -> np.ndarray:
+  """A torch array in the jaxmix layout of `kind`."""
+  if kind == 'conv':
+    return value.transpose(2, 3, 1, 0)
+  if kind == 'linear':
+    return value.T
+  return value
+
+
+def torch_shape(kind: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+  """The torch shape of a jaxmix variable of shape `shape`."""
+  return to_torch(kind, np.empty(shape, np.uint8)).shape
+
+
+def _conv(key: str, path: Path) -> list[Entry]:
+  return [Entry(f'{key}.weight', (*path, 'kernel'), 'conv')]
+
+
+def _linear(key: str, path: Path) -> list[Entry]:
+  return [
+    Entry(f'{key}.weight', (*path, 'kernel'), 'linear'),
+    Entry(f'{key}.bias', (*path, 'bias'), 'copy'),
+  ]
+
+
+def _norm(key: str, path: Path) -> list[Entry]:
+  return [
+    Entry(f'{key}.weight', (*path, 'scale'), 'copy'),
+    Entry(f'{key}.bias', (*path, 'bias'), 'copy'),
+  ]
+
+
+def _batch_norm(key: str, path: Path) -> list[Entry]:
+  return [
+    *_norm(key, path),
+    Entry(f'{key}.running_mean', (*path, 'mean'), 'copy'),
+    Entry(f'{key}.running_var', (*path, 'var'), 'copy'),
+    Entry(f'{key}.num_batches_tracked', (), 'count'),
+  ]
+
+
+def _resnet(model: ResNet) -> list[Entry]:
+  entries = _conv('conv1', ('stem_conv',)) + _batch_norm('bn1', ('stem_bn',))
+  # torchvision numbers blocks within stages; a stage starts at the first
+  # block and at every later block with a projection shortcut (the stride-2
+  # or widening block), which is the only block of a stage that has one.
+  stage, index = 0, 0
+  for k, block in enumerate(model.blocks):
+    if k > 0 and block.shortcut is not None:
+      stage, index = stage + 1, 0
+    prefix, path = f'layer{stage + 1}.{index}', ('blocks', k)
+    convs = 3 if isinstance(block, Bottleneck) else 2
+    for c in range(1, convs + 1):
+      entries += _conv(f'{prefix}.conv{c}', (*path, f'conv{c}'))
+      entries += _batch_norm(f'{prefix}.bn{c}', (*path, f'bn{c}'))
+    if block.shortcut is not None:
+      short = (*path, 'shortcut', 'layers')
+      entries += _conv(f'{prefix}.downsample.0', (*short, 0))
+      entries += _batch_norm(f'{prefix}.downsample.1', (*short, 1))
+    index += 1
+  if stage != 3:
+    raise ValueError(
+      f'A torchvision ResNet has 4 stages; this model has {stage + 1}.'
+    )
+  return entries + _linear('fc', ('head',))
+
+
+def _vit(model: VisionTransformer) -> list[Entry]:
+  entries = [
+    Entry('cls_token', ('cls_token',), 'copy'),
+    Entry('pos_embed', ('pos_embed',), 'copy'),
+    Entry('patch_embed.proj.weight', ('patch_embed', 'kernel'), 'conv'),
+    Entry('patch_embed.proj.bias', ('patch_embed', 'bias'), 'copy'),
+  ]
+  for i in range(len(model.blocks)):
+    prefix, path = f'blocks.{i}', ('blocks', i)
+    entries += _norm(f'{prefix}.norm1', (*path, 'norm1'))
+    entries += _linear(f'{prefix}.attn.qkv', (*path, 'attn', 'qkv'))
+    entries += _linear(f'{prefix}.attn.proj', (*path, 'attn', 'proj'))
+    entries += _norm(f'{prefix}.norm2', (*path, 'norm2'))
+    entries += _linear(f'{prefix}.mlp.fc1', (*path, 'fc1'))
+    entries += _linear(f'{prefix}.mlp.fc2', (*path, 'fc2'))
+  return entries + _norm('norm', ('norm',)) + _linear('head', ('head',))
+
+
+def entries_of(model: nnx.Module) -> list[Entry]:
+  """The state-dict entries of `model`, in torch's state-dict order.
+
+  Args:
+    model: a jaxmix `ResNet` (resnet18 ... resnet152) or
+      `VisionTransformer` (vit_ti16, vit_s16).
+
+  Raises:
+    TypeError: for models without a torchvision / timm counterpart.
+  """
+  if isinstance(model, ResNet):
+    return _resnet(model)
+  if isinstance(model, VisionTransformer):
+    return _vit(model)
+  raise TypeError(
+    f'{type(model).__name__} has no torchvision / timm state-dict layout; '
+    'weights move in and out of PyTorch for ResNet and VisionTransformer.'
+  )
+
+
+def head_entries(model: nnx.Module) -> list[Entry]:
+  """The classifier's entries ('fc.*' or 'head.*')."""
+  head = 'fc' if isinstance(model, ResNet) else 'head'
+  return [e for e in entries_of(model) if e.key.split('.')[0] == head]
+
+
+def torch_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
+  """`{torch name: torch shape}` of `model` (or of its `nnx.eval_shape`)."""
+  flat = dict(nnx.to_flat_state(nnx.state(model)))
+  return {
+    e.key: () if e.kind == 'count' else torch_shape(e.kind, flat[e.path].shape)
+    for e in entries_of(model)
+  }
