@@ -14,6 +14,13 @@ from jaxmix._src.boxes import (
   sample_cutmix_box,
   sample_cutmix_box_minmax,
 )
+from jaxmix._src.class_labels import mixed_cross_entropy
+from jaxmix._src.draw_samplers import (
+  draw_cutmix,
+  draw_mixup,
+  draw_mixup_or_cutmix,
+)
+from jaxmix._src.draws import MixDraw, Span, apply_draw, draw_mask, make_draw
 from jaxmix._src.erasing import cutout, random_erasing
 from jaxmix._src.labels import one_hot, smooth_labels, soft_cross_entropy
 from jaxmix._src.mixing import (
@@ -26,7 +33,13 @@ from jaxmix._src.mixing import (
   sample_mix_weight,
   sample_partners,
 )
+from jaxmix._src.saliency import (
+  saliency_cutmix,
+  salient_peaks,
+  sample_saliency_cutmix,
+)
 from jaxmix._src.sharding import per_shard
+from jaxmix._src.video import sample_videomix, videomix
 from jaxmix.relabel.cutmix import (
   localized_cutmix_targets,
   region_crop_boxes,
@@ -38,12 +51,21 @@ __version__ = '0.1.0'
 
 __all__ = (
   'Box',
+  'MixDraw',
+  'Span',
+  'apply_draw',
   'box_area',
   'box_mask',
   'cutmix',
   'cutmix_with_box',
   'cutout',
+  'draw_cutmix',
+  'draw_mask',
+  'draw_mixup',
+  'draw_mixup_or_cutmix',
   'localized_cutmix_targets',
+  'make_draw',
+  'mixed_cross_entropy',
   'mixup',
   'mixup_or_cutmix',
   'mixup_with_weight',
@@ -54,11 +76,16 @@ __all__ = (
   'region_crop_boxes',
   'relabel_cutmix',
   'relabel_targets',
+  'saliency_cutmix',
+  'salient_peaks',
   'sample_cutmix',
   'sample_cutmix_box',
   'sample_cutmix_box_minmax',
   'sample_mix_weight',
   'sample_partners',
+  'sample_saliency_cutmix',
+  'sample_videomix',
   'smooth_labels',
   'soft_cross_entropy',
+  'videomix',
 )
