@@ -154,7 +154,7 @@ def test_apply_draw_errors_name_the_leaf_and_shape():
     jaxmix.apply_draw(jnp.zeros((2, 3)), draw, roles='label')
   with pytest.raises(ValueError, match='`roles` must be one role or a pytree'):
     jaxmix.apply_draw({'a': jnp.zeros((2, 3))}, draw, roles={'b': 'keep'})
-  with pytest.raises(TypeError, match='`draw` must be a jaxmix.MixDraw'):
+  with pytest.raises(TypeError, match=r'`draw` must be a jaxmix\.MixDraw'):
     jaxmix.apply_draw(jnp.zeros((2, 3)), (0.5, [1, 0]), roles='target')
   with pytest.raises(ValueError, match='`num_frames` is 4 but `draw` is an'):
     jaxmix.draw_mask(draw, height=4, width=4, num_frames=4)
@@ -325,7 +325,7 @@ def test_integer_labels_with_num_classes_equal_dense_smoothed_labels(op):
 
 @pytest.mark.parametrize('smoothing', [0.0, 0.1])
 def test_mixed_cross_entropy_equals_the_dense_mixed_loss(smoothing):
-  images, labels = make_batch(batch_size=16)
+  _, labels = make_batch(batch_size=16)
   classes = jnp.argmax(labels, -1)
   logits = jax.random.normal(jax.random.key(3), labels.shape)
 
@@ -379,7 +379,9 @@ def test_mixed_cross_entropy_errors():
     jaxmix.mixed_cross_entropy(jnp.zeros(4), jnp.array([0, 1]), draw)
   with pytest.raises(ValueError, match=r'integer class indices of shape \(2,'):
     jaxmix.mixed_cross_entropy(jnp.zeros((2, 4)), jnp.eye(2), draw)
-  with pytest.raises(ValueError, match='`draw` must be a jaxmix.MixDraw'):
+  with pytest.raises(
+    ValueError, match=r'`draw` must be a jaxmix\.MixDraw for a batch of 3'
+  ):
     jaxmix.mixed_cross_entropy(jnp.zeros((3, 4)), jnp.array([0, 1, 2]), draw)
 
 

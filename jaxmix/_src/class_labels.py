@@ -85,10 +85,12 @@ def mixed_cross_entropy(
       f'`labels` must be integer class indices of shape ({batch},), got '
       f'shape {labels.shape} and dtype {labels.dtype}.'
     )
-  if not isinstance(draw, draws.MixDraw) or draw.partners.shape != (batch,):
+  if not isinstance(draw, draws.MixDraw):
+    raise TypeError(f'`draw` must be a jaxmix.MixDraw, got {type(draw)}.')
+  if draw.partners.shape != (batch,):
     raise ValueError(
-      f'`draw` must be a jaxmix.MixDraw for a batch of {batch}, got '
-      f'{type(draw).__name__}.'
+      f'`draw` must be a jaxmix.MixDraw for a batch of {batch}, got one for '
+      f'partners of shape {draw.partners.shape}.'
     )
   labels_lib._check_smoothing(smoothing)
   logits = logits.astype(jnp.float32)

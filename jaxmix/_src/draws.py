@@ -315,18 +315,18 @@ def apply_draw(tree: Any, draw: MixDraw, *, roles: Any) -> Any:
   if not isinstance(draw, MixDraw):
     raise TypeError(f'`draw` must be a jaxmix.MixDraw, got {type(draw)}.')
 
-  def apply_subtree(role, subtree):
+  def apply_subtree(prefix, role, subtree):
     if role not in _APPLIERS:
       raise ValueError(f'`roles` entries must be one of {ROLES}, got {role!r}.')
 
     def apply_leaf(path, leaf):
-      where = f'`tree` leaf {jax.tree_util.keystr(path) or "(root)"}'
-      return _APPLIERS[role](draw, jnp.asarray(leaf), where)
+      name = jax.tree_util.keystr((*prefix, *path)) or '(root)'
+      return _APPLIERS[role](draw, jnp.asarray(leaf), f'`tree` leaf {name}')
 
     return jax.tree_util.tree_map_with_path(apply_leaf, subtree)
 
   if isinstance(roles, str):
-    return apply_subtree(roles, tree)
+    return apply_subtree((), roles, tree)
   is_role = lambda node: isinstance(node, str)  # noqa: E731
   try:
     jax.tree_util.tree_map(lambda *_: None, roles, tree, is_leaf=is_role)
@@ -334,4 +334,6 @@ def apply_draw(tree: Any, draw: MixDraw, *, roles: Any) -> Any:
     raise ValueError(
       f'`roles` must be one role or a pytree prefix of `tree`: {error}'
     ) from error
-  return jax.tree_util.tree_map(apply_subtree, roles, tree, is_leaf=is_role)
+  return jax.tree_util.tree_map_with_path(
+    apply_subtree, roles, tree, is_leaf=is_role
+  )
