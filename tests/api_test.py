@@ -16,9 +16,15 @@ PUBLIC = [getattr(jaxmix, name) for name in jaxmix.__all__]
 FUNCTIONS = [obj for obj in PUBLIC if inspect.isfunction(obj)]
 LIBRARY_MODULES = [
   'jaxmix._src.boxes',
+  'jaxmix._src.class_labels',
+  'jaxmix._src.draw_samplers',
+  'jaxmix._src.draws',
   'jaxmix._src.erasing',
   'jaxmix._src.labels',
   'jaxmix._src.mixing',
+  'jaxmix._src.saliency',
+  'jaxmix._src.select_inputs',
+  'jaxmix._src.video',
   'jaxmix.relabel.pooling',
   'jaxmix.relabel.cutmix',
   'jaxmix._src.sharding',
