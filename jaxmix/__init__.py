@@ -33,12 +33,14 @@ from jaxmix._src.mixing import (
   sample_mix_weight,
   sample_partners,
 )
+from jaxmix._src.mixtoken import mixtoken, token_labeling_loss
 from jaxmix._src.saliency import (
   saliency_cutmix,
   salient_peaks,
   sample_saliency_cutmix,
 )
 from jaxmix._src.sharding import per_shard
+from jaxmix._src.token_labels import token_boxes, token_label_targets
 from jaxmix._src.video import sample_videomix, videomix
 from jaxmix.relabel.cutmix import (
   localized_cutmix_targets,
@@ -66,6 +68,7 @@ __all__ = (
   'localized_cutmix_targets',
   'make_draw',
   'mixed_cross_entropy',
+  'mixtoken',
   'mixup',
   'mixup_or_cutmix',
   'mixup_with_weight',
@@ -87,5 +90,8 @@ __all__ = (
   'sample_videomix',
   'smooth_labels',
   'soft_cross_entropy',
+  'token_boxes',
+  'token_label_targets',
+  'token_labeling_loss',
   'videomix',
 )
