@@ -15,6 +15,12 @@ from jaxmix._src.boxes import (
   sample_cutmix_box_minmax,
 )
 from jaxmix._src.class_labels import mixed_cross_entropy
+from jaxmix._src.cmo import (
+  cmo,
+  cmo_active,
+  minority_example_weights,
+  sample_minority_indices,
+)
 from jaxmix._src.draw_samplers import (
   draw_cutmix,
   draw_mixup,
@@ -58,6 +64,8 @@ __all__ = (
   'apply_draw',
   'box_area',
   'box_mask',
+  'cmo',
+  'cmo_active',
   'cutmix',
   'cutmix_with_box',
   'cutout',
@@ -67,6 +75,7 @@ __all__ = (
   'draw_mixup_or_cutmix',
   'localized_cutmix_targets',
   'make_draw',
+  'minority_example_weights',
   'mixed_cross_entropy',
   'mixtoken',
   'mixup',
@@ -84,6 +93,7 @@ __all__ = (
   'sample_cutmix',
   'sample_cutmix_box',
   'sample_cutmix_box_minmax',
+  'sample_minority_indices',
   'sample_mix_weight',
   'sample_partners',
   'sample_saliency_cutmix',

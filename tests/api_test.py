@@ -17,6 +17,7 @@ FUNCTIONS = [obj for obj in PUBLIC if inspect.isfunction(obj)]
 LIBRARY_MODULES = [
   'jaxmix._src.boxes',
   'jaxmix._src.class_labels',
+  'jaxmix._src.cmo',
   'jaxmix._src.draw_samplers',
   'jaxmix._src.draws',
   'jaxmix._src.erasing',
