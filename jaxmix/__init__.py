@@ -21,12 +21,13 @@ from jaxmix._src.cmo import (
   minority_example_weights,
   sample_minority_indices,
 )
+from jaxmix._src.draw_appliers import apply_draw
 from jaxmix._src.draw_samplers import (
   draw_cutmix,
   draw_mixup,
   draw_mixup_or_cutmix,
 )
-from jaxmix._src.draws import MixDraw, Span, apply_draw, draw_mask, make_draw
+from jaxmix._src.draws import MixDraw, Span, draw_mask, make_draw
 from jaxmix._src.erasing import cutout, random_erasing
 from jaxmix._src.labels import one_hot, smooth_labels, soft_cross_entropy
 from jaxmix._src.mixing import (

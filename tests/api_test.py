@@ -18,6 +18,7 @@ LIBRARY_MODULES = [
   'jaxmix._src.boxes',
   'jaxmix._src.class_labels',
   'jaxmix._src.cmo',
+  'jaxmix._src.draw_appliers',
   'jaxmix._src.draw_samplers',
   'jaxmix._src.draws',
   'jaxmix._src.erasing',

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxmix._src import checks, draw_samplers, draws
+from jaxmix._src import checks, draw_appliers, draw_samplers
 from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
@@ -87,7 +87,7 @@ def mixtoken(
     prob=prob,
     per_example=per_example,
   )
-  return draws.apply_draw(
+  return draw_appliers.apply_draw(
     (tokens, labels, token_labels), draw, roles=('mask', 'target', 'mask')
   )
 

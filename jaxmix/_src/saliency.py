@@ -19,7 +19,14 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, class_labels, draws, mixing, select_inputs
+from jaxmix._src import (
+  checks,
+  class_labels,
+  draw_appliers,
+  draws,
+  mixing,
+  select_inputs,
+)
 
 Array = jax.Array
 
@@ -181,4 +188,6 @@ def saliency_cutmix(
     prob=prob,
     per_example=per_example,
   )
-  return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))
+  return draw_appliers.apply_draw(
+    (images, labels), draw, roles=('mask', 'target')
+  )

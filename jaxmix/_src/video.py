@@ -26,7 +26,14 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, class_labels, draws, mixing, select_inputs
+from jaxmix._src import (
+  checks,
+  class_labels,
+  draw_appliers,
+  draws,
+  mixing,
+  select_inputs,
+)
 
 Array = jax.Array
 
@@ -194,4 +201,6 @@ def videomix(
     mode=mode,
     per_example=per_example,
   )
-  return draws.apply_draw((videos, labels), draw, roles=('mask', 'target'))
+  return draw_appliers.apply_draw(
+    (videos, labels), draw, roles=('mask', 'target')
+  )
