@@ -4,7 +4,7 @@ A region of each partner video replaces the same region of the example's
 own video, and the labels mix by the exact fraction of voxels kept. The
 region is one of the VideoMix paper's three shapes:
 
-- `'spatial'`: a box through all frames (the paper's best on Kinetics);
+- `'spatial'`: a box through all frames;
 - `'temporal'`: a span of whole frames;
 - `'cuboid'`: a box over a span of frames (spatio-temporal).
 
