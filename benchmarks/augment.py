@@ -57,6 +57,9 @@ OPS = (
   'random_erasing_pixel',
   'relabel_targets',
   'per_shard_cutmix',
+  'apply_draw_cutmix',
+  'saliency_cutmix',
+  'cmo',
 )
 
 
@@ -114,7 +117,7 @@ def _time_round_robin(
   ]
 
 
-def _op_table(jax, jaxmix, *, size: int):
+def _op_table(jax, jnp, jaxmix, *, size: int):
   """The mesh of all local devices and the image ops by name.
 
   Each op is `(fn(key, images, labels) -> outputs, is_mixing)`.
@@ -150,6 +153,33 @@ def _op_table(jax, jaxmix, *, size: int):
         lambda k, x, y: sharded_cutmix(k, x, y, alpha=1.0),
         True,
       ),
+      # CutMix through the draw API: images as 'image' (the fused blend
+      # pass), labels as 'target'; the cost of generality over `cutmix`.
+      'apply_draw_cutmix': (
+        lambda k, x, y: jaxmix.apply_draw(
+          (x, y),
+          jaxmix.draw_cutmix(
+            k, batch_size=x.shape[0], height=x.shape[1], width=x.shape[2]
+          ),
+          roles=('image', 'target'),
+        ),
+        True,
+      ),
+      # A 14 x 14 saliency (a ViT-S/16 grid's worth) from the images.
+      'saliency_cutmix': (
+        lambda k, x, y: jaxmix.saliency_cutmix(
+          k,
+          x,
+          y,
+          saliency=jnp.abs(x[:, ::16, ::16]).mean(-1).astype(jnp.float32),
+        ),
+        True,
+      ),
+      # The minority stream stands in as the reversed batch.
+      'cmo': (
+        lambda k, x, y: jaxmix.cmo(k, x, y, x[::-1], y[::-1], prob=1.0),
+        True,
+      ),
     },
   )
 
@@ -158,7 +188,7 @@ def _cases(args, jax, jnp, np, jaxmix) -> list[Case]:
   """The reference and op rows for every dtype of `args.dtypes`."""
   from jax.sharding import NamedSharding, PartitionSpec
 
-  mesh, ops = _op_table(jax, jaxmix, size=args.size)
+  mesh, ops = _op_table(jax, jnp, jaxmix, size=args.size)
   batch_sharding = NamedSharding(mesh, PartitionSpec('data'))
   keys = jax.random.split(jax.random.key(0), args.warmup + args.repeats)
   modes = (False, True) if args.donate else (False,)

@@ -14,6 +14,20 @@ from jaxmix._src.boxes import (
   sample_cutmix_box,
   sample_cutmix_box_minmax,
 )
+from jaxmix._src.class_labels import mixed_cross_entropy
+from jaxmix._src.cmo import (
+  cmo,
+  cmo_active,
+  minority_example_weights,
+  sample_minority_indices,
+)
+from jaxmix._src.draw_appliers import apply_draw
+from jaxmix._src.draw_samplers import (
+  draw_cutmix,
+  draw_mixup,
+  draw_mixup_or_cutmix,
+)
+from jaxmix._src.draws import MixDraw, Span, draw_mask, make_draw
 from jaxmix._src.erasing import cutout, random_erasing
 from jaxmix._src.labels import one_hot, smooth_labels, soft_cross_entropy
 from jaxmix._src.mixing import (
@@ -26,7 +40,15 @@ from jaxmix._src.mixing import (
   sample_mix_weight,
   sample_partners,
 )
+from jaxmix._src.mixtoken import mixtoken, token_labeling_loss
+from jaxmix._src.saliency import (
+  saliency_cutmix,
+  salient_peaks,
+  sample_saliency_cutmix,
+)
 from jaxmix._src.sharding import per_shard
+from jaxmix._src.token_labels import token_boxes, token_label_targets
+from jaxmix._src.video import sample_videomix, videomix
 from jaxmix.relabel.cutmix import (
   localized_cutmix_targets,
   region_crop_boxes,
@@ -38,12 +60,25 @@ __version__ = '0.1.0'
 
 __all__ = (
   'Box',
+  'MixDraw',
+  'Span',
+  'apply_draw',
   'box_area',
   'box_mask',
+  'cmo',
+  'cmo_active',
   'cutmix',
   'cutmix_with_box',
   'cutout',
+  'draw_cutmix',
+  'draw_mask',
+  'draw_mixup',
+  'draw_mixup_or_cutmix',
   'localized_cutmix_targets',
+  'make_draw',
+  'minority_example_weights',
+  'mixed_cross_entropy',
+  'mixtoken',
   'mixup',
   'mixup_or_cutmix',
   'mixup_with_weight',
@@ -54,11 +89,20 @@ __all__ = (
   'region_crop_boxes',
   'relabel_cutmix',
   'relabel_targets',
+  'saliency_cutmix',
+  'salient_peaks',
   'sample_cutmix',
   'sample_cutmix_box',
   'sample_cutmix_box_minmax',
+  'sample_minority_indices',
   'sample_mix_weight',
   'sample_partners',
+  'sample_saliency_cutmix',
+  'sample_videomix',
   'smooth_labels',
   'soft_cross_entropy',
+  'token_boxes',
+  'token_label_targets',
+  'token_labeling_loss',
+  'videomix',
 )

@@ -19,6 +19,12 @@ OPS = {
   'mixup_or_cutmix': functools.partial(
     jaxmix.mixup_or_cutmix, mixup_alpha=0.8, cutmix_alpha=1.0
   ),
+  'mixup_or_cutmix_minmax': functools.partial(
+    jaxmix.mixup_or_cutmix,
+    mixup_alpha=0.8,
+    cutmix_alpha=1.0,
+    minmax=(0.2, 0.8),
+  ),
   'mixup_or_cutmix_elem': functools.partial(
     jaxmix.mixup_or_cutmix,
     mixup_alpha=0.8,

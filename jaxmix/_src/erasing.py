@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks
+from jaxmix._src import checks, select_inputs
 
 Array = jax.Array
 
@@ -41,7 +41,9 @@ def cutout(
 
   Args:
     key: a PRNG key.
-    images: float ``[B, H, W, C]``.
+    images: float or uint8 ``[B, H, W, C]`` (Cutout only overwrites pixels,
+      so it may run before normalisation; then choose `fill_value` in pixel
+      units).
     labels: dense float ``[B, K]``; returned unchanged.
     size: side of the square in pixels (16 for CIFAR-10 in the paper). Static.
     prob: probability of applying Cutout to each example. May be traced.
@@ -63,7 +65,7 @@ def cutout(
     Networks with Cutout, https://arxiv.org/abs/1708.04552
   """
   checks.check_key(key)
-  checks.check_batch(images, labels)
+  select_inputs.check_select_batch(images, labels)
   checks.check_probability('prob', prob)
   if not isinstance(size, int) or size < 0:
     raise ValueError(f'`size` must be a non-negative Python int, got {size!r}.')

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks
+from jaxmix._src import checks, class_labels
 
 Array = jax.Array
 
@@ -236,6 +236,8 @@ def mixup(
   alpha: ArrayLike = 0.2,
   prob: ArrayLike = 1.0,
   per_example: bool = False,
+  num_classes: int | None = None,
+  smoothing: ArrayLike = 0.0,
 ) -> tuple[Array, Array]:
   """Mixup: blends each example with its partner, images and labels alike.
 
@@ -253,6 +255,9 @@ def mixup(
       `per_example`). May be traced.
     per_example: one lambda and one gate per example instead of per batch.
       Static.
+    num_classes: K, when `labels` are integer class indices ``[B]``: they are
+      one-hot encoded (and smoothed) first. Static.
+    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes.
@@ -268,6 +273,7 @@ def mixup(
     Zhang et al., mixup: Beyond Empirical Risk Minimization,
     https://arxiv.org/abs/1710.09412
   """
+  labels = class_labels.dense_labels(labels, num_classes, smoothing)
   key_weight, key_gate, key_partners = _split(key, images, labels, 3)
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
@@ -289,6 +295,8 @@ def cutmix(
   per_example: bool = False,
   correct_lam: bool = True,
   minmax: tuple[float, float] | None = None,
+  num_classes: int | None = None,
+  smoothing: ArrayLike = 0.0,
 ) -> tuple[Array, Array]:
   """CutMix: pastes a box of each partner image, mixes labels by area.
 
@@ -311,6 +319,9 @@ def cutmix(
     minmax: optional `(min, max)` box side fractions (timm's
       `cutmix_minmax`); replaces the Beta draw, and labels are always weighted
       by area. Static.
+    num_classes: K, when `labels` are integer class indices ``[B]``: they are
+      one-hot encoded (and smoothed) first. Static.
+    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes.
@@ -327,6 +338,7 @@ def cutmix(
     with Localizable Features, https://arxiv.org/abs/1905.04899
   """
   checks.check_key(key)
+  labels = class_labels.dense_labels(labels, num_classes, smoothing)
   checks.check_batch(images, labels)
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
@@ -418,6 +430,9 @@ def mixup_or_cutmix(
   prob: ArrayLike = 1.0,
   per_example: bool = False,
   correct_lam: bool = True,
+  minmax: tuple[float, float] | None = None,
+  num_classes: int | None = None,
+  smoothing: ArrayLike = 0.0,
 ) -> tuple[Array, Array]:
   """Either Mixup or CutMix, chosen at random (the DeiT/timm recipe).
 
@@ -436,6 +451,12 @@ def mixup_or_cutmix(
     prob: probability of mixing at all. May be traced.
     per_example: draw everything per example instead of per batch. Static.
     correct_lam: weight CutMix labels by the kept-pixel fraction. Static.
+    minmax: optional `(min, max)` box side fractions (timm's
+      `cutmix_minmax`) for the CutMix branch; its labels are then weighted by
+      area. Static.
+    num_classes: K, when `labels` are integer class indices ``[B]``: they are
+      one-hot encoded (and smoothed) first. Static.
+    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes.
@@ -452,6 +473,7 @@ def mixup_or_cutmix(
     Touvron et al., Training data-efficient image transformers & distillation
     through attention, https://arxiv.org/abs/2012.12877
   """
+  labels = class_labels.dense_labels(labels, num_classes, smoothing)
   keys = _split(key, images, labels, 6)
   for name, value in (
     ('mixup_alpha', mixup_alpha),
@@ -467,9 +489,14 @@ def mixup_or_cutmix(
   use_cutmix = _gate(keys[1], switch_prob, shape)
   mix_lam = sample_mix_weight(keys[2], alpha=mixup_alpha, shape=shape)
   cut_lam = sample_mix_weight(keys[3], alpha=cutmix_alpha, shape=shape)
-  box = boxes_lib.sample_cutmix_box(
-    keys[4], height=height, width=width, weight=cut_lam
-  )
+  if minmax is None:
+    box = boxes_lib.sample_cutmix_box(
+      keys[4], height=height, width=width, weight=cut_lam
+    )
+  else:
+    box = boxes_lib.sample_cutmix_box_minmax(
+      keys[4], height=height, width=width, minmax=minmax, shape=shape
+    )
   box = _empty_unless(apply & use_cutmix, box)
   partners = sample_partners(keys[5], batch_size=batch_size)
 
@@ -488,7 +515,7 @@ def mixup_or_cutmix(
   mixed = blended.astype(images.dtype).reshape(images.shape)
 
   kept = 1.0 - boxes_lib.box_area(box).astype(jnp.float32) / (height * width)
-  cut_weight = kept if correct_lam else cut_lam
+  cut_weight = kept if correct_lam or minmax is not None else cut_lam
   label_weight = jnp.where(use_cutmix, cut_weight, mix_lam)
   label_weight = jnp.where(apply, label_weight, 1.0)
   label_weight = _per_example(label_weight, batch_size, 'weight')

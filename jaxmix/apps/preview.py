@@ -4,13 +4,17 @@
 
 Rows are four photos shipped with scikit-image (no download): a cat, a cup of
 coffee, an astronaut and a rocket, centre-cropped and resized to `--size`.
-Columns are Original, Cutout, Mixup, CutMix and Random Erasing, each run with
+Columns are Original, Cutout, Mixup, CutMix, Random Erasing, saliency-guided
+CutMix and CMO, each run with
 the public jaxmix API on ImageNet-normalised float images and one-hot labels
 (so a fill of 0 is the mean colour); the mixed label printed under each image
 is the label row the op returned. Mixup and CutMix draw their weights and
 boxes with jaxmix's samplers (alpha 1) and pair the photos as (cat, coffee)
 and (astronaut, rocket) through their appliers, so every row shows a real
-pair; the batch ops draw random partners instead. Needs matplotlib and
+pair; the batch ops draw random partners instead. Saliency CutMix centres
+the box on the partner's peak of a cheap contrast saliency (distance from the
+image's mean colour, averaged over 16-pixel cells); CMO pastes from the
+partner as if it came from the minority stream. Needs matplotlib and
 scikit-image (`pip install jaxmix[train]`).
 """
 
@@ -34,7 +38,15 @@ PARTNERS = (1, 0, 3, 2)  # Row i is mixed with row PARTNERS[i].
 # A seed whose draws show every op clearly (seed 0 happens to put all four
 # Cutout boxes in the same corner).
 DEFAULT_SEED = 2
-COLUMNS = ('Original', 'Cutout', 'Mixup', 'CutMix', 'Random Erasing')
+COLUMNS = (
+  'Original',
+  'Cutout',
+  'Mixup',
+  'CutMix',
+  'Random Erasing',
+  'Saliency CutMix',
+  'CMO',
+)
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -79,6 +91,40 @@ def label_text(weights: np.ndarray, class_names: tuple[str, ...]) -> str:
   )
 
 
+def _contrast_saliency(images: jax.Array, cell: int) -> jax.Array:
+  """Distance from each image's mean colour, averaged over cells ``[B, h, w]``."""
+  distance = jnp.linalg.norm(
+    images - images.mean((1, 2), keepdims=True), axis=-1
+  )
+  batch, height, width = distance.shape
+  rows, cols = max(height // cell, 1), max(width // cell, 1)
+  cropped = distance[:, : rows * (height // rows), : cols * (width // cols)]
+  return cropped.reshape(batch, rows, height // rows, cols, width // cols).mean(
+    (2, 4)
+  )
+
+
+def _saliency_cutmix(images, labels, partners, lam):
+  """SaliencyMix with the figure's fixed partners: the box on the peak."""
+  size = images.shape[1]
+  peaks = jaxmix.salient_peaks(
+    _contrast_saliency(images, 16), height=size, width=size
+  )[partners]
+  half = jnp.floor(size * jnp.sqrt(1.0 - lam)).astype(jnp.int32) // 2
+  box = jaxmix.Box(
+    *(
+      jnp.clip(value, 0, size)
+      for value in (
+        peaks[:, 0] - half,
+        peaks[:, 1] - half,
+        peaks[:, 0] + half,
+        peaks[:, 1] + half,
+      )
+    )
+  )
+  return jaxmix.cutmix_with_box(images, labels, box=box, partners=partners)
+
+
 def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
   """Runs every op of `COLUMNS` on the photos with a fixed seed.
 
@@ -106,6 +152,15 @@ def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
     jaxmix.mixup_with_weight(images, labels, weight=weight, partners=partners),
     jaxmix.cutmix_with_box(images, labels, box=box, partners=partners),
     jaxmix.random_erasing(keys[4], images, labels, prob=1.0, fill='pixel'),
+    _saliency_cutmix(images, labels, partners, lam),
+    jaxmix.cmo(
+      jax.random.fold_in(keys[0], 1),
+      images,
+      labels,
+      images[partners],
+      labels[partners],
+      prob=1.0,
+    ),
   )
   shown = np.stack([np.asarray(x) for x, _ in outputs], axis=1)
   shown = np.clip(shown * _STD + _MEAN, 0.0, 1.0)
@@ -126,7 +181,7 @@ def render(figure: Figure, path: str) -> None:
 
   rows, cols = figure.images.shape[:2]
   fig, axes = plt.subplots(
-    rows, cols, figsize=(2.3 * cols, 2.55 * rows), squeeze=False
+    rows, cols, figsize=(2.1 * cols, 2.45 * rows), squeeze=False
   )
   for r in range(rows):
     for c in range(cols):

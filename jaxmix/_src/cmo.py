@@ -1,0 +1,206 @@
+"""CMO (Park et al., CVPR 2022): minority images pasted onto the main stream.
+
+Context-rich Minority Oversampling trains a long-tailed classifier on two
+streams: the usual, instance-balanced batches, and a second stream that
+oversamples rare classes. With probability `prob` (0.5) a CutMix box of each
+minority image is pasted onto the main image at the same place, and the
+labels mix by area, so a rare object appears in the varied contexts of the
+frequent classes' images.
+
+The second stream's rule (the official `get_weighted_sampler`): every
+training example of class `c` is drawn, with replacement, with weight
+`1 / n_c ** alpha` (`alpha = 1`), so class `c` as a whole is drawn with
+probability proportional to `n_c ** (1 - alpha)`: uniform over classes for
+`alpha = 1`. The official recipe switches CMO on from epoch 3 to 3 epochs
+before the end (`cmo_active`).
+
+Pairing is by position: example `i` of the main batch takes its box from
+example `i` of the minority batch.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxmix._src import boxes as boxes_lib
+from jaxmix._src import checks, mixing, select_inputs
+
+Array = jax.Array
+
+
+def minority_example_weights(
+  example_classes: ArrayLike, *, num_classes: int, alpha: float = 1.0
+) -> np.ndarray:
+  """Each example's weight `1 / n_c ** alpha` in the minority stream.
+
+  Computed with NumPy on the host, once per dataset: the input pipeline draws
+  from it (e.g. `sample_minority_indices` or `numpy.random.Generator.choice`
+  with a seed per epoch, which keeps the stream deterministic and
+  resumable).
+
+  Args:
+    example_classes: int ``[N]``, the class of every training example.
+    num_classes: K. Static.
+    alpha: the exponent (1 in the paper).
+
+  Returns:
+    float64 ``[N]`` probabilities summing to one.
+
+  Examples:
+    >>> w = minority_example_weights([0, 0, 0, 1], num_classes=2)
+    >>> w.round(3).tolist()  # each class drawn half the time
+    [0.167, 0.167, 0.167, 0.5]
+  """
+  classes = np.asarray(example_classes)
+  if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer):
+    raise ValueError(
+      '`example_classes` must be integer class ids [N], got shape '
+      f'{classes.shape} and dtype {classes.dtype}.'
+    )
+  if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+    raise ValueError(
+      f'`example_classes` must lie in [0, {num_classes}), got '
+      f'[{classes.min()}, {classes.max()}].'
+    )
+  counts = np.bincount(classes, minlength=num_classes).astype(np.float64)
+  weights = counts[classes] ** -float(alpha)
+  return weights / weights.sum()
+
+
+def sample_minority_indices(
+  key: Array, weights: ArrayLike, *, num_samples: int
+) -> Array:
+  """Draws dataset indices with replacement by `weights`.
+
+  Args:
+    key: a PRNG key (e.g. `fold_in(seed_key, step)` for a resumable stream).
+    weights: float ``[N]`` from `minority_example_weights`.
+    num_samples: how many indices. Static.
+
+  Returns:
+    int32 ``[num_samples]`` indices into the dataset.
+
+  Examples:
+    >>> import jax
+    >>> idx = sample_minority_indices(jax.random.key(0), [0.0, 1.0],
+    ...                               num_samples=3)
+    >>> idx.tolist()
+    [1, 1, 1]
+  """
+  checks.check_key(key)
+  weights = jnp.asarray(weights, jnp.float32)
+  if weights.ndim != 1:
+    raise ValueError(f'`weights` must be [N], got shape {weights.shape}.')
+  picks = jax.random.categorical(key, jnp.log(weights), shape=(num_samples,))
+  return picks.astype(jnp.int32)
+
+
+def cmo_active(
+  epoch: int, *, num_epochs: int, start: int = 3, stop_margin: int = 3
+) -> bool:
+  """Whether CMO runs in `epoch` (0-based): `start <= epoch < E - margin`.
+
+  Args:
+    epoch: the current epoch, counted from 0.
+    num_epochs: E, the run's number of epochs.
+    start: first epoch with CMO (3 in the official recipe).
+    stop_margin: epochs at the end without CMO (3 in the official recipe).
+
+  Returns:
+    A Python bool.
+
+  Examples:
+    >>> [cmo_active(e, num_epochs=8) for e in range(8)]
+    [False, False, False, True, True, False, False, False]
+  """
+  return start <= epoch < num_epochs - stop_margin
+
+
+def cmo(
+  key: Array,
+  images: ArrayLike,
+  labels: ArrayLike,
+  minority_images: ArrayLike,
+  minority_labels: ArrayLike,
+  *,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 0.5,
+  per_example: bool = False,
+) -> tuple[Array, Array]:
+  """Pastes a CutMix box of each minority image onto the main image.
+
+  `lambda ~ Beta(alpha, alpha)` and the box follow `jaxmix.sample_cutmix_box`;
+  inside the box example `i` shows `minority_images[i]`, and its labels are
+  `w * labels[i] + (1 - w) * minority_labels[i]` with `w` the exact
+  kept-pixel fraction. Only selects, so uint8 images are accepted.
+
+  Args:
+    key: a PRNG key.
+    images: float or uint8 ``[B, H, W, C]``, the main (instance-balanced)
+      batch.
+    labels: dense float ``[B, K]``.
+    minority_images: ``[B, H, W, C]`` from the minority stream, same dtype.
+    minority_labels: dense float ``[B, K]``.
+    alpha: Beta concentration, > 0 (1 in the paper). May be traced.
+    prob: probability of pasting, per batch (or per example); 0.5 in the
+      paper. May be traced.
+    per_example: one box and gate per example. Static.
+
+  Returns:
+    `(images, labels)` with the main batch's shapes and dtypes.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> x, y = jnp.zeros((2, 8, 8, 1)), jnp.eye(3)[:2]
+    >>> xm, ym = jnp.ones((2, 8, 8, 1)), jnp.eye(3)[jnp.array([2, 2])]
+    >>> x2, y2 = cmo(jax.random.key(0), x, y, xm, ym, prob=1.0)
+    >>> bool(jnp.allclose(y2[:, 2], x2.mean((1, 2, 3))))  # pasted share
+    True
+
+  References:
+    Park et al., The Majority Can Help the Minority: Context-rich Minority
+    Oversampling for Long-tailed Classification,
+    https://arxiv.org/abs/2112.00412
+  """
+  checks.check_key(key)
+  select_inputs.check_select_batch(images, labels)
+  select_inputs.check_select_batch(
+    minority_images, minority_labels, name='minority_images'
+  )
+  images, minority_images = jnp.asarray(images), jnp.asarray(minority_images)
+  if (
+    minority_images.shape != images.shape
+    or minority_images.dtype != images.dtype
+    or jnp.shape(minority_labels) != jnp.shape(labels)
+  ):
+    raise ValueError(
+      '`minority_images` and `minority_labels` must match the main batch, '
+      f'got {minority_images.shape} {minority_images.dtype} and '
+      f'{jnp.shape(minority_labels)} for {images.shape} {images.dtype} and '
+      f'{jnp.shape(labels)}.'
+    )
+  checks.check_positive('alpha', alpha)
+  checks.check_probability('prob', prob)
+  batch_size, height, width, channels = images.shape
+  key_weight, key_box, key_gate = jax.random.split(key, 3)
+  shape = (batch_size,) if per_example else ()
+  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+  box = boxes_lib.sample_cutmix_box(
+    key_box, height=height, width=width, weight=lam
+  )
+  box = mixing._empty_unless(mixing._gate(key_gate, prob, shape), box)
+  mask = boxes_lib.box_mask_rows(
+    box, height=height, width=width, channels=channels
+  )
+  rows = images.reshape(batch_size, height, width * channels)
+  minority_rows = minority_images.reshape(rows.shape)
+  mixed = jnp.where(mask, minority_rows, rows).reshape(images.shape)
+  kept = 1.0 - boxes_lib.box_area(box).astype(jnp.float32) / (height * width)
+  kept = jnp.broadcast_to(kept, (batch_size,))[:, None]
+  labels = jnp.asarray(labels)
+  own = labels.astype(jnp.float32)
+  mixed_labels = kept * own + (1.0 - kept) * jnp.asarray(
+    minority_labels, jnp.float32
+  )
+  return mixed, mixed_labels.astype(labels.dtype)

@@ -1,0 +1,206 @@
+"""VideoMix: CutMix for videos ``[B, T, H, W, C]``, in three region shapes.
+
+A region of each partner video replaces the same region of the example's
+own video, and the labels mix by the exact fraction of voxels kept. The
+region is one of the VideoMix paper's three shapes:
+
+- `'spatial'`: a box through all frames;
+- `'temporal'`: a span of whole frames;
+- `'cuboid'`: a box over a span of frames (spatio-temporal).
+
+Sampling rule (CutMix's, extended to time): `lambda ~ Beta(alpha, alpha)`;
+every axis the region cuts gets the same side ratio `r` with `r ** d = 1 -
+lambda` over its `d` cut axes (`sqrt` for `'spatial'`, `1 - lambda` itself
+for `'temporal'`, the cube root for `'cuboid'`), so the region's nominal
+volume is `1 - lambda` of the video. Each cut side is `floor(N * r)`, its
+integer centre uniform over the axis, the region `centre +- side // 2`
+clipped to the video; an axis not cut is spanned whole. Clipping makes the
+region smaller, which the label weight accounts for exactly.
+
+The partner rule, gates and draw granularity are those of `jaxmix.cutmix`.
+Like CutMix, VideoMix only selects, so uint8 videos are accepted.
+"""
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxmix._src import boxes as boxes_lib
+from jaxmix._src import (
+  checks,
+  class_labels,
+  draw_appliers,
+  draws,
+  mixing,
+  select_inputs,
+)
+
+Array = jax.Array
+
+MODES = ('spatial', 'temporal', 'cuboid')
+# The axes each mode cuts: (time, space).
+_CUTS = {
+  'spatial': (False, True),
+  'temporal': (True, False),
+  'cuboid': (True, True),
+}
+
+
+def _centred_span(key: Array, length: Array, size: int, shape) -> Array:
+  """`(start, stop)` of `centre +- length // 2`, clipped, centre uniform."""
+  centre = jax.random.randint(key, shape, 0, size)
+  half = length // 2
+  return jnp.clip(centre - half, 0, size), jnp.clip(centre + half, 0, size)
+
+
+def sample_videomix(
+  key: Array,
+  *,
+  batch_size: int,
+  num_frames: int,
+  height: int,
+  width: int,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 1.0,
+  mode: str = 'cuboid',
+  per_example: bool = False,
+) -> draws.MixDraw:
+  """Samples what `videomix` draws: the region, the partners, the weight.
+
+  Args:
+    key: a PRNG key.
+    batch_size: B. Static.
+    num_frames: T. Static.
+    height: frame height H. Static.
+    width: frame width W. Static.
+    alpha: Beta concentration, > 0. May be traced.
+    prob: probability of mixing, per batch (or per example). May be traced.
+    mode: `'spatial'`, `'temporal'` or `'cuboid'` (module docstring). Static.
+    per_example: one region and gate per example. Static.
+
+  Returns:
+    A video `MixDraw` (box on H x W, `frames` on T, `blend == 1`) whose
+    `weight` is the exact kept-voxel fraction (1 where not mixed).
+
+  Examples:
+    >>> import jax
+    >>> draw = sample_videomix(jax.random.key(0), batch_size=2,
+    ...     num_frames=8, height=8, width=8, mode='temporal')
+    >>> int(draw.box.bottom[0]), draw.num_frames
+    (8, 8)
+  """
+  checks.check_key(key)
+  if mode not in MODES:
+    raise ValueError(f'`mode` must be one of {MODES}, got {mode!r}.')
+  for name, size in (
+    ('batch_size', batch_size),
+    ('num_frames', num_frames),
+    ('height', height),
+    ('width', width),
+  ):
+    if not isinstance(size, int) or size < 1:
+      raise ValueError(f'`{name}` must be a positive Python int, got {size!r}.')
+  checks.check_positive('alpha', alpha)
+  checks.check_probability('prob', prob)
+  key_weight, key_gate, key_t, key_y, key_x, key_partners = jax.random.split(
+    key, 6
+  )
+  shape = (batch_size,) if per_example else ()
+  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+  cut_time, cut_space = _CUTS[mode]
+  ratio = jnp.clip(1.0 - lam, 0.0, 1.0) ** (1.0 / (cut_time + 2 * cut_space))
+  full = jnp.zeros(shape, jnp.int32)
+
+  def side(size):
+    return jnp.floor(size * ratio).astype(jnp.int32)
+
+  if cut_time:
+    start, stop = _centred_span(key_t, side(num_frames), num_frames, shape)
+  else:
+    start, stop = full, full + num_frames
+  if cut_space:
+    top, bottom = _centred_span(key_y, side(height), height, shape)
+    left, right = _centred_span(key_x, side(width), width, shape)
+  else:
+    top, left, bottom, right = full, full, full + height, full + width
+  apply = mixing._gate(key_gate, prob, shape)
+  # Not mixed: an empty span empties the region in every mode.
+  stop = jnp.where(apply, stop, start)
+  box = boxes_lib.Box(top, left, bottom, right)
+  volume = boxes_lib.box_area(box) * jnp.maximum(stop - start, 0)
+  weight = 1.0 - volume.astype(jnp.float32) / (num_frames * height * width)
+  return draws.make_draw(
+    weight=weight,
+    partners=mixing.sample_partners(key_partners, batch_size=batch_size),
+    box=box,
+    frames=draws.Span(start, stop),
+    height=height,
+    width=width,
+    num_frames=num_frames,
+  )
+
+
+def videomix(
+  key: Array,
+  videos: ArrayLike,
+  labels: ArrayLike,
+  *,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 1.0,
+  mode: str = 'cuboid',
+  per_example: bool = False,
+  num_classes: int | None = None,
+  smoothing: ArrayLike = 0.0,
+) -> tuple[Array, Array]:
+  """VideoMix: pastes a region of each partner video, mixes labels by volume.
+
+  See the module docstring for the three modes and the sampling rule;
+  `sample_videomix` with the same key returns the draw (to mix masks or
+  per-frame labels alike with `jaxmix.apply_draw`).
+
+  Args:
+    key: a PRNG key.
+    videos: float or uint8 ``[B, T, H, W, C]``.
+    labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
+    alpha: Beta concentration, > 0. May be traced.
+    prob: probability of mixing, per batch (or per example). May be traced.
+    mode: `'spatial'`, `'temporal'` or `'cuboid'`. Static.
+    per_example: one region and gate per example. Static.
+    num_classes: K, when `labels` are integer class indices. Static.
+    smoothing: label smoothing of integer labels. May be traced.
+
+  Returns:
+    `(videos, labels)`: videos with the input shape and dtype, labels dense
+    ``[B, K]`` (of the input dtype when dense).
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> v, y = jnp.zeros((2, 4, 8, 8, 3), jnp.uint8), jnp.array([0, 1])
+    >>> v2, y2 = videomix(jax.random.key(0), v, y, num_classes=2)
+    >>> v2.dtype, y2.sum(-1).tolist()
+    (dtype('uint8'), [1.0, 1.0])
+
+  References:
+    Yun et al., VideoMix: Rethinking Data Augmentation for Video
+    Classification, https://arxiv.org/abs/2012.03457
+  """
+  checks.check_key(key)
+  labels = class_labels.dense_labels(labels, num_classes, smoothing)
+  select_inputs.check_select_batch(
+    videos, labels, name='videos', layout=select_inputs.VIDEO_LAYOUT
+  )
+  batch_size, num_frames, height, width, _ = jnp.shape(videos)
+  draw = sample_videomix(
+    key,
+    batch_size=batch_size,
+    num_frames=num_frames,
+    height=height,
+    width=width,
+    alpha=alpha,
+    prob=prob,
+    mode=mode,
+    per_example=per_example,
+  )
+  return draw_appliers.apply_draw(
+    (videos, labels), draw, roles=('mask', 'target')
+  )

@@ -1,0 +1,129 @@
+"""Tests of jaxmix._src.cmo: the minority stream's law and the paste."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec
+
+import jaxmix
+from tests.augment_cases import make_batch
+
+KEY = jax.random.key(0)
+NUM_DEVICES = 8
+
+
+def _long_tail(num_classes=5, ratio=100):
+  """Class c has round(ratio ** (-c / (K - 1)) * 200) examples."""
+  counts = np.round(
+    200 * ratio ** (-np.arange(num_classes) / (num_classes - 1))
+  )
+  classes = np.repeat(np.arange(num_classes), counts.astype(int))
+  return classes, counts
+
+
+@pytest.mark.parametrize('alpha', [1.0, 0.5])
+def test_sampled_class_frequencies_follow_one_over_count_to_the_alpha(alpha):
+  classes, counts = _long_tail()
+  weights = jaxmix.minority_example_weights(classes, num_classes=5, alpha=alpha)
+  np.testing.assert_allclose(weights.sum(), 1.0)
+  # Every example of a class has weight proportional to 1 / n_c ** alpha.
+  np.testing.assert_allclose(
+    weights / weights[0], (counts[classes] / counts[0]) ** -alpha, rtol=1e-9
+  )
+  picks = jaxmix.sample_minority_indices(KEY, weights, num_samples=40000)
+  frequencies = np.bincount(classes[np.asarray(picks)], minlength=5) / 40000
+  expected = counts ** (1 - alpha) / (counts ** (1 - alpha)).sum()
+  np.testing.assert_allclose(frequencies, expected, atol=0.01)
+
+
+def test_minority_weights_reject_bad_classes():
+  with pytest.raises(ValueError, match=r'must lie in \[0, 3\)'):
+    jaxmix.minority_example_weights([0, 3], num_classes=3)
+  with pytest.raises(ValueError, match='integer class ids'):
+    jaxmix.minority_example_weights([0.5], num_classes=3)
+
+
+def test_cmo_window_is_the_official_one():
+  on = [e for e in range(200) if jaxmix.cmo_active(e, num_epochs=200)]
+  assert on[0] == 3 and on[-1] == 196
+
+
+def _streams(batch=8):
+  images, labels = make_batch(batch_size=batch, height=12, width=10)
+  minority, minority_labels = make_batch(
+    batch_size=batch, height=12, width=10, seed=1
+  )
+  return images, labels, minority, minority_labels
+
+
+@pytest.mark.parametrize('per_example', [False, True])
+def test_cmo_pastes_the_same_position_and_weights_labels_by_area(per_example):
+  images, labels, minority, minority_labels = _streams()
+  for key in jax.random.split(KEY, 3):
+    out, out_labels = jaxmix.cmo(
+      key,
+      images,
+      labels,
+      minority,
+      minority_labels,
+      prob=1.0,
+      per_example=per_example,
+    )
+    for i in range(8):
+      inside = np.asarray((out[i] != images[i]).any(-1))
+      np.testing.assert_array_equal(
+        np.asarray(out[i])[inside], np.asarray(minority[i])[inside]
+      )
+      np.testing.assert_array_equal(
+        np.asarray(out[i])[~inside], np.asarray(images[i])[~inside]
+      )
+      kept = 1 - inside.mean()
+      expected = kept * labels[i] + (1 - kept) * minority_labels[i]
+      np.testing.assert_allclose(out_labels[i], expected, atol=1e-6)
+
+
+def test_cmo_prob_zero_is_the_identity_and_uint8_is_kept():
+  images, labels, minority, minority_labels = _streams()
+  out, out_labels = jaxmix.cmo(
+    KEY, images, labels, minority, minority_labels, prob=0.0
+  )
+  np.testing.assert_array_equal(out, images)
+  np.testing.assert_array_equal(out_labels, labels)
+  pixels = (jnp.abs(images) * 50).astype(jnp.uint8)
+  minority_pixels = (jnp.abs(minority) * 50).astype(jnp.uint8)
+  out8, _ = jaxmix.cmo(
+    KEY, pixels, labels, minority_pixels, minority_labels, prob=1.0
+  )
+  assert out8.dtype == jnp.uint8
+  with pytest.raises(ValueError, match='must match the main batch'):
+    jaxmix.cmo(KEY, images, labels, minority[:4], minority_labels[:4])
+
+
+def test_jit_vmap_per_shard_and_pmap_agree_with_the_op():
+  def op(key, *arrays):
+    return jaxmix.cmo(key, *arrays, per_example=True)
+
+  arrays = _streams(batch=16)
+  eager = op(KEY, *arrays)
+  jitted = jax.jit(op)(KEY, *arrays)
+  for a, b in zip(eager, jitted):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+  keys = jax.random.split(KEY, NUM_DEVICES)
+  stacked = [x.reshape(NUM_DEVICES, 2, *x.shape[1:]) for x in arrays]
+  mapped = jax.vmap(op)(keys, *stacked)
+  pmapped = jax.pmap(op)(keys, *stacked)
+  mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
+  sharding = NamedSharding(mesh, PartitionSpec('data'))
+  put = [jax.device_put(x, sharding) for x in arrays]
+  sharded = [
+    np.asarray(a) for a in jax.jit(jaxmix.per_shard(op, mesh))(KEY, *put)
+  ]
+  for d in range(NUM_DEVICES):
+    own = op(keys[d], *(x[d] for x in stacked))
+    part = slice(2 * d, 2 * d + 2)
+    folded = op(jax.random.fold_in(KEY, d), *(x[part] for x in arrays))
+    for a, b, c, e, f in zip(mapped, pmapped, own, sharded, folded):
+      np.testing.assert_allclose(a[d], c, rtol=1e-6)
+      np.testing.assert_allclose(b[d], c, rtol=1e-6)
+      np.testing.assert_allclose(e[part], f, rtol=1e-6)

@@ -1,0 +1,214 @@
+"""Tests of jaxmix._src.video: VideoMix's three modes, weights and sampler."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec
+
+import jaxmix
+
+KEY = jax.random.key(0)
+NUM_DEVICES = 8
+MODES = ('spatial', 'temporal', 'cuboid')
+
+
+def _videos(batch=8, frames=6, height=8, width=10, dtype=jnp.float32):
+  """Every voxel distinct: 1000 b + 100 t + 10 y + x (asymmetric in x, y)."""
+  b, t, y, x = np.meshgrid(
+    np.arange(batch),
+    np.arange(frames),
+    np.arange(height),
+    np.arange(width),
+    indexing='ij',
+  )
+  values = (1000 * b + 100 * t + 10 * y + x)[..., None]
+  labels = jax.nn.one_hot(np.arange(batch), batch + 1)
+  return jnp.asarray(values % 256 if dtype == jnp.uint8 else values, dtype), (
+    labels
+  )
+
+
+def _changed_cuboid(out, own):
+  """The bounding cuboid of changed voxels; asserts it is filled."""
+  changed = np.any(np.asarray(out) != np.asarray(own), axis=-1)
+  if not changed.any():
+    return None
+  spans = [
+    np.flatnonzero(changed.any(axis=tuple(set(range(3)) - {a})))
+    for a in range(3)
+  ]
+  cuboid = tuple((int(s[0]), int(s[-1]) + 1) for s in spans)
+  (t0, t1), (y0, y1), (x0, x1) = cuboid
+  assert changed[t0:t1, y0:y1, x0:x1].all(), 'not a cuboid'
+  return cuboid
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_each_mode_pastes_its_region_and_weights_by_kept_voxels(mode):
+  videos, labels = _videos()
+  _, frames, height, width, _ = videos.shape
+  op = functools.partial(jaxmix.videomix, mode=mode, per_example=True)
+  for key in jax.random.split(KEY, 3):
+    out, out_labels = op(key, videos, labels)
+    draw = jaxmix.sample_videomix(
+      key,
+      batch_size=8,
+      num_frames=frames,
+      height=height,
+      width=width,
+      mode=mode,
+      per_example=True,
+    )
+    partners = np.asarray(draw.partners)
+    for i in range(8):
+      p = partners[i]
+      cuboid = _changed_cuboid(out[i], videos[i])
+      kept = float(out_labels[i, i])
+      if p == i or cuboid is None:
+        assert p == i or kept == pytest.approx(1.0)
+        continue
+      (t0, t1), (y0, y1), (x0, x1) = cuboid
+      np.testing.assert_array_equal(
+        out[i, t0:t1, y0:y1, x0:x1], videos[p, t0:t1, y0:y1, x0:x1]
+      )
+      volume = (t1 - t0) * (y1 - y0) * (x1 - x0)
+      assert kept == pytest.approx(1 - volume / (frames * height * width))
+      assert float(out_labels[i, p]) == pytest.approx(1 - kept)
+      if mode == 'spatial':  # One box through every frame.
+        assert (t0, t1) == (0, frames)
+      if mode == 'temporal':  # Whole frames.
+        assert (y0, y1, x0, x1) == (0, height, 0, width)
+      np.testing.assert_allclose(draw.weight[i], kept, rtol=1e-6)
+
+
+def test_one_region_per_batch_by_default():
+  videos, labels = _videos()
+  out, out_labels = jaxmix.videomix(KEY, videos, labels, mode='cuboid')
+  cuboids = {
+    _changed_cuboid(out[i], videos[i])
+    for i in range(8)
+    if float(out_labels[i, i]) < 1
+  }
+  assert len(cuboids) == 1
+
+
+# Mean pasted fraction for alpha = 1 (lambda uniform), a continuous centre and
+# side N * (1 - lambda) ** (1 / d) per cut axis: a clipped segment of length s
+# keeps s - s**2 / 4 on average, so E[prod over cut axes of (s - s**2 / 4)].
+PASTED_MEAN = {
+  'temporal': 1 / 2 - 1 / 12,
+  'spatial': 1 / 2 - (1 / 2.5) / 2 + (1 / 3) / 16,
+  'cuboid': 1 / 2 - 3 / 4 * 3 / 7 + 3 / 16 * 3 / 8 - 1 / 64 / 3,
+}
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_sampler_matches_the_documented_rule_in_distribution(mode):
+  # The sampler builds no video, so a fine grid costs nothing.
+  draw = jaxmix.sample_videomix(
+    KEY,
+    batch_size=20000,
+    num_frames=1000,
+    height=1000,
+    width=1000,
+    mode=mode,
+    per_example=True,
+  )
+  pasted = 1 - np.asarray(draw.weight)
+  assert pasted.mean() == pytest.approx(PASTED_MEAN[mode], abs=0.01)
+  lengths = np.asarray(draw.frames.stop - draw.frames.start)
+  heights = np.asarray(draw.box.bottom - draw.box.top)
+  if mode == 'spatial':
+    assert (lengths == 1000).all()
+  if mode == 'temporal':
+    assert (heights == 1000).all()
+  if mode == 'cuboid':
+    # Unclipped regions have equal side ratios on the three axes.
+    inside = (
+      (np.asarray(draw.frames.start) > 0)
+      & (np.asarray(draw.frames.stop) < 1000)
+      & (np.asarray(draw.box.top) > 0)
+      & (np.asarray(draw.box.bottom) < 1000)
+    )
+    assert inside.sum() > 100
+    np.testing.assert_allclose(lengths[inside], heights[inside], atol=2)
+
+
+def test_prob_gates_whole_examples():
+  draw = jaxmix.sample_videomix(
+    KEY,
+    batch_size=4000,
+    num_frames=1000,
+    height=4,
+    width=4,
+    prob=0.3,
+    mode='temporal',
+    per_example=True,
+  )
+  mixed = np.asarray(draw.frames.stop > draw.frames.start)
+  assert mixed.mean() == pytest.approx(0.3, abs=0.03)
+  np.testing.assert_array_equal(np.asarray(draw.weight)[~mixed], 1.0)
+
+
+def test_uint8_videos_and_integer_labels():
+  videos, labels = _videos(dtype=jnp.uint8)
+  classes = jnp.argmax(labels, -1)
+  out, out_labels = jaxmix.videomix(
+    KEY, videos, classes, num_classes=9, smoothing=0.1
+  )
+  assert out.dtype == jnp.uint8
+  dense_out = jaxmix.videomix(
+    KEY, videos, jaxmix.one_hot(classes, 9, smoothing=0.1)
+  )
+  np.testing.assert_array_equal(out, dense_out[0])
+  np.testing.assert_allclose(out_labels, dense_out[1], rtol=1e-6)
+
+
+def test_errors_name_the_argument():
+  videos, labels = _videos()
+  with pytest.raises(ValueError, match=r'`videos` must have rank 5'):
+    jaxmix.videomix(KEY, videos[0], labels)
+  with pytest.raises(TypeError, match='`videos` must be a float or uint8'):
+    jaxmix.videomix(KEY, videos.astype(jnp.int32), labels)
+  with pytest.raises(ValueError, match='`mode` must be one of'):
+    jaxmix.videomix(KEY, videos, labels, mode='frames')
+  with pytest.raises(ValueError, match=r'batch size 4'):
+    jaxmix.videomix(KEY, videos, labels[:4])
+  with pytest.raises(TypeError, match='`key` must be a PRNG key'):
+    jaxmix.videomix(videos, videos, labels)
+  with pytest.raises(ValueError, match='`num_frames` must be a positive'):
+    jaxmix.sample_videomix(KEY, batch_size=2, num_frames=0, height=2, width=2)
+
+
+def test_jit_vmap_per_shard_and_pmap_agree_with_the_op():
+  op = functools.partial(jaxmix.videomix, mode='cuboid', per_example=True)
+  videos, labels = _videos(batch=16, frames=4, height=4, width=4)
+  eager = op(KEY, videos, labels)
+  jitted = jax.jit(op)(KEY, videos, labels)
+  for a, b in zip(eager, jitted):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+  keys = jax.random.split(KEY, NUM_DEVICES)
+  stacked = (videos.reshape(8, 2, *videos.shape[1:]), labels.reshape(8, 2, -1))
+  mapped = jax.vmap(op)(keys, *stacked)
+  pmapped = jax.pmap(op)(keys, *stacked)
+  mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
+  sharding = NamedSharding(mesh, PartitionSpec('data'))
+  sharded = jax.jit(jaxmix.per_shard(op, mesh))(
+    KEY, jax.device_put(videos, sharding), jax.device_put(labels, sharding)
+  )
+  sharded = [np.asarray(a) for a in sharded]
+  for d in range(NUM_DEVICES):
+    own = op(keys[d], stacked[0][d], stacked[1][d])
+    for a, b, c in zip(mapped, pmapped, own):
+      np.testing.assert_allclose(a[d], c, rtol=1e-6)
+      np.testing.assert_allclose(b[d], c, rtol=1e-6)
+    folded = op(
+      jax.random.fold_in(KEY, d),
+      *(x[2 * d : 2 * d + 2] for x in (videos, labels)),
+    )
+    for a, c in zip(sharded, folded):
+      np.testing.assert_allclose(a[2 * d : 2 * d + 2], c, rtol=1e-6)
