@@ -16,6 +16,9 @@ official code permutes the whole 256-image batch); the other differences
 are listed in `resnet50_baseline.py`.
 Crop and colour as the baseline recipe: torchvision's RandomResizedCrop
 law, the CutMix code's unclipped ColorJitter(0.4), Lighting(0.1).
+
+Step parity: `tests/step_parity_test.py` matches this recipe's train step
+with the official PyTorch step (see the README's recipe table).
 """
 
 import ml_collections

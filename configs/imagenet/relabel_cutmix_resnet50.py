@@ -20,6 +20,9 @@ examples' ReLabel targets (each pooled over its whole crop) by the
 kept-pixel fraction, as the official code does; set
 `--config.relabel.localized_cutmix=True` to pool the pasted box from the
 partner's map instead (a jaxmix extension, not in the paper).
+
+Step parity: `tests/step_parity_test.py` matches this recipe's train step
+with the official PyTorch step (see the README's recipe table).
 """
 
 import ml_collections

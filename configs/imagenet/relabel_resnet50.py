@@ -32,6 +32,9 @@ Differences: jaxmix pools the geometrically correct crop region
 (`relabel.official_box_order=True` reproduces the official (y, x) swap),
 uses synchronised BatchNorm over the global batch (per-GPU there) and keyed
 randomness (unseeded there).
+
+Step parity: `tests/step_parity_test.py` matches this recipe's train step
+with the official PyTorch step (see the README's recipe table).
 """
 
 import ml_collections
