@@ -184,3 +184,52 @@ def test_annotator_rejects_bad_arguments(run, tmp_path):
 def test_label_map_logits_needs_a_cnn():
   with pytest.raises(ValueError, match='no `features` and `head`'):
     annotator.label_map_logits(object(), jnp.zeros((1, 8, 8, 3)))
+
+
+@pytest.mark.slow
+def test_annotator_with_imported_torch_weights(run, tmp_path):
+  """A torchvision-layout ResNet-18 file: maps are its full-conv logits."""
+  model = models.create_model('resnet18', num_classes=10, rngs=nnx.Rngs(3))
+  weights = str(tmp_path / 'resnet18.safetensors')
+  models.save_torch_weights(model, weights)
+  out = str(tmp_path / 'maps')
+  argv = [
+    f'--weights={weights}',
+    '--model=resnet18',
+    '--dataset=digit_scenes/small',
+    f'--data_dir={run["data_dir"]}',
+    f'--out={out}',
+    '--image_size=64',  # a 2 x 2 map
+    '--size=2',
+    '--top_k=3',
+    '--batch_size=48',
+  ]
+  annotator.annotate(annotate_app._parse(argv))
+  store = LabelMapStore.open(out)
+  assert (len(store), store.metadata['size'], store.num_classes) == (256, 2, 10)
+  assert 'resnet18 at 64px, weights' in store.metadata['annotator']
+  scores, indices, _ = store.lookup(run['names'][:8])
+  # Reference: the imported model on the same whole images; the mean of
+  # its map through the head is its logits (global-pool equality).
+  imported = models.load_torch_weights('resnet18', weights)
+  data = default.get_data_config()
+  data.update(
+    dataset='digit_scenes/small', data_dir=run['data_dir'], num_classes=10
+  )
+  batch = next(
+    iter(
+      full_images.create_full_image_iterator(
+        data, 'train', batch_size=8, image_size=64
+      )
+    )
+  )
+  x = steps.normalize(batch['image'], data.mean, data.std)
+  logits = np.asarray(annotator.label_map_logits(imported, x))
+  np.testing.assert_allclose(
+    logits.mean(axis=(1, 2)), imported(x), rtol=1e-4, atol=1e-4
+  )
+  np.testing.assert_array_equal(indices[..., 0], logits.argmax(-1))
+  top3 = np.sort(logits, -1)[..., ::-1][..., :3]
+  np.testing.assert_allclose(scores.astype(np.float32), top3, atol=2e-2)
+  with pytest.raises(ValueError, match='--weights needs --model'):
+    annotator.annotate(annotate_app._parse(argv[:1] + argv[2:]))

@@ -224,7 +224,9 @@ def test_entries_follow_torchvision_block_numbering():
   assert 'layer4.3.conv1.weight' not in keys
 
 
-@pytest.mark.parametrize('name', ['resnet50', 'vit_s16'])
+@pytest.mark.parametrize(
+  'name', ['resnet50', 'vit_s16', 'efficientnet_b0', 'tf_efficientnet_b0']
+)
 def test_forward_parity_with_torchvision_and_timm(name):
   golden = np.load(GOLDEN)
   meta = json.loads(str(golden['meta']))['models'][name]

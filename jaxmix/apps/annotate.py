@@ -1,7 +1,10 @@
-"""Writes a split's ReLabel label maps with a trained jaxmix CNN.
+"""Writes a split's ReLabel label maps with a trained run or pretrained weights.
 
   python -m jaxmix.apps.annotate --workdir RUN --data_dir DIR --split train \\
       --out STORE [--size S] [--top_k 5] [--batch_size 256] [--image_size R]
+  python -m jaxmix.apps.annotate --weights tf_efficientnet_l2_ns_475.pth \\
+      --model tf_efficientnet_l2_ns_475 --dataset imagenet2012 \\
+      --data_dir DIR --split train --out STORE
 
 The recipe and its steps are in `jaxmix.relabel.annotator`. Run the same
 command again after an interruption and it resumes.
@@ -15,12 +18,21 @@ from jaxmix.relabel import annotator
 
 def _parse(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--workdir', required=True, help='trained run')
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument('--workdir', help='a trained jaxmix run')
+  source.add_argument(
+    '--weights', help='a torchvision / timm state dict (with --model)'
+  )
+  parser.add_argument(
+    '--model', default=None, help='with --weights, e.g. tf_efficientnet_l2'
+  )
   parser.add_argument('--out', required=True, help='label-map store to write')
   parser.add_argument('--data_dir', default=None, help='TFDS data_dir')
   parser.add_argument('--dataset', default=None, help="default: the run's")
   parser.add_argument('--split', default='train')
-  parser.add_argument('--size', type=int, default=None, help='S; default h')
+  parser.add_argument(
+    '--size', type=int, default=None, help='S; default h (15 for --weights)'
+  )
   parser.add_argument('--top_k', type=int, default=5)
   parser.add_argument('--batch_size', type=int, default=256)
   parser.add_argument('--image_size', type=int, default=None, help='R')

@@ -5,8 +5,10 @@
   logits = model(images_nhwc)  # = the torch model's logits on NCHW images
   save_torch_weights(model, 'out.safetensors')  # torchvision / timm strict
 
-Models: torchvision's ResNet-18/34/50/101/152 ('resnet18' ...) and timm's
-DeiT / ViT with the DeiT layout: 'vit_ti16' (timm 'deit_tiny_patch16_224')
+Models: torchvision's ResNet-18/34/50/101/152 ('resnet18' ...), timm's
+EfficientNets ('efficientnet_b0' ... 'b3', their 'tf_' twins and
+'tf_efficientnet_l2', alias 'tf_efficientnet_l2_ns_475', the ReLabel
+annotator) and timm's DeiT / ViT with the DeiT layout: 'vit_ti16' (timm 'deit_tiny_patch16_224')
 and 'vit_s16' ('deit_small_patch16_224', 'vit_small_patch16_224'). The
 names and layouts are in `jaxmix.models.torch_names`.
 
@@ -38,6 +40,9 @@ ALIASES = {
   'deit_tiny_patch16_224': 'vit_ti16',
   'deit_small_patch16_224': 'vit_s16',
   'vit_small_patch16_224': 'vit_s16',
+  # Noisy Student weights of the ReLabel annotator: the L2 architecture.
+  'tf_efficientnet_l2_ns_475': 'tf_efficientnet_l2',
+  'tf_efficientnet_l2_ns': 'tf_efficientnet_l2',
 }
 TORCH_MODELS = (
   'resnet18',
@@ -47,6 +52,12 @@ TORCH_MODELS = (
   'resnet152',
   'vit_ti16',
   'vit_s16',
+  *(
+    f'{p}efficientnet_{s}'
+    for p in ('', 'tf_')
+    for s in ('b0', 'b1', 'b2', 'b3')
+  ),
+  'tf_efficientnet_l2',
 )
 _WRAPPERS = ('state_dict', 'model', 'module')
 
@@ -272,7 +283,13 @@ def load_torch_weights(
   where = os.fspath(path)
   state_dict = read_state_dict(path)
   vit = model_name.startswith('vit')
-  head_key = 'head.weight' if vit else 'fc.weight'
+  head_key = (
+    'head.weight'
+    if vit
+    else 'classifier.weight'
+    if 'efficientnet' in model_name
+    else 'fc.weight'
+  )
   if head_key not in state_dict or state_dict[head_key].ndim != 2:
     raise ValueError(
       f'{where}: no classifier {head_key!r} [K, D]: not a {model_name} '

@@ -15,7 +15,12 @@ that holds it and to the layout change between the two:
   loading accepts the file.
 
 ResNets follow torchvision (`conv1`, `bn1`, `layer<s>.<i>.conv<k>`,
-`.downsample.{0,1}`, `fc`), ViTs timm's `VisionTransformer` as in DeiT
+`.downsample.{0,1}`, `fc`), EfficientNets timm's (`conv_stem`, `bn1`,
+`blocks.<stage>.<i>.{conv_pw, bn1, conv_dw, bn2, se.conv_reduce,
+se.conv_expand, conv_pwl, bn3}`, the first stage's depthwise-separable
+blocks `{conv_dw, bn1, se.*, conv_pw, bn2}`, `conv_head`, `bn2`,
+`classifier`; depthwise kernels `[C, 1, k, k]` are the 'conv' layout of
+a grouped flax kernel `[k, k, 1, C]`), ViTs timm's `VisionTransformer` as in DeiT
 (`patch_embed.proj`, `blocks.<i>.{norm1, attn.qkv, attn.proj, norm2,
 mlp.fc1, mlp.fc2}`, `norm`, `head`). timm splits the fused qkv projection's
 output as `(3, heads, head_dim)`, as jaxmix does, so its weight needs only
@@ -29,6 +34,7 @@ import dataclasses
 import numpy as np
 from flax import nnx
 
+from jaxmix.models.efficientnet import EfficientNet
 from jaxmix.models.resnet import Bottleneck, ResNet
 from jaxmix.models.vit import VisionTransformer
 
@@ -127,6 +133,46 @@ def _resnet(model: ResNet) -> list[Entry]:
   return entries + _linear('fc', ('head',))
 
 
+def _conv_bias(key: str, path: Path) -> list[Entry]:
+  return [
+    Entry(f'{key}.weight', (*path, 'kernel'), 'conv'),
+    Entry(f'{key}.bias', (*path, 'bias'), 'copy'),
+  ]
+
+
+def _efficientnet(model: EfficientNet) -> list[Entry]:
+  entries = _conv('conv_stem', ('stem', 'conv'))
+  entries += _batch_norm('bn1', ('bn_stem',))
+  k = 0
+  for stage, (repeats, *_) in enumerate(model.plan):
+    for index in range(repeats):
+      prefix, path = f'blocks.{stage}.{index}', ('blocks', k)
+      block = model.blocks[k]
+      se = [
+        *_conv_bias(
+          f'{prefix}.se.conv_reduce', (*path, 'se', 'reduce', 'conv')
+        ),
+        *_conv_bias(
+          f'{prefix}.se.conv_expand', (*path, 'se', 'expand', 'conv')
+        ),
+      ]
+      dw = _conv(f'{prefix}.conv_dw', (*path, 'depthwise', 'conv'))
+      if block.expand is None:  # timm's DepthwiseSeparableConv
+        entries += dw + _batch_norm(f'{prefix}.bn1', (*path, 'bn_dw')) + se
+        entries += _conv(f'{prefix}.conv_pw', (*path, 'project', 'conv'))
+        entries += _batch_norm(f'{prefix}.bn2', (*path, 'bn_project'))
+      else:  # timm's InvertedResidual
+        entries += _conv(f'{prefix}.conv_pw', (*path, 'expand', 'conv'))
+        entries += _batch_norm(f'{prefix}.bn1', (*path, 'bn_expand'))
+        entries += dw + _batch_norm(f'{prefix}.bn2', (*path, 'bn_dw')) + se
+        entries += _conv(f'{prefix}.conv_pwl', (*path, 'project', 'conv'))
+        entries += _batch_norm(f'{prefix}.bn3', (*path, 'bn_project'))
+      k += 1
+  entries += _conv('conv_head', ('conv_head', 'conv'))
+  entries += _batch_norm('bn2', ('bn_head',))
+  return entries + _linear('classifier', ('head',))
+
+
 def _vit(model: VisionTransformer) -> list[Entry]:
   entries = [
     Entry('cls_token', ('cls_token',), 'copy'),
@@ -149,7 +195,8 @@ def entries_of(model: nnx.Module) -> list[Entry]:
   """The state-dict entries of `model`, in torch's state-dict order.
 
   Args:
-    model: a jaxmix `ResNet` (resnet18 ... resnet152) or
+    model: a jaxmix `ResNet` (resnet18 ... resnet152), `EfficientNet`
+      (efficientnet_b0 ... b3, tf_efficientnet_b0 ... b3, l2) or
       `VisionTransformer` (vit_ti16, vit_s16).
 
   Raises:
@@ -159,15 +206,18 @@ def entries_of(model: nnx.Module) -> list[Entry]:
     return _resnet(model)
   if isinstance(model, VisionTransformer):
     return _vit(model)
+  if isinstance(model, EfficientNet):
+    return _efficientnet(model)
   raise TypeError(
     f'{type(model).__name__} has no torchvision / timm state-dict layout; '
-    'weights move in and out of PyTorch for ResNet and VisionTransformer.'
+    'weights move in and out of PyTorch for ResNet, EfficientNet and '
+    'VisionTransformer.'
   )
 
 
 def head_entries(model: nnx.Module) -> list[Entry]:
   """The classifier's entries ('fc.*' or 'head.*')."""
-  head = 'fc' if isinstance(model, ResNet) else 'head'
+  head = {ResNet: 'fc', EfficientNet: 'classifier'}.get(type(model), 'head')
   return [e for e in entries_of(model) if e.key.split('.')[0] == head]
 
 

@@ -2,10 +2,16 @@
 
   (command line: `python -m jaxmix.apps.annotate`)
 
-ReLabel's recipe, with any CNN trained by `jaxmix.apps.train` as the annotator:
+ReLabel's recipe, with any CNN trained by `jaxmix.apps.train` as the
+annotator, or any pretrained classifier whose torchvision / timm weights
+`jaxmix.models.load_torch_weights` reads (ResNets, EfficientNets, among them
+the official annotator's `tf_efficientnet_l2_ns_475`):
 
-1. The run's `config.json` rebuilds the model; the latest checkpoint gives
-   its parameters (the EMA copy when the run kept one).
+1. A run: its `config.json` rebuilds the model and the latest checkpoint
+   gives its parameters (the EMA copy when the run kept one). Imported
+   weights (`load_weights`): the named model holding them, with ImageNet's
+   channel statistics, at its training resolution (475 for the L2 Noisy
+   Student weights) and a 15 x 15 grid by default, as the official maps.
 2. Every image of the split is squashed whole to `R x R` (no crop; R is the
    run's `image_size` unless given), as ReLabel's annotator saw it
    (`jaxmix.data.full_images`).
@@ -54,6 +60,51 @@ def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, Any, Any, int]:
   """
   run = runs.load_run(workdir, mesh=steps.create_mesh(jax.local_devices()))
   return run.config, run.model_def, run.variables, run.step
+
+
+# The official annotator's input side (`tf_efficientnet_l2_ns_475`) and grid.
+L2_NS_SIZE = 475
+OFFICIAL_GRID = 15
+
+
+def load_weights(
+  name: str, path: str, *, dataset: str, data_dir: str | None
+) -> tuple[ml_collections.ConfigDict, Any, Any, str]:
+  """A pretrained classifier as an annotator, like `load_run`'s result.
+
+  Args:
+    name: a `jaxmix.models.load_torch_weights` model name.
+    path: its torchvision / timm state dict (`.safetensors` or `.pth`).
+    dataset: the TFDS dataset to annotate (its classes need not be the
+      classifier's: the maps are in the classifier's label space).
+    data_dir: its TFDS data_dir.
+
+  Returns:
+    `(config, model_def, (params, batch_stats), source)`: `config` holds
+    `model.name`, `image_size` (the model's training resolution; 475 for
+    the L2) and `data` (ImageNet's mean and std, the dataset's keys and
+    class count).
+  """
+  from jaxmix.configs import default
+  from jaxmix.data import tfds_source
+  from jaxmix.models import load_torch_weights
+
+  model = load_torch_weights(name, path)
+  model_def, params, batch_stats = state_lib.split_model(model)
+  config = ml_collections.ConfigDict()
+  config.model = ml_collections.ConfigDict({'name': name})
+  config.image_size = (
+    L2_NS_SIZE if 'l2' in name else int(getattr(model, 'resolution', 224))
+  )
+  config.data = default.get_data_config()
+  config.data.update(dataset=dataset, data_dir=data_dir)
+  label = tfds_source.open_builder(dataset, data_dir).info.features[
+    config.data.label_key
+  ]
+  config.data.num_classes = int(getattr(label, 'num_classes', 0) or 0)
+  config.annotator_classes = int(model.head.out_features)
+  variables = jax.device_put((params, batch_stats))
+  return config, model_def, variables, f'weights {path}'
 
 
 def label_map_logits(model: nnx.Module, images: jax.Array) -> jax.Array:
@@ -124,7 +175,20 @@ def annotate(args: argparse.Namespace) -> str:
     raise ValueError(
       f'--top_k and --size must be >= 1, got {args.top_k} and {args.size}.'
     )
-  config, model_def, variables, step = load_run(args.workdir)
+  if (args.workdir is None) == (args.weights is None):
+    raise ValueError('Give a trained run (--workdir) or --weights, not both.')
+  if args.weights is not None:
+    if not (args.model and args.dataset):
+      raise ValueError('--weights needs --model and --dataset.')
+    config, model_def, variables, source = load_weights(
+      args.model, args.weights, dataset=args.dataset, data_dir=args.data_dir
+    )
+    size = OFFICIAL_GRID if args.size is None else args.size
+    classes = config.annotator_classes
+  else:
+    config, model_def, variables, step = load_run(args.workdir)
+    source = f'run {os.path.abspath(args.workdir)} step {step}'
+    size, classes = args.size, config.data.num_classes
   image_size = args.image_size or config.image_size
   data_config = config.data
   data_config.data_dir = args.data_dir or data_config.data_dir
@@ -142,7 +206,7 @@ def annotate(args: argparse.Namespace) -> str:
     model_def,
     mean=tuple(data_config.mean),
     std=tuple(data_config.std),
-    size=args.size,
+    size=size,
     k=args.top_k,
     mesh=mesh,
   )
@@ -156,10 +220,9 @@ def annotate(args: argparse.Namespace) -> str:
     args.out,
     size=size,
     k=k,
-    num_classes=config.data.num_classes,
+    num_classes=classes,
     source=f'jaxmix.relabel.annotator of {data_config.dataset} split {args.split}',
-    annotator=f'{config.model.name} at {image_size}px, run '
-    f'{os.path.abspath(args.workdir)} step {step}',
+    annotator=f'{config.model.name} at {image_size}px, {source}',
     resume=True,
   )
   done_before = writer.num_rows

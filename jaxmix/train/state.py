@@ -104,6 +104,22 @@ def _split(model: nnx.Module):
   return graphdef, params, stats, rngs
 
 
+def split_model(model: nnx.Module) -> tuple[ModelDef, nnx.State, nnx.State]:
+  """`(model_def, params, batch_stats)` of a built model (e.g. imported)."""
+  mode_train = getattr(model, 'training', None)
+  model.train()
+  train_graphdef, _, _, rng_template = _split(model)
+  model.eval()
+  eval_graphdef, params, batch_stats, _ = _split(model)
+  if mode_train:
+    model.train()
+  return (
+    ModelDef(train_graphdef, eval_graphdef, rng_template),
+    params,
+    batch_stats,
+  )
+
+
 def create_train_state(
   model_fn: Callable[[], nnx.Module],
   tx: optax.GradientTransformation,

@@ -1,4 +1,4 @@
-"""Golden logits of torchvision ResNet-50 and timm DeiT-S (PyTorch side).
+"""Golden logits of torchvision ResNet-50, timm DeiT-S and EfficientNet-B0.
 
 Run in an environment with torch, torchvision, timm, safetensors and NumPy
 (never jaxmix's own), from the repository root:
@@ -6,7 +6,8 @@ Run in an environment with torch, torchvision, timm, safetensors and NumPy
   python tools/parity/jaxmix_exports.py --out /tmp/exports      # jaxmix env
   python tools/parity/forward_golden.py --exports /tmp/exports  # torch env
 
-For each model (ResNet-50 and DeiT-S, 224 px, 1000 classes) it builds the
+For each model (ResNet-50, DeiT-S and timm's EfficientNet-B0 with torch and
+with TensorFlow padding, 224 px, 1000 classes) it builds the
 torch model, loads the seeded state dict (`seeded.state_dict`, seed 0)
 with `strict=True`, and records its eval-mode logits on two seeded images
 (`seeded.images(0, 2, 224)`, NHWC there, NCHW here). It also
@@ -46,6 +47,8 @@ SEED = 0
 MODELS = {
   'resnet50': lambda: torchvision.models.resnet50(),
   'vit_s16': lambda: timm.create_model('deit_small_patch16_224'),
+  'efficientnet_b0': lambda: timm.create_model('efficientnet_b0'),
+  'tf_efficientnet_b0': lambda: timm.create_model('tf_efficientnet_b0'),
 }
 
 

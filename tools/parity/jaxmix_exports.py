@@ -2,7 +2,8 @@
 
   python tools/parity/jaxmix_exports.py --out /tmp/exports
 
-For ResNet-50 and ViT-S/16 (DeiT-S) at 224 px: builds the seeded state
+For ResNet-50, ViT-S/16 (DeiT-S) and EfficientNet-B0 (both paddings) at
+224 px: builds the seeded state
 dict (`seeded.state_dict`, seed 0) from the names and shapes jaxmix writes,
 loads it with `jaxmix.models.load_torch_weights` and writes it back with
 `save_torch_weights` as `<out>/<name>.safetensors`. `forward_golden.py`
@@ -23,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seeded
 
 SEED = 0
-MODELS = ('resnet50', 'vit_s16')
+MODELS = ('resnet50', 'vit_s16', 'efficientnet_b0', 'tf_efficientnet_b0')
 
 
 def main() -> None:
