@@ -11,7 +11,7 @@ import jaxmix
 from jaxmix.configs import default
 from jaxmix.relabel import join as label_map_join
 from jaxmix.relabel import train_targets
-from jaxmix.relabel.store import MissingLabelMapError
+from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
 from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import augment, steps, validation
 
@@ -228,6 +228,44 @@ def test_join_gives_the_rows_of_the_store_and_keeps_the_position(tmp_path):
   joined.set_state({'position': 0})
   np.testing.assert_array_equal(next(joined)['label_map_scores'], scores[:2])
   assert store.num_looked_up == 6 and store.num_missing == 0
+
+
+class BoxedBatches(Batches):
+  """`Batches` with crop boxes; `bad_box` breaks the second row's."""
+
+  def __init__(self, names, bad_box=False):
+    super().__init__(names)
+    self.bad_box = bad_box
+
+  def __next__(self):
+    batch = super().__next__()
+    boxes = np.array([[0.1, 0.1, 0.9, 0.9]] * 2, np.float32)
+    if self.bad_box:
+      boxes[1] = [0.5, 0.2, 0.4, 1.2]  # ymin > ymax, xmax > 1
+    batch['crop_box'] = boxes
+    return batch
+
+
+def test_join_checks_boxes_and_class_ids_naming_the_file(tmp_path):
+  names = [b'a.jpg', b'b.jpg']
+  write_store(tmp_path / 'maps', names, num_classes=K)
+  store = LabelMapStore.open(str(tmp_path / 'maps'))
+  maps_fn = label_map_join.store_maps_fn(store)
+  good = label_map_join.join_label_maps(
+    BoxedBatches(names), maps_fn, num_classes=K
+  )
+  assert next(good)['label_map_found'].all()
+  bad_box = label_map_join.join_label_maps(
+    BoxedBatches(names, bad_box=True), maps_fn, num_classes=K
+  )
+  with pytest.raises(ValueError, match=r"of b'b\.jpg'.*crop_boxes"):
+    next(bad_box)
+  # Ids the classifier cannot have: a store of more classes than the run's.
+  few = label_map_join.join_label_maps(
+    BoxedBatches(names), maps_fn, num_classes=2
+  )
+  with pytest.raises(ValueError, match=r"of b'a\.jpg'"):
+    next(few)
 
 
 def test_missing_map_errors_by_default_and_falls_back_when_asked(tmp_path):

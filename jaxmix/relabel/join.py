@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxmix.relabel import pooling
 from jaxmix.relabel.store import LabelMapStore
 
 MapsFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, ...]]
@@ -37,10 +38,13 @@ SYNTHETIC_SIZE, SYNTHETIC_K = 7, 2
 class LabelMapJoin:
   """A train iterator whose batches carry their label maps (see module)."""
 
-  def __init__(self, iterator: Any, maps_fn: MapsFn):
+  def __init__(
+    self, iterator: Any, maps_fn: MapsFn, num_classes: int | None = None
+  ):
     self._source = iterator
     self._iterator = iter(iterator)
     self._maps_fn = maps_fn
+    self._num_classes = num_classes
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
@@ -53,10 +57,25 @@ class LabelMapJoin:
         f'label map; the batch has only {sorted(batch)}.'
       )
     scores, indices, found = self._maps_fn(batch)
+    if self._num_classes is not None:
+      self._check(batch, indices)
     batch['label_map_scores'] = scores
     batch['label_map_indices'] = indices
     batch['label_map_found'] = np.asarray(found, bool)
     return batch
+
+  def _check(self, batch: dict, indices: np.ndarray) -> None:
+    """Crop boxes and class ids as pooling needs them, naming the file."""
+    boxes, check = batch['crop_box'], pooling.check_label_map_inputs
+    try:
+      check(indices, boxes, self._num_classes)
+    except ValueError as error:  # rare: find the first bad file
+      for row, name in enumerate(batch['file_name']):
+        try:
+          check(indices[row : row + 1], boxes[row : row + 1], self._num_classes)
+        except ValueError:
+          raise ValueError(f'label map of {name!r}: {error}') from None
+      raise
 
   def get_state(self) -> dict[str, Any]:
     return self._source.get_state()
@@ -65,9 +84,16 @@ class LabelMapJoin:
     self._source.set_state(state)
 
 
-def join_label_maps(iterator: Any, maps_fn: MapsFn) -> LabelMapJoin:
-  """Wraps `iterator`; `maps_fn(batch) -> (scores, indices, found)`."""
-  return LabelMapJoin(iterator, maps_fn)
+def join_label_maps(
+  iterator: Any, maps_fn: MapsFn, *, num_classes: int | None = None
+) -> LabelMapJoin:
+  """Wraps `iterator`; `maps_fn(batch) -> (scores, indices, found)`.
+
+  With `num_classes`, every batch's crop boxes and class ids are checked
+  on the host (`jaxmix.relabel.pooling.check_label_map_inputs`), naming
+  the file of a bad row: pooling under `jit` cannot see values.
+  """
+  return LabelMapJoin(iterator, maps_fn, num_classes)
 
 
 def store_maps_fn(store: LabelMapStore) -> MapsFn:

@@ -209,7 +209,9 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
   label_maps = None
   if config.relabel.enabled:
     maps_fn, label_maps = label_map_join.open_label_maps(config)
-    train_iter = label_map_join.join_label_maps(train_iter, maps_fn)
+    train_iter = label_map_join.join_label_maps(
+      train_iter, maps_fn, num_classes=config.data.num_classes
+    )
     logger.info(
       'ReLabel targets from %s',
       label_maps.path if label_maps else 'synthetic label maps',
