@@ -125,7 +125,9 @@ def test_left_crop_gets_the_left_class(tmp_path):
   """Class A on the left columns, B on the right; C top rows, D bottom."""
   a, b, c, d = 3, 7, 11, 13
   tensor = np.zeros((2, K, S, S), np.float32)
-  tensor[1, 2:] = np.arange(20, 20 + K - 2)[:, None, None]  # Score 0 fillers.
+  tensor[1, 2:] = np.arange(20, 20 + K - 2)[
+    :, None, None
+  ]  # Score 0 fillers (ids 20-22).
   tensor[0, 0] = 4.0
   tensor[1, 0, :, :8], tensor[1, 0, :, 8:] = a, b
   tensor[0, 1] = 2.0
@@ -138,7 +140,7 @@ def test_left_crop_gets_the_left_class(tmp_path):
   left_top = [0.0, 0.0, 0.4, 0.4]
   right_bottom = [0.6, 0.6, 1.0, 1.0]
   targets = jaxmix.relabel_targets(
-    scores, indices, np.array([left_top, right_bottom]), num_classes=20
+    scores, indices, np.array([left_top, right_bottom]), num_classes=32
   )
   top2 = np.argsort(-np.asarray(targets), axis=1)[:, :2]
   assert top2.tolist() == [[a, c], [b, d]]
@@ -147,7 +149,7 @@ def test_left_crop_gets_the_left_class(tmp_path):
     scores[:1],
     indices[:1],
     np.array([[0.0, 0.0, 0.4, 1.0]]),  # Top rows, all columns.
-    num_classes=20,
+    num_classes=32,
     official_box_order=True,
   )
   assert float(official[0, a]) == pytest.approx(4.0, rel=1e-5)  # Left cols.

@@ -146,7 +146,11 @@ def test_step_cutmix_is_relabel_cutmix_and_off_at_prob_zero(mesh, localized):
   images, targets = step_targets(mesh, config, batch, 1.0)
 
   def reference(key, images, scores, indices, crop_boxes, flips):
-    mix_key = jax.random.split(key, 3)[0]  # as augment.create_augment_fn
+    # As augment.create_augment_fn with mix.draw='device': split, then fold
+    # the device index into the mixing key.
+    mix_key = jax.random.fold_in(
+      jax.random.split(key, 3)[0], jax.lax.axis_index('data')
+    )
     return jaxmix.relabel_cutmix(
       mix_key,
       images,
@@ -162,7 +166,9 @@ def test_step_cutmix_is_relabel_cutmix_and_off_at_prob_zero(mesh, localized):
   normalized = steps.normalize(
     batch['image'], config.data.mean, config.data.std
   )
-  want_images, want_targets = jax.jit(jaxmix.per_shard(reference, mesh))(
+  want_images, want_targets = jax.jit(
+    jaxmix.per_shard(reference, mesh, per_device_keys=False)
+  )(
     aug_key,
     normalized,
     batch['label_map_scores'].astype(np.float32),

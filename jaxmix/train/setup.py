@@ -221,14 +221,14 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
   if restored is not None:
     start_step, state = restored.step, restored.state
     train_iter.set_state(restored.data_state)
-  elif config.model.get('init_from'):
-    state = build.import_torch_weights(
-      config, state, tx, mesh=mesh, log=logger.info
-    )
     logger.info(
       'Resumed from step %d (data position %s)',
       start_step,
       json.dumps(restored.data_state),
+    )
+  elif config.model.get('init_from'):
+    state = build.import_torch_weights(
+      config, state, tx, mesh=mesh, log=logger.info
     )
   total_steps = round(config.num_epochs * steps_per_epoch)
   if primary and start_step < total_steps:
