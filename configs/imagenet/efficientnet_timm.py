@@ -79,6 +79,15 @@ def recipe(member: str) -> ml_collections.ConfigDict:
   return config
 
 
+def relabel_recipe(member: str) -> ml_collections.ConfigDict:
+  """`recipe(member)` on ReLabel targets (no label smoothing), unfinished."""
+  config = recipe(member)
+  config.label_smoothing = 0.0
+  config.relabel.enabled = True
+  config.relabel.missing = 'error'
+  return config
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """timm's EfficientNet-B0 recipe (the baseline of ReLabel's B0 row)."""
   return default.finish(recipe('b0'), arg)

@@ -31,8 +31,4 @@ from jaxmix.configs.imagenet import efficientnet_timm
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """ReLabel's EfficientNet-B1 row."""
-  config = efficientnet_timm.recipe('b1')
-  config.label_smoothing = 0.0
-  config.relabel.enabled = True
-  config.relabel.missing = 'error'
-  return default.finish(config, arg)
+  return default.finish(efficientnet_timm.relabel_recipe('b1'), arg)

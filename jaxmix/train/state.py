@@ -105,14 +105,14 @@ def _split(model: nnx.Module):
 
 
 def split_model(model: nnx.Module) -> tuple[ModelDef, nnx.State, nnx.State]:
-  """`(model_def, params, batch_stats)` of a built model (e.g. imported)."""
-  mode_train = getattr(model, 'training', None)
+  """`(model_def, params, batch_stats)` of a built model (e.g. imported).
+
+  Switches the model's mode to split both graphdefs; leaves it in eval mode.
+  """
   model.train()
   train_graphdef, _, _, rng_template = _split(model)
   model.eval()
   eval_graphdef, params, batch_stats, _ = _split(model)
-  if mode_train:
-    model.train()
   return (
     ModelDef(train_graphdef, eval_graphdef, rng_template),
     params,
