@@ -1,84 +1,220 @@
-"""Tests of jaxmix.apps.experiment: the every-recipe experiment and its table."""
+"""Tests of jaxmix.apps.experiment: the offline study, its schedule and tables."""
 
 import json
 import os
 
 import pytest
 
-from jaxmix.apps import demo, digit_runs, experiment
+from jaxmix.apps import demo, digit_runs, experiment, experiment_tables
 
 
-def test_results_table_is_in_percent():
-  row = dict.fromkeys(digit_runs.COLUMNS, 0.5)
-  row['digits/top1'] = 0.8123
-  rows = [row] + [{}] * (len(experiment.RECIPES) - 1)
-  table = experiment.results_table(
-    rows, dict.fromkeys(experiment.RECIPES, 61.0)
+def _record(values: dict, seeds=(0, 1, 2), **plan_fields) -> dict:
+  """A record as `run_experiment` writes it, with given top-1 per run."""
+  plan = experiment.Plan(seeds=seeds, **plan_fields)
+  results = {}
+  for (coverage, recipe), per_seed in values.items():
+    for seed, top1 in zip(seeds, per_seed):
+      metrics = dict.fromkeys(digit_runs.COLUMNS, 0.5)
+      metrics['digits/top1'] = top1
+      results[f'{coverage}/{recipe}/{seed}'] = {
+        'metrics': metrics,
+        'validation_top1': top1,
+        'seconds': 60.0,
+      }
+  fits = {
+    c: {'object_area': a, 'partner_absent': p, 'weight_error': 0.2}
+    for c, a, p in (
+      ('default', 0.076, 0.39),
+      ('medium', 0.21, 0.22),
+      ('imagenet', 0.44, 0.09),
+    )
+  }
+  import dataclasses
+
+  return {
+    'plan': dataclasses.asdict(plan),
+    'results': results,
+    'label_fit': fits,
+    'schedule': '5,000 training scenes for 8 epochs',
+    'machine': 'test machine',
+    'jobs': 2,
+    'minutes': 1.0,
+    'finished': 'now',
+  }
+
+
+def test_tables_give_mean_std_and_paired_intervals(tmp_path):
+  values = {}
+  for coverage in experiment.COVERAGES:
+    values[coverage, 'baseline'] = (0.50, 0.60, 0.70)
+    values[coverage, 'cutout'] = (0.52, 0.61, 0.70)  # noisy, ~ +1
+    values[coverage, 'mixup'] = (0.50, 0.60, 0.70)  # exactly 0
+    values[coverage, 'cutmix'] = (0.52, 0.63, 0.74)  # +2, +3, +4
+  record = _record(values, relabel_coverages=())
+  table = experiment_tables.recipe_table(record, 'imagenet').splitlines()
+  assert table[2].startswith('| baseline | 60.00 ± 10.00 | 50.00 ± 0.00 |')
+  assert table[2].endswith('| 60 s |')
+  diffs = experiment_tables.difference_table(record, 'imagenet').splitlines()
+  # d = (2, 3, 4): mean 3, sd 1, half width t(0.975, 2) / sqrt(3) = 2.4841.
+  assert diffs[4].startswith('| cutmix | +3.00 [+0.52, +5.48] * |')
+  assert diffs[3].startswith('| mixup | +0.00 [+0.00, +0.00] |')
+  cutout = diffs[2].split(' | ')[1]
+  assert cutout.startswith('+1.00 [') and not cutout.endswith('*')
+  text = experiment_tables.results_markdown(record, str(tmp_path))
+  assert '| digit_scenes/imagenet | 44.0 % | 9.0 % | 0.200 |' in text
+  assert '## imagenet (44.0 % coverage)' in text
+  assert (tmp_path / 'gain_vs_coverage.png').stat().st_size > 10_000
+  gains = experiment_tables.gains(record)['top-1']
+  assert [round(g[0], 6) for g in gains['cutmix']] == [3.0, 3.0, 3.0]
+
+
+def test_missing_runs_leave_dashes_not_numbers():
+  record = _record({('imagenet', 'baseline'): (0.5, 0.6, 0.7)})
+  del record['results']['imagenet/baseline/2']
+  row = experiment_tables.recipe_table(record, 'imagenet').splitlines()[2]
+  assert row == '| baseline | - | - | - | - | - | - |'
+
+
+def test_plan_checks_its_fields():
+  with pytest.raises(ValueError, match='Unknown coverages'):
+    experiment.Plan(coverages=('huge',))
+  with pytest.raises(ValueError, match='extra'):
+    experiment.Plan(relabel_coverages=('default',))
+  with pytest.raises(ValueError, match='baseline'):
+    experiment.Plan(recipes=('cutmix',))
+  with pytest.raises(ValueError, match='relabel_recipes'):
+    experiment.Plan(relabel_recipes=('cutmix',))
+  plan = experiment.Plan(smoke=True)
+  assert plan.dataset('default') == 'digit_scenes/small'
+  assert plan.dataset('imagenet') == 'digit_scenes/imagenet_small'
+
+
+def test_tasks_wait_for_the_checked_annotator():
+  plan = experiment.Plan(seeds=(0, 1))
+  tasks = experiment.tasks(plan)
+  names = [t.name for t in tasks]
+  assert names[0] == 'imagenet/annotator'  # the longest chain starts first
+  assert len(names) == len(set(names)) == 1 + 4 * 3 * 2 + 1 + 3 * 2
+  labels = tasks[names.index('imagenet/label_maps')]
+  assert labels.needs == (
+    'imagenet/annotator', 'imagenet/baseline/0', 'imagenet/baseline/1'
   )
-  lines = table.splitlines()
-  assert len(lines) == 2 + len(experiment.RECIPES)
-  assert (
-    lines[2] == '| baseline | 81.23 | 50.00 | 50.00 | 50.00 | 50.00 | 61 s |'
-  )
-  assert lines[3] == '| cutout | - | - | - | - | - | 61 s |'
+  for task in tasks:
+    if task.recipe.startswith('relabel'):
+      assert task.needs == ('imagenet/label_maps',)
+      assert names.index(task.name) > names.index('imagenet/label_maps')
 
 
-def test_logged_seconds_and_evaluated(tmp_path):
-  run_dir = str(tmp_path)
+def _metrics(run_dir, top1):
+  os.makedirs(run_dir)
   with open(os.path.join(run_dir, 'metrics.jsonl'), 'w') as f:
-    for step, time in ((1, 100.0), (8, 130.5), (8, 161.0)):
-      f.write(json.dumps({'step': step, 'time': time}) + '\n')
-  assert experiment.logged_seconds(run_dir) == 61.0
-  os.makedirs(os.path.join(run_dir, 'checkpoints', '4'))
-  os.makedirs(os.path.join(run_dir, 'checkpoints', '8'))
-  assert not digit_runs.evaluated(run_dir)
-  os.makedirs(os.path.join(run_dir, 'eval'))
-  scored = {'top1_loc_threshold': 0.4}
-  for step, metrics, want in (
-    (4, scored, False),
-    (8, {}, False),
-    (8, scored, True),
-  ):
-    with open(os.path.join(run_dir, 'eval', 'digits.json'), 'w') as f:
-      json.dump({'step': step, 'metrics': metrics}, f)
-    assert digit_runs.evaluated(run_dir) == want
+    f.write(json.dumps({'step': 1, 'time': 0.0, 'train/loss': 1.0}) + '\n')
+    f.write(json.dumps({'step': 9, 'time': 1.0, 'eval/top1': top1}) + '\n')
+
+
+def test_a_weak_annotator_skips_relabel_and_says_why(tmp_path, monkeypatch):
+  workdir = str(tmp_path)
+  plan = experiment.Plan(
+    coverages=('imagenet',), recipes=('baseline',),
+    relabel_recipes=('relabel',), seeds=(0, 1),
+  )
+  _metrics(os.path.join(workdir, 'runs/imagenet/annotator'), 0.70)
+  _metrics(os.path.join(workdir, 'runs/imagenet/baseline_seed0'), 0.60)
+  _metrics(os.path.join(workdir, 'runs/imagenet/baseline_seed1'), 0.66)
+  with pytest.raises(experiment.AnnotatorTooWeak, match='70.0 %.*66.0 %'):
+    experiment.check_annotator(plan, workdir, 'imagenet')
+  strong = experiment.Plan(**{**plan.__dict__, 'annotator_margin': 0.03})
+  assert experiment.check_annotator(strong, workdir, 'imagenet')[
+    'baseline_best'
+  ] == 0.66
+
+  ran = []
+
+  def fake_run_task(plan, workdir, task):
+    ran.append(task.name)
+    if task.kind == 'annotate':
+      experiment.check_annotator(plan, workdir, task.coverage)
+    return {'metrics': {}}
+
+  monkeypatch.setattr(experiment, 'run_task', fake_run_task)
+  done = experiment.run_all(plan, workdir, jobs=1)
+  assert ran == [
+    'imagenet/annotator', 'imagenet/baseline/0', 'imagenet/baseline/1',
+    'imagenet/label_maps',
+  ]
+  assert 'not written' in done['imagenet/label_maps']['error']
+  assert done['imagenet/relabel/0'] == done['imagenet/relabel/1'] == {
+    'skipped': True
+  }
+
+
+def test_student_schedule_is_shared():
+  plan = experiment.Plan()
+  for recipe in experiment.RECIPES:
+    task = experiment.Task('x', 'train', 'medium', recipe, 2)
+    config = experiment.task_config(plan, '/w', task)
+    assert config.data.dataset == 'digit_scenes/medium'
+    assert config.data.train_split == 'train[:5000]' and config.seed == 2
+    assert config.num_epochs == experiment.STUDENT_EPOCHS
+    assert config.relabel.enabled == recipe.startswith('relabel')
+  annotator = experiment.task_config(
+    plan, '/w', experiment.Task('a', 'train', 'imagenet', 'strong_annotator', 0)
+  )
+  assert annotator.data.train_split == 'train+extra'
+  assert annotator.model.kwargs.width == 32
 
 
 @pytest.mark.slow
-def test_all_recipes_long_smoke_end_to_end(tmp_path):
-  """Annotator, label maps, every recipe, the table: the whole pipeline."""
+def test_experiment_smoke_end_to_end_and_resume(tmp_path):
+  """Annotator, its check, label maps, students, tables; then a resume."""
   workdir = str(tmp_path)
-  recipes = ('baseline', 'relabel_cutmix_localized')
-  path = experiment.all_recipes(
-    workdir, smoke=True, long=True, recipes=recipes, seed=1
+  plan = experiment.Plan(
+    coverages=('imagenet',), recipes=('baseline',),
+    relabel_recipes=('relabel',), seeds=(0,), annotator_margin=-1.0,
+    smoke=True,
   )
-  assert path == os.path.join(workdir, 'results_long_seed1.md')
+  path = experiment.run_experiment(plan, workdir, jobs=1)
+  assert path == os.path.join(workdir, 'results.md')
+  with open(os.path.join(workdir, 'results.json')) as f:
+    record = json.load(f)
+  results = record['results']
+  assert set(results) == {
+    'imagenet/annotator', 'imagenet/baseline/0', 'imagenet/label_maps',
+    'imagenet/relabel/0',
+  }
+  for name in ('imagenet/baseline/0', 'imagenet/relabel/0'):
+    metrics = results[name]['metrics']
+    assert all(0.0 <= metrics[c] <= 1.0 for c in digit_runs.COLUMNS), name
+  assert os.path.exists(
+    os.path.join(workdir, 'label_maps', 'imagenet', 'metadata.json')
+  )
+  run = os.path.join(workdir, 'runs', 'imagenet', 'relabel_seed0')
+  with open(os.path.join(run, 'config.json')) as f:
+    assert json.load(f)['relabel']['store_dir'].endswith('label_maps/imagenet')
+  with open(os.path.join(run, 'metrics.jsonl')) as f:
+    logged = f.read()
+  experiment.run_experiment(plan, workdir, jobs=1)  # reopened, not retrained
+  with open(os.path.join(run, 'metrics.jsonl')) as f:
+    assert f.read() == logged
   with open(path) as f:
     text = f.read()
-  lines = text.splitlines()
-  assert lines[0] == (
-    '# digit_scenes: 2 recipes (long schedule: '
-    '3,000 training scenes, width 32, 60 epochs, seed 1)'
-  )
-  rows = [line for line in lines if line.startswith('| ')][1:]
-  assert [row.split(' | ')[0][2:] for row in rows] == list(recipes)
-  for row in rows:  # every column measured, in percent
-    cells = row.strip('| ').split(' | ')[1:-1]
-    assert all(0.0 <= float(cell) <= 100.0 for cell in cells), row
-  assert "CutMix's area labels on these scenes" in text
-  assert os.path.exists(os.path.join(workdir, 'label_maps', 'metadata.json'))
-  for name in recipes:
-    run_dir = os.path.join(workdir, 'long_seed1', name)
-    assert digit_runs.evaluated(run_dir), name
-    with open(os.path.join(run_dir, 'config.json')) as f:
-      config = json.load(f)
-    assert config['data']['train_split'] == 'train[:30%]'
-    assert config['seed'] == 1
-    assert config['relabel']['enabled'] == name.startswith('relabel')
+  assert '| relabel |' in text and 'the annotator' in text
 
 
 def test_cli_flags_need_all(tmp_path):
-  for flags in (['--long'], ['--seed', '1'], ['--recipes', 'cutmix']):
+  for flags in (['--long'], ['--seeds', '1'], ['--recipes', 'cutmix'],
+                ['--jobs', '2'], ['--coverages', 'medium']):
     with pytest.raises(SystemExit):
       demo.main(['--workdir', str(tmp_path), *flags])
   assert not os.listdir(tmp_path)
+
+
+def test_cli_builds_the_plan():
+  parser_args = demo.argparse.Namespace(
+    recipes='baseline,cutmix', coverages='default,imagenet',
+    relabel_coverages=None, seeds='0,1', smoke=True, long=False,
+  )
+  plan = demo.plan_from_args(parser_args)
+  assert plan.recipes == ('baseline', 'cutmix')
+  assert plan.coverages == ('default', 'imagenet')
+  assert plan.relabel_coverages == ('imagenet',) and plan.seeds == (0, 1)

@@ -199,3 +199,69 @@ def test_command_line_prepares_the_small_config(tmp_path):
     out.stdout
   )
   assert (tmp_path / 'digit_scenes' / 'small' / '1.0.0').is_dir()
+
+
+# sha256 of the first 3 scenes of every split (uint8 pixels, labels, source
+# ids, boxes) as the default config rendered them before object size became
+# a knob: the small-object config stays exactly what it was.
+DEFAULT_SCENES_SHA256 = (
+  '8733af7b7bc37be0940d158563e4620043644467dc320d8a3cf712f01f4b575e'
+)
+
+
+def test_default_config_scenes_are_pinned():
+  digest = hashlib.sha256()
+  for split in digit_scenes.SPLITS:
+    for index in range(3):
+      _, scene = digit_scenes.generate_example(split, index)
+      pixels = np.round(np.clip(scene.image, 0, 1) * 255).astype(np.uint8)
+      digest.update(pixels.tobytes())
+      objects = [(o.label, o.source_id, o.bbox) for o in scene.objects]
+      digest.update(repr(objects).encode())
+  assert digest.hexdigest() == DEFAULT_SCENES_SHA256
+
+
+def _main_coverage(sizes, count=300):
+  areas = []
+  for index in range(count):
+    example, _ = digit_scenes.generate_example('test', index, sizes=sizes)
+    boxes = np.asarray([list(b) for b in example['objects']['bbox']])
+    areas.append(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).max())
+  return np.asarray(areas)
+
+
+def test_object_size_is_a_knob_matched_to_imagenet():
+  small = _main_coverage(digit_scenes.SMALL_DIGITS)
+  medium = _main_coverage(digit_scenes.MEDIUM_DIGITS)
+  large = _main_coverage(digit_scenes.IMAGENET_DIGITS)
+  assert 0.06 < small.mean() < 0.09  # 7.6 % on the whole test split
+  assert 0.17 < medium.mean() < 0.25
+  # ILSVRC-2012 validation: mean 44.1 %, quartiles 19.4 % and 66.2 %.
+  assert abs(large.mean() - 0.441) < 0.04
+  q25, q75 = np.quantile(large, [0.25, 0.75])
+  assert 0.15 < q25 < 0.35 and 0.55 < q75 < 0.75
+  assert large.max() <= 1.0
+
+
+def test_extra_split_draws_scenes_from_the_annotators_digits():
+  _, _, pools = digit_scenes.source_digits()
+  annotator = set(np.concatenate(pools['annotator']).tolist())
+  train = set(np.concatenate(pools['train']).tolist())
+  counts = []
+  for index in range(40):
+    example, _ = digit_scenes.generate_example(
+      'extra', index, sizes=digit_scenes.IMAGENET_DIGITS
+    )
+    ids = set(example['objects']['source_id'])
+    assert ids <= annotator and not ids & train
+    counts.append(example['num_objects'])
+  assert max(counts) > 1  # scenes, not the centred single digits
+  assert 'extra' not in dict(digit_scenes.DigitScenes.BUILDER_CONFIGS[0].split_sizes)
+
+
+def test_bad_digit_sizes_are_refused():
+  bad = digit_scenes.DigitSizes(height=(0.5, 1.2))
+  with pytest.raises(ValueError, match=r'sizes.height'):
+    digit_scenes.generate_example('train', 0, sizes=bad)
+  with pytest.raises(ValueError, match='split must be one of'):
+    digit_scenes.generate_example('extras', 0)

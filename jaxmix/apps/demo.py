@@ -16,21 +16,16 @@ top-1, top-1 under occlusion, CAM localisation against the true boxes) and
 writes pictures: the augmentation preview, the training curves, CAMs with
 predicted and true boxes, and the occlusion curve.
 
-`--all` is the experiment behind the README's table, ReLabel's whole
-pipeline in miniature: train the annotator (`configs/digits/annotator.py`)
-on the single-digit 'annotator' split, write label maps of the train split
-with it (`jaxmix.relabel.annotator`), train the seven recipes (baseline, Cutout,
-Mixup, CutMix, ReLabel, ReLabel + CutMix with the official and with the
-localised target rule), evaluate each, and write `WORKDIR/results.md` with
-the machine, the wall times and how far CutMix's area labels are from the
-pasted digits (`jaxmix.evaluate.label_fit`).
-
-`--all --long` runs the same recipes in the regime where the baseline
-overfits (`digit_runs.long_schedule`: 3,000 training scenes, a CNN twice as wide, 60
-epochs) into `WORKDIR/long/` and writes `WORKDIR/results_long.md`; data,
-annotator and label maps are shared with `--all`.
-`--seed N` (runs and results get a `_seedN` suffix) and `--recipes a,b`
-repeat or narrow either experiment.
+`--all` is the experiment behind the README's tables
+(`jaxmix.apps.experiment`): the baseline, Cutout, Mixup and CutMix at three
+object sizes of digit_scenes, and at ImageNet's object size also ReLabel
+(+ CutMix, + localised CutMix) with the label maps of a strong annotator,
+each over seeds 0, 1, 2; it writes `WORKDIR/results.md` (means, standard
+deviations, paired 95 % intervals), `WORKDIR/results.json` and
+`WORKDIR/gain_vs_coverage.png`. It resumes where an earlier call stopped.
+`--coverages`, `--recipes`, `--seeds`, `--jobs` narrow or spread it;
+`--long` trains every run in the regime of `digit_runs.long_schedule`
+(3,000 training scenes, a CNN twice as wide, 60 epochs).
 
 `--smoke` shrinks everything to seconds (digit_scenes 'small', a tiny CNN,
 two short epochs) for tests.
@@ -99,10 +94,26 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument(
     '--recipes',
     default=None,
-    help='With --all: comma-separated recipes (default: all of them).',
+    help='With --all: comma-separated recipes at every coverage '
+    '(default: baseline,cutout,mixup,cutmix).',
   )
   parser.add_argument(
-    '--seed', type=int, default=0, help="With --all: the runs' seed."
+    '--coverages',
+    default=None,
+    help='With --all: comma-separated digit_scenes configs '
+    '(default: default,medium,imagenet).',
+  )
+  parser.add_argument(
+    '--relabel_coverages',
+    default=None,
+    help='With --all: coverages that also run ReLabel (default: imagenet; '
+    "'none' for none).",
+  )
+  parser.add_argument(
+    '--seeds', default=None, help='With --all: comma-separated (default 0,1,2).'
+  )
+  parser.add_argument(
+    '--jobs', type=int, default=None, help='With --all: runs at a time.'
   )
   parser.add_argument(
     '--smoke', action='store_true', help='Tiny data and model (seconds).'
@@ -112,19 +123,41 @@ def main(argv: list[str] | None = None) -> None:
 
   metrics_log.log_to_console()  # the trainer's progress lines
   workdir = os.path.abspath(args.workdir)
+  narrowing = (args.recipes, args.coverages, args.relabel_coverages, args.seeds)
   if args.all:
     from jaxmix.apps import experiment
 
-    recipes = experiment.RECIPES
-    if args.recipes:
-      recipes = tuple(args.recipes.split(','))
-    experiment.all_recipes(
-      workdir, smoke=args.smoke, long=args.long, recipes=recipes, seed=args.seed
+    experiment.run_experiment(plan_from_args(args), workdir, jobs=args.jobs)
+  elif args.long or args.jobs is not None or any(narrowing):
+    parser.error(
+      '--long, --recipes, --coverages, --relabel_coverages, --seeds and '
+      '--jobs need --all.'
     )
-  elif args.long or args.recipes or args.seed:
-    parser.error('--long, --recipes and --seed need --all.')
   else:
     default_job(workdir, smoke=args.smoke)
+
+
+def plan_from_args(args: argparse.Namespace):
+  """The experiment's Plan from the command line's --all flags."""
+  from jaxmix.apps import experiment
+
+  def names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+      return None
+    return () if value == 'none' else tuple(v for v in value.split(',') if v)
+
+  fields = {
+    'recipes': names(args.recipes),
+    'coverages': names(args.coverages),
+    'relabel_coverages': names(args.relabel_coverages),
+    'seeds': None if args.seeds is None else tuple(int(s) for s in names(args.seeds)),
+  }
+  given = {k: v for k, v in fields.items() if v is not None}
+  if 'coverages' in given and 'relabel_coverages' not in given:
+    given['relabel_coverages'] = tuple(
+      c for c in experiment.Plan.relabel_coverages if c in given['coverages']
+    )
+  return experiment.Plan(**given, smoke=args.smoke, long=args.long)
 
 
 if __name__ == '__main__':

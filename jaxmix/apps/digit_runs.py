@@ -93,15 +93,35 @@ def train(config: ml_collections.ConfigDict, run_dir: str) -> float:
   return time.perf_counter() - start
 
 
-def evaluate(run_dir: str, data_dir: str, *, smoke: bool) -> dict:
-  """The 'digits' suite on the test split; writes `RUN/eval/digits.*`."""
+def evaluate(
+  run_dir: str,
+  data_dir: str,
+  *,
+  smoke: bool = False,
+  dataset: str | None = None,
+) -> dict:
+  """The 'digits' suite on the test split; writes `RUN/eval/digits.*`.
+
+  `dataset`: the digit_scenes config to test on (default 'digit_scenes',
+  or 'digit_scenes/small' with `smoke`).
+  """
   from jaxmix.evaluate import runs, suite_registry
 
-  args = suite_registry.SuiteArgs(
-    data_dir=data_dir,
-    dataset='digit_scenes/small' if smoke else 'digit_scenes',
-  )
+  if dataset is None:
+    dataset = 'digit_scenes/small' if smoke else 'digit_scenes'
+  args = suite_registry.SuiteArgs(data_dir=data_dir, dataset=dataset)
   return suite_registry.evaluate_run(runs.load_run(run_dir), 'digits', args)
+
+
+def logged_seconds(run_dir: str) -> float:
+  """Wall time between the first and last rows of `RUN/metrics.jsonl`.
+
+  The run's own training and evaluation time, also when it was resumed or
+  trained by an earlier call (without start-up and the first compilation).
+  """
+  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
+    times = [json.loads(line)['time'] for line in f if line.strip()]
+  return max(times) - min(times) if times else 0.0
 
 
 def evaluated(run_dir: str) -> bool:

@@ -9,8 +9,9 @@ prepared image.
 
 * Digits: `sklearn.datasets.load_digits`, 1797 real 8x8 handwritten digits,
   upscaled with bicubic resampling to a height of 19-44 % of the image
-  (12-28 px at 64x64), stretched in width by 0.8-1.2, rotated by up to
-  15 degrees, then sharpened with a smoothstep so the alpha mask has a crisp
+  (12-28 px at 64x64; `DigitSizes` sets other ranges), stretched in width
+  by 0.8-1.2, rotated by up to 15 degrees (a patch larger than the image is
+  scaled down to fit), then sharpened with a smoothstep so the alpha mask has a crisp
   edge. Each digit gets a flat colour with a gentle ramp that differs from the
   background under it, and is alpha-composited in drawing order.
 * Backgrounds: a bilinear colour gradient, a tinted crop of a texture or photo
@@ -39,6 +40,21 @@ ALPHA_THRESHOLD = 0.5
 MAX_OVERLAP = 0.15  # Box intersection over the smaller box's area.
 _TEXTURES = ('brick', 'grass', 'gravel', 'camera', 'coins', 'moon', 'text')
 _PHOTOS = ('coffee', 'astronaut', 'chelsea', 'rocket')
+
+
+class DigitSizes(NamedTuple):
+  """How large digits are drawn: the knob of the objects' image coverage.
+
+  height: (low, high) of the digit's height before rotation, as a fraction
+    of the image side, drawn uniformly in whole pixels.
+  stretch: (low, high) of the width-over-height stretch, drawn uniformly.
+  """
+
+  height: tuple[float, float] = (0.19, 0.44)
+  stretch: tuple[float, float] = (0.8, 1.2)
+
+
+SMALL_DIGITS = DigitSizes()
 
 
 class SceneObject(NamedTuple):
@@ -155,7 +171,10 @@ def render_background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _digit_alpha(
-  rng: np.random.Generator, digit: np.ndarray, height: int
+  rng: np.random.Generator,
+  digit: np.ndarray,
+  height: int,
+  stretch: tuple[float, float] = SMALL_DIGITS.stretch,
 ) -> np.ndarray:
   """Upscaled, stretched, rotated, sharpened digit alpha, cropped to support.
 
@@ -163,11 +182,12 @@ def _digit_alpha(
     rng: the only source of randomness.
     digit: float32 [12, 12] in [0, 1], one of `digit_images()`.
     height: the height in pixels before rotation.
+    stretch: the range of the width-over-height factor.
 
   Returns:
     float32 [h, w] in [0, 1] with no all-zero border row or column.
   """
-  width = height * rng.uniform(0.8, 1.2)
+  width = height * rng.uniform(*stretch)
   pic = Image.fromarray(digit)  # A 12x12 float ('F') image.
   pic = pic.resize(
     (round(width * 1.5), round(height * 1.5)), Image.Resampling.BICUBIC
@@ -179,6 +199,16 @@ def _digit_alpha(
   alpha = x * x * (3 - 2 * x)  # Smoothstep: a crisp edge, exact zeros.
   rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
   return alpha[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _fit(patch: np.ndarray, size: int) -> np.ndarray:
+  """The patch [h, w], scaled down (bilinear) to fit a size x size image."""
+  if max(patch.shape) <= size:
+    return patch  # Always so for SMALL_DIGITS: their bytes stay pinned.
+  scale = size / max(patch.shape)
+  shape = [max(1, min(size, round(n * scale))) for n in patch.shape]
+  pic = Image.fromarray(patch).resize(shape[::-1], Image.Resampling.BILINEAR)
+  return np.clip(np.asarray(pic), 0.0, 1.0)
 
 
 def _tight_box(alpha: np.ndarray) -> tuple[int, int, int, int]:
@@ -219,6 +249,7 @@ def render_scene(
   num_objects: int,
   size: int = IMAGE_SIZE,
   centred: bool = False,
+  sizes: DigitSizes = SMALL_DIGITS,
 ) -> Scene:
   """Renders up to num_objects digits of distinct classes on clutter.
 
@@ -229,6 +260,7 @@ def render_scene(
     num_objects: digits to try to place (1 to 10); overlapping ones drop.
     size: the image side in pixels, >= 16.
     centred: place one digit near the centre (the annotator split).
+    sizes: the digits' height and stretch ranges.
 
   Returns:
     The Scene: image and background float32 [size, size, 3] and 1 to
@@ -241,6 +273,9 @@ def render_scene(
     raise ValueError(f'size must be >= 16 pixels, got {size}.')
   if len(pool) != NUM_CLASSES:
     raise ValueError(f'pool must list 10 classes, got {len(pool)}.')
+  for name, (low, high) in zip(sizes._fields, sizes):
+    if not 0 < low <= high <= (1 if name == 'height' else 4):
+      raise ValueError(f'sizes.{name} must be 0 < low <= high, got {(low, high)}.')
   classes = [c for c in range(NUM_CLASSES) if len(pool[c])]
   if len(classes) < num_objects:
     raise ValueError(f'pool has {len(classes)} classes, need {num_objects}.')
@@ -249,8 +284,9 @@ def render_scene(
   objects, boxes = [], []
   for c in rng.choice(classes, num_objects, replace=False):
     source_id = int(rng.choice(pool[c]))
-    height = int(rng.integers(round(0.19 * size), round(0.44 * size) + 1))
-    patch = _digit_alpha(rng, images[source_id], height)
+    low, high = (round(f * size) for f in sizes.height)
+    height = int(rng.integers(low, high + 1))
+    patch = _fit(_digit_alpha(rng, images[source_id], height, sizes.stretch), size)
     (ph, pw), inner = patch.shape, _tight_box(patch)
     for _ in range(20):  # Rejection sampling of a position that fits.
       if centred:

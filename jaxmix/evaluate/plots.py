@@ -239,3 +239,43 @@ def plot_training_curves(
   for axis in axes[len(keys) :]:
     axis.set_visible(False)
   return _save(figure, path)
+
+
+def plot_gains(
+  x: Sequence[float],
+  gains: Mapping[str, Mapping[str, Sequence[tuple[float, float, float]]]],
+  path: str | os.PathLike,
+  *,
+  xlabel: str,
+  ylabel: str = 'gain over the baseline (points)',
+) -> str:
+  """Differences with intervals: `gains[panel][method]` = (mean, low, high)
+  per x, one panel per metric, a dashed line at zero.
+
+  Returns:
+    `path`.
+  """
+  x = np.asarray(x, np.float64)
+  if not gains:
+    raise ValueError('`gains` is empty.')
+  figure = Figure(figsize=(4.5 * len(gains), 3.6))
+  axes = figure.subplots(1, len(gains), squeeze=False)[0]
+  for axis, (panel, methods) in zip(axes, gains.items()):
+    for method, points in methods.items():
+      points = np.asarray(points, np.float64).reshape(-1, 3)
+      if len(points) != len(x):
+        raise ValueError(
+          f'`gains[{panel!r}][{method!r}]` has {len(points)} points, `x` {len(x)}.'
+        )
+      mean, low, high = points.T
+      axis.errorbar(
+        x, mean, yerr=[mean - low, high - mean], marker='o', capsize=3,
+        label=method,
+      )
+    axis.axhline(0.0, color='grey', linestyle='--', linewidth=1)
+    axis.set_title(panel)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend()
+  return _save(figure, path)
