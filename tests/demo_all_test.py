@@ -97,7 +97,9 @@ def test_tasks_wait_for_the_checked_annotator():
   assert len(names) == len(set(names)) == 1 + 4 * 3 * 2 + 1 + 3 * 2
   labels = tasks[names.index('imagenet/label_maps')]
   assert labels.needs == (
-    'imagenet/annotator', 'imagenet/baseline/0', 'imagenet/baseline/1'
+    'imagenet/annotator',
+    'imagenet/baseline/0',
+    'imagenet/baseline/1',
   )
   for task in tasks:
     if task.recipe.startswith('relabel'):
@@ -115,18 +117,21 @@ def _metrics(run_dir, top1):
 def test_a_weak_annotator_skips_relabel_and_says_why(tmp_path, monkeypatch):
   workdir = str(tmp_path)
   plan = experiment.Plan(
-    coverages=('imagenet',), recipes=('baseline',),
-    relabel_recipes=('relabel',), seeds=(0, 1),
+    coverages=('imagenet',),
+    recipes=('baseline',),
+    relabel_recipes=('relabel',),
+    seeds=(0, 1),
   )
   _metrics(os.path.join(workdir, 'runs/imagenet/annotator'), 0.70)
   _metrics(os.path.join(workdir, 'runs/imagenet/baseline_seed0'), 0.60)
   _metrics(os.path.join(workdir, 'runs/imagenet/baseline_seed1'), 0.66)
-  with pytest.raises(experiment.AnnotatorTooWeak, match='70.0 %.*66.0 %'):
+  with pytest.raises(experiment.AnnotatorTooWeak, match=r'70.0 %.*66.0 %'):
     experiment.check_annotator(plan, workdir, 'imagenet')
   strong = experiment.Plan(**{**plan.__dict__, 'annotator_margin': 0.03})
-  assert experiment.check_annotator(strong, workdir, 'imagenet')[
-    'baseline_best'
-  ] == 0.66
+  assert (
+    experiment.check_annotator(strong, workdir, 'imagenet')['baseline_best']
+    == 0.66
+  )
 
   ran = []
 
@@ -139,13 +144,17 @@ def test_a_weak_annotator_skips_relabel_and_says_why(tmp_path, monkeypatch):
   monkeypatch.setattr(experiment, 'run_task', fake_run_task)
   done = experiment.run_all(plan, workdir, jobs=1)
   assert ran == [
-    'imagenet/annotator', 'imagenet/baseline/0', 'imagenet/baseline/1',
+    'imagenet/annotator',
+    'imagenet/baseline/0',
+    'imagenet/baseline/1',
     'imagenet/label_maps',
   ]
   assert 'not written' in done['imagenet/label_maps']['error']
-  assert done['imagenet/relabel/0'] == done['imagenet/relabel/1'] == {
-    'skipped': True
-  }
+  assert (
+    done['imagenet/relabel/0']
+    == done['imagenet/relabel/1']
+    == {'skipped': True}
+  )
 
 
 def test_student_schedule_is_shared():
@@ -161,7 +170,7 @@ def test_student_schedule_is_shared():
     plan, '/w', experiment.Task('a', 'train', 'imagenet', 'strong_annotator', 0)
   )
   assert annotator.data.train_split == 'train+extra'
-  assert annotator.model.kwargs.width == 32
+  assert annotator.model.kwargs.width == 24
 
 
 @pytest.mark.slow
@@ -169,8 +178,11 @@ def test_experiment_smoke_end_to_end_and_resume(tmp_path):
   """Annotator, its check, label maps, students, tables; then a resume."""
   workdir = str(tmp_path)
   plan = experiment.Plan(
-    coverages=('imagenet',), recipes=('baseline',),
-    relabel_recipes=('relabel',), seeds=(0,), annotator_margin=-1.0,
+    coverages=('imagenet',),
+    recipes=('baseline',),
+    relabel_recipes=('relabel',),
+    seeds=(0,),
+    annotator_margin=-1.0,
     smoke=True,
   )
   path = experiment.run_experiment(plan, workdir, jobs=1)
@@ -179,7 +191,9 @@ def test_experiment_smoke_end_to_end_and_resume(tmp_path):
     record = json.load(f)
   results = record['results']
   assert set(results) == {
-    'imagenet/annotator', 'imagenet/baseline/0', 'imagenet/label_maps',
+    'imagenet/annotator',
+    'imagenet/baseline/0',
+    'imagenet/label_maps',
     'imagenet/relabel/0',
   }
   for name in ('imagenet/baseline/0', 'imagenet/relabel/0'):
@@ -202,8 +216,13 @@ def test_experiment_smoke_end_to_end_and_resume(tmp_path):
 
 
 def test_cli_flags_need_all(tmp_path):
-  for flags in (['--long'], ['--seeds', '1'], ['--recipes', 'cutmix'],
-                ['--jobs', '2'], ['--coverages', 'medium']):
+  for flags in (
+    ['--long'],
+    ['--seeds', '1'],
+    ['--recipes', 'cutmix'],
+    ['--jobs', '2'],
+    ['--coverages', 'medium'],
+  ):
     with pytest.raises(SystemExit):
       demo.main(['--workdir', str(tmp_path), *flags])
   assert not os.listdir(tmp_path)
@@ -211,8 +230,12 @@ def test_cli_flags_need_all(tmp_path):
 
 def test_cli_builds_the_plan():
   parser_args = demo.argparse.Namespace(
-    recipes='baseline,cutmix', coverages='default,imagenet',
-    relabel_coverages=None, seeds='0,1', smoke=True, long=False,
+    recipes='baseline,cutmix',
+    coverages='default,imagenet',
+    relabel_coverages=None,
+    seeds='0,1',
+    smoke=True,
+    long=False,
   )
   plan = demo.plan_from_args(parser_args)
   assert plan.recipes == ('baseline', 'cutmix')

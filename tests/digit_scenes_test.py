@@ -226,7 +226,9 @@ def _main_coverage(sizes, count=300):
   for index in range(count):
     example, _ = digit_scenes.generate_example('test', index, sizes=sizes)
     boxes = np.asarray([list(b) for b in example['objects']['bbox']])
-    areas.append(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).max())
+    areas.append(
+      ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).max()
+    )
   return np.asarray(areas)
 
 
@@ -256,7 +258,9 @@ def test_extra_split_draws_scenes_from_the_annotators_digits():
     assert ids <= annotator and not ids & train
     counts.append(example['num_objects'])
   assert max(counts) > 1  # scenes, not the centred single digits
-  assert 'extra' not in dict(digit_scenes.DigitScenes.BUILDER_CONFIGS[0].split_sizes)
+  assert 'extra' not in dict(
+    digit_scenes.DigitScenes.BUILDER_CONFIGS[0].split_sizes
+  )
 
 
 def test_bad_digit_sizes_are_refused():

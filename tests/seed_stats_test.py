@@ -23,7 +23,9 @@ def test_paired_difference_exact_values():
   d = seed_stats.paired_difference([3.0, 5.0, 7.0], [1.0, 2.0, 3.0])
   half = T_975_2 / math.sqrt(3.0)  # differences 2, 3, 4: sd 1
   assert d.mean == pytest.approx(3.0)
-  assert d.low == pytest.approx(3.0 - half) and d.high == pytest.approx(3.0 + half)
+  assert d.low == pytest.approx(3.0 - half) and d.high == pytest.approx(
+    3.0 + half
+  )
   assert d.distinguishable and d.count == 3
   assert seed_stats.t_quantile(3) == pytest.approx(T_975_2, rel=1e-9)
 

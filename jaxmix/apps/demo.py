@@ -150,7 +150,9 @@ def plan_from_args(args: argparse.Namespace):
     'recipes': names(args.recipes),
     'coverages': names(args.coverages),
     'relabel_coverages': names(args.relabel_coverages),
-    'seeds': None if args.seeds is None else tuple(int(s) for s in names(args.seeds)),
+    'seeds': None
+    if args.seeds is None
+    else tuple(int(s) for s in names(args.seeds)),
   }
   given = {k: v for k, v in fields.items() if v is not None}
   if 'coverages' in given and 'relabel_coverages' not in given:

@@ -6,6 +6,7 @@ experiment (`jaxmix.apps.experiment`): the recipes of `configs/digits/`
 and one run's training and 'digits' evaluation.
 """
 
+import dataclasses
 import importlib
 import json
 import os
@@ -99,17 +100,21 @@ def evaluate(
   *,
   smoke: bool = False,
   dataset: str | None = None,
+  occlusion_sizes: tuple[float, ...] | None = None,
 ) -> dict:
   """The 'digits' suite on the test split; writes `RUN/eval/digits.*`.
 
   `dataset`: the digit_scenes config to test on (default 'digit_scenes',
-  or 'digit_scenes/small' with `smoke`).
+  or 'digit_scenes/small' with `smoke`); `occlusion_sizes`: the hole sides
+  of the occlusion curve (default the suite's nine; the table needs 0.5).
   """
   from jaxmix.evaluate import runs, suite_registry
 
   if dataset is None:
     dataset = 'digit_scenes/small' if smoke else 'digit_scenes'
   args = suite_registry.SuiteArgs(data_dir=data_dir, dataset=dataset)
+  if occlusion_sizes is not None:
+    args = dataclasses.replace(args, occlusion_sizes=tuple(occlusion_sizes))
   return suite_registry.evaluate_run(runs.load_run(run_dir), 'digits', args)
 
 

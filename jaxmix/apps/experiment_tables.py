@@ -94,7 +94,10 @@ def scenes_table(record: dict) -> str:
 def recipe_table(record: dict, coverage: str) -> str:
   """Rows: recipes; columns: the 'digits' metrics, mean +- std."""
   header = ['recipe', *digit_runs.COLUMN_NAMES, 'train time']
-  lines = ['| ' + ' | '.join(header) + ' |', '|---|' + '---:|' * (len(header) - 1)]
+  lines = [
+    '| ' + ' | '.join(header) + ' |',
+    '|---|' + '---:|' * (len(header) - 1),
+  ]
   for recipe in recipes_at(record, coverage):
     cells = [
       _mean_std(per_seed(record, coverage, recipe, c))
@@ -114,7 +117,10 @@ def recipe_table(record: dict, coverage: str) -> str:
 def difference_table(record: dict, coverage: str) -> str:
   """Each recipe minus the baseline, paired by seed, 95 % interval."""
   header = ['recipe − baseline', *digit_runs.COLUMN_NAMES]
-  lines = ['| ' + ' | '.join(header) + ' |', '|---|' + '---:|' * (len(header) - 1)]
+  lines = [
+    '| ' + ' | '.join(header) + ' |',
+    '|---|' + '---:|' * (len(header) - 1),
+  ]
   for recipe in recipes_at(record, coverage):
     if recipe == 'baseline':
       continue
@@ -195,7 +201,7 @@ def results_markdown(record: dict, workdir: str) -> str:
   plan = record['plan']
   seeds = ', '.join(str(s) for s in plan['seeds'])
   parts = [
-    '# digit_scenes: the papers\' methods at three object sizes\n',
+    "# digit_scenes: the papers' methods at three object sizes\n",
     f'Seeds {seeds}; every student sees the same {record["schedule"]} '
     '(the annotator more); test split, percent, mean ± standard '
     'deviation over the seeds. Differences from the baseline are paired by '
@@ -223,4 +229,3 @@ def results_markdown(record: dict, workdir: str) -> str:
     f'only reopened), finished {record["finished"]}.\n',
   ]
   return '\n'.join(parts)
-

@@ -275,7 +275,9 @@ def render_scene(
     raise ValueError(f'pool must list 10 classes, got {len(pool)}.')
   for name, (low, high) in zip(sizes._fields, sizes):
     if not 0 < low <= high <= (1 if name == 'height' else 4):
-      raise ValueError(f'sizes.{name} must be 0 < low <= high, got {(low, high)}.')
+      raise ValueError(
+        f'sizes.{name} must be 0 < low <= high, got {(low, high)}.'
+      )
   classes = [c for c in range(NUM_CLASSES) if len(pool[c])]
   if len(classes) < num_objects:
     raise ValueError(f'pool has {len(classes)} classes, need {num_objects}.')
@@ -286,7 +288,9 @@ def render_scene(
     source_id = int(rng.choice(pool[c]))
     low, high = (round(f * size) for f in sizes.height)
     height = int(rng.integers(low, high + 1))
-    patch = _fit(_digit_alpha(rng, images[source_id], height, sizes.stretch), size)
+    patch = _fit(
+      _digit_alpha(rng, images[source_id], height, sizes.stretch), size
+    )
     (ph, pw), inner = patch.shape, _tight_box(patch)
     for _ in range(20):  # Rejection sampling of a position that fits.
       if centred:

@@ -269,7 +269,11 @@ def plot_gains(
         )
       mean, low, high = points.T
       axis.errorbar(
-        x, mean, yerr=[mean - low, high - mean], marker='o', capsize=3,
+        x,
+        mean,
+        yerr=[mean - low, high - mean],
+        marker='o',
+        capsize=3,
         label=method,
       )
     axis.axhline(0.0, color='grey', linestyle='--', linewidth=1)
