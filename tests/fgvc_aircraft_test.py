@@ -43,9 +43,8 @@ def test_variant_labels_splits_and_images(built):
   builder, rows = _rows(built, 'test')
   assert builder.info.features['label'].names == list(ff.VARIANTS)
   assert {s: builder.info.splits[s].num_examples for s in fa.SPLITS} == {
-    'train': 3,
-    'validation': 2,
-    'trainval': 5,
+    'train': 6,
+    'validation': 3,
     'test': 2,
   }
   # 0000006 is an F-16A/B (class 1), 0000007 an A300B4 (class 0).
@@ -58,8 +57,9 @@ def test_variant_labels_splits_and_images(built):
     # The solid colour of the class the file was written with.
     want = ff.fx.class_colour(label)
     np.testing.assert_allclose(image.mean(axis=(0, 1)), want, atol=3)
-  _, trainval = _rows(built, 'trainval')
-  names = {i: v for i, v in ff.SPLIT_IMAGES['trainval']}
+  # The release's trainval.
+  _, trainval = _rows(built, 'train+validation')
+  names = dict(ff.SPLIT_IMAGES['train'] + ff.SPLIT_IMAGES['val'])
   assert [(f, label) for f, label, _ in trainval] == [
     (f'{i}.jpg', ff.VARIANTS.index(names[i])) for i in sorted(names)
   ]
@@ -74,8 +74,8 @@ def test_family_level_from_the_extracted_folder(tmp_path):
   )
   builder, rows = _rows(data_dir, 'train', 'family')
   assert builder.info.features['label'].names == list(ff.FAMILIES)
-  # 0000001 A300B4 -> Airbus (0); 0000002 F-16A/B, 0000003 Falcon -> 1.
-  assert [label for _, label, _ in rows] == [0, 1, 1]
+  # By id: A300B4 -> Airbus (0); F-16A/B, Falcon 2000 -> Dassault (1).
+  assert [label for _, label, _ in rows] == [0, 1, 1, 0, 1, 1]
   with pytest.raises(ValueError, match=r"unknown \['model'\]"):
     fa.main(['--manual_dir', manual, '--configs', 'model'])
 

@@ -89,8 +89,11 @@ def not_prepared_message(
 
 def _checked_builder(data_config, split: str):
   builder = open_builder(data_config.dataset, data_config.data_dir)
-  base_split = split.split('[')[0]
-  if not builder.is_prepared() or base_split not in builder.info.splits:
+  # 'train[:90%]+validation': every named split must be prepared.
+  parts = [part.split('[')[0].strip() for part in split.split('+')]
+  if not builder.is_prepared() or any(
+    part not in builder.info.splits for part in parts
+  ):
     raise ValueError(
       not_prepared_message(
         builder, data_config.dataset, split, data_config.manual_dir

@@ -14,10 +14,9 @@ may hold spaces and slashes, e.g. 'Falcon 2000', 'F-16A/B').
 
 Configs (the label level): 'variant' (100 classes, the usual benchmark and
 the default), 'family' (70) and 'manufacturer' (30). Splits: the release's
-'train', 'val' (as 'validation'), 'trainval' and 'test' (3,333 / 3,333 /
-6,667 / 3,333 images); 'trainval' is stored on its own, as the release
-lists it, so a run can train on it by name. The label is the class's
-position in the level's class list, the release's own order.
+'train', 'val' (as 'validation') and 'test' (3,334 / 3,333 / 3,333
+images); the release's 'trainval' is TFDS's 'train+validation'. The label
+is the class's position in the level's class list, the release's order.
 
 Features: 'image' (the JPEG as released: its bottom 20 rows are the
 photographer's copyright banner, kept), 'label', 'file_name' ('<id>.jpg').
@@ -40,12 +39,7 @@ LEVELS = {
   'manufacturer': 'manufacturers',
 }
 # TFDS split -> the release's split name in its list files.
-SPLITS = {
-  'train': 'train',
-  'validation': 'val',
-  'trainval': 'trainval',
-  'test': 'test',
-}
+SPLITS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 
 
 # Run as a script, this file is `__main__`; the CLI then imports the module by
