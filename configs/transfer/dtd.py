@@ -1,4 +1,4 @@
-"""Fine-tuning an ImageNet ResNet-50 on the Describable Textures Dataset (Cimpoi et al. 2014).
+"""Fine-tuning an ImageNet ResNet-50 on DTD (Cimpoi et al. 2014).
 
 One of ReLabel's transfer datasets (Yun et al., CVPR 2021); the protocol,
 its source and what the paper leaves unstated are in `jaxmix.configs.transfer`
@@ -20,7 +20,8 @@ Data: TFDS `dtd` (the release's first of ten splits): 'train' + 'validation'
 (3,760 images) for fine-tuning, 'test' (1,880) for the result; the grid
 search trains on 'train' and evaluates on 'validation'.
 
-Hardware: one host with 8 accelerators; about 20,000 steps of 256 images. Not yet run with jaxmix.
+Hardware: one host with 8 accelerators; about 20,000 steps of 256
+images. Not yet run with jaxmix.
 
 Expected result: none stated here. ReLabel reports the fine-tuned top-1 of
 its ResNet-50s on this dataset; jaxmix has not checked the figure against

@@ -1,4 +1,4 @@
-"""Fine-tuning an ImageNet ResNet-50 on FGVC Aircraft (Maji et al. 2013), its 100 variants.
+"""Fine-tuning an ImageNet ResNet-50 on FGVC Aircraft (Maji et al. 2013).
 
 One of ReLabel's transfer datasets (Yun et al., CVPR 2021); the protocol,
 its source and what the paper leaves unstated are in `jaxmix.configs.transfer`
@@ -10,7 +10,8 @@ Command:
   python -m jaxmix.apps.train --config configs/transfer/fgvc_aircraft.py \
     --config.data.data_dir=$DATA --config.model.init_from=resnet50.safetensors \
     --workdir $WORKDIR/fgvc_aircraft
-  python -m jaxmix.apps.evaluate --workdir $WORKDIR/fgvc_aircraft --suite transfer
+  python -m jaxmix.apps.evaluate --workdir $WORKDIR/fgvc_aircraft \
+    --suite transfer
 
 `resnet50.safetensors`: an ImageNet run exported with `python -m
 jaxmix.apps.export`, or torchvision's weights. A grid point: add `:search`
@@ -23,7 +24,8 @@ trainval, 6,667 images) for fine-tuning, 'test' (3,333) for the result;
 the grid search trains on 'train' and evaluates on 'validation'. Images are
 read as released, the bottom copyright banner included.
 
-Hardware: one host with 8 accelerators; about 20,000 steps of 256 images. Not yet run with jaxmix.
+Hardware: one host with 8 accelerators; about 20,000 steps of 256
+images. Not yet run with jaxmix.
 
 Expected result: none stated here. ReLabel reports the fine-tuned top-1 of
 its ResNet-50s on this dataset; jaxmix has not checked the figure against

@@ -16,11 +16,12 @@ jaxmix.apps.export`, or torchvision's weights. A grid point: add `:search`
 to the config and `--config.optimizer.learning_rate=... \
 --config.optimizer.weight_decay=...`.
 
-Data: TFDS's 'train' (75,750 images) for fine-tuning and its 'validation' (25,250, the
-official test images) for the result; the grid search holds out the last
-10 % of 'train' (jaxmix's choice).
+Data: TFDS `food101`: 'train' (75,750 images) for fine-tuning, its
+'validation' (25,250, the official test images) for the result; the grid
+search holds out the last 10 % of 'train' (jaxmix's choice).
 
-Hardware: one host with 8 accelerators; about 20,000 steps of 256 images. Not yet run with jaxmix.
+Hardware: one host with 8 accelerators; about 20,000 steps of 256
+images. Not yet run with jaxmix.
 
 Expected result: none stated here. ReLabel reports the fine-tuned top-1 of
 its ResNet-50s on this dataset; jaxmix has not checked the figure against

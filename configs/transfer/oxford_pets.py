@@ -20,7 +20,8 @@ Data: TFDS `oxford_iiit_pet`: 'train' (the release's trainval, 3,680 images)
 for fine-tuning, 'test' (3,669) for the result, the 37 breeds as labels;
 the grid search holds out the last 10 % of 'train' (jaxmix's choice).
 
-Hardware: one host with 8 accelerators; about 20,000 steps of 256 images. Not yet run with jaxmix.
+Hardware: one host with 8 accelerators; about 20,000 steps of 256
+images. Not yet run with jaxmix.
 
 Expected result: none stated here. ReLabel reports the fine-tuned top-1 of
 its ResNet-50s on this dataset; jaxmix has not checked the figure against

@@ -9,7 +9,8 @@ Command:
   python -m jaxmix.apps.train --config configs/transfer/stanford_cars.py \
     --config.data.data_dir=$DATA --config.model.init_from=resnet50.safetensors \
     --workdir $WORKDIR/stanford_cars
-  python -m jaxmix.apps.evaluate --workdir $WORKDIR/stanford_cars --suite transfer
+  python -m jaxmix.apps.evaluate --workdir $WORKDIR/stanford_cars \
+    --suite transfer
 
 `resnet50.safetensors`: an ImageNet run exported with `python -m
 jaxmix.apps.export`, or torchvision's weights. A grid point: add `:search`
@@ -18,11 +19,10 @@ to the config and `--config.optimizer.learning_rate=... \
 
 Data: TFDS `cars196`: 'train' (8,144 images) for fine-tuning, 'test' (8,041)
 for the result; the grid search holds out the last 10 % of 'train'
-(jaxmix's choice). TFDS's download links for the dataset have moved more
-than once: when `tfds build cars196` cannot download, put the files it
-names in its manual_dir as its error says.
+(jaxmix's choice).
 
-Hardware: one host with 8 accelerators; about 20,000 steps of 256 images. Not yet run with jaxmix.
+Hardware: one host with 8 accelerators; about 20,000 steps of 256
+images. Not yet run with jaxmix.
 
 Expected result: none stated here. ReLabel reports the fine-tuned top-1 of
 its ResNet-50s on this dataset; jaxmix has not checked the figure against

@@ -7,11 +7,12 @@ The table has one row per run (name, training method, checkpoint step),
 then a column for every scalar metric of every `RUN/eval/<suite>.json`
 found, named `suite/metric`, like the papers' tables: fractions are shown
 in percent with two decimals (`mce` too, as usual; CAM thresholds and
-counts as they are). `--curves` draws the runs' `metrics.jsonl` against
-the step; runs with a 'transfer' result also get a second table, the
-top-1 of each pretrained file (a row, `model.init_from`) fine-tuned on each
-dataset (a column), like ReLabel's transfer table; `--cams` draws the class activation maps of all runs side by side
-for the same images of a boxed dataset (digit_scenes by default).
+counts as they are). Runs with a 'transfer' result also get a second
+table, like ReLabel's transfer table: the top-1 of each pretrained file (a
+row, `model.init_from`) fine-tuned on each dataset (a column). `--curves`
+draws the runs' `metrics.jsonl` against the step; `--cams` draws the class
+activation maps of all runs side by side for the same images of a boxed
+dataset (digit_scenes by default).
 """
 
 import argparse
