@@ -89,7 +89,7 @@ def not_prepared_message(
 
 def _checked_builder(data_config, split: str):
   builder = open_builder(data_config.dataset, data_config.data_dir)
-  # A split may join slices of several: 'train+extra[:50%]'.
+  # 'train[:90%]+validation': every named split must be prepared.
   parts = [part.split('[')[0].strip() for part in split.split('+')]
   if not builder.is_prepared() or any(
     part not in builder.info.splits for part in parts

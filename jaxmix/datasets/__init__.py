@@ -10,6 +10,8 @@ jaxmix.datasets`, so the TF-free synthetic data loads without TensorFlow.
   offline from scikit-learn's digits (the default job's dataset).
 - `backgrounds_challenge`: ImageNet-9 of the Backgrounds Challenge (Xiao
   et al.), from the user's download of the official release.
+- `fgvc_aircraft`: FGVC Aircraft (Maji et al.), from the user's download
+  of the 2013b release (a transfer-learning dataset).
 - `imagenet_fixture`: tiny real-JPEG stand-ins of ImageNet's manual files,
   so `imagenet2012` builds offline through TFDS's own builder.
 - `synthetic`: TF-free image-classification batches with the input
@@ -22,6 +24,7 @@ import importlib
 BUILDERS: dict[str, str] = {
   'backgrounds_challenge': 'jaxmix.datasets.backgrounds_challenge',
   'digit_scenes': 'jaxmix.datasets.digit_scenes',
+  'fgvc_aircraft': 'jaxmix.datasets.fgvc_aircraft',
 }
 
 

@@ -7,9 +7,12 @@ The table has one row per run (name, training method, checkpoint step),
 then a column for every scalar metric of every `RUN/eval/<suite>.json`
 found, named `suite/metric`, like the papers' tables: fractions are shown
 in percent with two decimals (`mce` too, as usual; CAM thresholds and
-counts as they are). `--curves` draws the runs' `metrics.jsonl` against
-the step; `--cams` draws the class activation maps of all runs side by side
-for the same images of a boxed dataset (digit_scenes by default).
+counts as they are). Runs with a 'transfer' result also get a second
+table, like ReLabel's transfer table: the top-1 of each pretrained file (a
+row, `model.init_from`) fine-tuned on each dataset (a column). `--curves`
+draws the runs' `metrics.jsonl` against the step; `--cams` draws the class
+activation maps of all runs side by side for the same images of a boxed
+dataset (digit_scenes by default).
 """
 
 import argparse
@@ -39,6 +42,16 @@ SUITE_ORDER = (
   'ood',
   'wsol',
   'digits',
+  'transfer',
+)
+# ReLabel's transfer datasets, in the order the issue tracker and the
+# recipes (configs/transfer/) list them: the transfer table's columns.
+TRANSFER_DATASETS = (
+  'food101',
+  'cars196',
+  'dtd',
+  'fgvc_aircraft/variant',
+  'oxford_iiit_pet',
 )
 _FIXED = ('run', 'method', 'step')
 _RAW_SUFFIXES = ('_threshold', 'count')
@@ -138,6 +151,53 @@ def markdown_table(
   for row in rows:
     cells = [format_value(c, row.get(c)) for c in header]
     lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def transfer_table(results: Sequence[Mapping]) -> str | None:
+  """Top-1 of 'transfer' results: a row per pretrained file, a column
+  per dataset (`TRANSFER_DATASETS` first, others after by name).
+
+  Args:
+    results: suite results (`load_results`); others than 'transfer' are
+      ignored. Each names its 'dataset' and 'init_from' (the file the run
+      started from; None: trained from scratch).
+
+  Returns:
+    The markdown table, or None without transfer results.
+
+  Raises:
+    ValueError: two runs fill the same cell (naming both).
+  """
+  cells, seen = {}, {}
+  for result in results:
+    if result.get('suite') != 'transfer':
+      continue
+    init = result.get('init_from')
+    pretrained = os.path.basename(init) if init else '(from scratch)'
+    cell = (pretrained, result['dataset'])
+    if cell in seen:
+      raise ValueError(
+        f'Runs {seen[cell]!r} and {result.get("run")!r} both fine-tune '
+        f'{pretrained} on {result["dataset"]}; report one of them.'
+      )
+    seen[cell] = result.get('run')
+    cells[cell] = result['metrics']['top1']
+  if not cells:
+    return None
+  found = {d for _, d in cells}
+  datasets = [d for d in TRANSFER_DATASETS if d in found]
+  datasets += sorted(found - set(TRANSFER_DATASETS))
+  rows = list(dict.fromkeys(p for p, _ in cells))
+  lines = [
+    '| pretrained | ' + ' | '.join(datasets) + ' |',
+    '|---|' + '---:|' * len(datasets),
+  ]
+  for pretrained in rows:
+    values = [
+      format_value('top1', cells.get((pretrained, d))) for d in datasets
+    ]
+    lines.append(f'| {pretrained} | ' + ' | '.join(values) + ' |')
   return '\n'.join(lines) + '\n'
 
 
@@ -252,6 +312,9 @@ def _parse(argv):
 def main(argv: list[str] | None = None) -> int:
   args = _parse(argv)
   table = markdown_table([row_for_run(d) for d in args.run_dirs])
+  transfer = transfer_table([r for d in args.run_dirs for r in load_results(d)])
+  if transfer is not None:
+    table += '\nTransfer (top-1, by pretrained weights):\n\n' + transfer
   sys.stdout.write(table)
   if args.out:
     with open(args.out, 'w') as f:

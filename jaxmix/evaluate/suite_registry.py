@@ -23,6 +23,8 @@ ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
 `jaxmix.evaluate.suites_backgrounds`). On the run's own eval set: 'occlusion',
 'in_between', 'fgsm', 'ood' (in `jaxmix.evaluate.suites_robustness`).
 Localisation: 'wsol', 'digits' (in `jaxmix.evaluate.suites_localization`).
+Transfer: 'transfer', a fine-tuned run on its own test split (in
+`jaxmix.evaluate.suites_transfer`).
 """
 
 import json
@@ -34,6 +36,7 @@ from jaxmix.evaluate import (
   suites_imagenet,
   suites_localization,
   suites_robustness,
+  suites_transfer,
 )
 from jaxmix.evaluate.multihost import is_primary
 from jaxmix.evaluate.runs import Run
@@ -123,4 +126,5 @@ SUITES: dict[str, SuiteFn] = {
   **suites_robustness.SUITES,
   **suites_localization.SUITES,
   **suites_backgrounds.SUITES,
+  **suites_transfer.SUITES,
 }
