@@ -213,6 +213,14 @@ def test_experiment_smoke_end_to_end_and_resume(tmp_path):
   with open(path) as f:
     text = f.read()
   assert '| relabel |' in text and 'the annotator' in text
+  from jaxmix.evaluate import cam_anatomy
+
+  found = cam_anatomy.anatomy(
+    run, 'digit_scenes/imagenet_small', data_dir=os.path.join(workdir, 'data')
+  )
+  assert found['count'] == 64 and 0.0 <= found['mass_in_box'] <= 1.0
+  assert found['threshold'] == cam_anatomy.run_threshold(run)
+  assert 0.0 <= found['box_iou'] <= 1.0 and found['box_area_ratio'] > 0
 
 
 def test_cli_flags_need_all(tmp_path):

@@ -193,20 +193,23 @@ def _draw(run, args, result, shown, threshold, suite) -> None:
     )
 
 
+# digit_scenes' features as `evaluate_boxes` reads them (several objects).
+DIGIT_EXTRAS = {
+  'label': lambda ex: ex['label'],
+  'boxes': lambda ex: ex['objects']['bbox'],
+  'box_labels': lambda ex: ex['objects']['label'],
+  'num_objects': lambda ex: ex['num_objects'],
+}
+
+
 def digits(run: Run, args: SuiteArgs) -> dict:
   """The digit_scenes table row (see the module docstring)."""
   name = args.dataset
   if name is None:
     own = run.config.data.dataset
     name = own if own.startswith('digit_scenes') else 'digit_scenes'
-  extras = {
-    'label': lambda ex: ex['label'],
-    'boxes': lambda ex: ex['objects']['bbox'],
-    'box_labels': lambda ex: ex['objects']['label'],
-    'num_objects': lambda ex: ex['num_objects'],
-  }
   return evaluate_boxes(
-    run, args, name, args.split or 'test', extras, occlusion=True
+    run, args, name, args.split or 'test', DIGIT_EXTRAS, occlusion=True
   )
 
 
