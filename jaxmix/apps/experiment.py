@@ -128,9 +128,9 @@ def store_dir(workdir: str, coverage: str) -> str:
 def tasks(plan: Plan) -> list[Task]:
   """Every task, in the order workers take them up.
 
-  The annotators first (the longest chains), then the runs of the
-  comparisons the papers make (baseline and CutMix, ReLabel as soon as its
-  maps exist) at the largest objects first, then the remaining recipes: a
+  The annotators first (the longest chains), then the comparison both
+  papers make (baseline and CutMix) at every object size, largest first,
+  then ReLabel (its maps exist by then), then the remaining recipes: a
   study stopped early has its most telling rows complete.
   """
   train = {}
@@ -156,19 +156,19 @@ def tasks(plan: Plan) -> list[Task]:
   first = ('baseline', 'cutmix')
   for coverage in reversed(plan.coverages):
     out += runs(coverage, first)
-    if coverage in plan.relabel_coverages:
-      baselines = tuple(f'{coverage}/baseline/{s}' for s in plan.seeds)
-      out.append(
-        Task(
-          f'{coverage}/label_maps',
-          'annotate',
-          coverage,
-          'strong_annotator',
-          0,
-          (f'{coverage}/annotator', *baselines),
-        )
+  for coverage in reversed(plan.relabel_coverages):
+    baselines = tuple(f'{coverage}/baseline/{s}' for s in plan.seeds)
+    out.append(
+      Task(
+        f'{coverage}/label_maps',
+        'annotate',
+        coverage,
+        'strong_annotator',
+        0,
+        (f'{coverage}/annotator', *baselines),
       )
-      out += runs(coverage, plan.relabel_recipes)
+    )
+    out += runs(coverage, plan.relabel_recipes)
   rest = tuple(r for r in plan.recipes if r not in first)
   for coverage in reversed(plan.coverages):
     out += runs(coverage, rest)
