@@ -176,15 +176,17 @@ def tasks(plan: Plan) -> list[Task]:
 
 
 def student_schedule(config, plan: Plan, coverage: str, seed: int) -> None:
-  """The students' shared setting, in place: same scenes, epochs, seed."""
+  """The students' shared setting, in place: same scenes, epochs, seed.
+
+  With `plan.long` (or `plan.smoke`) the recipe keeps the scenes and
+  epochs `digit_runs.load_recipe` gave it.
+  """
   config.data.dataset = plan.dataset(coverage)
   config.seed = seed
-  if not plan.smoke:
+  if not (plan.smoke or plan.long):
     config.data.train_split = f'train[:{STUDENT_SCENES}]'
     config.num_epochs = STUDENT_EPOCHS
     config.eval_every_epochs = STUDENT_EPOCHS
-  if plan.long:
-    digit_runs.long_schedule(config)
 
 
 def task_config(plan: Plan, workdir: str, task: Task):
@@ -197,7 +199,9 @@ def task_config(plan: Plan, workdir: str, task: Task):
       config.data.train_split = 'train+extra'
       config.model.kwargs.width = 16
   else:
-    config = digit_runs.load_recipe(task.recipe, smoke=plan.smoke)
+    config = digit_runs.load_recipe(
+      task.recipe, smoke=plan.smoke, long=plan.long
+    )
     student_schedule(config, plan, task.coverage, task.seed)
   config.data.data_dir = data_dir
   if config.relabel.enabled:
