@@ -1,6 +1,19 @@
-"""Shared pytest set-up: 8 fake CPU devices, set before JAX is imported."""
+"""Shared pytest set-up: 8 fake CPU devices, set before JAX is imported.
 
+XLA programs are compiled once per test run: a compilation cache in a
+temporary folder, made by the first process (pytest, or xdist's controller)
+and inherited through the environment by the xdist workers and every
+subprocess a test starts (trainer command lines, multi-host workers). A
+test that trains twice with the same shapes (a resume, a reference run)
+then loads the second executable instead of compiling it again. The cache
+keys cover the program, the flags and the devices, so results are those of
+a fresh compile; the folder is removed when its maker exits.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ['XLA_FLAGS'] = (
   os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
@@ -9,3 +22,11 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # TensorFlow (used by jaxmix.data only) must never grab an accelerator or spam.
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _cache = tempfile.mkdtemp(prefix='jaxmix-test-xla-cache-')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+# Cache every program, however small or quick to compile.
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')

@@ -1,4 +1,6 @@
-"""A `gs://` workdir end to end, offline: train, preempt, resume, evaluate.
+"""A `gs://` workdir end to end, offline: train, preempt, resume, evaluate;
+the pictures (CAM grids, curves, label maps, the augmentation preview) and
+the report over runs on the bucket.
 
 `gs://` is served by a fake filesystem registered with the path layer
 (`etils.epath`'s fsspec backend): a local folder stands in for the bucket,
@@ -9,20 +11,26 @@ or `os` instead would land in `./gs:/...` of the working directory, which
 the test checks stays empty.
 """
 
+import io
 import json
 import os
 import signal
 
 import fsspec
+import numpy as np
 import pytest
 from etils.epath import backend as epath_backend
 from etils.epath import gpath as epath_gpath
 from fsspec.implementations.local import LocalFileSystem
 from orbax.checkpoint._src.path import gcs_utils
 from orbax.checkpoint._src.serialization import tensorstore_utils
+from PIL import Image
 
+from jaxmix.apps import preview
 from jaxmix.datasets import synthetic
-from jaxmix.evaluate import runs, suite_registry
+from jaxmix.evaluate import plots, report, runs, suite_registry
+from jaxmix.io import paths
+from jaxmix.relabel import viewer
 from jaxmix.train import loop
 from tests.run_record_test import tiny_config
 
@@ -121,3 +129,115 @@ def test_train_preempt_resume_evaluate_on_a_gs_workdir(fake_gcs, monkeypatch):
   assert '8' in os.listdir(local / 'checkpoints')
   assert not (local / 'lock').exists()
   assert len(run.metrics_history()) == len(rows)
+
+
+def png_size(local_file) -> tuple[int, int]:
+  """(width, height) of the PNG the bucket holds at `local_file`."""
+  data = local_file.read_bytes()
+  assert data[:8] == b'\x89PNG\r\n\x1a\n', local_file
+  with Image.open(io.BytesIO(data)) as image:
+    return image.size
+
+
+def cam_result(run: str, method: str, seed: int) -> dict:
+  """A 'wsol' result as the suite returns it, with its '_cams' (2 images)."""
+  rng = np.random.default_rng(seed)
+  return {
+    'run': run,
+    'method': method,
+    '_cams': {
+      'images': rng.integers(0, 256, (2, 16, 16, 3), np.uint8),
+      'cams': rng.random((2, 16, 16)),
+      'boxes': np.array([[2, 2, 10, 10], [0, 4, 8, 16]]),
+      'true_boxes': [np.array([[1, 1, 9, 9]]), np.array([[0, 0, 8, 8]])],
+      'titles': ['one', 'two'],
+    },
+  }
+
+
+def test_pictures_are_written_to_a_gs_run_directory(fake_gcs):
+  run = 'gs://bucket/run'
+  local = fake_gcs / 'bucket' / 'run'
+
+  # One run's CAM grid (suites_localization's picture) and the grid of two.
+  single = cam_result('a', 'cutmix', 0)['_cams']
+  path = plots.plot_cam_grid(
+    single['images'], {'a': single['cams']}, f'{run}/eval/wsol_cams.png'
+  )
+  assert path == f'{run}/eval/wsol_cams.png'
+  width_one, height = png_size(local / 'eval' / 'wsol_cams.png')
+  results = [cam_result('a', 'cutmix', 0), cam_result('b', 'mixup', 1)]
+  path = report.combined_cam_grid(results, f'{run}/report/cams.png')
+  assert path == f'{run}/report/cams.png'
+  width_two, height_two = png_size(local / 'report' / 'cams.png')
+  assert width_two > width_one and height_two == pytest.approx(height, abs=20)
+
+  # Training curves read from and drawn into the bucket.
+  paths.write_text(
+    f'{run}/metrics.jsonl',
+    '\n'.join(json.dumps({'step': s, 'loss': 1.0 / s}) for s in (1, 2, 3)),
+  )
+  curves = plots.plot_training_curves(
+    f'{run}/metrics.jsonl', f'{run}/pictures/curves.png'
+  )
+  assert curves == f'{run}/pictures/curves.png'
+  png_size(local / 'pictures' / 'curves.png')
+
+  # The label-map picture (view_label_maps) and the augmentation preview.
+  indices = np.zeros((3, 3, 2), np.int64)
+  indices[..., 0] = 1
+  viewer.render(
+    np.zeros((12, 12, 3), np.uint8),
+    np.ones((3, 3, 2), np.float32),
+    indices,
+    class_names=['zero', 'one'],
+    path=f'{run}/pictures/label_map.png',
+  )
+  png_size(local / 'pictures' / 'label_map.png')
+  columns = len(preview.COLUMNS)
+  figure = preview.Figure(
+    images=np.full((1, columns, 8, 8, 3), 0.5, np.float32),
+    labels=np.zeros((columns, 1, 2), np.float32),
+    texts=[['x'] * columns],
+    class_names=['p', 'q'],
+  )
+  preview.render(figure, f'{run}/pictures/augment_preview.png')
+  png_size(local / 'pictures' / 'augment_preview.png')
+
+
+def test_report_reads_and_writes_gs_runs(fake_gcs, capsys):
+  for name, top1 in (('base', 0.5), ('mix', 0.625)):
+    paths.write_text(
+      f'gs://bucket/{name}/config.json',
+      json.dumps({'mix': {'method': 'cutmix' if name == 'mix' else 'none'}}),
+    )
+    paths.write_text(
+      f'gs://bucket/{name}/eval/imagenet.json',
+      json.dumps({'step': 7, 'metrics': {'top1': top1}}),
+    )
+    paths.write_text(
+      f'gs://bucket/{name}/metrics.jsonl', json.dumps({'step': 1, 'loss': 2.0})
+    )
+  row = report.row_for_run('gs://bucket/mix')
+  assert row == {
+    'run': 'mix',
+    'method': 'cutmix',
+    'step': 7,
+    'imagenet/top1': 0.625,
+  }
+  status = report.main(
+    [
+      'gs://bucket/base',
+      'gs://bucket/mix',
+      '--out',
+      'gs://bucket/table.md',
+      '--curves',
+      'gs://bucket/curves.png',
+    ]
+  )
+  assert status == 0
+  table = (fake_gcs / 'bucket' / 'table.md').read_text()
+  assert table in capsys.readouterr().out
+  assert '| base | baseline | 7 | 50.00 |' in table
+  assert '| mix | cutmix | 7 | 62.50 |' in table
+  png_size(fake_gcs / 'bucket' / 'curves.png')

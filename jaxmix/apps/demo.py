@@ -36,6 +36,7 @@ import os
 
 from jaxmix.apps import digit_runs
 from jaxmix.apps.digit_runs import COLUMN_NAMES, COLUMNS
+from jaxmix.io import paths
 
 DEFAULT_RECIPE = 'cutmix'
 
@@ -45,8 +46,8 @@ def draw(run_dir: str) -> list[str]:
   from jaxmix.apps import preview
   from jaxmix.evaluate import plots
 
+  # Written through jaxmix.io.paths (folders made there): URLs work too.
   pictures = os.path.join(run_dir, 'pictures')
-  os.makedirs(pictures, exist_ok=True)
   out = os.path.join(pictures, 'augment_preview.png')
   preview.main(['--out', out, '--size', '128'])
   curves = plots.plot_training_curves(
@@ -67,7 +68,7 @@ def default_job(workdir: str, *, smoke: bool = False) -> dict:
   result = digit_runs.evaluate(run_dir, data_dir, smoke=smoke)
   pictures = draw(run_dir)
   eval_dir = os.path.join(run_dir, 'eval')
-  pictures += [os.path.join(eval_dir, f) for f in sorted(os.listdir(eval_dir))]
+  pictures += sorted(os.fspath(p) for p in paths.resolve(eval_dir).iterdir())
   metrics = result['metrics']
   print(f'\nTrained {run_dir} in {seconds:.0f} s (step {result["step"]}).')
   for column, name in zip(COLUMNS, COLUMN_NAMES):
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
   from jaxmix.train import metrics_log
 
   metrics_log.log_to_console()  # the trainer's progress lines
-  workdir = os.path.abspath(args.workdir)
+  workdir = os.fspath(paths.resolve(args.workdir))  # a URL stays a URL
   narrowing = (args.recipes, args.coverages, args.relabel_coverages, args.seeds)
   if args.all:
     from jaxmix.apps import experiment

@@ -14,6 +14,8 @@ import time
 
 import ml_collections
 
+from jaxmix.io import paths
+
 COLUMNS = (
   'digits/top1',
   'digits/multilabel_top1',
@@ -124,8 +126,10 @@ def logged_seconds(run_dir: str) -> float:
   The run's own training and evaluation time, also when it was resumed or
   trained by an earlier call (without start-up and the first compilation).
   """
-  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-    times = [json.loads(line)['time'] for line in f if line.strip()]
+  text = paths.read_text(paths.resolve(run_dir) / 'metrics.jsonl')
+  times = [
+    json.loads(line)['time'] for line in text.splitlines() if line.strip()
+  ]
   return max(times) - min(times) if times else 0.0
 
 
@@ -135,13 +139,13 @@ def evaluated(run_dir: str) -> bool:
   Results of an older evaluation (CAM threshold not yet chosen on the
   validation split: no 'top1_loc_threshold') count as not evaluated.
   """
-  path = os.path.join(run_dir, 'eval', 'digits.json')
-  if not os.path.exists(path):
+  run = paths.resolve(run_dir)
+  path = run / 'eval' / 'digits.json'
+  if not path.exists():
     return False
-  with open(path) as f:
-    found = json.load(f)
+  found = json.loads(paths.read_text(path))
   step = found.get('step')
   if 'top1_loc_threshold' not in found.get('metrics', {}):
     return False
-  names = os.listdir(os.path.join(run_dir, 'checkpoints'))
+  names = [p.name for p in (run / 'checkpoints').iterdir()]
   return step == max((int(n) for n in names if n.isdigit()), default=None)

@@ -38,6 +38,7 @@ import platform
 import time
 
 from jaxmix.apps import digit_runs
+from jaxmix.io import paths
 
 SWEEP_RECIPES = ('baseline', 'cutout', 'mixup', 'cutmix')
 RELABEL_RECIPES = ('relabel', 'relabel_cutmix', 'relabel_cutmix_localized')
@@ -212,10 +213,10 @@ def task_config(plan: Plan, workdir: str, task: Task):
 def validation_top1(run: str) -> float:
   """The last 'eval/top1' a run logged (its eval split: validation)."""
   found = None
-  with open(os.path.join(run, 'metrics.jsonl')) as f:
-    for line in f:
-      row = json.loads(line) if line.strip() else {}
-      found = row.get('eval/top1', found)
+  text = paths.read_text(paths.resolve(run) / 'metrics.jsonl')
+  for line in text.splitlines():
+    row = json.loads(line) if line.strip() else {}
+    found = row.get('eval/top1', found)
   if found is None:
     raise ValueError(f'{run}/metrics.jsonl has no eval/top1.')
   return found
@@ -277,6 +278,7 @@ def run_task(plan: Plan, workdir: str, task: Task) -> dict:
 
     check = check_annotator(plan, workdir, task.coverage)
     store = store_dir(workdir, task.coverage)
+    # A label-map store is memory-mapped: local, never a URL.
     if not os.path.exists(os.path.join(store, 'metadata.json')):
       annotate_app.main(
         [
@@ -432,11 +434,11 @@ def run_experiment(plan: Plan, workdir: str, *, jobs: int | None = None) -> str:
     'minutes': minutes,
     'finished': f'{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC',
   }
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(record, f, indent=1)
+  paths.write_text(
+    os.path.join(workdir, 'results.json'), json.dumps(record, indent=1)
+  )
   text = experiment_tables.results_markdown(record, workdir)
   path = os.path.join(workdir, 'results.md')
-  with open(path, 'w') as f:
-    f.write(text)
+  paths.write_text(path, text)
   print(text)
   return path

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxmix
+from jaxmix.io import paths
 
 # scikit-image loader name -> class name shown in the figure.
 PHOTOS = (
@@ -193,7 +194,7 @@ def render(figure: Figure, path: str) -> None:
       if r == 0:
         axis.set_title(COLUMNS[c], fontsize=11, fontweight='bold')
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  paths.write_figure(fig, path, dpi=100)  # a URL works too
   plt.close(fig)
 
 

@@ -20,15 +20,14 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from jaxmix.io import paths
+
 _SKIPPED_KEYS = ('step', 'time')
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> str:
-  path = os.fspath(path)
-  if os.path.dirname(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-  figure.savefig(path, dpi=100, bbox_inches='tight')
-  return path
+  # Through the path layer: a run directory may be a URL (gs://...).
+  return paths.write_figure(figure, path, dpi=100, bbox_inches='tight')
 
 
 def _draw_box(axis, box, color: str) -> None:
@@ -168,17 +167,16 @@ def plot_occlusion_curves(
 def load_metrics_jsonl(path: str | os.PathLike) -> list[dict]:
   """The rows of a `metrics.jsonl` file; blank lines are skipped."""
   rows = []
-  with open(path) as f:
-    for number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f'{path}:{number}: not valid JSON ({e}).') from e
-      if not isinstance(row, dict) or 'step' not in row:
-        raise ValueError(f"{path}:{number}: expected an object with 'step'.")
-      rows.append(row)
+  for number, line in enumerate(paths.read_text(path).splitlines(), start=1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}:{number}: not valid JSON ({e}).') from e
+    if not isinstance(row, dict) or 'step' not in row:
+      raise ValueError(f"{path}:{number}: expected an object with 'step'.")
+    rows.append(row)
   return rows
 
 

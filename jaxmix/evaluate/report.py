@@ -12,17 +12,18 @@ table, like ReLabel's transfer table: the top-1 of each pretrained file (a
 row, `model.init_from`) fine-tuned on each dataset (a column). `--curves`
 draws the runs' `metrics.jsonl` against the step; `--cams` draws the class
 activation maps of all runs side by side for the same images of a boxed
-dataset (digit_scenes by default).
+dataset (digit_scenes by default). Run directories and outputs may be URLs
+(`gs://...`): every file goes through `jaxmix.io.paths`.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
 from jaxmix.evaluate import runs
+from jaxmix.io import paths
 
 # The suites in the order of the papers' tables (the table's column order).
 SUITE_ORDER = (
@@ -59,17 +60,17 @@ _RAW_SUFFIXES = ('_threshold', 'count')
 
 def load_results(run_dir: str | os.PathLike) -> list[dict]:
   """The suite results `RUN/eval/*.json` of one run, sorted by suite."""
-  paths = sorted(glob.glob(os.path.join(os.fspath(run_dir), 'eval', '*.json')))
+  eval_dir = paths.resolve(run_dir) / 'eval'
+  found = sorted(eval_dir.glob('*.json')) if eval_dir.exists() else []
   results = []
-  for path in paths:
-    with open(path) as f:
-      try:
-        result = json.load(f)
-      except json.JSONDecodeError as e:
-        raise ValueError(f'{path}: not valid JSON ({e}).') from e
+  for path in found:
+    try:
+      result = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}: not valid JSON ({e}).') from e
     if not isinstance(result, dict) or 'metrics' not in result:
       raise ValueError(f"{path}: not a suite result (no 'metrics').")
-    result.setdefault('suite', os.path.splitext(os.path.basename(path))[0])
+    result.setdefault('suite', path.stem)
     results.append(result)
   return results
 
@@ -87,24 +88,19 @@ def row_for_run(run_dir: str | os.PathLike) -> dict:
   """The table row of a run: every suite's scalar metrics."""
   results = load_results(run_dir)
   row = {
-    'run': os.path.basename(os.path.abspath(os.fspath(run_dir))),
+    'run': paths.resolve(run_dir).name,
     'method': None,
     'step': None,
   }
-  config_path = os.path.join(os.fspath(run_dir), 'config.json')
+  config_path = paths.resolve(run_dir) / 'config.json'
   for result in results:
     part = row_from_result(result)
     for key in _FIXED[1:]:
       row[key] = row[key] if part[key] is None else part[key]
     row.update({k: v for k, v in part.items() if k not in _FIXED})
-  if row['method'] is None and os.path.exists(config_path):
-    row['method'] = _method_of_config(config_path)
+  if row['method'] is None and config_path.exists():
+    row['method'] = runs.method_of(json.loads(config_path.read_text()))
   return row
-
-
-def _method_of_config(path: str) -> str:
-  with open(path) as f:
-    return runs.method_of(json.load(f))
 
 
 def format_value(column: str, value) -> str:
@@ -317,13 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     table += '\nTransfer (top-1, by pretrained weights):\n\n' + transfer
   sys.stdout.write(table)
   if args.out:
-    with open(args.out, 'w') as f:
-      f.write(table)
+    paths.write_text(args.out, table)
   if args.curves:
     from jaxmix.evaluate import plots
 
     runs = {
-      os.path.basename(os.path.abspath(d)): os.path.join(d, 'metrics.jsonl')
+      paths.resolve(d).name: paths.resolve(d) / 'metrics.jsonl'
       for d in args.run_dirs
     }
     keys = args.curve_keys.split(',') if args.curve_keys else None

@@ -38,8 +38,8 @@ from jaxmix.evaluate.suite_common import (
 
 
 def _picture(run: Run, args: SuiteArgs, name: str) -> str:
+  # plots write through the path layer, which makes the folder (URLs too).
   directory = args.out or os.path.join(run.workdir, 'eval')
-  os.makedirs(directory, exist_ok=True)
   return os.path.join(directory, f'{name}.png')
 
 

@@ -1,7 +1,8 @@
 """The one path layer of the trainer and the evaluation: `etils.epath`.
 
 Every file a run directory holds (config, history, lock, logs, TensorBoard
-events, checkpoints, evaluation results) is read and written through
+events, checkpoints, evaluation results and pictures) is read and written
+through
 `epath.Path`, the layer orbax itself uses, so a URL workdir (`gs://bucket/
 run`, or any scheme epath serves) works like a local folder. Local paths are
 made absolute; URLs are kept as they are (`os.path.abspath('gs://b/r')` would
@@ -9,10 +10,12 @@ turn them into a local folder `./gs:/b/r`).
 
   run = paths.resolve('gs://bucket/run')  # epath.Path, untouched
   paths.write_text(run / 'config.json', text)  # atomic where renames are
+  paths.write_figure(figure, run / 'eval' / 'cams.png')  # matplotlib
 """
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 
@@ -40,8 +43,17 @@ def read_text(path: PathLike) -> str:
   return resolve(path).read_text()
 
 
+def read_bytes(path: PathLike) -> bytes:
+  return resolve(path).read_bytes()
+
+
 def write_text(path: PathLike, text: str) -> epath.Path:
-  """Writes `text` to `path` whole or not at all (temporary file + rename).
+  """Writes `text` to `path` whole or not at all (`write_bytes`, UTF-8)."""
+  return write_bytes(path, text.encode('utf-8'))
+
+
+def write_bytes(path: PathLike, data: bytes) -> epath.Path:
+  """Writes `data` to `path` whole or not at all (temporary file + rename).
 
   A reader never sees half a file, and a failed write leaves the old file
   (if any) in place. On object stores a rename is a copy and a delete, which
@@ -54,12 +66,35 @@ def write_text(path: PathLike, text: str) -> epath.Path:
   path.parent.mkdir(parents=True, exist_ok=True)
   temporary = path.parent / f'.{path.name}.tmp-{uuid.uuid4().hex[:12]}'
   try:
-    temporary.write_text(text)
+    temporary.write_bytes(data)
     temporary.replace(path)
   finally:
     if temporary.exists():
       temporary.unlink()
   return path
+
+
+def write_figure(figure, path: PathLike, **savefig_kwargs) -> str:
+  """Saves a matplotlib figure to `path` (a PNG, say) through the layer.
+
+  matplotlib and PIL write to local files only, so the picture is drawn
+  into memory and its bytes written with `write_bytes`.
+
+  Args:
+    figure: anything with matplotlib's `savefig(file, **kwargs)`.
+    path: the file to write; its format follows the suffix unless
+      `savefig_kwargs` has `format`.
+    **savefig_kwargs: passed to `savefig` (`dpi`, `bbox_inches`, ...).
+
+  Returns:
+    `path` as given (a URL stays a URL), as a string.
+  """
+  suffix = os.path.splitext(os.fspath(path))[1].lstrip('.')
+  savefig_kwargs.setdefault('format', suffix or 'png')
+  buffer = io.BytesIO()
+  figure.savefig(buffer, **savefig_kwargs)
+  write_bytes(path, buffer.getvalue())
+  return os.fspath(path)
 
 
 def append_text(path: PathLike, text: str) -> None:

@@ -34,7 +34,6 @@ process writes one store: on a multi-host system run it on one host.
 """
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
@@ -47,6 +46,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxmix.evaluate import runs
+from jaxmix.io import paths
 from jaxmix.train import state as state_lib
 from jaxmix.train import steps
 
@@ -187,7 +187,7 @@ def annotate(args: argparse.Namespace) -> str:
     classes = config.annotator_classes
   else:
     config, model_def, variables, step = load_run(args.workdir)
-    source = f'run {os.path.abspath(args.workdir)} step {step}'
+    source = f'run {paths.resolve(args.workdir)} step {step}'
     size, classes = args.size, config.data.num_classes
   image_size = args.image_size or config.image_size
   data_config = config.data

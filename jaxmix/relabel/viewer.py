@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 import jaxmix
+from jaxmix.io import paths
 
 WHOLE = (0.0, 0.0, 1.0, 1.0)
 
@@ -154,7 +155,7 @@ def render(
     ax.set_yticks([])
   if title:
     figure.suptitle(title)
-  figure.savefig(path, dpi=100, bbox_inches='tight')
+  paths.write_figure(figure, path, dpi=100, bbox_inches='tight')
 
 
 def find_image(data_config, split: str, file_name: str):
