@@ -9,7 +9,6 @@ and one run's training and 'digits' evaluation.
 import dataclasses
 import importlib
 import json
-import os
 import time
 
 import ml_collections
