@@ -191,7 +191,7 @@ def random_erasing(
   select_inputs.check_select_batch(images, labels)
   if fill != 'zero' and not select_inputs.is_float(images):
     raise TypeError(
-      f"`images` must be float for fill={fill!r}, which writes N(0, 1) "
+      f'`images` must be float for fill={fill!r}, which writes N(0, 1) '
       f'values of normalised images, got dtype {jnp.result_type(images)}; '
       "uint8 images take fill='zero' (it only selects)."
     )
