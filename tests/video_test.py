@@ -257,3 +257,28 @@ def test_region_is_the_documented_formula(mode):
     np.testing.assert_array_equal(got_stop, stop)
   volume = np.prod([np.maximum(e[1] - e[0], 0) for e in expected], axis=0)
   np.testing.assert_allclose(draw.weight, 1 - volume / (t * h * w), rtol=1e-6)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16, jnp.uint8])
+def test_op_equals_its_draw_applied(mode, dtype):
+  # The op's rows-view select gives exactly what applying the draw gives.
+  videos, labels = _videos(dtype=dtype)
+  _, frames, height, width, _ = videos.shape
+  for key in jax.random.split(KEY, 3):
+    out = jaxmix.videomix(key, videos, labels, mode=mode, per_example=True)
+    draw = jaxmix.sample_videomix(
+      key,
+      batch_size=8,
+      num_frames=frames,
+      height=height,
+      width=width,
+      mode=mode,
+      per_example=True,
+    )
+    expected = jaxmix.apply_draw(
+      (videos, labels), draw, roles=('mask', 'target')
+    )
+    assert out[0].dtype == dtype
+    np.testing.assert_array_equal(out[0], expected[0])
+    np.testing.assert_array_equal(out[1], expected[1])

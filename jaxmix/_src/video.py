@@ -203,7 +203,8 @@ def videomix(
   select_inputs.check_select_batch(
     videos, labels, name='videos', layout=select_inputs.VIDEO_LAYOUT
   )
-  batch_size, num_frames, height, width, _ = jnp.shape(videos)
+  videos, labels = jnp.asarray(videos), jnp.asarray(labels)
+  batch_size, num_frames, height, width, channels = videos.shape
   draw = sample_videomix(
     key,
     batch_size=batch_size,
@@ -215,6 +216,17 @@ def videomix(
     mode=mode,
     per_example=per_example,
   )
-  return draw_appliers.apply_draw(
-    (videos, labels), draw, roles=('mask', 'target')
+  # Select on rows of voxels [B, T, H, W * C], as CutMix does on images
+  # (`boxes.box_mask_rows`): the same values as `apply_draw` with role
+  # 'mask', without broadcasting a [B, T, H, W, 1] mask over the channels.
+  rows = videos.reshape(batch_size, num_frames, height, width * channels)
+  frame = jnp.arange(num_frames, dtype=jnp.int32)
+  in_span = (frame >= draw.frames.start[:, None]) & (
+    frame < draw.frames.stop[:, None]
   )
+  in_box = boxes_lib.box_mask_rows(
+    draw.box, height=height, width=width, channels=channels
+  )
+  mask = in_span[:, :, None, None] & in_box[:, None]
+  mixed = jnp.where(mask, rows[draw.partners], rows).reshape(videos.shape)
+  return mixed, draw_appliers.apply_draw(labels, draw, roles='target')
