@@ -19,7 +19,9 @@ Bytes counted (the least the op must move, reported as GB/s = bytes / time):
 images in + images out for every image op (a fused out-of-place pass; the
 partner read is not counted, it hits the same array), plus labels in + out
 for the mixing ops (Cutout and Random Erasing return the labels untouched);
-for `relabel_targets` the top-k maps in (scores, int32 indices), the crop
+for `videomix` (the batch viewed as `B / 8` clips of 8 frames, cuboid
+mode) the clips in + out and one label row per clip in + out; for
+`relabel_targets` the top-k maps in (scores, int32 indices), the crop
 boxes in and the `[B, K]` float32 targets out. `copy` and `xla` are the op's
 GB/s over the two references' GB/s.
 
@@ -60,7 +62,12 @@ OPS = (
   'apply_draw_cutmix',
   'saliency_cutmix',
   'cmo',
+  'videomix',
 )
+
+# The `videomix` row views the image batch as clips of this many frames,
+# `[B // T, T, H, W, 3]` (the same bytes), with `B // T` labels.
+VIDEO_FRAMES = 8
 
 
 def _parse_args() -> argparse.Namespace:
@@ -115,6 +122,19 @@ def _time_round_robin(
     (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
     for t in times
   ]
+
+
+def _as_videomix(jaxmix, key, images, labels):
+  """`jaxmix.videomix` on `images` viewed as clips of `VIDEO_FRAMES`."""
+  batch, height, width, channels = images.shape
+  clips = batch // VIDEO_FRAMES
+  videos = images[: clips * VIDEO_FRAMES].reshape(
+    clips, VIDEO_FRAMES, height, width, channels
+  )
+  mixed, mixed_labels = jaxmix.videomix(
+    key, videos, labels[:clips], mode='cuboid'
+  )
+  return mixed.reshape(-1, height, width, channels), mixed_labels
 
 
 def _op_table(jax, jnp, jaxmix, *, size: int):
@@ -180,6 +200,11 @@ def _op_table(jax, jnp, jaxmix, *, size: int):
         lambda k, x, y: jaxmix.cmo(k, x, y, x[::-1], y[::-1], prob=1.0),
         True,
       ),
+      # VideoMix's default cuboid mode on the batch viewed as 8-frame clips.
+      'videomix': (
+        lambda k, x, y: _as_videomix(jaxmix, k, x, y),
+        True,
+      ),
     },
   )
 
@@ -241,7 +266,10 @@ def _cases(args, jax, jnp, np, jaxmix) -> list[Case]:
       if name == 'relabel_targets':
         continue
       op, is_mixing = ops[name]
-      moved = 2 * image_bytes + (2 * labels.nbytes if is_mixing else 0)
+      label_bytes = labels.nbytes
+      if name == 'videomix':  # One label row per clip.
+        label_bytes = label_bytes // VIDEO_FRAMES
+      moved = 2 * image_bytes + (2 * label_bytes if is_mixing else 0)
       x, y = images, labels
       if name == 'per_shard_cutmix':
         x = jax.device_put(images, batch_sharding)

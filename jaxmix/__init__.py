@@ -22,19 +22,15 @@ from jaxmix._src.cmo import (
   sample_minority_indices,
 )
 from jaxmix._src.draw_appliers import apply_draw
-from jaxmix._src.draw_samplers import (
-  draw_cutmix,
-  draw_mixup,
-  draw_mixup_or_cutmix,
-)
+from jaxmix._src.draw_samplers import draw_cutmix, draw_mixup
 from jaxmix._src.draws import MixDraw, Span, draw_mask, make_draw
 from jaxmix._src.erasing import cutout, random_erasing
 from jaxmix._src.labels import one_hot, smooth_labels, soft_cross_entropy
+from jaxmix._src.mix_or_cut import draw_mixup_or_cutmix, mixup_or_cutmix
 from jaxmix._src.mixing import (
   cutmix,
   cutmix_with_box,
   mixup,
-  mixup_or_cutmix,
   mixup_with_weight,
   sample_cutmix,
   sample_mix_weight,

@@ -23,6 +23,7 @@ LIBRARY_MODULES = [
   'jaxmix._src.draws',
   'jaxmix._src.erasing',
   'jaxmix._src.labels',
+  'jaxmix._src.mix_or_cut',
   'jaxmix._src.mixing',
   'jaxmix._src.mixtoken',
   'jaxmix._src.saliency',

@@ -31,6 +31,16 @@ OPS = {
     cutmix_alpha=1.0,
     per_example=True,
   ),
+  # timm's conventions: an alpha of 0 switches its branch off; 'pair' mode.
+  'mixup_or_cutmix_cut_only': functools.partial(
+    jaxmix.mixup_or_cutmix, mixup_alpha=0.0, cutmix_alpha=1.0
+  ),
+  'mixup_or_cutmix_mix_only': functools.partial(
+    jaxmix.mixup_or_cutmix, mixup_alpha=0.8, cutmix_alpha=0.0
+  ),
+  'mixup_or_cutmix_pairs': functools.partial(
+    jaxmix.mixup_or_cutmix, mixup_alpha=0.8, cutmix_alpha=1.0, pairs=True
+  ),
   'cutout': functools.partial(jaxmix.cutout, size=4),
   'random_erasing': functools.partial(jaxmix.random_erasing, prob=1.0),
   'random_erasing_pixel': functools.partial(
@@ -45,6 +55,7 @@ PUBLIC_OPS = (
   'cutmix',
   'cutmix_elem',
   'mixup_or_cutmix',
+  'mixup_or_cutmix_pairs',
   'cutout',
   'random_erasing',
 )

@@ -112,5 +112,9 @@ def test_random_erasing_rejects_bad_knobs():
     jaxmix.random_erasing(key, images, labels, area=(0.5, 0.1))
   with pytest.raises(ValueError, match='`max_count` must be a positive'):
     jaxmix.random_erasing(key, images, labels, max_count=0)
-  with pytest.raises(TypeError, match='`images` must be a float array'):
+  with pytest.raises(TypeError, match='`images` must be a float or uint8'):
     jaxmix.random_erasing(key, jnp.zeros((2, 4, 4, 3), jnp.int32), labels[:2])
+  uint8 = jnp.zeros((2, 4, 4, 3), jnp.uint8)
+  for fill in ('random', 'pixel'):
+    with pytest.raises(TypeError, match=f"float for fill='{fill}'"):
+      jaxmix.random_erasing(key, uint8, labels[:2], fill=fill)

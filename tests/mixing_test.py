@@ -133,22 +133,31 @@ def test_changing_alpha_and_prob_does_not_retrace():
   assert len(traces) == 1
 
 
-@pytest.mark.parametrize(
-  'op',
-  [
-    jaxmix.mixup,
-    jaxmix.cutmix,
-    functools.partial(jaxmix.mixup_or_cutmix, mixup_alpha=1, cutmix_alpha=1),
-  ],
-)
-def test_bad_inputs_raise_clear_errors(op):
+BLENDING = {
+  'mixup': jaxmix.mixup,
+  'mixup_or_cutmix': functools.partial(
+    jaxmix.mixup_or_cutmix, mixup_alpha=1, cutmix_alpha=1
+  ),
+}
+
+
+@pytest.mark.parametrize('name', [*BLENDING, 'cutmix'])
+def test_bad_inputs_raise_clear_errors(name):
+  op = BLENDING.get(name, jaxmix.cutmix)
   images, labels = make_batch()
   with pytest.raises(
     ValueError, match=r'`images` must have rank 4.*\(12, 10, 3\)'
   ):
     op(KEY, images[0], labels)
-  with pytest.raises(TypeError, match='`images` must be a float array'):
-    op(KEY, images.astype(jnp.uint8), labels)
+  if name in BLENDING:  # Blending ops refuse integer images, and say why.
+    with pytest.raises(
+      TypeError, match=f'must be a float array for {name}, which blends'
+    ):
+      op(KEY, images.astype(jnp.uint8), labels)
+  with pytest.raises(TypeError, match='`images` must be a float'):
+    op(KEY, images.astype(jnp.int32), labels)
+  with pytest.raises(ValueError, match='looks channels-first'):
+    op(KEY, jnp.zeros((8, 3, 12, 10)), labels)
   with pytest.raises(TypeError, match='`labels` must be a float array'):
     op(KEY, images, labels.astype(jnp.int32))
   with pytest.raises(ValueError, match=r'`labels` must be dense \[B, K\]'):
@@ -167,9 +176,25 @@ def test_bad_knobs_raise_clear_errors():
     jaxmix.mixup(KEY, images, labels, alpha=0)
   with pytest.raises(ValueError, match='`alpha` must be > 0, got -1'):
     jaxmix.cutmix(KEY, images, labels, alpha=-1.0)
-  with pytest.raises(ValueError, match='`cutmix_alpha` must be > 0'):
+  with pytest.raises(ValueError, match='`cutmix_alpha` must be >= 0'):
     jaxmix.mixup_or_cutmix(
-      KEY, images, labels, mixup_alpha=1.0, cutmix_alpha=0.0
+      KEY, images, labels, mixup_alpha=1.0, cutmix_alpha=-0.5
+    )
+  with pytest.raises(ValueError, match='both 0, which switches both'):
+    jaxmix.mixup_or_cutmix(KEY, images, labels, mixup_alpha=0, cutmix_alpha=0)
+  with pytest.raises(ValueError, match='needs an even batch size B, got 7'):
+    jaxmix.mixup_or_cutmix(
+      KEY, images[:7], labels[:7], mixup_alpha=1, cutmix_alpha=1, pairs=True
+    )
+  with pytest.raises(ValueError, match='leave `per_example` False'):
+    jaxmix.mixup_or_cutmix(
+      KEY,
+      images,
+      labels,
+      mixup_alpha=1,
+      cutmix_alpha=1,
+      pairs=True,
+      per_example=True,
     )
   with pytest.raises(ValueError, match='`switch_prob` must be in'):
     jaxmix.mixup_or_cutmix(
@@ -378,3 +403,214 @@ def test_sample_partners_is_a_keyed_permutation():
   assert not np.array_equal(first, other)
   with pytest.raises(ValueError, match='`batch_size` must be a positive'):
     jaxmix.sample_partners(KEY, batch_size=0)
+
+
+# ------------------------------------------------- timm's Mixup conventions
+
+
+def _switch_draw(key, batch_size, height=12, width=10, **knobs):
+  return jaxmix.draw_mixup_or_cutmix(
+    key, batch_size=batch_size, height=height, width=width, **knobs
+  )
+
+
+@pytest.mark.parametrize('per_example', [False, True])
+def test_alpha_zero_never_takes_its_branch(per_example):
+  images, labels = make_batch(batch_size=16)
+  op = functools.partial(jaxmix.mixup_or_cutmix, per_example=per_example)
+  traced = jax.jit(
+    lambda key, mix_a, cut_a: op(
+      key, images, labels, mixup_alpha=mix_a, cutmix_alpha=cut_a
+    )
+  )
+  for key in _keys(8):
+    # Mixup off: exactly CutMix with the draw's box, never a blend.
+    draw = _switch_draw(
+      key, 16, mixup_alpha=0.0, cutmix_alpha=1.0, per_example=per_example
+    )
+    np.testing.assert_array_equal(draw.blend, 1.0)
+    assert (np.asarray(jaxmix.box_area(draw.box)) > 0).mean() > 0.5
+    cut = op(key, images, labels, mixup_alpha=0, cutmix_alpha=1.0)
+    expected = jaxmix.cutmix_with_box(
+      images, labels, box=draw.box, partners=draw.partners
+    )
+    np.testing.assert_array_equal(cut[0], expected[0])
+    np.testing.assert_allclose(cut[1], expected[1], rtol=1e-6)
+    # CutMix off: exactly Mixup with the draw's lambda, never a box.
+    draw = _switch_draw(
+      key, 16, mixup_alpha=0.8, cutmix_alpha=0.0, per_example=per_example
+    )
+    np.testing.assert_array_equal(jaxmix.box_area(draw.box), 0)
+    np.testing.assert_array_equal(draw.weight, draw.blend)
+    mix = op(key, images, labels, mixup_alpha=0.8, cutmix_alpha=0)
+    expected = jaxmix.mixup_with_weight(
+      images, labels, weight=draw.blend, partners=draw.partners
+    )
+    np.testing.assert_allclose(mix[0], expected[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mix[1], expected[1], rtol=1e-6)
+    # Traced zeros switch the same branches off (jit == eager).
+    for eager, alphas in ((cut, (0.0, 1.0)), (mix, (0.8, 0.0))):
+      jitted = traced(key, *alphas)
+      np.testing.assert_allclose(jitted[0], eager[0], rtol=1e-6, atol=1e-6)
+      np.testing.assert_allclose(jitted[1], eager[1], rtol=1e-6)
+  # Both traced to 0: nothing to mix, the identity.
+  same = traced(KEY, 0.0, 0.0)
+  np.testing.assert_array_equal(same[0], images)
+  np.testing.assert_array_equal(same[1], labels)
+
+
+def _within(count, n, p, sigmas=4.5):
+  """A binomial count within `sigmas` standard deviations of n * p."""
+  return abs(count - n * p) <= sigmas * np.sqrt(n * p * (1 - p)) + 1e-9
+
+
+@pytest.mark.parametrize('switch_prob', [0.0, 0.25, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize('per_example', [False, True])
+def test_branch_taken_follows_switch_prob_and_prob(switch_prob, per_example):
+  # The sampler builds no images, so many draws cost little. A 1000-pixel
+  # side makes an empty CutMix box (side < 2) practically impossible.
+  prob, n = 0.6, 20000
+  sample = functools.partial(
+    _switch_draw,
+    height=1000,
+    width=1000,
+    mixup_alpha=0.8,
+    cutmix_alpha=1.0,
+    switch_prob=switch_prob,
+    prob=prob,
+    per_example=per_example,
+  )
+  if per_example:
+    draw = sample(KEY, n)
+  else:  # One draw per batch of 2: n batches.
+    draw = jax.vmap(lambda key: sample(key, 2))(jax.random.split(KEY, n))
+  blend = np.asarray(draw.blend).reshape(n, -1)[:, 0]
+  area = np.asarray(jaxmix.box_area(draw.box)).reshape(n, -1)[:, 0]
+  cut, mixed_up = area > 0, blend < 1
+  assert not (cut & mixed_up).any()
+  assert _within(cut.sum(), n, prob * switch_prob)
+  assert _within(mixed_up.sum(), n, prob * (1 - switch_prob))
+  assert _within((~cut & ~mixed_up).sum(), n, 1 - prob)
+
+
+def _ks_uniform(samples):
+  """Kolmogorov-Smirnov distance of samples in [0, 1) to U(0, 1)."""
+  x = np.sort(samples)
+  n = len(x)
+  above = np.arange(1, n + 1) / n - x
+  below = x - np.arange(n) / n
+  return max(above.max(), below.max())
+
+
+def test_minmax_box_sides_and_positions_follow_the_law():
+  # timm's rule: side uniform over the integers [int(N * min), int(N * max)),
+  # independently per axis; the box wholly inside, its top-left uniform over
+  # the N - side + 1 positions; the label weight the kept area. `minmax`
+  # turns the CutMix branch on even with cutmix_alpha=0 (timm sets it to 1).
+  n, height, width, minmax = 20000, 100, 60, (0.2, 0.8)
+  draw = _switch_draw(
+    KEY,
+    n,
+    height,
+    width,
+    mixup_alpha=0.0,
+    cutmix_alpha=0.0,
+    per_example=True,
+    correct_lam=False,  # Ignored by minmax boxes: always the kept area.
+    minmax=minmax,
+  )
+  box = jax.tree.map(np.asarray, draw.box)
+  rng = np.random.default_rng(0)
+  limit = 1.63 / np.sqrt(n)  # The KS critical value at the 1% level.
+  for size, start, stop in (
+    (height, box.top, box.bottom),
+    (width, box.left, box.right),
+  ):
+    side = stop - start
+    low, high = int(size * minmax[0]), int(size * minmax[1])
+    assert side.min() == low and side.max() == high - 1
+    # Integer-uniform sides plus U(0, 1) jitter are U(low, high) exactly.
+    jittered = (side - low + rng.uniform(size=n)) / (high - low)
+    assert _ks_uniform(jittered) < limit
+    # Positions: uniform over 0..size - side, flush with either edge too.
+    assert start.min() == 0 and (stop == size).any() and stop.max() <= size
+    position = (start + rng.uniform(size=n)) / (size - side + 1)
+    assert _ks_uniform(position) < limit
+  # The height and width draws are independent: correlation ~ 0.
+  corr = np.corrcoef(box.bottom - box.top, box.right - box.left)[0, 1]
+  assert abs(corr) < 4.5 / np.sqrt(n)
+  np.testing.assert_array_equal(draw.blend, 1.0)
+  area = (box.bottom - box.top) * (box.right - box.left)
+  np.testing.assert_allclose(draw.weight, 1 - area / (height * width))
+  # A KS distance that fails: sides drawn over a wider range.
+  wrong = (box.bottom - box.top - 20 + rng.uniform(size=n)) / 70
+  assert _ks_uniform(wrong) > limit
+
+
+@pytest.mark.parametrize('switch_prob', [0.0, 1.0, 0.5])
+def test_pair_mode_mixes_each_example_with_its_mirror_symmetrically(
+  switch_prob,
+):
+  images, labels = (np.asarray(a) for a in make_batch(batch_size=8))
+  op = functools.partial(
+    jaxmix.mixup_or_cutmix,
+    mixup_alpha=1.0,
+    cutmix_alpha=1.0,
+    switch_prob=switch_prob,
+    pairs=True,
+  )
+  boxes = set()
+  for key in _keys(6):
+    draw = _switch_draw(
+      key,
+      8,
+      mixup_alpha=1.0,
+      cutmix_alpha=1.0,
+      switch_prob=switch_prob,
+      pairs=True,
+    )
+    out, out_labels = (np.asarray(a) for a in op(key, images, labels))
+    np.testing.assert_array_equal(draw.partners, 7 - np.arange(8))
+    for field in (draw.weight, draw.blend, *draw.box):
+      field = np.asarray(field)
+      np.testing.assert_array_equal(field, field[::-1])  # One draw per pair.
+    mask = np.asarray(jaxmix.box_mask(draw.box, height=12, width=10))
+    for i in range(4):
+      j, w, lam = 7 - i, float(draw.weight[i]), float(draw.blend[i])
+      inside = mask[i][..., None]
+      boxes.add(tuple(int(f[i]) for f in draw.box))
+      for a, b in ((i, j), (j, i)):
+        # CutMix swaps the box; Mixup blends both with the same lambda.
+        expected = np.where(inside, images[b], lam * images[a])
+        expected = expected + np.where(inside, 0, (1 - lam) * images[b])
+        np.testing.assert_allclose(out[a], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+          out_labels[a], w * labels[a] + (1 - w) * labels[b], rtol=1e-6
+        )
+      if switch_prob == 1.0:
+        assert lam == 1.0
+        assert w == pytest.approx(1 - mask[i].mean())
+      if switch_prob == 0.0:
+        assert not mask[i].any() and w == lam
+  if switch_prob == 1.0:
+    assert len(boxes) > 6  # The pairs of a batch draw their own boxes.
+
+
+def test_pair_mode_pairs_inside_each_shard():
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  images, labels = make_batch(batch_size=16)
+  op = functools.partial(
+    jaxmix.mixup_or_cutmix, mixup_alpha=0.8, cutmix_alpha=1.0, pairs=True
+  )
+  mesh = jax.make_mesh((8,), ('data',))
+  sharding = NamedSharding(mesh, PartitionSpec('data'))
+  out = jax.jit(jaxmix.per_shard(op, mesh))(
+    KEY, jax.device_put(images, sharding), jax.device_put(labels, sharding)
+  )
+  out = [np.asarray(a) for a in out]
+  for d in range(8):
+    shard = slice(2 * d, 2 * d + 2)
+    own = op(jax.random.fold_in(KEY, d), images[shard], labels[shard])
+    np.testing.assert_allclose(out[0][shard], own[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out[1][shard], own[1], rtol=1e-6)

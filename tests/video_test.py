@@ -212,3 +212,73 @@ def test_jit_vmap_per_shard_and_pmap_agree_with_the_op():
     )
     for a, c in zip(sharded, folded):
       np.testing.assert_allclose(a[2 * d : 2 * d + 2], c, rtol=1e-6)
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_region_is_the_documented_formula(mode):
+  # The module docstring's rule, written out with the sampler's own keys:
+  # ratio (1 - lambda) ** (1 / d), side floor(N * ratio), integer centre
+  # uniform on 0..N-1, [centre - side // 2, centre + side // 2) clipped.
+  b, t, h, w, alpha = 64, 7, 9, 11, 0.7
+  draw = jaxmix.sample_videomix(
+    KEY,
+    batch_size=b,
+    num_frames=t,
+    height=h,
+    width=w,
+    alpha=alpha,
+    mode=mode,
+    per_example=True,
+  )
+  key_weight, _, key_t, key_y, key_x, _ = jax.random.split(KEY, 6)
+  lam = np.asarray(jax.random.beta(key_weight, alpha, alpha, (b,)))
+  cut_t, cut_s = mode != 'spatial', mode != 'temporal'
+  ratio = (1 - lam) ** (1 / (cut_t + 2 * cut_s))
+
+  def span(key, size, cut):
+    if not cut:
+      return np.zeros(b), np.full(b, size)
+    half = np.floor(size * ratio).astype(int) // 2
+    centre = np.asarray(jax.random.randint(key, (b,), 0, size))
+    return np.clip(centre - half, 0, size), np.clip(centre + half, 0, size)
+
+  expected = (
+    span(key_t, t, cut_t),
+    span(key_y, h, cut_s),
+    span(key_x, w, cut_s),
+  )
+  got = (
+    (draw.frames.start, draw.frames.stop),
+    (draw.box.top, draw.box.bottom),
+    (draw.box.left, draw.box.right),
+  )
+  for (start, stop), (got_start, got_stop) in zip(expected, got):
+    np.testing.assert_array_equal(got_start, start)
+    np.testing.assert_array_equal(got_stop, stop)
+  volume = np.prod([np.maximum(e[1] - e[0], 0) for e in expected], axis=0)
+  np.testing.assert_allclose(draw.weight, 1 - volume / (t * h * w), rtol=1e-6)
+
+
+@pytest.mark.parametrize('mode', MODES)
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16, jnp.uint8])
+def test_op_equals_its_draw_applied(mode, dtype):
+  # The op's rows-view select gives exactly what applying the draw gives.
+  videos, labels = _videos(dtype=dtype)
+  _, frames, height, width, _ = videos.shape
+  for key in jax.random.split(KEY, 3):
+    out = jaxmix.videomix(key, videos, labels, mode=mode, per_example=True)
+    draw = jaxmix.sample_videomix(
+      key,
+      batch_size=8,
+      num_frames=frames,
+      height=height,
+      width=width,
+      mode=mode,
+      per_example=True,
+    )
+    expected = jaxmix.apply_draw(
+      (videos, labels), draw, roles=('mask', 'target')
+    )
+    assert out[0].dtype == dtype
+    np.testing.assert_array_equal(out[0], expected[0])
+    np.testing.assert_array_equal(out[1], expected[1])

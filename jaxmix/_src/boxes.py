@@ -213,8 +213,10 @@ def sample_cutmix_box_minmax(
   timm's `cutmix_minmax` rule: the box height is a uniform integer in
   `[int(H * min), int(H * max))`, the width independently in
   `[int(W * min), int(W * max))`, and the box is placed uniformly among the
-  positions that keep it wholly inside the image (no clipping). No mix weight
-  is drawn: the label weight is always the kept-pixel fraction.
+  `H - side + 1` (and `W - side + 1`) positions that keep it wholly inside
+  the image (no clipping; timm's `randint(0, H - side)` leaves out the
+  position flush with the bottom and right edges, which jaxmix keeps). No
+  mix weight is drawn: the label weight is always the kept-pixel fraction.
 
   Args:
     key: a PRNG key.

@@ -29,17 +29,22 @@ def check_images(images: ArrayLike, name: str = 'images') -> None:
     raise ValueError(
       f'`{name}` must have rank 4 [B, H, W, C], got shape {shape}.'
     )
-  if shape[1] in IMAGE_CHANNELS and shape[3] not in IMAGE_CHANNELS:
-    raise ValueError(
-      f'`{name}` of shape {shape} looks channels-first [B, C, H, W]; jaxmix '
-      f'takes channels-last [B, H, W, C]: pass '
-      f'`jnp.transpose({name}, (0, 2, 3, 1))`.'
-    )
+  check_channels_last(shape, name)
   if not jnp.issubdtype(jnp.result_type(images), jnp.floating):
     raise TypeError(
       f'`{name}` must be a float array (float32 or bfloat16), got dtype '
       f'{jnp.result_type(images)}; convert uint8 images with '
       '`images.astype(jnp.float32)` (and normalise) first.'
+    )
+
+
+def check_channels_last(shape: tuple[int, ...], name: str = 'images') -> None:
+  """A rank-4 image `shape` must not look channels-first (`check_images`)."""
+  if shape[1] in IMAGE_CHANNELS and shape[3] not in IMAGE_CHANNELS:
+    raise ValueError(
+      f'`{name}` of shape {shape} looks channels-first [B, C, H, W]; jaxmix '
+      f'takes channels-last [B, H, W, C]: pass '
+      f'`jnp.transpose({name}, (0, 2, 3, 1))`.'
     )
 
 

@@ -3,7 +3,10 @@
 Both follow the augmentation contract `op(key, images, labels, *, knobs) ->
 (images, labels)` and return `labels` unchanged, so they compose with the
 mixing ops. Boxes are drawn per example, as in the original papers. Apply them
-to normalised images: a fill of 0 is then the dataset mean.
+to normalised images: a fill of 0 is then the dataset mean. Both only select
+where they write a fixed value (Cutout always, Random Erasing with
+`fill='zero'`), so they also take uint8 images, bit-identical to the float
+path cast back.
 """
 
 import math
@@ -48,7 +51,8 @@ def cutout(
     size: side of the square in pixels (16 for CIFAR-10 in the paper). Static.
     prob: probability of applying Cutout to each example. May be traced.
     count: number of boxes per image (`n_holes`). Static.
-    fill_value: value written inside the boxes. Static.
+    fill_value: value written inside the boxes, in [0, 255] for uint8
+      images. Static.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes.
@@ -72,6 +76,10 @@ def cutout(
   if not isinstance(count, int) or count < 1:
     raise ValueError(f'`count` must be a positive Python int, got {count!r}.')
   images = jnp.asarray(images)
+  if images.dtype == jnp.uint8 and not 0 <= fill_value <= 255:
+    raise ValueError(
+      f'`fill_value` must be in [0, 255] for uint8 images, got {fill_value}.'
+    )
   batch_size, height, width, channels = images.shape
   key_y, key_x, key_gate = jax.random.split(key, 3)
   shape = (batch_size, count)
@@ -152,7 +160,9 @@ def random_erasing(
 
   Args:
     key: a PRNG key.
-    images: float ``[B, H, W, C]``.
+    images: float ``[B, H, W, C]``; uint8 too with `fill='zero'`, which
+      only selects (it then writes 0, black in pixel units, where in
+      normalised images it writes the mean).
     labels: dense float ``[B, K]``; returned unchanged.
     prob: probability of erasing in each example. May be traced.
     area: `(min, max)` fraction of the image area per box. Static.
@@ -176,12 +186,18 @@ def random_erasing(
     https://arxiv.org/abs/1708.04896
   """
   checks.check_key(key)
-  checks.check_batch(images, labels)
+  if fill not in _FILLS:
+    raise ValueError(f'`fill` must be one of {_FILLS}, got {fill!r}.')
+  select_inputs.check_select_batch(images, labels)
+  if fill != 'zero' and not select_inputs.is_float(images):
+    raise TypeError(
+      f'`images` must be float for fill={fill!r}, which writes N(0, 1) '
+      f'values of normalised images, got dtype {jnp.result_type(images)}; '
+      "uint8 images take fill='zero' (it only selects)."
+    )
   checks.check_probability('prob', prob)
   checks.check_range('area', tuple(area), 0.0, 1.0)
   checks.check_range('aspect', tuple(aspect), 1e-6, math.inf)
-  if fill not in _FILLS:
-    raise ValueError(f'`fill` must be one of {_FILLS}, got {fill!r}.')
   if not isinstance(max_count, int) or max_count < 1:
     raise ValueError(
       f'`max_count` must be a positive Python int, got {max_count!r}.'

@@ -2,8 +2,10 @@
 
 The contract of every op here: `op(key, images, labels, *, knobs)` returns
 `(images, labels)` with the input shapes and dtypes. `images` is float
-`[B, H, W, C]`, `labels` dense float `[B, K]` (one-hot, smoothed or soft
-targets such as ReLabel's), all randomness comes from `key`.
+`[B, H, W, C]` (CutMix, which only selects pixels, also takes uint8),
+`labels` dense float `[B, K]` (one-hot, smoothed or soft targets such as
+ReLabel's), all randomness comes from `key`. Mixup-or-CutMix lives in
+`jaxmix._src.mix_or_cut`.
 
 Partner rule: example `i` is mixed with example `partners[i]`, where
 `partners` is a keyed random permutation of the batch (the official CutMix
@@ -18,7 +20,7 @@ label weight is by default the exact fraction of pixels kept from the
 example's own image, which clipping at the border makes larger than the
 sampled lambda.
 
-Knobs a schedule may change (`alpha`, `prob`, `switch_prob`) may be traced:
+Knobs a schedule may change (`alpha`, `prob`) may be traced:
 changing them never recompiles. `per_example`, `correct_lam` and `minmax`
 change the program and are static.
 """
@@ -28,7 +30,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, class_labels
+from jaxmix._src import checks, class_labels, select_inputs
 
 Array = jax.Array
 
@@ -150,7 +152,7 @@ def mixup_with_weight(
     >>> x2.ravel().tolist(), y2[0].tolist()
     ([1.0, 3.0], [0.75, 0.25])
   """
-  checks.check_batch(images, labels)
+  select_inputs.check_blend_batch(images, labels, op='mixup_with_weight')
   images, labels = jnp.asarray(images), jnp.asarray(labels)
   batch_size = images.shape[0]
   weight = _per_example(weight, batch_size, 'weight')
@@ -169,12 +171,13 @@ def cutmix_with_box(
 ) -> tuple[Array, Array]:
   """CutMix with a given box and partners (the deterministic applier).
 
-  Pixels inside `box` come from the partner image, all others stay. The label
+  Pixels inside `box` come from the partner image, all others stay (a
+  select: uint8 images stay uint8, bit for bit). The label
   weight of each example's own labels is, by default, the exact fraction of
   its pixels that stayed: `1 - area(box) / (H * W)`.
 
   Args:
-    images: float ``[B, H, W, C]``.
+    images: float or uint8 ``[B, H, W, C]``.
     labels: dense float ``[B, K]``.
     box: a `jaxmix.Box` with scalar fields (one box for the batch) or fields
       ``[B]`` (one box per example).
@@ -195,7 +198,7 @@ def cutmix_with_box(
     >>> x2[0, ..., 0].tolist(), y2[0].tolist()
     ([[1.0, 1.0], [0.0, 0.0]], [0.5, 0.5])
   """
-  checks.check_batch(images, labels)
+  select_inputs.check_select_batch(images, labels)
   images, labels = jnp.asarray(images), jnp.asarray(labels)
   batch_size, height, width, channels = images.shape
   partners = _check_partners(partners, batch_size)
@@ -209,13 +212,6 @@ def cutmix_with_box(
     weight = 1.0 - area / (height * width)
   weight = _per_example(weight, batch_size, 'weight')
   return mixed, _mix_labels(labels, partners, weight)
-
-
-def _split(key: Array, images: ArrayLike, labels: ArrayLike, count: int):
-  """Validates the contract's arguments and splits `key` into `count`."""
-  checks.check_key(key)
-  checks.check_batch(images, labels)
-  return jax.random.split(key, count)
 
 
 def _gate(key: Array, prob: ArrayLike, shape: tuple[int, ...]) -> Array:
@@ -274,7 +270,9 @@ def mixup(
     https://arxiv.org/abs/1710.09412
   """
   labels = class_labels.dense_labels(labels, num_classes, smoothing)
-  key_weight, key_gate, key_partners = _split(key, images, labels, 3)
+  checks.check_key(key)
+  select_inputs.check_blend_batch(images, labels, op='mixup')
+  key_weight, key_gate, key_partners = jax.random.split(key, 3)
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
   batch_size = jnp.shape(images)[0]
@@ -306,7 +304,9 @@ def cutmix(
 
   Args:
     key: a PRNG key.
-    images: float ``[B, H, W, C]``.
+    images: float or uint8 ``[B, H, W, C]`` (CutMix only selects pixels, so
+      it may run before normalisation; the output is then uint8, equal to
+      the float path's cast back).
     labels: dense float ``[B, K]``.
     alpha: Beta concentration, > 0 (1.0 in the CutMix paper). May be traced.
     prob: probability of mixing at all, per batch (or per example when
@@ -339,7 +339,7 @@ def cutmix(
   """
   checks.check_key(key)
   labels = class_labels.dense_labels(labels, num_classes, smoothing)
-  checks.check_batch(images, labels)
+  select_inputs.check_select_batch(images, labels)
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
   batch_size, height, width, _ = jnp.shape(images)
@@ -417,106 +417,3 @@ def sample_cutmix(
     )
   partners = sample_partners(key_partners, batch_size=batch_size)
   return _empty_unless(apply, box), partners, weight
-
-
-def mixup_or_cutmix(
-  key: Array,
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  mixup_alpha: ArrayLike,
-  cutmix_alpha: ArrayLike,
-  switch_prob: ArrayLike = 0.5,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  correct_lam: bool = True,
-  minmax: tuple[float, float] | None = None,
-  num_classes: int | None = None,
-  smoothing: ArrayLike = 0.0,
-) -> tuple[Array, Array]:
-  """Either Mixup or CutMix, chosen at random (the DeiT/timm recipe).
-
-  With probability `prob` an example (or the batch) is mixed at all; a mixed
-  one gets CutMix with probability `switch_prob` and Mixup otherwise. Both
-  are computed in a single fused pass over the images.
-
-  Args:
-    key: a PRNG key.
-    images: float ``[B, H, W, C]``.
-    labels: dense float ``[B, K]``.
-    mixup_alpha: Beta concentration of Mixup, > 0. May be traced.
-    cutmix_alpha: Beta concentration of CutMix, > 0. May be traced.
-    switch_prob: probability of CutMix rather than Mixup (timm's meaning).
-      May be traced.
-    prob: probability of mixing at all. May be traced.
-    per_example: draw everything per example instead of per batch. Static.
-    correct_lam: weight CutMix labels by the kept-pixel fraction. Static.
-    minmax: optional `(min, max)` box side fractions (timm's
-      `cutmix_minmax`) for the CutMix branch; its labels are then weighted by
-      area. Static.
-    num_classes: K, when `labels` are integer class indices ``[B]``: they are
-      one-hot encoded (and smoothed) first. Static.
-    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
-
-  Returns:
-    `(images, labels)` with the input shapes and dtypes.
-
-  Examples:
-    >>> import jax, jax.numpy as jnp
-    >>> x, y = jnp.ones((2, 4, 4, 1)), jnp.eye(2)
-    >>> _, y2 = mixup_or_cutmix(jax.random.key(0), x, y, mixup_alpha=0.8,
-    ...                         cutmix_alpha=1.0)
-    >>> y2.sum(axis=-1).tolist()
-    [1.0, 1.0]
-
-  References:
-    Touvron et al., Training data-efficient image transformers & distillation
-    through attention, https://arxiv.org/abs/2012.12877
-  """
-  labels = class_labels.dense_labels(labels, num_classes, smoothing)
-  keys = _split(key, images, labels, 6)
-  for name, value in (
-    ('mixup_alpha', mixup_alpha),
-    ('cutmix_alpha', cutmix_alpha),
-  ):
-    checks.check_positive(name, value)
-  checks.check_probability('switch_prob', switch_prob)
-  checks.check_probability('prob', prob)
-  images, labels = jnp.asarray(images), jnp.asarray(labels)
-  batch_size, height, width, channels = images.shape
-  shape = (batch_size,) if per_example else ()
-  apply = _gate(keys[0], prob, shape)
-  use_cutmix = _gate(keys[1], switch_prob, shape)
-  mix_lam = sample_mix_weight(keys[2], alpha=mixup_alpha, shape=shape)
-  cut_lam = sample_mix_weight(keys[3], alpha=cutmix_alpha, shape=shape)
-  if minmax is None:
-    box = boxes_lib.sample_cutmix_box(
-      keys[4], height=height, width=width, weight=cut_lam
-    )
-  else:
-    box = boxes_lib.sample_cutmix_box_minmax(
-      keys[4], height=height, width=width, minmax=minmax, shape=shape
-    )
-  box = _empty_unless(apply & use_cutmix, box)
-  partners = sample_partners(keys[5], batch_size=batch_size)
-
-  # One fused pass over rows of pixels: the blend weight of the image itself
-  # is 0 inside the box (the partner's pixels, exactly), the Mixup lambda
-  # outside it for Mixup examples, and 1 (the image, exactly) otherwise.
-  pixel_weight = jnp.where(apply & ~use_cutmix, mix_lam, 1.0)
-  pixel_weight = _per_example(pixel_weight, batch_size, 'weight')
-  rows = images.reshape(batch_size, height, width * channels)
-  mask = boxes_lib.box_mask_rows(
-    box, height=height, width=width, channels=channels
-  )
-  weight = jnp.where(mask, 0.0, pixel_weight[:, None, None])
-  own = rows.astype(jnp.float32)
-  blended = weight * own + (1.0 - weight) * rows[partners].astype(jnp.float32)
-  mixed = blended.astype(images.dtype).reshape(images.shape)
-
-  kept = 1.0 - boxes_lib.box_area(box).astype(jnp.float32) / (height * width)
-  cut_weight = kept if correct_lam or minmax is not None else cut_lam
-  label_weight = jnp.where(use_cutmix, cut_weight, mix_lam)
-  label_weight = jnp.where(apply, label_weight, 1.0)
-  label_weight = _per_example(label_weight, batch_size, 'weight')
-  return mixed, _mix_labels(labels, partners, label_weight)

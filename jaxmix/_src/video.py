@@ -8,14 +8,28 @@ region is one of the VideoMix paper's three shapes:
 - `'temporal'`: a span of whole frames;
 - `'cuboid'`: a box over a span of frames (spatio-temporal).
 
-Sampling rule (CutMix's, extended to time): `lambda ~ Beta(alpha, alpha)`;
-every axis the region cuts gets the same side ratio `r` with `r ** d = 1 -
-lambda` over its `d` cut axes (`sqrt` for `'spatial'`, `1 - lambda` itself
-for `'temporal'`, the cube root for `'cuboid'`), so the region's nominal
-volume is `1 - lambda` of the video. Each cut side is `floor(N * r)`, its
-integer centre uniform over the axis, the region `centre +- side // 2`
-clipped to the video; an axis not cut is spanned whole. Clipping makes the
-region smaller, which the label weight accounts for exactly.
+The paper's definition (Yun et al. 2020, Sec. 3): a binary voxel mask `M`
+over `T x H x W` that is 1 inside one cuboid `C = (t1, t2, y1, y2, x1, x2)`,
+the mixed video `M * partner + (1 - M) * own`, the labels mixed by the voxel
+shares; spatial VideoMix fixes `(t1, t2) = (0, T)`, temporal VideoMix fixes
+the box to the whole frame, spatio-temporal VideoMix draws all six, each cut
+axis drawn as CutMix draws a box side (a side from lambda, a uniform
+centre, clipping at the border).
+
+The exact rule here: `lambda ~ Beta(alpha, alpha)`; the `d` cut axes
+(`d` = 2 spatial, 1 temporal, 3 cuboid) share one side ratio
+`r = (1 - lambda) ** (1 / d)` (`sqrt` as in CutMix for `'spatial'`,
+`1 - lambda` itself for `'temporal'`, the cube root for `'cuboid'`), so
+the nominal region is
+`1 - lambda` of the video's volume; each cut side is `floor(N * r)` for an
+axis of `N` voxels, its integer centre uniform over `0 .. N - 1`, and the
+region `[centre - side // 2, centre + side // 2)` clipped to `[0, N)`; an
+axis not cut is spanned whole. One lambda and one centre per axis are drawn
+per batch, or per example with `per_example`. Clipping makes the region
+smaller than nominal, and the label weight is always the exact kept-voxel
+fraction `1 - |region| / (T H W)`, never lambda. As Beta(alpha, alpha) is
+symmetric, pasting `1 - lambda` (CutMix's convention) or `lambda` of the
+volume is the same law.
 
 The partner rule, gates and draw granularity are those of `jaxmix.cutmix`.
 Like CutMix, VideoMix only selects, so uint8 videos are accepted.
@@ -189,7 +203,8 @@ def videomix(
   select_inputs.check_select_batch(
     videos, labels, name='videos', layout=select_inputs.VIDEO_LAYOUT
   )
-  batch_size, num_frames, height, width, _ = jnp.shape(videos)
+  videos, labels = jnp.asarray(videos), jnp.asarray(labels)
+  batch_size, num_frames, height, width, channels = videos.shape
   draw = sample_videomix(
     key,
     batch_size=batch_size,
@@ -201,6 +216,17 @@ def videomix(
     mode=mode,
     per_example=per_example,
   )
-  return draw_appliers.apply_draw(
-    (videos, labels), draw, roles=('mask', 'target')
+  # Select on rows of voxels [B, T, H, W * C], as CutMix does on images
+  # (`boxes.box_mask_rows`): the same values as `apply_draw` with role
+  # 'mask', without broadcasting a [B, T, H, W, 1] mask over the channels.
+  rows = videos.reshape(batch_size, num_frames, height, width * channels)
+  frame = jnp.arange(num_frames, dtype=jnp.int32)
+  in_span = (frame >= draw.frames.start[:, None]) & (
+    frame < draw.frames.stop[:, None]
   )
+  in_box = boxes_lib.box_mask_rows(
+    draw.box, height=height, width=width, channels=channels
+  )
+  mask = in_span[:, :, None, None] & in_box[:, None]
+  mixed = jnp.where(mask, rows[draw.partners], rows).reshape(videos.shape)
+  return mixed, draw_appliers.apply_draw(labels, draw, roles='target')
