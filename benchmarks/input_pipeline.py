@@ -66,6 +66,7 @@ def _data_config(args):
       crop_pct=0.875,
       random_flip=True,
       crop_sampler=args.crop_sampler,
+      train_resize=args.train_resize,
       color_jitter=args.color_jitter,
       color_jitter_clip=True,
       pca_lighting=args.pca_lighting,
@@ -182,11 +183,12 @@ def _jaxmix_batches(args, store=None, *, bicubic=False):
     process_count=1,
   )
   if bicubic:  # the reference's resize law instead of jaxmix's
-    resize, crops.resize = crops.resize, _bicubic
+    laws = crops.resize, crops.resize_area
+    crops.resize = crops.resize_area = _bicubic
     try:  # the pipeline (and its map function) is built at the first batch
       first = next(it)
     finally:
-      crops.resize = resize
+      crops.resize, crops.resize_area = laws
     it = itertools.chain([first], it)
   if store is None:
     return it
@@ -232,6 +234,9 @@ def main() -> None:
     default='torchvision',
     choices=('torchvision', 'tensorflow'),
   )
+  parser.add_argument(
+    '--train-resize', default='area', choices=('area', 'antialias')
+  )
   parser.add_argument('--color-jitter', type=float, default=0.0)
   parser.add_argument('--pca-lighting', type=float, default=0.0)
   parser.add_argument(
@@ -240,6 +245,11 @@ def main() -> None:
   parser.add_argument(
     '--stages', action='store_true', help='Also time cut-down pipelines.'
   )
+  parser.add_argument(
+    '--compare-antialias',
+    action='store_true',
+    help="Also time jaxmix with data.train_resize='antialias'.",
+  )
   args = parser.parse_args()
   tf.config.set_visible_devices([], 'GPU')
 
@@ -247,6 +257,9 @@ def main() -> None:
     'reference': lambda: _numpy_batches(reference_dataset(args)),
     'jaxmix': lambda: _jaxmix_batches(args),
   }
+  if args.compare_antialias:
+    exact = argparse.Namespace(**{**vars(args), 'train_resize': 'antialias'})
+    rows['jaxmix, antialias resize'] = lambda: _jaxmix_batches(exact)
   if args.relabel:
     directory = tempfile.mkdtemp(prefix='label_maps_')
     store = _label_map_store(args, directory)
@@ -266,7 +279,8 @@ def main() -> None:
   load = os.getloadavg()[0]
   print(
     f'batch {args.batch_size}, {args.image_size} px, augment={args.augment} '
-    f'jitter={args.color_jitter} pca={args.pca_lighting}; {cores} cores, '
+    f'jitter={args.color_jitter} pca={args.pca_lighting} '
+    f'train_resize={args.train_resize}; {cores} cores, '
     f'load average {load:.1f}; medians of {args.rounds} rounds of '
     f'{args.steps} batches'
   )
