@@ -13,7 +13,8 @@ the `:smoke` variant runs on one CPU in seconds (synthetic data, tiny CNN).
 Expected result: the ResNet-50 90-epoch step-schedule baseline (about 76 %
 top-1 on ImageNet, the usual figure for this recipe; not measured with jaxmix
 yet), with torchvision's RandomResizedCrop law (`data.crop_sampler`) and
-flips. The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
+flips; the crop is shrunk to 224 px with a box filter (`data.train_resize`),
+not torchvision's antialiased bilinear resize, to spare host CPU. The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
 """
 
 import ml_collections
