@@ -11,8 +11,10 @@ Two pipelines read the same prepared imagenet2012 split on the same cores:
   normalisation is left out of both).
 * jaxmix: `jaxmix.data.input_pipeline.create_train_iterator`, with all it
   adds (crop box, flip bit, file name, savable position, per-example
-  stateless randomness, optional colour jitter / PCA lighting), and with
-  `--relabel` its batches joined with label maps from a memory-mapped store
+  stateless randomness, optional colour jitter / PCA lighting), its resize
+  law `--train-resize` (default 'area', the recipes' default; with
+  `--compare-antialias` also a row with 'antialias'), and with `--relabel`
+  its batches joined with label maps from a memory-mapped store
   (`jaxmix.relabel.join`, in the background thread of `prefetch_to_mesh`).
 
 Each round builds a fresh iterator of each pipeline in turn, warms it up and
@@ -27,7 +29,8 @@ rate of each, their ratio, and the process CPU time per image.
 `--stages` also times variants of the reference to show where the time
 goes: 'read' (bytes only), 'decode' (+ the crop decoded, no resize),
 'antialias' (the full reference with jaxmix's antialiased bilinear resize
-instead of bicubic), and jaxmix with the reference's bicubic resize.
+instead of bicubic), and jaxmix with the reference's bicubic resize (in
+place of either jaxmix law).
 """
 
 from __future__ import annotations

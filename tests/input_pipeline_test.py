@@ -359,6 +359,8 @@ def test_bad_arguments(clean):
     _train(clean[0], augment='autoaugment')
   with pytest.raises(ValueError, match='crop_sampler'):
     _train(clean[0], crop_sampler='pil')
+  with pytest.raises(ValueError, match=r'data\.train_resize'):
+    _train(clean[0], train_resize='bicubic')
   with pytest.raises(ValueError, match='image_key'):
     _train(clean[0], image_key='picture')
 
