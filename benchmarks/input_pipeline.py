@@ -11,8 +11,10 @@ Two pipelines read the same prepared imagenet2012 split on the same cores:
   normalisation is left out of both).
 * jaxmix: `jaxmix.data.input_pipeline.create_train_iterator`, with all it
   adds (crop box, flip bit, file name, savable position, per-example
-  stateless randomness, optional colour jitter / PCA lighting), and with
-  `--relabel` its batches joined with label maps from a memory-mapped store
+  stateless randomness, optional colour jitter / PCA lighting), its resize
+  law `--train-resize` (default 'area', the recipes' default; with
+  `--compare-antialias` also a row with 'antialias'), and with `--relabel`
+  its batches joined with label maps from a memory-mapped store
   (`jaxmix.relabel.join`, in the background thread of `prefetch_to_mesh`).
 
 Each round builds a fresh iterator of each pipeline in turn, warms it up and
@@ -27,7 +29,8 @@ rate of each, their ratio, and the process CPU time per image.
 `--stages` also times variants of the reference to show where the time
 goes: 'read' (bytes only), 'decode' (+ the crop decoded, no resize),
 'antialias' (the full reference with jaxmix's antialiased bilinear resize
-instead of bicubic), and jaxmix with the reference's bicubic resize.
+instead of bicubic), and jaxmix with the reference's bicubic resize (in
+place of either jaxmix law).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def _data_config(args):
       crop_pct=0.875,
       random_flip=True,
       crop_sampler=args.crop_sampler,
+      train_resize=args.train_resize,
       color_jitter=args.color_jitter,
       color_jitter_clip=True,
       pca_lighting=args.pca_lighting,
@@ -182,11 +186,12 @@ def _jaxmix_batches(args, store=None, *, bicubic=False):
     process_count=1,
   )
   if bicubic:  # the reference's resize law instead of jaxmix's
-    resize, crops.resize = crops.resize, _bicubic
+    laws = crops.resize, crops.resize_area
+    crops.resize = crops.resize_area = _bicubic
     try:  # the pipeline (and its map function) is built at the first batch
       first = next(it)
     finally:
-      crops.resize = resize
+      crops.resize, crops.resize_area = laws
     it = itertools.chain([first], it)
   if store is None:
     return it
@@ -232,6 +237,9 @@ def main() -> None:
     default='torchvision',
     choices=('torchvision', 'tensorflow'),
   )
+  parser.add_argument(
+    '--train-resize', default='area', choices=('area', 'antialias')
+  )
   parser.add_argument('--color-jitter', type=float, default=0.0)
   parser.add_argument('--pca-lighting', type=float, default=0.0)
   parser.add_argument(
@@ -240,6 +248,11 @@ def main() -> None:
   parser.add_argument(
     '--stages', action='store_true', help='Also time cut-down pipelines.'
   )
+  parser.add_argument(
+    '--compare-antialias',
+    action='store_true',
+    help="Also time jaxmix with data.train_resize='antialias'.",
+  )
   args = parser.parse_args()
   tf.config.set_visible_devices([], 'GPU')
 
@@ -247,6 +260,9 @@ def main() -> None:
     'reference': lambda: _numpy_batches(reference_dataset(args)),
     'jaxmix': lambda: _jaxmix_batches(args),
   }
+  if args.compare_antialias:
+    exact = argparse.Namespace(**{**vars(args), 'train_resize': 'antialias'})
+    rows['jaxmix, antialias resize'] = lambda: _jaxmix_batches(exact)
   if args.relabel:
     directory = tempfile.mkdtemp(prefix='label_maps_')
     store = _label_map_store(args, directory)
@@ -266,7 +282,8 @@ def main() -> None:
   load = os.getloadavg()[0]
   print(
     f'batch {args.batch_size}, {args.image_size} px, augment={args.augment} '
-    f'jitter={args.color_jitter} pca={args.pca_lighting}; {cores} cores, '
+    f'jitter={args.color_jitter} pca={args.pca_lighting} '
+    f'train_resize={args.train_resize}; {cores} cores, '
     f'load average {load:.1f}; medians of {args.rounds} rounds of '
     f'{args.steps} batches'
   )

@@ -13,7 +13,8 @@ the `:smoke` variant runs on one CPU in seconds (synthetic data, tiny CNN).
 Expected result: the ResNet-50 90-epoch step-schedule baseline (about 76 %
 top-1 on ImageNet, the usual figure for this recipe; not measured with jaxmix
 yet), with torchvision's RandomResizedCrop law (`data.crop_sampler`) and
-flips. The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
+flips; the crop is shrunk to 224 px with a box filter (`data.train_resize`),
+not torchvision's antialiased bilinear resize, to spare host CPU. The paper rows live in `configs/imagenet/` and `configs/cifar100/`.
 """
 
 import ml_collections
@@ -44,6 +45,11 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.crop_scale = (0.08, 1.0)
   data.crop_ratio = (3 / 4, 4 / 3)
   data.crop_pct = 0.875
+  # Train resize of the crop to the model's size: 'area' shrinks with a box
+  # filter (~3x cheaper on the host CPU; a difference from torchvision, whose
+  # antialiased bilinear shrink it matches to > 40 dB PSNR); 'antialias' is
+  # torchvision's law itself (jaxmix.data.crops.resize / resize_area).
+  data.train_resize = 'area'
   data.random_flip = True
   data.color_jitter = 0.0  # torchvision ColorJitter strength (b, c, s)
   # Clip to [0, 255] after each jitter step (torchvision); False blends

@@ -350,6 +350,10 @@ def test_mix_prob_zero_leaves_the_batch_alone(at_root):
       lambda c: c.data.update(crop_sampler='pil'),
       r'config\.data\.crop_sampler',
     ),
+    (
+      lambda c: c.data.update(train_resize='bicubic'),
+      r'config\.data\.train_resize',
+    ),
     (lambda c: c.update(label_smoothing=1.0), r'config\.label_smoothing'),
     (lambda c: c.mix.update(off_epoch=3), r'config\.mix\.off_epoch'),
     (lambda c: c.mix.update(minmax=(0.8, 0.2)), r'config\.mix\.minmax'),

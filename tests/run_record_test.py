@@ -476,6 +476,7 @@ def test_the_pipeline_and_the_validation_agree_on_the_choices():
 
   assert validation._CHOICES['data.augment'] == preprocess.AUGMENTS
   assert validation._CHOICES['data.on_corrupt'] == preprocess.ON_CORRUPT
+  assert validation._CHOICES['data.train_resize'] == preprocess.TRAIN_RESIZES
 
 
 def test_an_unknown_dataset_is_one_line_with_the_closest_names():

@@ -342,6 +342,41 @@ def resize(image: tf.Tensor, size: int) -> tf.Tensor:
   return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def resize_area(image: tf.Tensor, size: int) -> tf.Tensor:
+  """Box-filtered shrink, bilinear growth, to float32 `[size, size, 3]`.
+
+  A cheaper stand-in for `resize` (about a third of its cost on CPU): each
+  side longer than `size` is shrunk by pixel-area averaging (TF's 'area'
+  resize, a box filter as wide as the scale factor), then each side shorter
+  than `size` is grown bilinearly, which is what `resize` does on a growing
+  side. Only the shrinking filter differs: a box instead of `resize`'s
+  triangle of twice the width, so the output is slightly sharper (PSNR
+  > 40 dB from `resize` on photos shrunk up to 2x; tests/data_crops_test.py
+  bounds it).
+
+  Args:
+    image: uint8 or float `[h, w, 3]`.
+    size: output side.
+
+  Returns:
+    float32 `[size, size, 3]` in [0, 255].
+  """
+  hw = tf.shape(image)[:2]
+  mid = tf.minimum(hw, size)
+  image = tf.cond(
+    tf.reduce_all(mid == hw),
+    lambda: tf.cast(image, tf.float32),
+    lambda: tf.image.resize(image, mid, method='area'),
+  )
+  image = tf.cond(
+    tf.reduce_all(mid == size),
+    lambda: image,
+    lambda: tf.image.resize(image, [size, size], method='bilinear'),
+  )
+  image.set_shape([size, size, 3])
+  return tf.clip_by_value(image, 0.0, 255.0)
+
+
 def random_flip(
   image: tf.Tensor, seed: tf.Tensor, prob: float = 0.5
 ) -> tuple[tf.Tensor, tf.Tensor]:

@@ -25,6 +25,7 @@ _CHOICES = {
   'model.dtype': ('float32', 'bfloat16'),
   'data.crop_sampler': ('torchvision', 'tensorflow'),
   'data.augment': ('inception', 'cifar', 'none'),
+  'data.train_resize': ('antialias', 'area'),
   'data.on_corrupt': ('error', 'skip'),
   'relabel.missing': ('error', 'one_hot'),
   'mix.method': MIX_METHODS,
