@@ -572,3 +572,24 @@ def test_command_line_exit_codes(tmp_path):
   assert 'Resumed from step 3' in longer.stderr
   assert 'Traceback' not in longer.stderr
   assert 'Event loop is closed' not in longer.stderr
+
+
+def test_a_field_added_later_compares_as_the_value_old_runs_used():
+  import ml_collections
+
+  from jaxmix.data import preprocess
+
+  recorded = {'data': {'dataset': 'x'}}  # written before the fields existed
+  same = {'data': {'dataset': 'x', 'train_resize': 'antialias'}}
+  assert run_dir.differences(recorded, same) == {}
+  other = {'data': {'dataset': 'x', 'train_resize': 'area'}}
+  assert run_dir.differences(recorded, other) == {
+    'data.train_resize': ('antialias', 'area')
+  }
+  # What the pipeline reads for a missing field is what the record assumes.
+  empty = ml_collections.ConfigDict({})
+  assert run_dir.ADDED_LATER == {
+    'data.crop_sampler': preprocess.crop_sampler(empty),
+    'data.color_jitter_clip': preprocess.jitter_clip(empty),
+    'data.train_resize': preprocess.train_resize(empty),
+  }

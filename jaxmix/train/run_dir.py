@@ -106,12 +106,23 @@ def as_json(config: ml_collections.ConfigDict | Mapping) -> dict[str, Any]:
 
 _ABSENT = '<absent>'
 
+# Fields added to the config after runs were recorded without them, and the
+# value such a run used: the pipeline reads a missing field as this value
+# (`jaxmix.data.preprocess.crop_sampler`, `jitter_clip`, `train_resize`), so
+# a run recorded before the field existed is compared as if it had it.
+ADDED_LATER = {
+  'data.crop_sampler': 'tensorflow',
+  'data.color_jitter_clip': True,
+  'data.train_resize': 'antialias',
+}
+
 
 def differences(
   recorded: Mapping[str, Any], requested: Mapping[str, Any]
 ) -> dict[str, tuple[Any, Any]]:
   """`{field: (recorded, requested)}` of the leaves that differ."""
   old, new = flatten(as_json(recorded)), flatten(as_json(requested))
+  old = {**{f: v for f, v in ADDED_LATER.items() if f in new}, **old}
   return {
     field: (old.get(field, _ABSENT), new.get(field, _ABSENT))
     for field in sorted(old.keys() | new.keys())
