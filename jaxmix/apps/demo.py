@@ -24,6 +24,8 @@ each over seeds 0, 1, 2; it writes `WORKDIR/results.md` (means, standard
 deviations, paired 95 % intervals), `WORKDIR/results.json` and
 `WORKDIR/gain_vs_coverage.png`. It resumes where an earlier call stopped.
 `--coverages`, `--recipes`, `--seeds`, `--jobs` narrow or spread it;
+`--tables_only` writes the tables of the runs finished so far (while the
+study is still under way, or after it was stopped);
 `--long` trains every run in the regime of `digit_runs.long_schedule`
 (3,000 training scenes, a CNN twice as wide, 60 epochs).
 
@@ -117,6 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     '--jobs', type=int, default=None, help='With --all: runs at a time.'
   )
   parser.add_argument(
+    '--tables_only',
+    action='store_true',
+    help='With --all: train nothing, tabulate the runs finished so far.',
+  )
+  parser.add_argument(
     '--smoke', action='store_true', help='Tiny data and model (seconds).'
   )
   args = parser.parse_args(argv)
@@ -124,15 +131,25 @@ def main(argv: list[str] | None = None) -> None:
 
   metrics_log.log_to_console()  # the trainer's progress lines
   workdir = os.fspath(paths.resolve(args.workdir))  # a URL stays a URL
-  narrowing = (args.recipes, args.coverages, args.relabel_coverages, args.seeds)
+  narrowing = (
+    args.recipes,
+    args.coverages,
+    args.relabel_coverages,
+    args.seeds,
+  )
   if args.all:
     from jaxmix.apps import experiment
 
-    experiment.run_experiment(plan_from_args(args), workdir, jobs=args.jobs)
-  elif args.long or args.jobs is not None or any(narrowing):
+    experiment.run_experiment(
+      plan_from_args(args),
+      workdir,
+      jobs=args.jobs,
+      tables_only=args.tables_only,
+    )
+  elif args.long or args.jobs is not None or args.tables_only or any(narrowing):
     parser.error(
-      '--long, --recipes, --coverages, --relabel_coverages, --seeds and '
-      '--jobs need --all.'
+      '--long, --recipes, --coverages, --relabel_coverages, --seeds, '
+      '--jobs and --tables_only need --all.'
     )
   else:
     default_job(workdir, smoke=args.smoke)

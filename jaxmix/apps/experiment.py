@@ -295,14 +295,19 @@ def run_task(plan: Plan, workdir: str, task: Task) -> dict:
         ]
       )
     return {'check': check}
-  from jaxmix.evaluate import report
-
   run = run_dir(workdir, task)
   digit_runs.train(task_config(plan, workdir, task), run)
   if not digit_runs.evaluated(run):
     digit_runs.evaluate(
       run, data_dir, dataset=plan.dataset(task.coverage), occlusion_sizes=(0.5,)
     )
+  return finished_result(run)
+
+
+def finished_result(run: str) -> dict:
+  """What the tables need of an evaluated run."""
+  from jaxmix.evaluate import report
+
   row = report.row_for_run(run)
   return {
     'metrics': {c: row.get(c) for c in digit_runs.COLUMNS},
@@ -370,6 +375,13 @@ def run_all(plan: Plan, workdir: str, *, jobs: int) -> dict[str, dict]:
   return done
 
 
+def _guarded_check(plan: Plan, workdir: str, coverage: str) -> dict:
+  try:
+    return {'check': check_annotator(plan, workdir, coverage)}
+  except AnnotatorTooWeak as e:
+    return {'error': str(e)}
+
+
 def _guarded(plan: Plan, workdir: str, task: Task) -> dict:
   try:
     return run_task(plan, workdir, task)
@@ -414,14 +426,46 @@ def prepare_data(plan: Plan, workdir: str) -> None:
     )
 
 
-def run_experiment(plan: Plan, workdir: str, *, jobs: int | None = None) -> str:
-  """Prepares, trains, evaluates, tabulates; returns `WORKDIR/results.md`."""
+def results_on_disk(plan: Plan, workdir: str) -> dict[str, dict]:
+  """The results of the plan's finished tasks, read from their runs.
+
+  Trains nothing: a run not yet evaluated is left out (its rows show '-'),
+  so the tables can be written while the study is still under way.
+  """
+  results = {}
+  for task in tasks(plan):
+    if task.kind == 'annotate':
+      store = store_dir(workdir, task.coverage)
+      if os.path.exists(os.path.join(store, 'metadata.json')):
+        results[task.name] = _guarded_check(plan, workdir, task.coverage)
+      continue
+    run = run_dir(workdir, task)
+    if paths.resolve(run).exists() and digit_runs.evaluated(run):
+      results[task.name] = finished_result(run)
+  return results
+
+
+def run_experiment(
+  plan: Plan,
+  workdir: str,
+  *,
+  jobs: int | None = None,
+  tables_only: bool = False,
+) -> str:
+  """Prepares, trains, evaluates, tabulates; returns `WORKDIR/results.md`.
+
+  With `tables_only`, trains nothing and writes the tables of the runs
+  finished so far.
+  """
   from jaxmix.apps import experiment_tables
 
   begin = time.perf_counter()
   jobs = default_jobs() if jobs is None else jobs
-  prepare_data(plan, workdir)
-  results = run_all(plan, workdir, jobs=jobs)
+  if tables_only:
+    results = results_on_disk(plan, workdir)
+  else:
+    prepare_data(plan, workdir)
+    results = run_all(plan, workdir, jobs=jobs)
   fits = label_fits(plan, workdir)
   minutes = (time.perf_counter() - begin) / 60
   record = {
@@ -432,6 +476,7 @@ def run_experiment(plan: Plan, workdir: str, *, jobs: int | None = None) -> str:
     'machine': machine(),
     'jobs': jobs,
     'minutes': minutes,
+    'tables_only': tables_only,
     'finished': f'{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC',
   }
   paths.write_text(

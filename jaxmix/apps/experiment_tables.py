@@ -35,31 +35,44 @@ def _complete(values: list) -> bool:
   return bool(values) and all(v is not None for v in values)
 
 
+def _count_note(found: int, planned: int) -> str:
+  """' (n=k)' for a row with fewer seeds than planned."""
+  return '' if found == planned else f' (n={found})'
+
+
 def _mean_std(values: list) -> str:
-  if not _complete(values):
+  """'mean ± std' in percent over the seeds that finished ('-': none)."""
+  found = [100 * v for v in values if v is not None]
+  if not found:
     return '-'
-  s = seed_stats.summarize([100 * v for v in values])
-  return f'{s.mean:.2f}' if s.count == 1 else f'{s.mean:.2f} ± {s.std:.2f}'
+  s = seed_stats.summarize(found)
+  text = f'{s.mean:.2f}' if s.count == 1 else f'{s.mean:.2f} ± {s.std:.2f}'
+  return text + _count_note(len(found), len(values))
 
 
 def difference(record: dict, coverage: str, recipe: str, column: str):
-  """The paired difference from the baseline, in points, or None."""
+  """The paired difference from the baseline, in points, or None.
+
+  Paired over the seeds both runs finished.
+  """
   a = per_seed(record, coverage, recipe, column)
   b = per_seed(record, coverage, 'baseline', column)
-  if not (_complete(a) and _complete(b)):
+  pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+  if not pairs:
     return None
   return seed_stats.paired_difference(
-    [100 * v for v in a], [100 * v for v in b]
+    [100 * x for x, _ in pairs], [100 * y for _, y in pairs]
   )
 
 
-def _difference_cell(d) -> str:
+def _difference_cell(d, planned: int) -> str:
   if d is None:
     return '-'
-  mark = ' *' if d.distinguishable else ''
+  note = _count_note(d.count, planned)
   if d.count == 1:
-    return f'{d.mean:+.2f}'
-  return f'{d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}]{mark}'
+    return f'{d.mean:+.2f}{note}'
+  mark = ' *' if d.distinguishable else ''
+  return f'{d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}]{mark}{note}'
 
 
 def recipes_at(record: dict, coverage: str) -> list[str]:
@@ -108,7 +121,9 @@ def recipe_table(record: dict, coverage: str) -> str:
       for s in record['plan']['seeds']
     ]
     time_cell = (
-      f'{sum(seconds) / len(seconds):.0f} s' if _complete(seconds) else '-'
+      f'{sum(found) / len(found):.0f} s'
+      if (found := [t for t in seconds if t is not None])
+      else '-'
     )
     lines.append(f'| {recipe} | ' + ' | '.join(cells) + f' | {time_cell} |')
   return '\n'.join(lines) + '\n'
@@ -125,7 +140,9 @@ def difference_table(record: dict, coverage: str) -> str:
     if recipe == 'baseline':
       continue
     cells = [
-      _difference_cell(difference(record, coverage, recipe, c))
+      _difference_cell(
+        difference(record, coverage, recipe, c), len(record['plan']['seeds'])
+      )
       for c in digit_runs.COLUMNS
     ]
     lines.append(f'| {recipe} | ' + ' | '.join(cells) + ' |')
@@ -224,8 +241,22 @@ def results_markdown(record: dict, workdir: str) -> str:
   parts += [
     '## Gain against object size\n',
     f'![gain vs coverage]({os.path.basename(picture)})\n',
-    f'Machine: {record["machine"]}, {record["jobs"]} runs at a time. This '
-    f'call: {record["minutes"]:.1f} min (runs trained by an earlier call are '
-    f'only reopened), finished {record["finished"]}.\n',
+    _timing(record),
   ]
   return '\n'.join(parts)
+
+
+def _timing(record: dict) -> str:
+  """The machine and the wall time, or what a tables-only call read."""
+  runs = [r for r in record['results'].values() if 'seconds' in r]
+  if record.get('tables_only'):
+    return (
+      f'Tables of the {len(runs)} runs finished by '
+      f'{record["finished"]} (the study was still under way; rows with '
+      f'`-` are not finished). Machine: {record["machine"]}.\n'
+    )
+  return (
+    f'Machine: {record["machine"]}, {record["jobs"]} runs at a time. This '
+    f'call: {record["minutes"]:.1f} min (runs trained by an earlier call are '
+    f'only reopened), finished {record["finished"]}.\n'
+  )
