@@ -40,6 +40,7 @@ from jaxmix.train import (
   metrics_log,
   run_dir,
   steps,
+  token_labeling,
   validation,
 )
 from jaxmix.train import state as state_lib
@@ -243,6 +244,11 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     targets_fn = train_targets.create_targets_fn(
       train_targets.RelabelSettings.from_config(config), mesh
     )
+  token_loss_fn = None
+  if config.relabel.token_labels:
+    token_loss_fn = token_labeling.create_loss_fn(
+      token_labeling.TokenSettings.from_config(config), mesh
+    )
   train_step = steps.jit_train_step(
     mesh,
     model_def=model_def,
@@ -251,6 +257,7 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     augment_fn=augment.create_augment_fn(config, mesh),
     config=settings,
     targets_fn=targets_fn,
+    token_loss_fn=token_loss_fn,
   )
   eval_step = steps.jit_eval_step(mesh, model_def=model_def, config=settings)
   return TrainingRun(
