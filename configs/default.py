@@ -160,7 +160,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # weights 1 / n_c ** alpha) whose images are pasted as CutMix boxes onto
   # the main batch, with probability `prob` per batch, in the epochs
   # start_epoch < epoch < num_epochs - stop_epochs (0-based, the official
-  # rule; jaxmix.train.cmo_stream).
+  # rule; jaxmix.data.minority, jaxmix.train.cmo).
   config.cmo = ml_collections.ConfigDict()
   config.cmo.enabled = False
   config.cmo.alpha = 1.0  # the sampler's exponent (weighted_alpha)
@@ -219,6 +219,9 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.schedule.warmup_epochs = min(config.schedule.warmup_epochs, 0.5)
   config.schedule.decay_epochs = (1,)
   config.mix.off_epoch = min(config.mix.off_epoch, 1)
+  # CMO (when on) in the first epoch only: both sides of its window run.
+  config.cmo.start_epoch = min(config.cmo.start_epoch, -1)
+  config.cmo.stop_epochs = min(config.cmo.stop_epochs, 1)
   config.cutout.size = min(config.cutout.size, 8)
   config.checkpoint.every_steps = 4
   config.log_every_steps = 2

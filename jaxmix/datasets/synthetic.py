@@ -231,3 +231,33 @@ def create_eval_iterator(
     process_index=process_index,
     process_count=process_count,
   )
+
+
+def create_minority_iterator(
+  data_config: Any,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  seed: int,
+  alpha: float,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> BatchIterator:
+  """CMO's second stream over the synthetic train split
+  (`jaxmix.data.minority.MinorityStream`); batches as the train iterator's.
+  """
+  from jaxmix.data import minority
+
+  examples = _Examples(data_config.num_classes, image_size, 0)
+  size = num_examples(data_config, data_config.train_split)
+  _, local = _process_slice(global_batch_size, process_index, process_count)
+  index = jax.process_index() if process_index is None else process_index
+  return minority.MinorityStream(
+    examples.labels(np.arange(size)),
+    lambda indices, epoch, first: examples.batch(indices),
+    num_classes=data_config.num_classes,
+    batch_size=local,
+    seed=seed,
+    process_index=index,
+    alpha=alpha,
+  )

@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from jaxmix.data import minority
 from jaxmix.data import source as source_lib
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.io import paths
@@ -37,6 +38,7 @@ from jaxmix.train import (
   augment,
   build,
   checkpoints,
+  cmo,
   metrics_log,
   run_dir,
   steps,
@@ -139,6 +141,23 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
   )
 
 
+def _minority_iterator(data, config: ml_collections.ConfigDict):
+  """CMO's second stream from the data source."""
+  create = getattr(data, 'create_minority_iterator', None)
+  if create is None:
+    raise ValueError(
+      f'config.cmo.enabled: the data source of {config.data.dataset!r} has no '
+      'minority stream.'
+    )
+  return create(
+    config.data,
+    global_batch_size=config.global_batch_size,
+    image_size=config.image_size,
+    seed=config.seed,
+    alpha=config.cmo.alpha,
+  )
+
+
 def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
   """Builds (or reopens, to resume) the run of `config` in `workdir`.
 
@@ -207,6 +226,14 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     image_size=config.image_size,
     seed=config.seed,
   )
+  if config.cmo.enabled:
+    train_iter = minority.PairedBatches(
+      train_iter, _minority_iterator(data, config)
+    )
+    logger.info(
+      'CMO: a second stream with class weights 1 / n_c ** %s',
+      config.cmo.alpha,
+    )
   label_maps = None
   if config.relabel.enabled:
     maps_fn, label_maps = label_map_join.open_label_maps(config)
@@ -258,6 +285,15 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     config=settings,
     targets_fn=targets_fn,
     token_loss_fn=token_loss_fn,
+    cmo_fn=cmo.create_cmo_fn(
+      config,
+      mesh,
+      normalize=lambda x: steps.normalize(
+        x, settings.mean, settings.std, settings.compute_dtype
+      ),
+    )
+    if config.cmo.enabled
+    else None,
   )
   eval_step = steps.jit_eval_step(mesh, model_def=model_def, config=settings)
   return TrainingRun(

@@ -128,6 +128,7 @@ def train_step(
   state: state_lib.TrainState,
   batch: Batch,
   mix_prob: jax.Array,
+  cmo_prob: jax.Array | None = None,
   *,
   model_def: state_lib.ModelDef,
   tx: optax.GradientTransformation,
@@ -136,6 +137,7 @@ def train_step(
   config: StepConfig,
   targets_fn: TargetsFn | None = None,
   token_loss_fn: LossFn | None = None,
+  cmo_fn: Callable[..., tuple[jax.Array, jax.Array]] | None = None,
 ) -> tuple[state_lib.TrainState, dict[str, jax.Array]]:
   """One SGD step on a global batch.
 
@@ -159,6 +161,8 @@ def train_step(
       itself (MixToken mixes between its patch embedding and its blocks);
       needs `targets_fn` for the maps. None: the soft-target cross-entropy
       of `model(images)`.
+    cmo_fn: CMO (`jaxmix.train.cmo.create_cmo_fn`), applied after
+      `augment_fn` to the batch's 'minority_image' and 'minority_label'.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
@@ -179,8 +183,15 @@ def train_step(
     targets_fn=targets_fn,
     with_maps=True,
   )
-  # A key of its own: MixToken must not replay the pixel augmentation's draws.
+  # Keys of their own: MixToken and CMO must not replay the pixel
+  # augmentation's draws.
   token_mix_key = jax.random.fold_in(aug_key, 1)
+  if cmo_fn is not None:
+    if cmo_prob is None:
+      raise ValueError('cmo_fn needs cmo_prob, the step argument.')
+    images, labels = cmo_fn(
+      jax.random.fold_in(aug_key, 2), images, labels, batch, cmo_prob
+    )
 
   def loss_fn(params, batch_stats):
     # batch_stats is an argument (not closed over) so that BatchNorm may
@@ -279,13 +290,15 @@ def jit_train_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
     **kwargs: the keyword arguments of `train_step` after `mix_prob`.
 
   Returns:
-    `fn(state, batch, mix_prob) -> (state, metrics)`.
+    `fn(state, batch, mix_prob) -> (state, metrics)`, or
+    `fn(state, batch, mix_prob, cmo_prob)` with a `cmo_fn`.
   """
   replicated = NamedSharding(mesh, PartitionSpec())
   data = NamedSharding(mesh, PartitionSpec('data'))
+  probs = (replicated,) * (2 if kwargs.get('cmo_fn') is not None else 1)
   return jax.jit(
     functools.partial(train_step, **kwargs),
-    in_shardings=(replicated, data, replicated),
+    in_shardings=(replicated, data, *probs),
     out_shardings=(replicated, replicated),
     donate_argnums=0,
   )

@@ -208,6 +208,11 @@ def _check_cmo(config: ml_collections.ConfigDict) -> None:
       'config.cmo.enabled cannot be combined with config.relabel.enabled '
       '(the minority stream has no label maps).'
     )
+  if config.mix.method != 'none':
+    raise ValueError(
+      "config.cmo.enabled needs config.mix.method='none' (CMO is the run's "
+      f'mixing, as in the official code), got {config.mix.method!r}.'
+    )
 
 
 def _check_long_tail(config: ml_collections.ConfigDict) -> None:
