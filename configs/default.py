@@ -219,9 +219,12 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.schedule.warmup_epochs = min(config.schedule.warmup_epochs, 0.5)
   config.schedule.decay_epochs = (1,)
   config.mix.off_epoch = min(config.mix.off_epoch, 1)
-  # CMO (when on) in the first epoch only: both sides of its window run.
-  config.cmo.start_epoch = min(config.cmo.start_epoch, -1)
-  config.cmo.stop_epochs = min(config.cmo.stop_epochs, 1)
+  if config.cmo.enabled:  # in the first epoch only: both sides of its window
+    config.cmo.start_epoch = min(config.cmo.start_epoch, -1)
+    config.cmo.stop_epochs = min(config.cmo.stop_epochs, 1)
+  # A long tail stays, at most 2:1, so 64 examples still fill batches.
+  lt = config.data.long_tail
+  lt.imbalance_ratio = min(lt.imbalance_ratio, 2.0)
   config.cutout.size = min(config.cutout.size, 8)
   config.checkpoint.every_steps = 4
   config.log_every_steps = 2

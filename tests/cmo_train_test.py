@@ -112,8 +112,11 @@ def test_stream_resumes_exactly_and_pairs_with_the_main_stream():
 
 
 def cmo_config(**cmo_fields):
+  """The smoke config with CMO: on in epoch 0 of 2 unless told otherwise."""
   config = default.get_config('smoke')
-  config.cmo.update(enabled=True, **cmo_fields)
+  config.cmo.update(
+    **{'enabled': True, 'start_epoch': -1, 'stop_epochs': 1, **cmo_fields}
+  )
   return config
 
 
@@ -243,3 +246,20 @@ def test_long_tailed_digit_scenes_through_the_tfds_pipeline(tmp_path):
     got_batch = next(resumed)
     np.testing.assert_array_equal(got_batch['image'], want_batch['image'])
     np.testing.assert_array_equal(got_batch['label'], want_batch['label'])
+
+
+def test_synthetic_data_reads_its_long_tail():
+  from jaxmix.datasets import synthetic
+
+  config = default.get_config('smoke').data
+  config.synthetic.train_examples = 200
+  config.long_tail.imbalance_ratio = 10.0
+  labels = (np.arange(200) * 37 + 11) % K  # synthetic's label rule
+  want = long_tail.class_counts(20, num_classes=K, imbalance_ratio=10)
+  assert synthetic.num_examples(config, 'train') == want.sum()
+  train = synthetic.create_train_iterator(
+    config, global_batch_size=want.sum(), image_size=8, seed=0
+  )
+  epoch = next(train)['label']
+  np.testing.assert_array_equal(np.bincount(epoch, minlength=K), want)
+  assert np.bincount(labels, minlength=K).min() == 20
