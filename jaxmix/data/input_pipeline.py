@@ -302,15 +302,25 @@ def create_minority_iterator(
     data_config, image_size=image_size, seed=seed + minority.MINORITY_SEED
   )
 
+  # One traced decoder for every batch (a tf.data pipeline per batch would
+  # trace the map function again each step).
+  sample = {key: tf.constant(values[0]) for key, values in table.items()}
+  sample.update(epoch=tf.constant(0, tf.int64), index=tf.constant(0, tf.int64))
+  signature = {
+    key: tf.TensorSpec(value.shape, value.dtype)
+    for key, value in preprocess(sample).items()
+  }
+  decode = tf.function(
+    lambda columns: tf.map_fn(
+      preprocess, columns, fn_output_signature=signature
+    )
+  )
+
   def fetch(indices, epoch, first):
-    ds = tf.data.Dataset.from_tensor_slices(
-      {
-        **{key: values[indices] for key, values in table.items()},
-        'epoch': np.full(len(indices), epoch, np.int64),
-        'index': np.arange(first, first + len(indices), dtype=np.int64),
-      }
-    ).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    batch = _to_numpy(next(iter(ds.batch(len(indices)))))
+    columns = {key: values[indices] for key, values in table.items()}
+    columns['epoch'] = np.full(len(indices), epoch, np.int64)
+    columns['index'] = np.arange(first, first + len(indices), dtype=np.int64)
+    batch = _to_numpy(decode(columns))
     batch.pop('epoch'), batch.pop('index')
     return batch
 
