@@ -11,10 +11,10 @@ Command:
   python -m jaxmix.apps.train --config configs/digits_lt/baseline.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/lt_baseline
 
-Hardware: 2 CPU cores, a few minutes.
+Hardware: 2 CPU cores, about 7 minutes.
 
-Expected result: the reference row for `configs/digits_lt/cmo.py`; not
-measured yet (see docs/benchmarks.md when it is).
+Expected result: 20.65 % top-1 (top-5 54.90 %) on the balanced
+validation split, seed 0, one run (docs/benchmarks.md).
 """
 
 import ml_collections

@@ -11,10 +11,11 @@ Command:
   python -m jaxmix.apps.train --config configs/digits_lt/cmo.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/lt_cmo
 
-Hardware: 2 CPU cores, a few minutes.
+Hardware: 2 CPU cores, about 7 minutes.
 
-Expected result: higher balanced-validation top-1 than the baseline, most
-on the rare digits; not measured yet (see docs/benchmarks.md when it is).
+Expected result: 17.60 % top-1 (top-5 53.10 %) on the balanced
+validation split, seed 0, one run, against the baseline's 20.65 %: this
+short schedule does not show CMO's effect (docs/benchmarks.md).
 """
 
 import ml_collections

@@ -60,7 +60,8 @@ class TrainingRun:
     start_step: the first step to run (0 for a new run).
     total_steps: the step count of the whole run.
     steps_per_epoch: train steps per epoch.
-    train_step: jitted `(state, batch, mix_prob) -> (state, metrics)`.
+    train_step: jitted `(state, batch, mix_prob) -> (state, metrics)`
+      (`(state, batch, mix_prob, cmo_prob)` in a CMO run).
     eval_step: jitted `(params, batch_stats, batch) -> counts`.
     device_batches: the prefetcher of global train batches (savable).
     checkpointer: the run's checkpoint manager.
