@@ -56,6 +56,12 @@ def get_data_config() -> ml_collections.ConfigDict:
   # unclipped, as the CutMix code's own ColorJitter on float tensors.
   data.color_jitter_clip = True
   data.pca_lighting = 0.0
+  # A long-tailed subset of the train split (CIFAR-LT's rule): class c keeps
+  # n_max * ratio ** (-c / (K - 1)) of its examples (exponential profile),
+  # the kept ones chosen with `seed` (jaxmix.data.long_tail). 1.0 = off.
+  data.long_tail = ml_collections.ConfigDict()
+  data.long_tail.imbalance_ratio = 1.0
+  data.long_tail.seed = 0
   data.shuffle_buffer = 16384
   data.on_corrupt = 'error'  # 'error' | 'skip'
   data.mean = IMAGENET_MEAN
@@ -111,7 +117,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # Batch mixing, applied on the device inside the train step.
   config.mix = ml_collections.ConfigDict()
-  config.mix.method = 'none'  # 'none' | 'mixup' | 'cutmix' | 'mixup_or_cutmix'
+  # 'none' | 'mixup' | 'cutmix' | 'mixup_or_cutmix' | 'mixtoken' (CutMix of
+  # a ViT's patch tokens and token labels, with cutmix_alpha; needs
+  # relabel.token_labels).
+  config.mix.method = 'none'
   config.mix.mixup_alpha = 1.0  # Beta concentration of Mixup
   config.mix.cutmix_alpha = 1.0  # Beta concentration of CutMix
   config.mix.prob = 1.0  # probability of mixing a batch (or an example)
@@ -147,6 +156,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.relabel.official_box_order = False  # the official (y, x) swap
   config.relabel.temperature = 1.0  # softmax temperature of the targets
   config.relabel.localized_cutmix = False  # pool pasted boxes from own maps
+  # Token labeling (LV-ViT): a ViT with model.kwargs.token_head=True also
+  # learns, on every patch token, the map pooled over the token's region of
+  # the crop (jaxmix.train.token_labeling).
+  config.relabel.token_labels = False
+  config.relabel.token_weight = 0.5  # weight of the mean per-token loss
+
+  # CMO (Park et al. 2022): a second, class-balanced input stream (example
+  # weights 1 / n_c ** alpha) whose images are pasted as CutMix boxes onto
+  # the main batch, with probability `prob` per batch, in the epochs
+  # start_epoch < epoch < num_epochs - stop_epochs (0-based, the official
+  # rule; jaxmix.data.minority, jaxmix.train.cmo).
+  config.cmo = ml_collections.ConfigDict()
+  config.cmo.enabled = False
+  config.cmo.alpha = 1.0  # the sampler's exponent (weighted_alpha)
+  config.cmo.beta = 1.0  # Beta concentration of the box's lambda
+  config.cmo.prob = 0.5
+  config.cmo.start_epoch = 3
+  config.cmo.stop_epochs = 3
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000
@@ -198,6 +225,12 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.schedule.warmup_epochs = min(config.schedule.warmup_epochs, 0.5)
   config.schedule.decay_epochs = (1,)
   config.mix.off_epoch = min(config.mix.off_epoch, 1)
+  if config.cmo.enabled:  # in the first epoch only: both sides of its window
+    config.cmo.start_epoch = min(config.cmo.start_epoch, -1)
+    config.cmo.stop_epochs = min(config.cmo.stop_epochs, 1)
+  # A long tail stays, at most 2:1, so 64 examples still fill batches.
+  lt = config.data.long_tail
+  lt.imbalance_ratio = min(lt.imbalance_ratio, 2.0)
   config.cutout.size = min(config.cutout.size, 8)
   config.checkpoint.every_steps = 4
   config.log_every_steps = 2

@@ -46,7 +46,8 @@ def test_minority_weights_reject_bad_classes():
 
 def test_cmo_window_is_the_official_one():
   on = [e for e in range(200) if jaxmix.cmo_active(e, num_epochs=200)]
-  assert on[0] == 3 and on[-1] == 196
+  # cifar_train.py: start_data_aug < epoch < epochs - end_data_aug, 0-based.
+  assert on[0] == 4 and on[-1] == 196 and len(on) == 193
 
 
 def _streams(batch=8):

@@ -129,6 +129,18 @@ def test_resume_with_batch_and_mixup_changes_lists_every_field(finished_run):
   assert "mix.method: 'none' (run) -> 'mixup'" in str(error.value)
 
 
+def test_a_record_without_newer_fields_resumes_at_their_defaults(
+  finished_run, tmp_path
+):
+  workdir = copy_of(finished_run, tmp_path)
+  recorded = json.loads((workdir / 'config.json').read_text())
+  del recorded['cmo'], recorded['relabel']['token_labels']
+  (workdir / 'config.json').write_text(json.dumps(recorded))
+  assert run_dir.check_resume(tiny_config(), workdir) == {}
+  with pytest.raises(run_dir.RunIdentityError, match=r'cmo\.enabled'):
+    run_dir.check_resume(tiny_config(**{'cmo.enabled': True}), workdir)
+
+
 def test_resume_with_a_wider_model_is_refused_before_any_restore(
   finished_run,
 ):

@@ -11,8 +11,8 @@ The second stream's rule (the official `get_weighted_sampler`): every
 training example of class `c` is drawn, with replacement, with weight
 `1 / n_c ** alpha` (`alpha = 1`), so class `c` as a whole is drawn with
 probability proportional to `n_c ** (1 - alpha)`: uniform over classes for
-`alpha = 1`. The official recipe switches CMO on from epoch 3 to 3 epochs
-before the end (`cmo_active`).
+`alpha = 1`. The official recipe runs CMO in the epochs `3 < epoch < E - 3`
+(0-based, `cmo_active`).
 
 Pairing is by position: example `i` of the main batch takes its box from
 example `i` of the minority batch.
@@ -99,22 +99,26 @@ def sample_minority_indices(
 def cmo_active(
   epoch: int, *, num_epochs: int, start: int = 3, stop_margin: int = 3
 ) -> bool:
-  """Whether CMO runs in `epoch` (0-based): `start <= epoch < E - margin`.
+  """Whether CMO runs in `epoch` (0-based): `start < epoch < E - margin`.
+
+  The official rule (`cifar_train.py`: `args.start_data_aug < epoch <
+  (args.epochs - args.end_data_aug)`, epochs counted from 0), both bounds
+  strict: with the defaults and 200 epochs, epochs 4 to 196.
 
   Args:
     epoch: the current epoch, counted from 0.
     num_epochs: E, the run's number of epochs.
-    start: first epoch with CMO (3 in the official recipe).
-    stop_margin: epochs at the end without CMO (3 in the official recipe).
+    start: CMO runs after this epoch (3 in the official recipe).
+    stop_margin: CMO stops before epoch `E - stop_margin` (3 officially).
 
   Returns:
     A Python bool.
 
   Examples:
-    >>> [cmo_active(e, num_epochs=8) for e in range(8)]
-    [False, False, False, True, True, False, False, False]
+    >>> [cmo_active(e, num_epochs=9) for e in range(9)]
+    [False, False, False, False, True, True, False, False, False]
   """
-  return start <= epoch < num_epochs - stop_margin
+  return start < epoch < num_epochs - stop_margin
 
 
 def cmo(

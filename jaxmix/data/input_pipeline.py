@@ -44,6 +44,7 @@ __all__ = [
   'BatchIterator',
   'CorruptImageError',
   'create_eval_iterator',
+  'create_minority_iterator',
   'create_train_iterator',
   'num_examples',
   'prefetch_to_mesh',
@@ -262,6 +263,75 @@ def create_train_iterator(
   )
   return _TrainIterator(
     source, preprocess_fn, batch_size=batch_size, seed=seed, steps=steps
+  )
+
+
+def create_minority_iterator(
+  data_config,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  seed: int,
+  alpha: float,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> BatchIterator:
+  """CMO's second stream (`jaxmix.data.minority.MinorityStream`).
+
+  This process's train examples (the long-tailed subset when configured)
+  are held encoded in host memory, so any of them can be drawn; each drawn
+  batch is decoded and augmented by the train map function with its own
+  seed. Meant for CIFAR-LT-sized splits (CIFAR-100-LT: 10,847 images,
+  about 30 MB); ImageNet-LT would hold its 116k JPEGs (about 13 GB).
+  """
+  from jaxmix.data import minority
+
+  tfds_source.hide_accelerators()
+  index, count = process_args(process_index, process_count)
+  batch_size = local_batch_size(global_batch_size, count)
+  preprocess_lib.check_config(data_config)
+  source = tfds_source.Source(
+    data_config, data_config.train_split, index, count, drop_remainder=True
+  )
+  columns = {'image_bytes': [], 'label': [], 'file_name': []}
+  for ex in source.read(shuffle_seed=None):
+    for key, values in columns.items():
+      values.append(ex[key].numpy())
+  table = {key: np.asarray(values) for key, values in columns.items()}
+  preprocess = preprocess_lib.train_preprocess(
+    data_config, image_size=image_size, seed=seed + minority.MINORITY_SEED
+  )
+
+  # One traced decoder for every batch (a tf.data pipeline per batch would
+  # trace the map function again each step).
+  sample = {key: tf.constant(values[0]) for key, values in table.items()}
+  sample.update(epoch=tf.constant(0, tf.int64), index=tf.constant(0, tf.int64))
+  signature = {
+    key: tf.TensorSpec(value.shape, value.dtype)
+    for key, value in preprocess(sample).items()
+  }
+  decode = tf.function(
+    lambda columns: tf.map_fn(
+      preprocess, columns, fn_output_signature=signature
+    )
+  )
+
+  def fetch(indices, epoch, first):
+    columns = {key: values[indices] for key, values in table.items()}
+    columns['epoch'] = np.full(len(indices), epoch, np.int64)
+    columns['index'] = np.arange(first, first + len(indices), dtype=np.int64)
+    batch = _to_numpy(decode(columns))
+    batch.pop('epoch'), batch.pop('index')
+    return batch
+
+  return minority.MinorityStream(
+    table['label'],
+    fetch,
+    num_classes=data_config.num_classes,
+    batch_size=batch_size,
+    seed=seed,
+    process_index=index,
+    alpha=alpha,
   )
 
 

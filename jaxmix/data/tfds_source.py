@@ -7,6 +7,12 @@ labels and file names without decoding: `read` through TFDS (eval),
 `read_epoch` from the TFRecord files with the file order a tensor (train,
 every epoch in one tf.data pipeline). When an image cannot be decoded,
 `Source.find_corrupt` names the file and the dataset.
+
+Long tail: with `data.long_tail.imbalance_ratio > 1` the train split is
+read as its long-tailed subset (`jaxmix.data.long_tail`): the split's labels
+and file names (or TFDS ids) are read once in the split's fixed order, the
+kept names go into a hash table, and every read filters by it. Single
+process only (the kept subset is chosen over the whole split).
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import difflib
 import os
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from jaxmix import datasets
+from jaxmix.data import long_tail
 from jaxmix.data.preprocess import CorruptImageError
 
 
@@ -132,8 +140,17 @@ def prepare(data_config) -> None:
   builder.download_and_prepare(download_config=download_config)
 
 
+def long_tailed(data_config, split: str) -> bool:
+  """Whether `split` is read as its long-tailed subset."""
+  ratio = data_config.get('long_tail', {}).get('imbalance_ratio', 1.0)
+  return split == data_config.train_split and ratio > 1.0
+
+
 def num_examples(data_config, split: str) -> int:
-  """Number of examples of `split` (slices like 'train[:10%]' work)."""
+  """Number of examples of `split` (slices like 'train[:10%]' work; the
+  long-tailed subset's size when `long_tailed`)."""
+  if long_tailed(data_config, split):
+    return Source(data_config, split, 0, 1, drop_remainder=True).size
   return _checked_builder(data_config, split).info.splits[split].num_examples
 
 
@@ -163,6 +180,52 @@ class Source:
     self.size = self.builder.info.splits[split].num_examples
     self.has_file_name = data_config.file_name_key in self.builder.info.features
     self._fixed_order = None
+    self._kept = None  # the long tail's hash table of kept names
+    self.labels = None  # int [size], the kept examples' labels (long tail)
+    if long_tailed(data_config, self.split):
+      if count > 1:
+        raise ValueError(
+          'data.long_tail needs a single process (the subset is chosen over '
+          f'the whole split); this run has {count}.'
+        )
+      self._select_long_tail()
+
+  def _select_long_tail(self) -> None:
+    """Reads the split's labels once and keeps its long-tailed subset."""
+    names, labels = [], []
+    for ex in self.read(shuffle_seed=None).map(
+      lambda ex: {'file_name': ex['file_name'], 'label': ex['label']}
+    ):
+      names.append(ex['file_name'].numpy())
+      labels.append(int(ex['label']))
+    if len(set(names)) != len(names):
+      raise ValueError(
+        f'data.long_tail needs unique file names; {self.describe()} repeats '
+        f'some in data.file_name_key={self.config.file_name_key!r}.'
+      )
+    lt = self.config.long_tail
+    kept = long_tail.kept_indices(
+      np.asarray(labels, np.int64),
+      num_classes=self.config.num_classes,
+      imbalance_ratio=float(lt.imbalance_ratio),
+      seed=int(lt.seed),
+    )
+    self._kept = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+        tf.constant([names[i] for i in kept], tf.string),
+        tf.ones(len(kept), tf.int32),
+      ),
+      default_value=0,
+    )
+    self.size = len(kept)
+    self.labels = np.asarray(labels, np.int32)[kept]
+
+  def _filtered(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`ds` (selected examples) without the ones the long tail drops."""
+    if self._kept is None:
+      return ds
+    kept = self._kept
+    return ds.filter(lambda ex: kept.lookup(ex['file_name']) > 0)
 
   def read(self, *, shuffle_seed: int | None) -> tf.data.Dataset:
     """Examples {'image_bytes', 'label', 'file_name', 'index'}, undecoded.
@@ -179,12 +242,8 @@ class Source:
         shuffle_seed=shuffle_seed, add_tfds_id=not self.has_file_name
       ),
     )
-    return ds.enumerate().map(
-      lambda index, ex: {
-        **self._select(ex, ex.get('tfds_id')),
-        'index': index,
-      }
-    )
+    ds = self._filtered(ds.map(lambda ex: self._select(ex, ex.get('tfds_id'))))
+    return ds.enumerate().map(lambda index, ex: {**ex, 'index': index})
 
   def _decoders(self) -> dict:
     # Images stay encoded: ours is decoded (cropped) later, other image
@@ -265,6 +324,7 @@ class Source:
       deterministic=True,
     )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = self._filtered(ds)
     return ds.enumerate().map(lambda index, ex: {**ex, 'index': index})
 
   def describe(self) -> str:

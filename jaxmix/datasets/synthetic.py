@@ -25,11 +25,29 @@ from jaxmix.data.source import BatchIterator
 _NUM_TILES = 17
 
 
+def train_indices(data_config: Any) -> np.ndarray:
+  """The train split's example indices: all of them, or the long-tailed
+  subset of `data.long_tail` (`jaxmix.data.long_tail`)."""
+  size = int(data_config.synthetic.train_examples)
+  ratio = data_config.get('long_tail', {}).get('imbalance_ratio', 1.0)
+  if ratio <= 1.0:
+    return np.arange(size)
+  from jaxmix.data import long_tail
+
+  examples = _Examples(data_config.num_classes, 1, 0)
+  return long_tail.kept_indices(
+    examples.labels(np.arange(size)),
+    num_classes=data_config.num_classes,
+    imbalance_ratio=ratio,
+    seed=int(data_config.long_tail.seed),
+  )
+
+
 def num_examples(data_config: Any, split: str) -> int:
   """Number of examples of `split` ('train' or anything else = eval)."""
   synthetic = data_config.synthetic
   if split == data_config.train_split:
-    return int(synthetic.train_examples)
+    return len(train_indices(data_config))
   return int(synthetic.eval_examples)
 
 
@@ -115,7 +133,8 @@ class SyntheticTrainIterator(BatchIterator):
     process_count: int | None = None,
   ):
     self._examples = _Examples(data_config.num_classes, image_size, 0)
-    self._size = num_examples(data_config, data_config.train_split)
+    self._indices = train_indices(data_config)
+    self._size = len(self._indices)
     self._steps = steps_per_epoch(data_config, global_batch_size)
     self._global_batch = global_batch_size
     self._start, self._local = _process_slice(
@@ -129,7 +148,7 @@ class SyntheticTrainIterator(BatchIterator):
   def __next__(self) -> dict[str, np.ndarray]:
     if self._order is None:
       rng = np.random.default_rng([self._seed, self._epoch])
-      self._order = rng.permutation(self._size)
+      self._order = self._indices[rng.permutation(self._size)]
     begin = self._batch_in_epoch * self._global_batch + self._start
     batch = self._examples.batch(self._order[begin : begin + self._local])
     self._batch_in_epoch += 1
@@ -230,4 +249,34 @@ def create_eval_iterator(
     image_size=image_size,
     process_index=process_index,
     process_count=process_count,
+  )
+
+
+def create_minority_iterator(
+  data_config: Any,
+  *,
+  global_batch_size: int,
+  image_size: int,
+  seed: int,
+  alpha: float,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> BatchIterator:
+  """CMO's second stream over the synthetic train split
+  (`jaxmix.data.minority.MinorityStream`); batches as the train iterator's.
+  """
+  from jaxmix.data import minority
+
+  examples = _Examples(data_config.num_classes, image_size, 0)
+  indices = train_indices(data_config)
+  _, local = _process_slice(global_batch_size, process_index, process_count)
+  index = jax.process_index() if process_index is None else process_index
+  return minority.MinorityStream(
+    examples.labels(indices),
+    lambda drawn, epoch, first: examples.batch(indices[drawn]),
+    num_classes=data_config.num_classes,
+    batch_size=local,
+    seed=seed,
+    process_index=index,
+    alpha=alpha,
   )

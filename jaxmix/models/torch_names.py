@@ -188,7 +188,10 @@ def _vit(model: VisionTransformer) -> list[Entry]:
     entries += _norm(f'{prefix}.norm2', (*path, 'norm2'))
     entries += _linear(f'{prefix}.mlp.fc1', (*path, 'fc1'))
     entries += _linear(f'{prefix}.mlp.fc2', (*path, 'fc2'))
-  return entries + _norm('norm', ('norm',)) + _linear('head', ('head',))
+  entries += _norm('norm', ('norm',)) + _linear('head', ('head',))
+  if model.aux_head is not None:  # token labeling's head, LV-ViT's name
+    entries += _linear('aux_head', ('aux_head',))
+  return entries
 
 
 def entries_of(model: nnx.Module) -> list[Entry]:
@@ -216,9 +219,10 @@ def entries_of(model: nnx.Module) -> list[Entry]:
 
 
 def head_entries(model: nnx.Module) -> list[Entry]:
-  """The classifier's entries ('fc.*' or 'head.*')."""
+  """The classifier's entries ('fc.*' or 'head.*', and a ViT's 'aux_head.*')."""
   head = {ResNet: 'fc', EfficientNet: 'classifier'}.get(type(model), 'head')
-  return [e for e in entries_of(model) if e.key.split('.')[0] == head]
+  heads = {head, 'aux_head'} if head == 'head' else {head}
+  return [e for e in entries_of(model) if e.key.split('.')[0] in heads]
 
 
 def torch_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:

@@ -12,6 +12,13 @@ keys from the 'dropout' stream of the `rngs` given at construction (the
 ViT-S/16 (dim 384, 6 heads) has 22,050,664 parameters and ViT-Ti/16 (dim 192,
 3 heads) 5,717,416 at 224 px with 1000 classes, as timm's DeiT models.
 Attention logits and softmax are computed in float32 also under bfloat16.
+
+Token labeling (`token_head=True`, Jiang et al. 2021, LV-ViT): a second
+linear head on every patch token (`aux_head`) beside the class-token head.
+Training reaches both through `embed` (the patch tokens, where MixToken
+mixes) and `encode` (class and per-token logits); `__call__` returns
+LV-ViT's inference prediction, the class logits plus 0.5 x the per-class
+maximum of the token logits over all tokens (the official `lvvit.py`).
 """
 
 import jax
@@ -124,6 +131,7 @@ class VisionTransformer(nnx.Module):
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     drop_path_rate: float = 0.0,
+    token_head: bool = False,
     dtype: jnp.dtype = jnp.float32,
     param_dtype: jnp.dtype = jnp.float32,
     rngs: nnx.Rngs,
@@ -173,15 +181,20 @@ class VisionTransformer(nnx.Module):
       dim, epsilon=_LN_EPSILON, dtype=dtype, param_dtype=param_dtype, rngs=rngs
     )
     self.head = _linear(dim, num_classes, dict(kw, dtype=jnp.float32))
+    self.aux_head = (
+      _linear(dim, num_classes, dict(kw, dtype=jnp.float32))
+      if token_head
+      else None
+    )
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """Logits.
+  def embed(self, x: jax.Array) -> jax.Array:
+    """The patch tokens on their grid, before the class token is added.
 
     Args:
       x: float `[B, image_size, image_size, 3]`, already normalised.
 
     Returns:
-      float32 `[B, num_classes]`.
+      `[B, h, w, dim]` with `h = w = image_size / patch_size`.
     """
     check_input(x, 3)
     if x.shape[1:3] != (self.image_size, self.image_size):
@@ -189,12 +202,41 @@ class VisionTransformer(nnx.Module):
         f'`x` must be [B, {self.image_size}, {self.image_size}, 3] (the '
         f'position embeddings are sized for it), got shape {x.shape}.'
       )
-    x = self.patch_embed(x)
-    b, _, _, d = x.shape
-    x = x.reshape(b, -1, d)
+    return self.patch_embed(x)
+
+  def encode(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """Class and per-token logits of patch tokens from `embed`.
+
+    Args:
+      tokens: `[B, h, w, dim]`.
+
+    Returns:
+      float32 class logits `[B, num_classes]`, and float32 token logits
+      `[B, h, w, num_classes]` (None without `token_head`).
+    """
+    b, h, w, d = tokens.shape
+    x = tokens.reshape(b, h * w, d)
     cls = jnp.broadcast_to(self.cls_token[...].astype(x.dtype), (b, 1, d))
     x = jnp.concatenate([cls, x], axis=1) + self.pos_embed[...].astype(x.dtype)
     x = self.pos_drop(x)
     for block in self.blocks:
       x = block(x)
-    return self.head(self.norm(x[:, 0]).astype(jnp.float32))
+    x = self.norm(x).astype(jnp.float32)
+    class_logits = self.head(x[:, 0])
+    if self.aux_head is None:
+      return class_logits, None
+    return class_logits, self.aux_head(x[:, 1:]).reshape(b, h, w, -1)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Logits (with `token_head`: class + 0.5 x max over the token logits).
+
+    Args:
+      x: float `[B, image_size, image_size, 3]`, already normalised.
+
+    Returns:
+      float32 `[B, num_classes]`.
+    """
+    class_logits, token_logits = self.encode(self.embed(x))
+    if token_logits is None:
+      return class_logits
+    return class_logits + 0.5 * token_logits.max(axis=(1, 2))

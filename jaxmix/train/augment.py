@@ -5,7 +5,8 @@ targets, in timm's and DeiT's order: first the per-example occlusions
 (`jaxmix.cutout`, `jaxmix.random_erasing`) when enabled, as their loaders
 erase each sample before batching, then the mixing op named by
 `config.mix.method` (`jaxmix.mixup`, `jaxmix.cutmix` or
-`jaxmix.mixup_or_cutmix`). So erasing never paints over a blend and a
+`jaxmix.mixup_or_cutmix`; 'mixtoken' mixes inside the model,
+`jaxmix.train.token_labeling`). So erasing never paints over a blend and a
 pasted CutMix box carries the partner's erased pixels, as in those codes.
 
 The composition runs under `jaxmix.per_shard`, so partners are drawn inside
@@ -44,7 +45,9 @@ from jax.sharding import Mesh
 
 import jaxmix
 
-MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix')
+MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix', 'mixtoken')
+# Methods that mix inside the model, not here (jaxmix.train.token_labeling).
+MODEL_MIX_METHODS = ('mixtoken',)
 MIX_DRAWS = ('batch', 'device', 'example')
 
 
@@ -126,7 +129,7 @@ def create_augment_fn(
     `(scores, indices, crop_boxes, flips)` (needed only by the localised
     ReLabel + CutMix).
   """
-  use_mix = config.mix.method != 'none'
+  use_mix = config.mix.method not in ('none', *MODEL_MIX_METHODS)
   relabel = config.get('relabel') or {}
   localized = bool(
     relabel.get('enabled', False)

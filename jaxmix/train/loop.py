@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.train import checkpoints, metrics_log, setup
+from jaxmix.train import cmo as cmo_lib
 from jaxmix.train import state as state_lib
 
 
@@ -204,8 +205,10 @@ def run_training(run: setup.TrainingRun) -> Outcome:
     with guard:
       for step in range(run.start_step, total_steps):
         epoch = step // steps_per_epoch
-        mix_prob = np.float32(mix_prob_at(config, epoch))
-        state, metrics = run.train_step(state, next(device_batches), mix_prob)
+        probs = [np.float32(mix_prob_at(config, epoch))]
+        if config.cmo.enabled:
+          probs.append(np.float32(cmo_lib.prob_at(config, epoch)))
+        state, metrics = run.train_step(state, next(device_batches), *probs)
         done = step + 1
         pending.add(done, metrics)
         # Every process asks every step (JAX's preemption sync point).

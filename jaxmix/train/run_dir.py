@@ -54,6 +54,7 @@ IDENTITY = (
   'cutout',
   'random_erasing',
   'relabel',
+  'cmo',
 )
 MAY_CHANGE = (
   'num_epochs',
@@ -178,6 +179,16 @@ def check_resume(
   if effective is None:
     return None
   changed = differences(_unflatten(effective), config)
+  # Fields added to the schema after the run was recorded, at their default
+  # (off) value, change nothing the run did.
+  from jaxmix.configs import default
+
+  defaults = flatten(as_json(default.get_config()))
+  changed = {
+    f: (old, new)
+    for f, (old, new) in changed.items()
+    if not (old == _ABSENT and f in defaults and defaults[f] == new)
+  }
   refused = {f: v for f, v in changed.items() if not may_change(f)}
   if refused:
     lines = '\n'.join(

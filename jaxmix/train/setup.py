@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from jaxmix.data import minority
 from jaxmix.data import source as source_lib
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.io import paths
@@ -37,9 +38,11 @@ from jaxmix.train import (
   augment,
   build,
   checkpoints,
+  cmo,
   metrics_log,
   run_dir,
   steps,
+  token_labeling,
   validation,
 )
 from jaxmix.train import state as state_lib
@@ -57,7 +60,8 @@ class TrainingRun:
     start_step: the first step to run (0 for a new run).
     total_steps: the step count of the whole run.
     steps_per_epoch: train steps per epoch.
-    train_step: jitted `(state, batch, mix_prob) -> (state, metrics)`.
+    train_step: jitted `(state, batch, mix_prob) -> (state, metrics)`
+      (`(state, batch, mix_prob, cmo_prob)` in a CMO run).
     eval_step: jitted `(params, batch_stats, batch) -> counts`.
     device_batches: the prefetcher of global train batches (savable).
     checkpointer: the run's checkpoint manager.
@@ -138,6 +142,23 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
   )
 
 
+def _minority_iterator(data, config: ml_collections.ConfigDict):
+  """CMO's second stream from the data source."""
+  create = getattr(data, 'create_minority_iterator', None)
+  if create is None:
+    raise ValueError(
+      f'config.cmo.enabled: the data source of {config.data.dataset!r} has no '
+      'minority stream.'
+    )
+  return create(
+    config.data,
+    global_batch_size=config.global_batch_size,
+    image_size=config.image_size,
+    seed=config.seed,
+    alpha=config.cmo.alpha,
+  )
+
+
 def build_run(config: ml_collections.ConfigDict, workdir: str) -> TrainingRun:
   """Builds (or reopens, to resume) the run of `config` in `workdir`.
 
@@ -206,6 +227,14 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     image_size=config.image_size,
     seed=config.seed,
   )
+  if config.cmo.enabled:
+    train_iter = minority.PairedBatches(
+      train_iter, _minority_iterator(data, config)
+    )
+    logger.info(
+      'CMO: a second stream with class weights 1 / n_c ** %s',
+      config.cmo.alpha,
+    )
   label_maps = None
   if config.relabel.enabled:
     maps_fn, label_maps = label_map_join.open_label_maps(config)
@@ -243,6 +272,11 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     targets_fn = train_targets.create_targets_fn(
       train_targets.RelabelSettings.from_config(config), mesh
     )
+  token_loss_fn = None
+  if config.relabel.token_labels:
+    token_loss_fn = token_labeling.create_loss_fn(
+      token_labeling.TokenSettings.from_config(config), mesh
+    )
   train_step = steps.jit_train_step(
     mesh,
     model_def=model_def,
@@ -251,6 +285,16 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     augment_fn=augment.create_augment_fn(config, mesh),
     config=settings,
     targets_fn=targets_fn,
+    token_loss_fn=token_loss_fn,
+    cmo_fn=cmo.create_cmo_fn(
+      config,
+      mesh,
+      normalize=lambda x: steps.normalize(
+        x, settings.mean, settings.std, settings.compute_dtype
+      ),
+    )
+    if config.cmo.enabled
+    else None,
   )
   eval_step = steps.jit_eval_step(mesh, model_def=model_def, config=settings)
   return TrainingRun(

@@ -28,6 +28,8 @@ from jaxmix.train import state as state_lib
 Batch = dict[str, jax.Array]
 AugmentFn = Callable[..., tuple[jax.Array, jax.Array]]
 TargetsFn = Callable[[Batch], tuple[jax.Array, Any]]
+# fn(model, images, labels, maps, key, mix_prob) -> (losses [B], logits [B, K])
+LossFn = Callable[..., tuple[jax.Array, jax.Array]]
 
 
 def create_mesh(devices: list[jax.Device] | None = None) -> Mesh:
@@ -95,12 +97,14 @@ def inputs_and_targets(
   augment_fn: AugmentFn | None,
   config: StepConfig,
   targets_fn: TargetsFn | None = None,
-) -> tuple[jax.Array, jax.Array]:
+  with_maps: bool = False,
+) -> tuple[jax.Array, ...]:
   """The normalised, augmented images and the targets the loss uses.
 
   Returns:
     images `[B, H, W, C]` in `config.compute_dtype` and float32 targets
-    `[B, K]`.
+    `[B, K]`; with `with_maps` also the label maps of `targets_fn` (None
+    without one).
   """
   images = normalize(
     batch['image'], config.mean, config.std, config.compute_dtype
@@ -115,6 +119,8 @@ def inputs_and_targets(
     extra = {'maps': maps}
   if augment_fn is not None:
     images, labels = augment_fn(key, images, labels, mix_prob=mix_prob, **extra)
+  if with_maps:
+    return images, labels, extra.get('maps')
   return images, labels
 
 
@@ -122,6 +128,7 @@ def train_step(
   state: state_lib.TrainState,
   batch: Batch,
   mix_prob: jax.Array,
+  cmo_prob: jax.Array | None = None,
   *,
   model_def: state_lib.ModelDef,
   tx: optax.GradientTransformation,
@@ -129,6 +136,8 @@ def train_step(
   augment_fn: AugmentFn | None,
   config: StepConfig,
   targets_fn: TargetsFn | None = None,
+  token_loss_fn: LossFn | None = None,
+  cmo_fn: Callable[..., tuple[jax.Array, jax.Array]] | None = None,
 ) -> tuple[state_lib.TrainState, dict[str, jax.Array]]:
   """One SGD step on a global batch.
 
@@ -147,6 +156,13 @@ def train_step(
     targets_fn: `fn(batch) -> (targets, maps)` giving the dense targets
       instead of the (smoothed) one-hot labels, e.g. ReLabel's
       (`jaxmix.relabel.train_targets`); `maps` is passed on to `augment_fn`.
+    token_loss_fn: token labeling's loss
+      (`jaxmix.train.token_labeling.create_loss_fn`), which runs the model
+      itself (MixToken mixes between its patch embedding and its blocks);
+      needs `targets_fn` for the maps. None: the soft-target cross-entropy
+      of `model(images)`.
+    cmo_fn: CMO (`jaxmix.train.cmo.create_cmo_fn`), applied after
+      `augment_fn` to the batch's 'minority_image' and 'minority_label'.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
@@ -156,22 +172,39 @@ def train_step(
   """
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   aug_key, model_key = jax.random.split(key)
-  images, labels = inputs_and_targets(
+  if token_loss_fn is not None and targets_fn is None:
+    raise ValueError('token_loss_fn needs targets_fn (the label maps).')
+  images, labels, maps = inputs_and_targets(
     aug_key,
     batch,
     mix_prob,
     augment_fn=augment_fn,
     config=config,
     targets_fn=targets_fn,
+    with_maps=True,
   )
+  # Keys of their own: MixToken and CMO must not replay the pixel
+  # augmentation's draws.
+  token_mix_key = jax.random.fold_in(aug_key, 1)
+  if cmo_fn is not None:
+    if cmo_prob is None:
+      raise ValueError('cmo_fn needs cmo_prob, the step argument.')
+    images, labels = cmo_fn(
+      jax.random.fold_in(aug_key, 2), images, labels, batch, cmo_prob
+    )
 
   def loss_fn(params, batch_stats):
     # batch_stats is an argument (not closed over) so that BatchNorm may
     # update it inside this trace.
     model = model_def.merge(params, batch_stats, train=True, key=model_key)
-    logits = model(images)
-    loss = jaxmix.soft_cross_entropy(logits, labels).mean()
-    return loss, (logits, state_lib.batch_stats_of(model))
+    if token_loss_fn is None:
+      logits = model(images)
+      losses = jaxmix.soft_cross_entropy(logits, labels)
+    else:
+      losses, logits = token_loss_fn(
+        model, images, labels, maps, token_mix_key, mix_prob
+      )
+    return losses.mean(), (logits, state_lib.batch_stats_of(model))
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (loss, (logits, batch_stats)), grads = grad_fn(
@@ -257,13 +290,15 @@ def jit_train_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
     **kwargs: the keyword arguments of `train_step` after `mix_prob`.
 
   Returns:
-    `fn(state, batch, mix_prob) -> (state, metrics)`.
+    `fn(state, batch, mix_prob) -> (state, metrics)`, or
+    `fn(state, batch, mix_prob, cmo_prob)` with a `cmo_fn`.
   """
   replicated = NamedSharding(mesh, PartitionSpec())
   data = NamedSharding(mesh, PartitionSpec('data'))
+  probs = (replicated,) * (2 if kwargs.get('cmo_fn') is not None else 1)
   return jax.jit(
     functools.partial(train_step, **kwargs),
-    in_shardings=(replicated, data, replicated),
+    in_shardings=(replicated, data, *probs),
     out_shardings=(replicated, replicated),
     donate_argnums=0,
   )

@@ -90,6 +90,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     'mixup': ('mixup_alpha',),
     'cutmix': ('cutmix_alpha',),
     'mixup_or_cutmix': ('mixup_alpha', 'cutmix_alpha'),
+    'mixtoken': ('cutmix_alpha',),
   }.get(method, ())
   for name in needs:
     if not config.mix[name] > 0:
@@ -145,6 +146,83 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     )
   if config.relabel.enabled:
     _check_relabel(config)
+  _check_token_labels(config)
+  _check_cmo(config)
+  _check_long_tail(config)
+
+
+def _check_token_labels(config: ml_collections.ConfigDict) -> None:
+  """Token labeling and MixToken need each other's fields."""
+  relabel, method = config.relabel, config.mix.method
+  if method == 'mixtoken' and not relabel.token_labels:
+    raise ValueError(
+      "config.mix.method='mixtoken' needs config.relabel.token_labels=True "
+      '(it mixes the token labels with the tokens).'
+    )
+  if not relabel.token_labels:
+    return
+  if not relabel.enabled:
+    raise ValueError(
+      'config.relabel.token_labels needs config.relabel.enabled=True: the '
+      'token labels are pooled from the ReLabel label maps.'
+    )
+  if not config.model.kwargs.get('token_head', False):
+    raise ValueError(
+      'config.relabel.token_labels needs a ViT with a token head: set '
+      'config.model.kwargs.token_head=True.'
+    )
+  if method not in ('none', 'mixtoken'):
+    raise ValueError(
+      "config.mix.method must be 'none' or 'mixtoken' with "
+      f'config.relabel.token_labels, got {method!r} (pixel mixing would '
+      'leave the token labels unmixed).'
+    )
+  if relabel.localized_cutmix:
+    raise ValueError(
+      'config.relabel.localized_cutmix cannot be combined with '
+      'config.relabel.token_labels.'
+    )
+  if not relabel.token_weight >= 0:
+    raise ValueError(
+      f'config.relabel.token_weight must be >= 0, got {relabel.token_weight}.'
+    )
+
+
+def _check_cmo(config: ml_collections.ConfigDict) -> None:
+  """CMO's fields: a probability, positive concentrations, an epoch window."""
+  cmo = config.cmo
+  if not cmo.enabled:
+    return
+  if not 0.0 <= cmo.prob <= 1.0:
+    raise ValueError(f'config.cmo.prob must be in [0, 1], got {cmo.prob}.')
+  if not cmo.beta > 0:
+    raise ValueError(f'config.cmo.beta must be > 0, got {cmo.beta}.')
+  if not cmo.alpha >= 0:
+    raise ValueError(f'config.cmo.alpha must be >= 0, got {cmo.alpha}.')
+  if cmo.start_epoch < -1 or cmo.stop_epochs < 0:
+    raise ValueError(
+      'config.cmo.start_epoch must be >= -1 and config.cmo.stop_epochs >= 0, '
+      f'got {cmo.start_epoch} and {cmo.stop_epochs}.'
+    )
+  if config.relabel.enabled:
+    raise ValueError(
+      'config.cmo.enabled cannot be combined with config.relabel.enabled '
+      '(the minority stream has no label maps).'
+    )
+  if config.mix.method != 'none':
+    raise ValueError(
+      "config.cmo.enabled needs config.mix.method='none' (CMO is the run's "
+      f'mixing, as in the official code), got {config.mix.method!r}.'
+    )
+
+
+def _check_long_tail(config: ml_collections.ConfigDict) -> None:
+  ratio = config.data.long_tail.imbalance_ratio
+  if not ratio >= 1.0:
+    raise ValueError(
+      f'config.data.long_tail.imbalance_ratio must be >= 1 (1 = off), got '
+      f'{ratio}.'
+    )
 
 
 def _check_relabel(config: ml_collections.ConfigDict) -> None:

@@ -1,0 +1,37 @@
+"""digit_scenes-LT: the digit baseline on a long-tailed train split.
+
+The train split keeps, for digit class c, `int(n_max * 0.01 ** (c / 9))`
+scenes (CIFAR-LT's exponential profile, imbalance ratio 100, n_max the
+smallest class's count; `data.long_tail`), chosen with seed 0; validation
+and test stay balanced. Otherwise the `configs/digits/base.py` setting,
+trained for 30 epochs (the subset is about a fifth of the split).
+
+Command:
+  python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data
+  python -m jaxmix.apps.train --config configs/digits_lt/baseline.py \
+    --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/lt_baseline
+
+Hardware: 2 CPU cores, about 7 minutes.
+
+Expected result: 20.65 % top-1 (top-5 54.90 %) on the balanced
+validation split, seed 0 (21.80 % with seed 1; docs/benchmarks.md).
+"""
+
+import ml_collections
+
+from jaxmix.configs import default
+from jaxmix.configs.digits import base
+
+
+def long_tailed(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The digit setting on the ratio-100 long-tailed train split."""
+  config.data.long_tail.imbalance_ratio = 100.0
+  config.data.long_tail.seed = 0
+  config.num_epochs = 30
+  config.eval_every_epochs = 10
+  return config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Long-tailed digit_scenes, plain training."""
+  return default.finish(long_tailed(base.get_config()), arg)
