@@ -129,10 +129,10 @@ def store_dir(workdir: str, coverage: str) -> str:
 def tasks(plan: Plan) -> list[Task]:
   """Every task, in the order workers take them up.
 
-  The annotators first (the longest chains), then the comparison both
-  papers make (baseline and CutMix) at every object size, largest first,
-  then ReLabel (its maps exist by then), then the remaining recipes: a
-  study stopped early has its most telling rows complete.
+  The annotators first (the longest chains); baseline and CutMix at the
+  largest objects, the label maps and ReLabel there; baseline and CutMix at
+  the other sizes; the other ReLabel recipes; then the remaining recipes:
+  a study stopped early has its most telling rows complete.
   """
   train = {}
   for coverage in plan.coverages:
@@ -155,8 +155,8 @@ def tasks(plan: Plan) -> list[Task]:
     for c in plan.relabel_coverages
   ]
   first = ('baseline', 'cutmix')
-  for coverage in reversed(plan.coverages):
-    out += runs(coverage, first)
+  largest, *others = reversed(plan.coverages)
+  out += runs(largest, first)
   for coverage in reversed(plan.relabel_coverages):
     baselines = tuple(f'{coverage}/baseline/{s}' for s in plan.seeds)
     out.append(
@@ -169,7 +169,11 @@ def tasks(plan: Plan) -> list[Task]:
         (f'{coverage}/annotator', *baselines),
       )
     )
-    out += runs(coverage, plan.relabel_recipes)
+    out += runs(coverage, plan.relabel_recipes[:1])
+  for coverage in others:
+    out += runs(coverage, first)
+  for coverage in reversed(plan.relabel_coverages):
+    out += runs(coverage, plan.relabel_recipes[1:])
   rest = tuple(r for r in plan.recipes if r not in first)
   for coverage in reversed(plan.coverages):
     out += runs(coverage, rest)

@@ -143,7 +143,8 @@ def prepare(data_config) -> None:
 def long_tailed(data_config, split: str) -> bool:
   """Whether `split` is read as its long-tailed subset."""
   ratio = data_config.get('long_tail', {}).get('imbalance_ratio', 1.0)
-  return split == data_config.train_split and ratio > 1.0
+  # Data configs of tools (the label-map viewer) may have no train split.
+  return ratio > 1.0 and split == data_config.get('train_split')
 
 
 def num_examples(data_config, split: str) -> int:
