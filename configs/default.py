@@ -86,6 +86,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # run from (jaxmix.models.load_torch_weights); a classifier of another
   # size is replaced by a fresh one. Ignored when the run resumes.
   config.model.init_from = config_dict.placeholder(str)
+  # A recipe that fine-tunes pretrained weights sets this: a fresh run
+  # without `init_from` is then an error instead of a silent run from
+  # random initialisation (set False to train from scratch on purpose).
+  config.model.init_required = False
 
   config.image_size = 224
   config.data = get_data_config()

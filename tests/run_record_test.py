@@ -605,3 +605,27 @@ def test_a_field_added_later_compares_as_the_value_old_runs_used():
     'data.color_jitter_clip': preprocess.jitter_clip(empty),
     'data.train_resize': preprocess.train_resize(empty),
   }
+
+
+def test_one_rule_gives_the_value_an_old_run_used_for_a_new_field():
+  # A field added at its default: an old run used the default, so asking
+  # for the default changes nothing and another value is reported against
+  # it (not against '<absent>').
+  recorded = {'cmo': {'enabled': False}}  # written before cmo.prob existed
+  from jaxmix.configs import default
+
+  default_prob = default.get_config().cmo.prob
+  assert run_dir.value_before_field('cmo.prob') == default_prob
+  same = {'cmo': {'enabled': False, 'prob': default_prob}}
+  assert run_dir.differences(recorded, same) == {}
+  other = {'cmo': {'enabled': False, 'prob': 0.123}}
+  assert run_dir.differences(recorded, other) == {
+    'cmo.prob': (default_prob, 0.123)
+  }
+  # A field whose default changed uses the recorded-era value instead.
+  assert run_dir.value_before_field('data.train_resize') == 'antialias'
+  # A field the schema does not know stays absent (a misspelling shows).
+  assert run_dir.value_before_field('data.no_such_field') == '<absent>'
+  # Whether a fresh run demands init_from never fixes a run.
+  assert run_dir.may_change('model.init_required')
+  assert not run_dir.may_change('model.init_from')

@@ -166,3 +166,16 @@ def test_transfer_table_by_pretrained_file_and_dataset():
   twice = [*results, _result('e', 'food101', '/x/baseline.safetensors', 0.1)]
   with pytest.raises(ValueError, match="'c' and 'e' both fine-tune"):
     report.transfer_table(twice)
+
+
+def test_a_fresh_run_without_init_from_stops_before_recording(tmp_path):
+  config = _load('dtd', 'smoke')
+  assert config.model.init_required and config.model.init_from is None
+  workdir = tmp_path / 'dtd'
+  with pytest.raises(ValueError, match=r'init_from is not set.*init_required'):
+    loop.train_and_evaluate(config, str(workdir))
+  # Nothing was recorded or trained: a corrected command starts clean.
+  assert not (workdir / 'config.json').exists()
+  assert not (workdir / 'checkpoints').exists() or not any(
+    (workdir / 'checkpoints').iterdir()
+  )

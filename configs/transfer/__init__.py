@@ -16,7 +16,10 @@ Every recipe starts from a torchvision-layout ResNet-50 state dict, a
 jaxmix run exported with `python -m jaxmix.apps.export` or any imported
 file (`--config.model.init_from=FILE`, `jaxmix.models.load_torch_weights`):
 its classifier does not fit the new class count, so the trainer keeps a
-freshly initialised head and says so in the log.
+freshly initialised head and says so in the log. A fresh run without
+`init_from` stops with an error (`model.init_required`); pass
+`--config.model.init_required=False` to train from random initialisation
+on purpose (Kornblith et al.'s from-scratch comparison).
 
 jaxmix's defaults: global batch 256, SGD with Nesterov momentum 0.9,
 learning rate 0.01 with cosine decay to 0 per step and no warm-up, weight
@@ -74,6 +77,7 @@ def get_config(dataset: Dataset, arg: str | None) -> ml_collections.ConfigDict:
   config = default.get_config()
   config.model.name = 'resnet50'
   config.model.dtype = 'bfloat16'
+  config.model.init_required = True  # fine-tuning; no silent scratch run
   config.image_size = 224
 
   data = config.data

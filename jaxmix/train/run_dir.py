@@ -26,6 +26,7 @@ process 0.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import socket
@@ -64,6 +65,7 @@ MAY_CHANGE = (
   'distributed',
   'data.data_dir',
   'data.manual_dir',
+  'model.init_required',  # only asks a fresh run for init_from
 )
 
 
@@ -107,10 +109,10 @@ def as_json(config: ml_collections.ConfigDict | Mapping) -> dict[str, Any]:
 
 _ABSENT = '<absent>'
 
-# Fields added to the config after runs were recorded without them, and the
-# value such a run used: the pipeline reads a missing field as this value
-# (`jaxmix.data.preprocess.crop_sampler`, `jitter_clip`, `train_resize`), so
-# a run recorded before the field existed is compared as if it had it.
+# Fields added to the config after runs were recorded without them, whose
+# default has changed since: the value such a run used. The pipeline reads
+# a missing field as this value (`jaxmix.data.preprocess.crop_sampler`,
+# `jitter_clip`, `train_resize`).
 ADDED_LATER = {
   'data.crop_sampler': 'tensorflow',
   'data.color_jitter_clip': True,
@@ -118,12 +120,36 @@ ADDED_LATER = {
 }
 
 
+def value_before_field(field: str) -> Any:
+  """The value a run recorded before `field` existed used for it.
+
+  A field whose default changed since it was added says so in
+  `ADDED_LATER`; any other field was added at its default (off) value, so
+  an old run used the current default. `_ABSENT` for a field the schema
+  does not know.
+  """
+  if field in ADDED_LATER:
+    return ADDED_LATER[field]
+  return _schema_defaults().get(field, _ABSENT)
+
+
+@functools.cache
+def _schema_defaults() -> dict[str, Any]:
+  from jaxmix.configs import default  # the schema, shipped with jaxmix
+
+  return flatten(as_json(default.get_config()))
+
+
 def differences(
   recorded: Mapping[str, Any], requested: Mapping[str, Any]
 ) -> dict[str, tuple[Any, Any]]:
-  """`{field: (recorded, requested)}` of the leaves that differ."""
+  """`{field: (recorded, requested)}` of the leaves that differ.
+
+  A field `recorded` lacks compares as `value_before_field(field)`: a run
+  recorded before the field existed is compared as if it had it.
+  """
   old, new = flatten(as_json(recorded)), flatten(as_json(requested))
-  old = {**{f: v for f, v in ADDED_LATER.items() if f in new}, **old}
+  old |= {f: value_before_field(f) for f in new.keys() - old.keys()}
   return {
     field: (old.get(field, _ABSENT), new.get(field, _ABSENT))
     for field in sorted(old.keys() | new.keys())
@@ -179,16 +205,6 @@ def check_resume(
   if effective is None:
     return None
   changed = differences(_unflatten(effective), config)
-  # Fields added to the schema after the run was recorded, at their default
-  # (off) value, change nothing the run did.
-  from jaxmix.configs import default
-
-  defaults = flatten(as_json(default.get_config()))
-  changed = {
-    f: (old, new)
-    for f, (old, new) in changed.items()
-    if not (old == _ABSENT and f in defaults and defaults[f] == new)
-  }
   refused = {f: v for f, v in changed.items() if not may_change(f)}
   if refused:
     lines = '\n'.join(

@@ -259,6 +259,15 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     state = build.import_torch_weights(
       config, state, tx, mesh=mesh, log=logger.info
     )
+  elif config.model.get('init_required'):
+    raise ValueError(
+      'config.model.init_from is not set, and this recipe fine-tunes '
+      'pretrained weights (config.model.init_required=True): pass '
+      '--config.model.init_from=FILE (a torchvision-layout state dict, e.g. '
+      'written by python -m jaxmix.apps.export), or '
+      f'--config.model.init_required=False to train {config.model.name} '
+      'from random initialisation on purpose.'
+    )
   total_steps = round(config.num_epochs * steps_per_epoch)
   if primary and start_step < total_steps:
     # Only a run that will train is recorded; "nothing to do" changes nothing.
