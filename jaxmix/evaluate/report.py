@@ -44,6 +44,7 @@ SUITE_ORDER = (
   'wsol',
   'digits',
   'transfer',
+  'long_tail',
 )
 # ReLabel's transfer datasets, in the order the issue tracker and the
 # recipes (configs/transfer/) list them: the transfer table's columns.

@@ -35,6 +35,7 @@ from jaxmix.evaluate import (
   suites_backgrounds,
   suites_imagenet,
   suites_localization,
+  suites_long_tail,
   suites_robustness,
   suites_transfer,
 )
@@ -127,4 +128,5 @@ SUITES: dict[str, SuiteFn] = {
   **suites_localization.SUITES,
   **suites_backgrounds.SUITES,
   **suites_transfer.SUITES,
+  **suites_long_tail.SUITES,
 }
