@@ -109,12 +109,14 @@ _ABSENT = '<absent>'
 
 # Fields added to the config after runs were recorded without them, and the
 # value such a run used: the pipeline reads a missing field as this value
-# (`jaxmix.data.preprocess.crop_sampler`, `jitter_clip`, `train_resize`), so
-# a run recorded before the field existed is compared as if it had it.
+# (`jaxmix.data.preprocess.crop_sampler`, `jitter_clip`, `train_resize`,
+# `jaxmix.train.augment.targets`), so a run recorded before the field
+# existed is compared as if it had it.
 ADDED_LATER = {
   'data.crop_sampler': 'tensorflow',
   'data.color_jitter_clip': True,
   'data.train_resize': 'antialias',
+  'mix.targets': 'dense',
 }
 
 
