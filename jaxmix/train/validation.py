@@ -134,12 +134,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f'config.model.kwargs.image_size ({kwargs_size}) must equal '
       f'config.image_size ({config.image_size}).'
     )
+  _check_mix_forms(config)
   if config.relabel.enabled:
     _check_relabel(config)
   _check_token_labels(config)
   _check_cmo(config)
   _check_long_tail(config)
-  _check_two_target(config)
 
 
 def _check_alphas(config: ml_collections.ConfigDict) -> None:
@@ -183,8 +183,8 @@ def _check_alphas(config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _check_two_target(config: ml_collections.ConfigDict) -> None:
-  """Integer-label targets need single labels; pair draws, image mixing."""
+def _check_mix_forms(config: ml_collections.ConfigDict) -> None:
+  """Integer-label targets need single labels; pair draws, pixel mixing."""
   mix = config.mix
   if mix.draw == 'pair' and mix.method == 'mixtoken':
     raise ValueError(
@@ -195,8 +195,8 @@ def _check_two_target(config: ml_collections.ConfigDict) -> None:
   if mix.targets != 'two_target':
     return
   for field, on, why in (
-    ('relabel.enabled', config.relabel.enabled, 'soft ReLabel targets'),
     ('relabel.token_labels', config.relabel.token_labels, 'token labels'),
+    ('relabel.enabled', config.relabel.enabled, 'soft ReLabel targets'),
     ('cmo.enabled', config.cmo.enabled, "CMO's targets"),
   ):
     if on:
