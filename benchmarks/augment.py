@@ -54,6 +54,7 @@ OPS = (
   'cutmix',
   'cutmix_per_example',
   'mixup_or_cutmix',
+  'mixup_or_cutmix_pair',
   'cutout',
   'random_erasing',
   'random_erasing_pixel',
@@ -156,6 +157,13 @@ def _op_table(jax, jnp, jaxmix, *, size: int):
       'mixup_or_cutmix': (
         lambda k, x, y: jaxmix.mixup_or_cutmix(
           k, x, y, mixup_alpha=0.8, cutmix_alpha=1.0
+        ),
+        True,
+      ),
+      # timm's 'pair' mode: one draw per mirrored pair (i, B - 1 - i).
+      'mixup_or_cutmix_pair': (
+        lambda k, x, y: jaxmix.mixup_or_cutmix(
+          k, x, y, mixup_alpha=0.8, cutmix_alpha=1.0, pairs=True
         ),
         True,
       ),

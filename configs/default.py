@@ -128,13 +128,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.mix.mixup_alpha = 1.0  # Beta concentration of Mixup
   config.mix.cutmix_alpha = 1.0  # Beta concentration of CutMix
   config.mix.prob = 1.0  # probability of mixing a batch (or an example)
+  # mixup_or_cutmix takes timm's rule: an alpha of 0 switches its branch
+  # off (mixup_alpha=0: CutMix only; both 0 is an error).
   config.mix.switch_prob = 0.5  # mixup_or_cutmix: probability of CutMix
   # Draw granularity of lambda and box: 'batch' (one for the global batch,
   # CutMix-PyTorch's DataParallel run), 'device' (one per device, DDP runs),
-  # 'example' (one per example, timm's 'elem' mode).
+  # 'example' (one per example, timm's 'elem' mode), 'pair' (one per
+  # mirrored pair i, b-1-i of each device's b examples, the two each other's
+  # partners: timm's 'pair' mode; b even; not with 'mixtoken').
   config.mix.draw = 'device'
   config.mix.correct_lam = True  # CutMix label weight = kept-pixel fraction
-  config.mix.minmax = config_dict.placeholder(tuple)  # timm cutmix_minmax
+  # timm cutmix_minmax: box sides uniform in these fractions; the CutMix
+  # alpha is then unused (may be 0).
+  config.mix.minmax = config_dict.placeholder(tuple)
+  # 'dense': one-hot (smoothed) targets [B, K], mixed by the op. 'two_target':
+  # integer labels through the mixing, the loss w CE(a) + (1 - w) CE(b)
+  # (jaxmix.two_target_cross_entropy) with no [B, K] target: the same loss
+  # and gradients to float rounding, for many classes (ImageNet-21k). Off by
+  # default so recorded runs keep their arithmetic; single labels only (not
+  # with relabel.enabled, relabel.token_labels or cmo.enabled).
+  config.mix.targets = 'dense'
   config.mix.off_epoch = 0  # no mixing in the last `off_epoch` epochs
 
   config.cutout = ml_collections.ConfigDict()

@@ -14,7 +14,10 @@ from jaxmix._src.boxes import (
   sample_cutmix_box,
   sample_cutmix_box_minmax,
 )
-from jaxmix._src.class_labels import mixed_cross_entropy
+from jaxmix._src.class_labels import (
+  mixed_cross_entropy,
+  two_target_cross_entropy,
+)
 from jaxmix._src.cmo import (
   cmo,
   cmo_active,
@@ -100,5 +103,6 @@ __all__ = (
   'token_boxes',
   'token_label_targets',
   'token_labeling_loss',
+  'two_target_cross_entropy',
   'videomix',
 )

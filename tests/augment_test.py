@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxmix.configs import default
-from jaxmix.train import augment, steps
+from jaxmix.train import augment, steps, validation
 
 DEVICES = 8
 PER_DEVICE = 16
@@ -114,3 +114,132 @@ def test_unknown_draw_fails_naming_the_field():
 
 
 KEY = jax.random.key(3)
+
+
+# --- pair mode, alpha 0, integer-label targets ------------------------------
+
+ALL_METHODS = ('mixup', 'cutmix', 'mixup_or_cutmix')
+
+
+def augmented(config, images, labels, key=KEY):
+  fn = augment.create_augment_fn(config, steps.create_mesh())
+  out = fn(key, images, labels, mix_prob=jnp.float32(1.0))
+  return jax.tree.map(np.asarray, out)
+
+
+@pytest.mark.parametrize('method', ALL_METHODS)
+def test_pair_draw_is_shared_by_the_two_examples_of_each_pair(method):
+  """Example i and b-1-i of a shard are partners with one lambda and box."""
+  config = config_for(
+    method=method, draw='pair', mixup_alpha=0.8, cutmix_alpha=1.0
+  )
+  mesh = steps.create_mesh()
+  count = DEVICES * PER_DEVICE
+  images, labels = batch(mesh, count)  # every example its own class
+  out_images, out_labels = augmented(config, images, labels)
+  values = np.asarray(images)[:, 0, 0, 0]
+  weights, branches = [], set()
+  for d in range(DEVICES):
+    for i in range(PER_DEVICE // 2):
+      a, b = d * PER_DEVICE + i, d * PER_DEVICE + PER_DEVICE - 1 - i
+      va, vb = values[a], values[b]
+      # Labels: only the pair's two classes, the same own weight for both.
+      w = out_labels[a, a]
+      assert out_labels[b, b] == w
+      np.testing.assert_allclose(out_labels[a, b], 1 - w, atol=1e-6)
+      np.testing.assert_allclose(out_labels[b, a], 1 - w, atol=1e-6)
+      assert out_labels[[a, b]].sum() == pytest.approx(2.0)
+      xa, xb = out_images[a, ..., 0], out_images[b, ..., 0]
+      pasted_a, pasted_b = xa == vb, xb == va
+      if w == 1.0:  # not mixed (a Beta draw of exactly 1)
+        assert (xa == va).all() and (xb == vb).all()
+      elif (pasted_a | (xa == va)).all():  # CutMix: one box, swapped
+        branches.add('cutmix')
+        np.testing.assert_array_equal(pasted_a, pasted_b)
+        assert ((xb == vb) | pasted_b).all()
+        np.testing.assert_allclose(w, 1 - pasted_a.mean(), atol=1e-6)
+      else:  # Mixup: one lambda for both, equal to the label weight
+        branches.add('mixup')
+        np.testing.assert_allclose((xa - vb) / (va - vb), w, atol=1e-4)
+        np.testing.assert_allclose((xb - va) / (vb - va), w, atol=1e-4)
+      weights.append(float(w))
+  # One draw per pair, not per device: the pairs of a device differ.
+  assert len(set(np.round(weights[: PER_DEVICE // 2], 6))) > 1
+  expected = {'mixup': {'mixup'}, 'cutmix': {'cutmix'}}
+  assert branches == expected.get(method, {'mixup', 'cutmix'})
+
+
+@pytest.mark.parametrize('draw', augment.MIX_DRAWS)
+@pytest.mark.parametrize(
+  ('off', 'same_as'),
+  [
+    ({'mixup_alpha': 0.0}, {'switch_prob': 1.0}),
+    ({'cutmix_alpha': 0.0}, {'switch_prob': 0.0}),
+    ({'mixup_alpha': 0.0, 'minmax': (0.3, 0.7)}, {'switch_prob': 1.0}),
+  ],
+)
+def test_alpha_zero_switches_its_branch_off_in_the_step(draw, off, same_as):
+  """mixup_alpha=0 is the CutMix-only step (switch_prob 1), bit for bit."""
+  mesh = steps.create_mesh()
+  images, labels = batch(mesh, 10)
+  base = dict(
+    method='mixup_or_cutmix', draw=draw, mixup_alpha=0.8, cutmix_alpha=1.0
+  )
+  base['minmax'] = off.get('minmax')
+  got = augmented(config_for(**{**base, **off}), images, labels)
+  want = augmented(config_for(**{**base, **same_as}), images, labels)
+  for g, w in zip(got, want):
+    np.testing.assert_array_equal(g, w)
+  # And the batch was mixed.
+  assert not np.array_equal(got[1], np.asarray(labels))
+
+
+def test_cutmix_minmax_ignores_its_alpha_which_may_be_zero():
+  mesh = steps.create_mesh()
+  images, labels = batch(mesh, 10)
+  config = config_for(method='cutmix', minmax=(0.3, 0.7), cutmix_alpha=0.0)
+  validation.check_config(config)
+  got = augmented(config, images, labels)
+  want = augmented(
+    config_for(method='cutmix', minmax=(0.3, 0.7)), images, labels
+  )
+  for g, w in zip(got, want):
+    np.testing.assert_array_equal(g, w)
+  # timm's minmax sides: at least int(16 * 0.3) = 4 rows pasted per example.
+  moved = (got[0][..., 0] != np.asarray(images)[..., 0]).reshape(-1, SIZE, SIZE)
+  rows = moved.any(-1).sum(-1)
+  partnered = rows > 0
+  assert partnered.mean() > 0.5 and (rows[partnered] >= 4).all()
+  assert (rows[partnered] < int(SIZE * 0.7)).all()
+
+
+@pytest.mark.parametrize('draw', augment.MIX_DRAWS)
+@pytest.mark.parametrize('method', ALL_METHODS)
+def test_two_target_form_draws_what_the_dense_form_draws(method, draw):
+  """Same images; dense targets = w onehot(a) + (1 - w) onehot(b)."""
+  mesh = steps.create_mesh()
+  classes = 10
+  images, dense = batch(mesh, classes)
+  ints = sharded(mesh, np.arange(DEVICES * PER_DEVICE, dtype=np.int32) % 10)
+  config = config_for(method=method, draw=draw, mixup_alpha=0.8)
+  want_images, want = augmented(config, images, dense)
+  config.mix.targets = 'two_target'
+  got_images, got = augmented(config, images, ints)
+  assert isinstance(got, augment.TwoTargets)
+  np.testing.assert_array_equal(got_images, want_images)
+  np.testing.assert_array_equal(got.labels, np.asarray(ints))
+  eye = np.eye(classes, dtype=np.float32)
+  w = got.weight[:, None]
+  rebuilt = w * eye[got.labels] + (1 - w) * eye[got.partner_labels]
+  np.testing.assert_allclose(rebuilt, want, atol=1e-6)
+  assert (got.weight < 1).mean() > 0.5
+
+
+def test_two_target_form_refuses_dense_labels():
+  mesh = steps.create_mesh()
+  images, dense = batch(mesh, 10)
+  config = config_for(method='cutmix', targets='two_target')
+  with pytest.raises(ValueError, match=r"targets='two_target' takes integer"):
+    augment.create_augment_fn(config, mesh)(
+      KEY, images, dense, mix_prob=jnp.float32(1.0)
+    )

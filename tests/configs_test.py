@@ -357,6 +357,39 @@ def test_mix_prob_zero_leaves_the_batch_alone(at_root):
       lambda c: c.mix.update(method='mixup_or_cutmix', mixup_alpha=-1.0),
       r'config\.mix\.mixup_alpha',
     ),
+    (
+      lambda c: c.mix.update(method='mixup_or_cutmix', cutmix_alpha=-0.5),
+      r'config\.mix\.cutmix_alpha must be >= 0 \(0 switches its branch off\)',
+    ),
+    (
+      lambda c: c.mix.update(
+        method='mixup_or_cutmix', mixup_alpha=0.0, cutmix_alpha=0.0
+      ),
+      r'config\.mix\.mixup_alpha and config\.mix\.cutmix_alpha are both 0',
+    ),
+    (
+      lambda c: c.mix.update(
+        method='cutmix', cutmix_alpha=-1.0, minmax=(0.2, 0.8)
+      ),
+      r'config\.mix\.cutmix_alpha must be >= 0',
+    ),
+    (
+      lambda c: c.mix.update(method='mixtoken', draw='pair'),
+      r"config\.mix\.draw='pair' applies to",
+    ),
+    (lambda c: c.mix.update(draw='pairs'), r'config\.mix\.draw must be one of'),
+    (
+      lambda c: c.mix.update(targets='sparse'),
+      r'config\.mix\.targets must be one of',
+    ),
+    (
+      lambda c: (
+        c.relabel.update(enabled=True, localized_cutmix=True),
+        c.mix.update(method='cutmix', draw='pair'),
+      ),
+      r"config\.mix\.draw must be 'batch' or 'device' with "
+      r"config\.relabel\.localized_cutmix, got 'pair'",
+    ),
     (lambda c: c.mix.update(method='cutmixx'), r'config\.mix\.method'),
     (lambda c: c.model.update(dtype='float16'), r'config\.model\.dtype'),
     (
@@ -392,6 +425,30 @@ def test_unused_alpha_may_be_zero(at_root):
   config = default.get_config('smoke')
   config.mix.update(method='mixup', mixup_alpha=0.2, cutmix_alpha=0.0)
   validation.check_config(config)
+  # timm's rule: 0 switches a branch of mixup_or_cutmix off; minmax boxes
+  # do not use the CutMix alpha.
+  for mix in (
+    dict(method='mixup_or_cutmix', mixup_alpha=0.0, cutmix_alpha=1.0),
+    dict(method='mixup_or_cutmix', mixup_alpha=0.8, cutmix_alpha=0.0),
+    dict(method='mixup_or_cutmix', mixup_alpha=0.0, cutmix_alpha=0.0,
+         minmax=(0.2, 0.8)),
+    dict(method='cutmix', cutmix_alpha=0.0, minmax=(0.2, 0.8)),
+  ):  # fmt: skip
+    config = default.get_config('smoke')
+    config.mix.update(**mix)
+    validation.check_config(config)
+
+
+def test_pair_draw_needs_an_even_batch_per_device(at_root):
+  from jaxmix.configs import default
+
+  config = default.get_config('smoke')  # global batch 16
+  config.mix.update(method='mixup_or_cutmix', draw='pair')
+  validation.check_devices(config, device_count=8, process_count=1)
+  with pytest.raises(
+    ValueError, match=r"config\.mix\.draw='pair' .* / 16 devices = 1"
+  ):
+    validation.check_devices(config, device_count=16, process_count=1)
 
 
 def test_batch_must_divide_over_devices_and_processes(at_root):

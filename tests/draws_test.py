@@ -373,6 +373,46 @@ def test_mixed_cross_entropy_builds_no_dense_target():
   assert all(e.outvars[0].aval.shape[-1] != k for e in gathers)
 
 
+@pytest.mark.parametrize('smoothing', [0.0, 0.2])
+def test_two_target_cross_entropy_equals_the_dense_loss(smoothing):
+  k = 7
+  key_l, key_a, key_b, key_w = jax.random.split(jax.random.key(5), 4)
+  logits = 3 * jax.random.normal(key_l, (6, k))
+  a = jax.random.randint(key_a, (6,), 0, k)
+  b = jax.random.randint(key_b, (6,), 0, k)
+  weight = jax.random.uniform(key_w, (6,))
+  dense = weight[:, None] * jaxmix.one_hot(a, k, smoothing=smoothing) + (
+    1 - weight[:, None]
+  ) * jaxmix.one_hot(b, k, smoothing=smoothing)
+  got = jaxmix.two_target_cross_entropy(
+    logits, a, b, weight, smoothing=smoothing
+  )
+  want = jaxmix.soft_cross_entropy(logits, dense)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  # A scalar weight of 1 is the plain (smoothed) loss of the own label.
+  plain = jaxmix.two_target_cross_entropy(
+    logits, a, b, 1.0, smoothing=smoothing
+  )
+  np.testing.assert_allclose(
+    plain,
+    jaxmix.soft_cross_entropy(
+      logits, jaxmix.one_hot(a, k, smoothing=smoothing)
+    ),
+    rtol=1e-5,
+    atol=1e-6,
+  )
+
+
+def test_two_target_cross_entropy_errors():
+  logits, labels = jnp.zeros((2, 4)), jnp.array([0, 1])
+  with pytest.raises(ValueError, match=r'`partner_labels` must be integer'):
+    jaxmix.two_target_cross_entropy(logits, labels, jnp.eye(2), 0.5)
+  with pytest.raises(ValueError, match=r'`labels` must be integer .* \(2,\)'):
+    jaxmix.two_target_cross_entropy(logits, labels[:1], labels, 0.5)
+  with pytest.raises(ValueError, match=r'`weight` must be a scalar or'):
+    jaxmix.two_target_cross_entropy(logits, labels, labels, jnp.ones(3))
+
+
 def test_mixed_cross_entropy_errors():
   draw = jaxmix.draw_mixup(KEY, batch_size=2, alpha=1.0)
   with pytest.raises(ValueError, match=r'`logits` must be \[B, K\]'):

@@ -590,6 +590,7 @@ def test_a_field_added_later_compares_as_the_value_old_runs_used():
   import ml_collections
 
   from jaxmix.data import preprocess
+  from jaxmix.train import augment
 
   recorded = {'data': {'dataset': 'x'}}  # written before the fields existed
   same = {'data': {'dataset': 'x', 'train_resize': 'antialias'}}
@@ -604,6 +605,7 @@ def test_a_field_added_later_compares_as_the_value_old_runs_used():
     'data.crop_sampler': preprocess.crop_sampler(empty),
     'data.color_jitter_clip': preprocess.jitter_clip(empty),
     'data.train_resize': preprocess.train_resize(empty),
+    'mix.targets': augment.targets(ml_collections.ConfigDict({'mix': {}})),
   }
 
 

@@ -5,7 +5,9 @@ The ops mix dense targets ``[B, K]``. With many classes that array is large
 carries no more than two classes and a weight per example. So the ops also
 take integer labels ``[B]`` with `num_classes` (and `smoothing`), and
 `mixed_cross_entropy` computes the mixed loss from the integer labels and
-the draw without building any ``[B, K]`` target.
+the draw without building any ``[B, K]`` target (`two_target_cross_entropy`
+from the two labels and the weight, once the partners' labels are
+gathered).
 """
 
 import jax
@@ -92,15 +94,73 @@ def mixed_cross_entropy(
       f'`draw` must be a jaxmix.MixDraw for a batch of {batch}, got one for '
       f'partners of shape {draw.partners.shape}.'
     )
+  return two_target_cross_entropy(
+    logits,
+    labels,
+    labels[draw.partners],
+    draw.weight,
+    smoothing=smoothing,
+  )
+
+
+def two_target_cross_entropy(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  partner_labels: ArrayLike,
+  weight: ArrayLike,
+  *,
+  smoothing: ArrayLike = 0.0,
+) -> Array:
+  """The two-target loss `w CE(a) + (1 - w) CE(b)` of integer labels.
+
+  The form of `mixed_cross_entropy` once the partners' labels are gathered
+  (where the draw was applied, e.g. inside each device's shard under
+  `jaxmix.per_shard`, whose partner indices are local to the shard). Each
+  `CE` is against the one-hot target smoothed by `smoothing`, K being the
+  logits' last axis; no ``[B, K]`` target is built.
+
+  Args:
+    logits: unnormalised scores ``[B, K]``.
+    labels: integer class indices ``[B]``, each example's own label.
+    partner_labels: integer class indices ``[B]``, its partner's label.
+    weight: the share of the own label, a scalar or ``[B]``.
+    smoothing: label smoothing in [0, 1]. May be traced.
+
+  Returns:
+    float32 per-example losses ``[B]``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> logits = jnp.log(jnp.array([[0.5, 0.25, 0.25]]))
+    >>> loss = two_target_cross_entropy(logits, jnp.array([0]),
+    ...                                 jnp.array([1]), 0.5)
+    >>> round(float(loss[0]), 4)  # (ln 2 + ln 4) / 2
+    1.0397
+  """
+  logits = jnp.asarray(logits)
+  if logits.ndim != 2:
+    raise ValueError(f'`logits` must be [B, K], got shape {logits.shape}.')
+  batch = logits.shape[0]
+  for name, value in (('labels', labels), ('partner_labels', partner_labels)):
+    value = jnp.asarray(value)
+    if value.shape != (batch,) or not jnp.issubdtype(value.dtype, jnp.integer):
+      raise ValueError(
+        f'`{name}` must be integer class indices of shape ({batch},), got '
+        f'shape {value.shape} and dtype {value.dtype}.'
+      )
+  weight = jnp.asarray(weight, jnp.float32)
+  if weight.shape not in ((), (batch,)):
+    raise ValueError(
+      f'`weight` must be a scalar or have shape ({batch},), got {weight.shape}.'
+    )
   labels_lib._check_smoothing(smoothing)
   logits = logits.astype(jnp.float32)
   lse = jax.nn.logsumexp(logits, axis=-1)
   smooth_part = lse - logits.mean(axis=-1)
 
   def loss_of(classes):
+    classes = jnp.asarray(classes)
     picked = jnp.take_along_axis(logits, classes[:, None], axis=-1)[:, 0]
     return (1.0 - smoothing) * (lse - picked) + smoothing * smooth_part
 
-  own = loss_of(labels)
-  partner = loss_of(labels[draw.partners])
-  return draw.weight * own + (1.0 - draw.weight) * partner
+  return weight * loss_of(labels) + (1.0 - weight) * loss_of(partner_labels)

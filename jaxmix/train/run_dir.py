@@ -109,14 +109,16 @@ def as_json(config: ml_collections.ConfigDict | Mapping) -> dict[str, Any]:
 
 _ABSENT = '<absent>'
 
-# Fields added to the config after runs were recorded without them, whose
-# default has changed since: the value such a run used. The pipeline reads
-# a missing field as this value (`jaxmix.data.preprocess.crop_sampler`,
-# `jitter_clip`, `train_resize`).
+# Fields added to the config after runs were recorded without them, that
+# the code reads with a fallback of its own when a config lacks them
+# (`jaxmix.data.preprocess.crop_sampler`, `jitter_clip`, `train_resize`,
+# `jaxmix.train.augment.targets`): the value such a run used, which may
+# differ from today's default.
 ADDED_LATER = {
   'data.crop_sampler': 'tensorflow',
   'data.color_jitter_clip': True,
   'data.train_resize': 'antialias',
+  'mix.targets': 'dense',
 }
 
 

@@ -139,6 +139,7 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
     seed=config.seed,
     ema_decay=config.optimizer.ema_decay,
     compute_dtype=build.DTYPES[config.model.dtype],
+    targets=augment.targets(config),
   )
 
 

@@ -22,7 +22,7 @@ import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 import jaxmix
-from jaxmix.train import optimizers
+from jaxmix.train import augment, optimizers
 from jaxmix.train import state as state_lib
 
 Batch = dict[str, jax.Array]
@@ -62,6 +62,10 @@ class StepConfig:
       augmentation and the model's compute): float32, or bfloat16 on
       accelerators; parameters, logits, loss and optimizer state stay
       float32.
+    targets: 'dense' (one-hot targets `[B, K]`, mixed by the
+      augmentation) or 'two_target' (integer labels through the
+      augmentation, `augment.TwoTargets` out, the two-target loss; no
+      `[B, K]` target), as `config.mix.targets`.
   """
 
   num_classes: int
@@ -71,6 +75,7 @@ class StepConfig:
   seed: int = 0
   ema_decay: float = 0.0
   compute_dtype: Any = jnp.float32
+  targets: str = 'dense'
 
 
 def normalize(
@@ -102,15 +107,22 @@ def inputs_and_targets(
   """The normalised, augmented images and the targets the loss uses.
 
   Returns:
-    images `[B, H, W, C]` in `config.compute_dtype` and float32 targets
-    `[B, K]`; with `with_maps` also the label maps of `targets_fn` (None
-    without one).
+    images `[B, H, W, C]` in `config.compute_dtype` and the targets: float32
+    `[B, K]`, or `augment.TwoTargets` with `config.targets='two_target'`;
+    with `with_maps` also the label maps of `targets_fn` (None without one).
   """
   images = normalize(
     batch['image'], config.mean, config.std, config.compute_dtype
   )
   extra = {}
-  if targets_fn is None:
+  if config.targets == 'two_target':
+    if targets_fn is not None:
+      raise ValueError(
+        "targets='two_target' takes the batch's integer labels; it cannot "
+        "be combined with targets_fn (dense targets such as ReLabel's)."
+      )
+    labels = jnp.asarray(batch['label'], jnp.int32)
+  elif targets_fn is None:
     labels = jaxmix.one_hot(
       batch['label'], config.num_classes, smoothing=config.label_smoothing
     )
@@ -119,9 +131,27 @@ def inputs_and_targets(
     extra = {'maps': maps}
   if augment_fn is not None:
     images, labels = augment_fn(key, images, labels, mix_prob=mix_prob, **extra)
+  elif config.targets == 'two_target':
+    labels = augment.unmixed_targets(labels)
   if with_maps:
     return images, labels, extra.get('maps')
   return images, labels
+
+
+def loss_of_targets(
+  logits: jax.Array, labels: Any, config: StepConfig
+) -> jax.Array:
+  """Per-example cross-entropy `[B]` against the step's targets.
+
+  Dense targets `[B, K]` (already smoothed) go to `soft_cross_entropy`;
+  `augment.TwoTargets` to `two_target_cross_entropy`, which applies
+  `config.label_smoothing` itself.
+  """
+  if isinstance(labels, augment.TwoTargets):
+    return jaxmix.two_target_cross_entropy(
+      logits, *labels, smoothing=config.label_smoothing
+    )
+  return jaxmix.soft_cross_entropy(logits, labels)
 
 
 def train_step(
@@ -166,7 +196,7 @@ def train_step(
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
-    cross-entropy), 'top1' (accuracy against the original labels),
+    cross-entropy, or the two-target form's), 'top1' (accuracy against the original labels),
     'learning_rate', 'grad_norm' and 'finite' (1.0 when the loss, the
     gradient norm and the norm of the new parameters are finite).
   """
@@ -174,6 +204,11 @@ def train_step(
   aug_key, model_key = jax.random.split(key)
   if token_loss_fn is not None and targets_fn is None:
     raise ValueError('token_loss_fn needs targets_fn (the label maps).')
+  if config.targets == 'two_target' and cmo_fn is not None:
+    raise ValueError(
+      "targets='two_target' cannot be combined with cmo_fn (CMO mixes dense "
+      'targets).'
+    )
   images, labels, maps = inputs_and_targets(
     aug_key,
     batch,
@@ -199,7 +234,7 @@ def train_step(
     model = model_def.merge(params, batch_stats, train=True, key=model_key)
     if token_loss_fn is None:
       logits = model(images)
-      losses = jaxmix.soft_cross_entropy(logits, labels)
+      losses = loss_of_targets(logits, labels, config)
     else:
       losses, logits = token_loss_fn(
         model, images, labels, maps, token_mix_key, mix_prob

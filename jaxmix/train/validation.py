@@ -3,8 +3,9 @@
 `check_config` runs before anything is built: unknown keys (compared with
 `configs/default.py`, so a misspelled field in a recipe fails even though
 recipes edit an unlocked config), probabilities outside [0, 1], alphas the
-chosen mixing method uses that are not positive, and values with a fixed set
-of choices. `check_devices` runs once the devices are known.
+chosen mixing method uses that are not positive (for 'mixup_or_cutmix':
+negative, or both 0), values with a fixed set of choices, and combinations
+that cannot run together. `check_devices` runs once the devices are known.
 """
 
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import ml_collections
 
 from jaxmix.models import MODELS
-from jaxmix.train.augment import MIX_DRAWS, MIX_METHODS
+from jaxmix.train.augment import MIX_DRAWS, MIX_METHODS, MIX_TARGETS
 from jaxmix.train.optimizers import OPTIMIZERS
 from jaxmix.train.schedules import SCHEDULES
 
@@ -30,6 +31,7 @@ _CHOICES = {
   'relabel.missing': ('error', 'one_hot'),
   'mix.method': MIX_METHODS,
   'mix.draw': MIX_DRAWS,
+  'mix.targets': MIX_TARGETS,
   'random_erasing.fill': ('zero', 'random', 'pixel'),
   'optimizer.name': OPTIMIZERS,
   'optimizer.decay_mask': ('all', 'no_bias_norm'),
@@ -85,19 +87,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     value = _get(config, field)
     if not 0.0 <= value <= 1.0:
       raise ValueError(f'config.{field} must be in [0, 1], got {value}.')
-  method = config.mix.method
-  needs = {
-    'mixup': ('mixup_alpha',),
-    'cutmix': ('cutmix_alpha',),
-    'mixup_or_cutmix': ('mixup_alpha', 'cutmix_alpha'),
-    'mixtoken': ('cutmix_alpha',),
-  }.get(method, ())
-  for name in needs:
-    if not config.mix[name] > 0:
-      raise ValueError(
-        f'config.mix.{name} must be > 0 when config.mix.method is '
-        f'{method!r}, got {config.mix[name]}.'
-      )
+  _check_alphas(config)
   if config.mix.minmax is not None:
     low, high = config.mix.minmax
     if not 0 < low < high <= 1:
@@ -144,11 +134,77 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f'config.model.kwargs.image_size ({kwargs_size}) must equal '
       f'config.image_size ({config.image_size}).'
     )
+  _check_mix_forms(config)
   if config.relabel.enabled:
     _check_relabel(config)
   _check_token_labels(config)
   _check_cmo(config)
   _check_long_tail(config)
+
+
+def _check_alphas(config: ml_collections.ConfigDict) -> None:
+  """The alphas the mixing method uses (timm's alpha-0 rule for both)."""
+  mix = config.mix
+  method = mix.method
+  if method == 'mixup_or_cutmix':
+    # 0 switches a branch off (jaxmix.mixup_or_cutmix); one must stay on.
+    for name in ('mixup_alpha', 'cutmix_alpha'):
+      if not mix[name] >= 0:
+        raise ValueError(
+          f'config.mix.{name} must be >= 0 (0 switches its branch off) when '
+          f"config.mix.method is 'mixup_or_cutmix', got {mix[name]}."
+        )
+    if mix.mixup_alpha == 0 and mix.cutmix_alpha == 0 and mix.minmax is None:
+      raise ValueError(
+        'config.mix.mixup_alpha and config.mix.cutmix_alpha are both 0 with '
+        "config.mix.method='mixup_or_cutmix', which switches both branches "
+        'off: set one > 0 (or config.mix.minmax for CutMix), or '
+        "config.mix.method='none'."
+      )
+    return
+  needs = {
+    'mixup': 'mixup_alpha',
+    'cutmix': 'cutmix_alpha',
+    'mixtoken': 'cutmix_alpha',
+  }.get(method)
+  if needs is None:
+    return
+  if method == 'cutmix' and mix.minmax is not None:
+    # minmax boxes do not use the alpha (timm sets it to 1); 0 is fine.
+    if not mix.cutmix_alpha >= 0:
+      raise ValueError(
+        f'config.mix.cutmix_alpha must be >= 0, got {mix.cutmix_alpha}.'
+      )
+    return
+  if not mix[needs] > 0:
+    raise ValueError(
+      f'config.mix.{needs} must be > 0 when config.mix.method is '
+      f'{method!r}, got {mix[needs]}.'
+    )
+
+
+def _check_mix_forms(config: ml_collections.ConfigDict) -> None:
+  """Integer-label targets need single labels; pair draws, pixel mixing."""
+  mix = config.mix
+  if mix.draw == 'pair' and mix.method == 'mixtoken':
+    raise ValueError(
+      "config.mix.draw='pair' applies to 'mixup', 'cutmix' and "
+      "'mixup_or_cutmix'; config.mix.method='mixtoken' draws per 'batch', "
+      "'device' or 'example'."
+    )
+  if mix.targets != 'two_target':
+    return
+  for field, on, why in (
+    ('relabel.token_labels', config.relabel.token_labels, 'token labels'),
+    ('relabel.enabled', config.relabel.enabled, 'soft ReLabel targets'),
+    ('cmo.enabled', config.cmo.enabled, "CMO's targets"),
+  ):
+    if on:
+      raise ValueError(
+        "config.mix.targets='two_target' carries single integer labels and "
+        f'cannot be combined with config.{field}=True ({why} are dense '
+        "[B, K]); use config.mix.targets='dense'."
+      )
 
 
 def _check_token_labels(config: ml_collections.ConfigDict) -> None:
@@ -241,10 +297,10 @@ def _check_relabel(config: ml_collections.ConfigDict) -> None:
         f'got {mix.method!r}.'
       )
     # jaxmix.relabel_cutmix draws one official box per batch (or device).
-    if mix.draw == 'example':
+    if mix.draw not in ('batch', 'device'):
       raise ValueError(
         "config.mix.draw must be 'batch' or 'device' with "
-        "config.relabel.localized_cutmix, got 'example'."
+        f'config.relabel.localized_cutmix, got {mix.draw!r}.'
       )
     for field, value, want in (
       ('correct_lam', mix.correct_lam, True),
@@ -260,7 +316,8 @@ def _check_relabel(config: ml_collections.ConfigDict) -> None:
 def check_devices(
   config: ml_collections.ConfigDict, *, device_count: int, process_count: int
 ) -> None:
-  """The global batch must split evenly over devices and processes."""
+  """The global batch must split evenly over devices and processes (and
+  into pairs on each device with `mix.draw='pair'`)."""
   batch = config.global_batch_size
   for what, count in (('device', device_count), ('process', process_count)):
     if batch % count:
@@ -268,3 +325,10 @@ def check_devices(
         f'config.global_batch_size ({batch}) must be divisible by the '
         f'{what} count ({count}).'
       )
+  per_device = batch // device_count
+  if config.mix.draw == 'pair' and per_device % 2:
+    raise ValueError(
+      "config.mix.draw='pair' mirrors pairs inside each device's shard and "
+      f'needs an even batch per device: config.global_batch_size ({batch}) '
+      f'/ {device_count} devices = {per_device}.'
+    )
