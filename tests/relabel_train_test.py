@@ -17,6 +17,11 @@ from jaxmix.train import augment, steps, validation
 
 K, S, TOP = 10, 5, 3
 B = 16
+# The references run jitted: one program each, not one per primitive.
+relabel_targets = jax.jit(
+  jaxmix.relabel_targets, static_argnames=('num_classes', 'official_box_order')
+)
+normalize = jax.jit(steps.normalize, static_argnames=('mean', 'std'))
 
 
 def random_batch(seed=0, found=None):
@@ -55,7 +60,7 @@ def test_step_targets_are_relabel_targets_of_the_crop_boxes(mesh):
   targets, maps = jax.jit(train_targets.create_targets_fn(settings, mesh))(
     batch
   )
-  want = jaxmix.relabel_targets(
+  want = relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
     batch['crop_box'],
@@ -69,7 +74,7 @@ def test_step_targets_are_relabel_targets_of_the_crop_boxes(mesh):
     num_classes=K, official_box_order=True
   )
   targets, _ = jax.jit(train_targets.create_targets_fn(swapped, mesh))(batch)
-  want = jaxmix.relabel_targets(
+  want = relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
     batch['crop_box'],
@@ -84,7 +89,7 @@ def test_missing_maps_give_exact_one_hot_and_smoothing_is_uniform(mesh):
   batch = random_batch(1, found)
   settings = train_targets.RelabelSettings(num_classes=K, label_smoothing=0.1)
   targets, _ = jax.jit(train_targets.create_targets_fn(settings, mesh))(batch)
-  pooled = jaxmix.relabel_targets(
+  pooled = relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
     batch['crop_box'],
@@ -133,9 +138,10 @@ def test_step_cutmix_is_relabel_cutmix_and_off_at_prob_zero(mesh, localized):
   batch = random_batch(2)
   images, targets = step_targets(mesh, config, batch, 0.0)
   np.testing.assert_array_equal(
-    images, steps.normalize(batch['image'], config.data.mean, config.data.std)
+    images,
+    normalize(batch['image'], tuple(config.data.mean), tuple(config.data.std)),
   )
-  want = jaxmix.relabel_targets(
+  want = relabel_targets(
     batch['label_map_scores'],
     batch['label_map_indices'],
     batch['crop_box'],
@@ -163,8 +169,8 @@ def test_step_cutmix_is_relabel_cutmix_and_off_at_prob_zero(mesh, localized):
     )
 
   aug_key = jax.random.key(3)  # inputs_and_targets gets the key as is
-  normalized = steps.normalize(
-    batch['image'], config.data.mean, config.data.std
+  normalized = normalize(
+    batch['image'], tuple(config.data.mean), tuple(config.data.std)
   )
   want_images, want_targets = jax.jit(
     jaxmix.per_shard(reference, mesh, per_device_keys=False)

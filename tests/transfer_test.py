@@ -12,15 +12,18 @@ aircraft run is the one end-to-end training of the quick tests.
 
 import json
 import logging
+import math
 import os
 
 import fgvc_aircraft_fixtures as ff
 import numpy as np
 import pytest
 from flax import nnx
+from safetensors import numpy as safetensors_numpy
 
 from jaxmix import models
 from jaxmix.evaluate import report, runs, suite_registry, suites_transfer
+from jaxmix.models import torch_names
 from jaxmix.train import loop, recipes, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,13 +43,34 @@ def _load(name, arg=''):
 
 @pytest.fixture(scope='module')
 def imagenet_file(tmp_path_factory):
-  """A 1000-class ResNet-18 (width 8) as a torchvision state dict."""
-  model = models.create_model(
-    'resnet18', num_classes=1000, rngs=nnx.Rngs(7), width=8
+  """A 1000-class ResNet-18 (width 8) as a torchvision state dict.
+
+  The names and shapes are those of jaxmix's model (`torch_shapes` of its
+  abstract shape); the values are NumPy draws scaled by fan-in, so that no
+  XLA program is compiled just to initialise weights the runs replace.
+  """
+  abstract = nnx.eval_shape(
+    lambda: models.create_model(
+      'resnet18', num_classes=1000, rngs=nnx.Rngs(7), width=8
+    )
   )
-  path = str(tmp_path_factory.mktemp('init') / 'imagenet_rn18.safetensors')
-  models.save_torch_weights(model, path)
-  return path
+  rng = np.random.default_rng(7)
+  state_dict = {}
+  for name, shape in torch_names.torch_shapes(abstract).items():
+    if name.endswith('num_batches_tracked'):
+      state_dict[name] = np.zeros(shape, np.int64)
+    elif name.endswith('running_var'):
+      state_dict[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    elif len(shape) > 1:  # kernels: variance 1 / fan-in
+      scale = 1.0 / math.sqrt(math.prod(shape[1:]))
+      state_dict[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
+    else:  # BatchNorm scales near 1; biases and running means near 0
+      centre = 1.0 if name.endswith('weight') else 0.0
+      value = centre + 0.1 * rng.standard_normal(shape)
+      state_dict[name] = value.astype(np.float32)
+  path = tmp_path_factory.mktemp('init') / 'imagenet_rn18.safetensors'
+  path.write_bytes(safetensors_numpy.save(state_dict))
+  return str(path)
 
 
 @pytest.mark.parametrize('name', sorted(RECIPES))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -70,6 +71,28 @@ def _head_fits(model: nnx.Module, state_dict: models.torch_interop.StateDict):
   )
 
 
+def _host_model(
+  config: ml_collections.ConfigDict, state: state_lib.TrainState
+) -> nnx.Module:
+  """The config's model holding host copies of `state`'s weights.
+
+  Rebuilt from the model's abstract shape: creating it anew would run its
+  initialisers op by op (one XLA compilation per parameter shape) only to
+  reproduce values `state` already holds.
+  """
+  graphdef, _, _, rest = nnx.split(
+    nnx.eval_shape(model_fn(config)), nnx.Param, nnx.BatchStat, ...
+  )
+
+  def host(leaf: jax.Array) -> np.ndarray:
+    # Replicated: every process's first shard is the whole array. A
+    # writable copy: the import assigns into it.
+    return np.array(leaf.addressable_data(0))
+
+  params, batch_stats = jax.tree.map(host, (state.params, state.batch_stats))
+  return nnx.merge(graphdef, params, batch_stats, rest)
+
+
 def import_torch_weights(
   config: ml_collections.ConfigDict,
   state: state_lib.TrainState,
@@ -102,7 +125,7 @@ def import_torch_weights(
   path = config.model.get('init_from')
   if state_dict is None:
     state_dict = models.read_state_dict(path)
-  model = model_fn(config)()
+  model = _host_model(config, state)
   head = _head_fits(model, state_dict)
   models.assign_torch_weights(model, state_dict, head=head, where=str(path))
   if not head:
