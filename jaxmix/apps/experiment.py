@@ -4,9 +4,9 @@
 
 What it runs (`Plan`): the baseline, Cutout, Mixup and CutMix on digit
 scenes at three object sizes (digit_scenes 'default': small digits, 7.6 %
-of the image; 'medium'; 'imagenet': ILSVRC's 44 %), and at ImageNet's size
-also ReLabel, ReLabel + CutMix and ReLabel + localised CutMix with the
-label maps of a strong annotator (`configs/digits/strong_annotator.py`:
+of the image; 'medium': 21 %; 'imagenet': ILSVRC's 44 %), and at the
+medium and ImageNet sizes also ReLabel, ReLabel + CutMix and ReLabel +
+localised CutMix with the label maps of a strong annotator per size (`configs/digits/strong_annotator.py`:
 5x the data, 2.2x the parameters), each with seeds 0, 1 and 2. Every student
 sees the same 5,000 training scenes for 6 epochs
 (`student_schedule`). The annotator must beat the baseline students on the
@@ -66,7 +66,7 @@ class Plan:
 
   coverages: tuple[str, ...] = COVERAGES
   recipes: tuple[str, ...] = SWEEP_RECIPES
-  relabel_coverages: tuple[str, ...] = ('imagenet',)
+  relabel_coverages: tuple[str, ...] = ('medium', 'imagenet')
   relabel_recipes: tuple[str, ...] = RELABEL_RECIPES
   seeds: tuple[int, ...] = (0, 1, 2)
   annotator_margin: float = 0.05
