@@ -96,18 +96,23 @@ def test_tasks_wait_for_the_checked_annotator():
   plan = experiment.Plan(seeds=(0, 1))
   tasks = experiment.tasks(plan)
   names = [t.name for t in tasks]
-  assert names[0] == 'imagenet/annotator'  # the longest chain starts first
-  assert len(names) == len(set(names)) == 1 + 4 * 3 * 2 + 1 + 3 * 2
-  labels = tasks[names.index('imagenet/label_maps')]
-  assert labels.needs == (
-    'imagenet/annotator',
-    'imagenet/baseline/0',
-    'imagenet/baseline/1',
-  )
+  # The annotators first, the largest size's first (the longest chains).
+  assert names[:2] == ['imagenet/annotator', 'medium/annotator']
+  # 2 annotators and their label maps, 4 recipes at 3 sizes, 3 ReLabel
+  # recipes at 2 sizes; 2 seeds each.
+  assert len(names) == len(set(names)) == 2 + 2 + 4 * 3 * 2 + 3 * 2 * 2
+  for coverage in ('medium', 'imagenet'):
+    labels = tasks[names.index(f'{coverage}/label_maps')]
+    assert labels.needs == (
+      f'{coverage}/annotator',
+      f'{coverage}/baseline/0',
+      f'{coverage}/baseline/1',
+    )
   for task in tasks:
     if task.recipe.startswith('relabel'):
-      assert task.needs == ('imagenet/label_maps',)
-      assert names.index(task.name) > names.index('imagenet/label_maps')
+      maps = f'{task.coverage}/label_maps'
+      assert task.needs == (maps,)
+      assert names.index(task.name) > names.index(maps)
 
 
 def _metrics(run_dir, top1):

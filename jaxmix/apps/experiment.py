@@ -152,7 +152,7 @@ def tasks(plan: Plan) -> list[Task]:
 
   out = [
     Task(f'{c}/annotator', 'train', c, 'strong_annotator', 0)
-    for c in plan.relabel_coverages
+    for c in reversed(plan.relabel_coverages)
   ]
   first = ('baseline', 'cutmix')
   largest, *others = reversed(plan.coverages)
