@@ -173,10 +173,6 @@ def plan_from_args(args: argparse.Namespace):
     else tuple(int(s) for s in names(args.seeds)),
   }
   given = {k: v for k, v in fields.items() if v is not None}
-  if 'coverages' in given and 'relabel_coverages' not in given:
-    given['relabel_coverages'] = tuple(
-      c for c in experiment.Plan.relabel_coverages if c in given['coverages']
-    )
   return experiment.Plan(**given, smoke=args.smoke, long=args.long)
 
 

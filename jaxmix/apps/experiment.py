@@ -44,6 +44,8 @@ SWEEP_RECIPES = ('baseline', 'cutout', 'mixup', 'cutmix')
 RELABEL_RECIPES = ('relabel', 'relabel_cutmix', 'relabel_cutmix_localized')
 RECIPES = SWEEP_RECIPES + RELABEL_RECIPES
 COVERAGES = ('default', 'medium', 'imagenet')  # digit_scenes configs
+# The sizes with an `extra` split, where an annotator and ReLabel run.
+RELABEL_COVERAGES = ('medium', 'imagenet')
 STUDENT_SCENES = 5_000
 STUDENT_EPOCHS = 6
 
@@ -55,7 +57,8 @@ class Plan:
   coverages: digit_scenes configs, small objects to large.
   recipes: configs/digits recipes trained at every coverage.
   relabel_coverages: coverages that also get an annotator and the ReLabel
-    recipes (they need the config's `extra` split).
+    recipes (they need the config's `extra` split); default: those of
+    `RELABEL_COVERAGES` among `coverages`.
   relabel_recipes: the ReLabel recipes trained there.
   seeds: the seeds of every row.
   annotator_margin: how much higher than the best baseline student's the
@@ -66,7 +69,7 @@ class Plan:
 
   coverages: tuple[str, ...] = COVERAGES
   recipes: tuple[str, ...] = SWEEP_RECIPES
-  relabel_coverages: tuple[str, ...] = ('medium', 'imagenet')
+  relabel_coverages: tuple[str, ...] | None = None
   relabel_recipes: tuple[str, ...] = RELABEL_RECIPES
   seeds: tuple[int, ...] = (0, 1, 2)
   annotator_margin: float = 0.05
@@ -77,6 +80,9 @@ class Plan:
     unknown = set(self.coverages) - set(COVERAGES)
     if unknown:
       raise ValueError(f'Unknown coverages {sorted(unknown)}; use {COVERAGES}.')
+    if self.relabel_coverages is None:  # frozen: set once, here
+      default = tuple(c for c in RELABEL_COVERAGES if c in self.coverages)
+      object.__setattr__(self, 'relabel_coverages', default)
     if not set(self.relabel_coverages) <= set(self.coverages) - {'default'}:
       raise ValueError(
         'relabel_coverages must be among the coverages and have an extra '
