@@ -81,8 +81,8 @@ def test_unfinished_seeds_are_counted_and_missing_rows_are_dashes():
 def test_plan_checks_its_fields():
   with pytest.raises(ValueError, match='Unknown coverages'):
     experiment.Plan(coverages=('huge',))
-  with pytest.raises(ValueError, match='extra'):
-    experiment.Plan(relabel_coverages=('default',))
+  with pytest.raises(ValueError, match='must be among the coverages'):
+    experiment.Plan(coverages=('medium',), relabel_coverages=('imagenet',))
   with pytest.raises(ValueError, match='baseline'):
     experiment.Plan(recipes=('cutmix',))
   with pytest.raises(ValueError, match='relabel_recipes'):
@@ -97,11 +97,15 @@ def test_tasks_wait_for_the_checked_annotator():
   tasks = experiment.tasks(plan)
   names = [t.name for t in tasks]
   # The annotators first, the largest size's first (the longest chains).
-  assert names[:2] == ['imagenet/annotator', 'medium/annotator']
-  # 2 annotators and their label maps, 4 recipes at 3 sizes, 3 ReLabel
-  # recipes at 2 sizes; 2 seeds each.
-  assert len(names) == len(set(names)) == 2 + 2 + 4 * 3 * 2 + 3 * 2 * 2
-  for coverage in ('medium', 'imagenet'):
+  assert names[:3] == [
+    'imagenet/annotator',
+    'medium/annotator',
+    'default/annotator',
+  ]
+  # 3 annotators and their label maps, 4 recipes and 3 ReLabel recipes at
+  # 3 sizes; 2 seeds each.
+  assert len(names) == len(set(names)) == 3 + 3 + (4 + 3) * 3 * 2
+  for coverage in experiment.COVERAGES:
     labels = tasks[names.index(f'{coverage}/label_maps')]
     assert labels.needs == (
       f'{coverage}/annotator',
@@ -174,11 +178,13 @@ def test_student_schedule_is_shared():
     assert config.data.train_split == 'train[:5000]' and config.seed == 2
     assert config.num_epochs == experiment.STUDENT_EPOCHS
     assert config.relabel.enabled == recipe.startswith('relabel')
-  annotator = experiment.task_config(
-    plan, '/w', experiment.Task('a', 'train', 'imagenet', 'strong_annotator', 0)
-  )
-  assert annotator.data.train_split == 'train+extra'
-  assert annotator.model.kwargs.width == 24
+  for coverage in experiment.COVERAGES:
+    annotator = experiment.task_config(
+      plan, '/w', experiment.Task('a', 'train', coverage, 'strong_annotator', 0)
+    )
+    assert annotator.data.dataset == f'digit_scenes/{coverage}'
+    assert annotator.data.train_split == 'train+extra'
+    assert annotator.model.kwargs.width == 24
 
 
 @pytest.mark.slow
@@ -259,4 +265,5 @@ def test_cli_builds_the_plan():
   plan = demo.plan_from_args(parser_args)
   assert plan.recipes == ('baseline', 'cutmix')
   assert plan.coverages == ('default', 'imagenet')
-  assert plan.relabel_coverages == ('imagenet',) and plan.seeds == (0, 1)
+  assert plan.relabel_coverages == ('default', 'imagenet')
+  assert plan.seeds == (0, 1)

@@ -175,7 +175,11 @@ def test_prepare_is_offline_deterministic_and_splits_are_disjoint(
   splits = list(sources)
   for i, a in enumerate(splits):
     for b in splits[:i]:
-      assert not sources[a] & sources[b], (a, b)
+      # The extra split is the annotator's extra data: its source pool.
+      if {a, b} != {'extra', 'annotator'}:
+        assert not sources[a] & sources[b], (a, b)
+  _, _, pools = digit_scenes.source_digits()
+  assert sources['extra'] <= set(np.concatenate(pools['annotator']).tolist())
 
   # ImageNet-style pipelines decode only a crop of the stored JPEG.
   raw = builder.as_dataset(
@@ -195,10 +199,11 @@ def test_command_line_prepares_the_small_config(tmp_path):
   command = [sys.executable, '-m', 'jaxmix.datasets.digit_scenes']
   command += ['--data_dir', str(tmp_path), '--config', 'small']
   out = subprocess.run(command, check=True, capture_output=True, text=True)
-  assert "{'train': 256, 'validation': 64, 'test': 64, 'annotator': 128}" in (
-    out.stdout
+  assert (
+    "{'train': 256, 'validation': 64, 'test': 64, 'annotator': 128, "
+    "'extra': 256}" in out.stdout
   )
-  assert (tmp_path / 'digit_scenes' / 'small' / '1.0.0').is_dir()
+  assert (tmp_path / 'digit_scenes' / 'small' / '1.1.0').is_dir()
 
 
 # sha256 of the first 3 scenes of every split (uint8 pixels, labels, source
@@ -245,22 +250,35 @@ def test_object_size_is_a_knob_matched_to_imagenet():
   assert large.max() <= 1.0
 
 
-def test_extra_split_draws_scenes_from_the_annotators_digits():
+@pytest.mark.parametrize(
+  'sizes', [digit_scenes.SMALL_DIGITS, digit_scenes.IMAGENET_DIGITS]
+)
+def test_extra_split_draws_scenes_from_the_annotators_digits(sizes):
   _, _, pools = digit_scenes.source_digits()
   annotator = set(np.concatenate(pools['annotator']).tolist())
   train = set(np.concatenate(pools['train']).tolist())
   counts = []
   for index in range(40):
-    example, _ = digit_scenes.generate_example(
-      'extra', index, sizes=digit_scenes.IMAGENET_DIGITS
-    )
+    example, _ = digit_scenes.generate_example('extra', index, sizes=sizes)
     ids = set(example['objects']['source_id'])
     assert ids <= annotator and not ids & train
     counts.append(example['num_objects'])
   assert max(counts) > 1  # scenes, not the centred single digits
-  assert 'extra' not in dict(
-    digit_scenes.DigitScenes.BUILDER_CONFIGS[0].split_sizes
-  )
+
+
+def test_every_config_has_an_extra_split_and_default_kept_its_sizes():
+  configs = {c.name: c for c in digit_scenes.DigitScenes.BUILDER_CONFIGS}
+  for config in configs.values():
+    assert dict(config.split_sizes)['extra'] > 0, config.name
+  # 1.1.0 only added the extra split: the other splits are 1.0.0's.
+  assert dict(configs['default'].split_sizes) == {
+    'train': 10_000,
+    'validation': 2_000,
+    'test': 2_000,
+    'annotator': 5_000,
+    'extra': 20_000,
+  }
+  assert configs['default'].digit_sizes == digit_scenes.SMALL_DIGITS
 
 
 def test_bad_digit_sizes_are_refused():

@@ -347,20 +347,30 @@ def test_eval_step_counts_are_exact_and_masked(setup):
   )
   host = list(it)
   totals = {'top1_correct': 0, 'top5_correct': 0, 'count': 0}
+  loss_sum = 0.0
   for batch in prefetch_to_mesh(iter(host), setup.mesh):
     counts = eval_step(state.params, state.batch_stats, batch)
     for k in totals:
       totals[k] += int(counts[k])
+    loss_sum += float(counts['loss_sum'])
   model = setup.model_def.merge(state.params, state.batch_stats, train=False)
   want1 = want5 = 0
+  want_loss = 0.0
   for batch in host:
     logits = np.asarray(
-      model(steps.normalize(batch['image'], STEP_CONFIG.mean, STEP_CONFIG.std))
+      model(steps.normalize(batch['image'], STEP_CONFIG.mean, STEP_CONFIG.std)),
+      np.float64,
     )
-    rank = (logits > logits[np.arange(16), batch['label']][:, None]).sum(-1)
+    own = logits[np.arange(16), batch['label']]
+    rank = (logits > own[:, None]).sum(-1)
     want1 += int(((rank == 0) & batch['mask']).sum())
     want5 += int(((rank < 5) & batch['mask']).sum())
+    # Unsmoothed cross-entropy of the real examples, padding excluded.
+    top = logits.max(-1)
+    lse = top + np.log(np.exp(logits - top[:, None]).sum(-1))
+    want_loss += float(((lse - own) * batch['mask']).sum())
   assert totals == {'top1_correct': want1, 'top5_correct': want5, 'count': 40}
+  assert loss_sum == pytest.approx(want_loss, rel=1e-5)
 
 
 # --- loop -----------------------------------------------------------------

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument(
     '--relabel_coverages',
     default=None,
-    help='With --all: coverages that also run ReLabel (default: medium,imagenet; '
+    help='With --all: coverages that also run ReLabel (default: all of them; '
     "'none' for none).",
   )
   parser.add_argument(

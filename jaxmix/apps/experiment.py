@@ -4,10 +4,11 @@
 
 What it runs (`Plan`): the baseline, Cutout, Mixup and CutMix on digit
 scenes at three object sizes (digit_scenes 'default': small digits, 7.6 %
-of the image; 'medium': 21 %; 'imagenet': ILSVRC's 44 %), and at the
-medium and ImageNet sizes also ReLabel, ReLabel + CutMix and ReLabel +
-localised CutMix with the label maps of a strong annotator per size (`configs/digits/strong_annotator.py`:
-5x the data, 2.2x the parameters), each with seeds 0, 1 and 2. Every student
+of the image; 'medium': 21 %; 'imagenet': ILSVRC's 44 %), and at every
+size also ReLabel, ReLabel + CutMix and ReLabel + localised CutMix with the
+label maps of a strong annotator per size
+(`configs/digits/strong_annotator.py`: its scenes plus the config's
+`extra` split, 2.2x the parameters), each with seeds 0, 1 and 2. Every student
 sees the same 5,000 training scenes for 6 epochs
 (`student_schedule`). The annotator must beat the baseline students on the
 validation scenes by `Plan.annotator_margin` before its maps are written;
@@ -44,8 +45,9 @@ SWEEP_RECIPES = ('baseline', 'cutout', 'mixup', 'cutmix')
 RELABEL_RECIPES = ('relabel', 'relabel_cutmix', 'relabel_cutmix_localized')
 RECIPES = SWEEP_RECIPES + RELABEL_RECIPES
 COVERAGES = ('default', 'medium', 'imagenet')  # digit_scenes configs
-# The sizes with an `extra` split, where an annotator and ReLabel run.
-RELABEL_COVERAGES = ('medium', 'imagenet')
+# The sizes where an annotator (trained with the `extra` split) and ReLabel
+# run by default: all of them.
+RELABEL_COVERAGES = COVERAGES
 STUDENT_SCENES = 5_000
 STUDENT_EPOCHS = 6
 
@@ -57,8 +59,7 @@ class Plan:
   coverages: digit_scenes configs, small objects to large.
   recipes: configs/digits recipes trained at every coverage.
   relabel_coverages: coverages that also get an annotator and the ReLabel
-    recipes (they need the config's `extra` split); default: those of
-    `RELABEL_COVERAGES` among `coverages`.
+    recipes; default: those of `RELABEL_COVERAGES` among `coverages`.
   relabel_recipes: the ReLabel recipes trained there.
   seeds: the seeds of every row.
   annotator_margin: how much higher than the best baseline student's the
@@ -83,10 +84,10 @@ class Plan:
     if self.relabel_coverages is None:  # frozen: set once, here
       default = tuple(c for c in RELABEL_COVERAGES if c in self.coverages)
       object.__setattr__(self, 'relabel_coverages', default)
-    if not set(self.relabel_coverages) <= set(self.coverages) - {'default'}:
+    if not set(self.relabel_coverages) <= set(self.coverages):
       raise ValueError(
-        'relabel_coverages must be among the coverages and have an extra '
-        f"split (not 'default'), got {self.relabel_coverages}."
+        f'relabel_coverages {self.relabel_coverages} must be among the '
+        f'coverages {self.coverages}.'
       )
     if 'baseline' not in self.recipes:
       raise ValueError('The recipes must include the baseline.')

@@ -23,9 +23,11 @@ Design choices:
   small digits (7.9 % of the image on average), 'medium' and 'imagenet'
   larger ones, 'imagenet' matched to ILSVRC's box areas (figures at
   `IMAGENET_DIGITS`). Bigger digits leave less room, so their scenes hold
-  fewer secondary digits. These configs add an `extra` split: scenes drawn
-  from the annotator's pool of source digits, the stronger annotator's
-  extra source data (as ReLabel's annotator saw far more than ImageNet).
+  fewer secondary digits.
+* Every config has an `extra` split: scenes drawn from the annotator's pool
+  of source digits, the stronger annotator's extra source data (as
+  ReLabel's annotator saw far more than ImageNet). Version 1.1.0 added it
+  to 'default' and 'small'; their other splits are unchanged.
 * `label` is the "main" object, like ImageNet's one label: the digit with the
   largest box area, ties to the first drawn. Other digits are label noise.
 * `objects/bbox` is the tight box of the digit's pixels with alpha > 0.5,
@@ -214,18 +216,22 @@ class DigitScenes(
 ):
   """Small scenes of 1-3 handwritten digits on clutter, prepared offline."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}  # noqa: RUF012
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {  # noqa: RUF012
+    '1.0.0': 'Initial release.',
+    '1.1.0': "An 'extra' split in 'default' and 'small' too.",
+  }
   BUILDER_CONFIGS = [  # noqa: RUF012
     DigitScenesConfig(
       name='default',
-      description='64x64; 10k train, 2k validation, 2k test, 5k annotator.',
-      split_sizes=tuple(zip(SPLITS, (10_000, 2_000, 2_000, 5_000))),
+      description='64x64; 10k train, 2k validation, 2k test, 5k annotator, '
+      '20k extra scenes for the annotator.',
+      split_sizes=tuple(zip(ALL_SPLITS, (10_000, 2_000, 2_000, 5_000, 20_000))),
     ),
     DigitScenesConfig(
       name='small',
       description='64x64; a tiny version for tests and smoke runs.',
-      split_sizes=tuple(zip(SPLITS, (256, 64, 64, 128))),
+      split_sizes=tuple(zip(ALL_SPLITS, (256, 64, 64, 128, 256))),
     ),
     *_coverage_configs('medium', MEDIUM_DIGITS, 'medium digits'),
     *_coverage_configs('imagenet', IMAGENET_DIGITS, "ImageNet's coverage"),

@@ -306,8 +306,9 @@ def eval_step(
   k = min(5, config.num_classes)
   _, top_k = jax.lax.top_k(logits, k)
   in_top_k = top_k == labels[:, None]
-  loss = jaxmix.soft_cross_entropy(
-    logits, jaxmix.one_hot(labels, config.num_classes)
+  # From the integer labels: no [B, K] one-hot target beside the logits.
+  loss = optax.softmax_cross_entropy_with_integer_labels(
+    logits.astype(jnp.float32), labels
   )
   return {
     'top1_correct': jnp.sum(in_top_k[:, 0] & mask, dtype=jnp.int32),
