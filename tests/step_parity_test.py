@@ -82,6 +82,8 @@ FIRST = {
 # `delta` compares how far each parameter moved (the optimiser's doing)
 # relative to the largest move; `stats`, the final running averages of bn1
 # and layer4.1.bn2 (first 8 channels), relative to the largest of them.
+# XLA compiles for the host's instruction set, so the drift differs between
+# CPUs: the bounds hold on every host measured (a second figure in brackets).
 TRAJECTORY = {
   'cutmix_sgd': dict(
     loss=0.1,  # [3.8e-2]
@@ -97,7 +99,7 @@ TRAJECTORY = {
     param_norms=4e-3,  # [7.9e-4]
     delta=5e-3,  # [1.0e-3]
     slices=5e-3,  # [1.0e-3]
-    stats=5e-2,  # [1.9e-2]
+    stats=0.1,  # [1.9e-2; 6.9e-2 on another x86-64 VM, layer4's mean]
   ),
   'relabel_cutmix_adamp': dict(
     loss=1e-3,  # [1.1e-4]

@@ -43,8 +43,8 @@ Design choices:
   feature map in a per-process order.
 * Cost: about 0.7 ms of one CPU core per example, most of it Python overhead
   of the many small PIL / numpy calls, plus TFDS's writing and the import of
-  TensorFlow; the default config (19k images, 90 MB) takes about 25 CPU
-  seconds, serially.
+  TensorFlow; the default config (39k images, 184 MB, half of them the
+  extra split) takes about 70 CPU seconds, serially.
 
 Prepare with `prepare(data_dir)` or
 `python -m jaxmix.datasets.digit_scenes --data_dir DIR`. Importing the module
