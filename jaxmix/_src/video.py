@@ -14,7 +14,9 @@ the mixed video `M * partner + (1 - M) * own`, the labels mixed by the voxel
 shares; spatial VideoMix fixes `(t1, t2) = (0, T)`, temporal VideoMix fixes
 the box to the whole frame, spatio-temporal VideoMix draws all six, each cut
 axis drawn as CutMix draws a box side (a side from lambda, a uniform
-centre, clipping at the border).
+centre, clipping at the border). This summary was checked against the
+abstract (labels mixed by voxel shares) and third-party implementations,
+not against the equations of Sec. 3 themselves.
 
 The exact rule here: `lambda ~ Beta(alpha, alpha)`; the `d` cut axes
 (`d` = 2 spatial, 1 temporal, 3 cuboid) share one side ratio
