@@ -2,12 +2,13 @@
 
 ReLabel's annotator (EfficientNet-L2 trained on JFT-300M and ImageNet) saw
 far more images than its ResNet students and was far more accurate. This
-recipe keeps those premises in miniature for the calibrated scene configs
-('medium', 'imagenet', which have the `extra` split): it trains on the
-students' 5,000 train scenes plus 20,000 extra scenes drawn from source
-digits the students never see (5x the data), with a CNN 1.5x as wide (2.2x
-the parameters) for 3 epochs of the 25,000 (2.5x the students' images at
-twice the batch). `jaxmix.apps.experiment` checks on the validation
+recipe keeps those premises in miniature for every scene config: it trains
+on the train split (the students' 5,000 scenes; at the 'default' size
+10,000, of which the students see 5,000) plus the 20,000 scenes of the
+`extra` split, drawn from source digits the students never see (5x the
+data, 6x at 'default'), with a CNN 1.5x as wide (2.2x the parameters) for
+3 epochs (2.5x the students' images at twice the batch, 3x at
+'default'). `jaxmix.apps.experiment` checks on the validation
 scenes that it beats the baseline students before its maps are used.
 
 Command (after `python -m jaxmix.datasets.digit_scenes --config imagenet`):
