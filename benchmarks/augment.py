@@ -22,7 +22,10 @@ for the mixing ops (Cutout and Random Erasing return the labels untouched);
 for `videomix` (the batch viewed as `B / 8` clips of 8 frames, cuboid
 mode) the clips in + out and one label row per clip in + out; for
 `relabel_targets` the top-k maps in (scores, int32 indices), the crop
-boxes in and the `[B, K]` float32 targets out. `copy` and `xla` are the op's
+boxes in and the `[B, K]` float32 targets out; for `token_label_targets`
+the same maps and the flips in and the `[B, H / 16, W / 16, K]` float32
+token targets out; for `mixtoken` (the images viewed as 16-pixel patch
+tokens) the tokens, labels and dense float32 token labels in + out. `copy` and `xla` are the op's
 GB/s over the two references' GB/s.
 
 With `--donate` the inputs are also donated (`donate_argnums`), as a train
@@ -64,11 +67,18 @@ OPS = (
   'saliency_cutmix',
   'cmo',
   'videomix',
+  'mixtoken',
+  'token_label_targets',
 )
+# Ops timed on their own inputs (label maps, token grids), not on the
+# image batch's `(key, images, labels)`.
+_OWN_INPUT_OPS = ('relabel_targets', 'mixtoken', 'token_label_targets')
 
 # The `videomix` row views the image batch as clips of this many frames,
 # `[B // T, T, H, W, 3]` (the same bytes), with `B // T` labels.
 VIDEO_FRAMES = 8
+# The token rows use a ViT's 16-pixel patches: a 14 x 14 grid at 224 pixels.
+PATCH = 16
 
 
 def _parse_args() -> argparse.Namespace:
@@ -271,7 +281,7 @@ def _cases(args, jax, jnp, np, jaxmix) -> list[Case]:
     )  # fmt: skip
 
     for name in args.ops:
-      if name == 'relabel_targets':
+      if name in _OWN_INPUT_OPS:
         continue
       op, is_mixing = ops[name]
       label_bytes = labels.nbytes
@@ -294,30 +304,76 @@ def _cases(args, jax, jnp, np, jaxmix) -> list[Case]:
           )
         )  # fmt: skip
 
-    if 'relabel_targets' in args.ops:
-      # Top-5 label maps at 15x15 (the official ReLabel release's form); the
-      # dtype is that of the stored scores.
-      shape = (args.batch, 15, 15, 5)
-      key_s, key_i, key_b = jax.random.split(jax.random.key(2), 3)
-      scores = jax.random.normal(key_s, shape, dtype)
-      indices = jax.random.randint(key_i, shape, 0, args.num_classes)
-      corner = jax.random.uniform(key_b, (args.batch, 2), maxval=0.5)
-      boxes = jnp.concatenate([corner, corner + 0.5], axis=1)
-      fn = jax.jit(
-        lambda s, i, b: jaxmix.relabel_targets(
-          s, i, b, num_classes=args.num_classes
-        )
+    if any(name in args.ops for name in _OWN_INPUT_OPS):
+      cases += _map_and_token_cases(
+        args, jax, jnp, jaxmix, images, labels, timed=timed
       )
-      moved = (
-        scores.nbytes + indices.nbytes + boxes.nbytes
-        + args.batch * args.num_classes * 4
-      )  # fmt: skip
-      cases.append(
-        Case(
-          'relabel_targets', dtype_name, False, moved,
-          lambda i, a=(scores, indices, boxes): a, timed(fn),
-        )
-      )  # fmt: skip
+  return cases
+
+
+def _map_and_token_cases(args, jax, jnp, jaxmix, images, labels, *, timed):
+  """The rows of `_OWN_INPUT_OPS` for the dtype of `images`.
+
+  `relabel_targets` and `token_label_targets` read top-5 label maps at
+  15 x 15 (the official ReLabel release's form; the scores in the row's
+  dtype); `mixtoken` mixes the image bytes viewed as patch tokens
+  `[B, H / 16, W / 16, 16 * 16 * 3]` and dense float32 token labels
+  `[B, H / 16, W / 16, K]`, as LV-ViT's token labeling does.
+  """
+  batch, size, num_classes = args.batch, args.size, args.num_classes
+  dtype_name = str(images.dtype)
+  grid = (size // PATCH, size // PATCH)
+  shape = (batch, 15, 15, 5)
+  key_s, key_i, key_b, key_f = jax.random.split(jax.random.key(2), 4)
+  scores = jax.random.normal(key_s, shape, images.dtype)
+  indices = jax.random.randint(key_i, shape, 0, num_classes)
+  corner = jax.random.uniform(key_b, (batch, 2), maxval=0.5)
+  boxes = jnp.concatenate([corner, corner + 0.5], axis=1)
+  flips = jax.random.bernoulli(key_f, 0.5, (batch,))
+  map_bytes = scores.nbytes + indices.nbytes + boxes.nbytes
+  cases = []
+  if 'relabel_targets' in args.ops:
+    fn = jax.jit(
+      lambda s, i, b: jaxmix.relabel_targets(s, i, b, num_classes=num_classes)
+    )
+    cases.append(
+      Case(
+        'relabel_targets', dtype_name, False,
+        map_bytes + batch * num_classes * 4,
+        lambda i, a=(scores, indices, boxes): a, timed(fn),
+      )
+    )  # fmt: skip
+  if size % PATCH:
+    print(f'note: --size {size} is not a multiple of {PATCH}: no token rows')
+    return cases
+  if 'token_label_targets' in args.ops:
+    fn = jax.jit(
+      lambda s, i, b, f: jaxmix.token_label_targets(
+        s, i, b, f, grid=grid, height=size, width=size,
+        num_classes=num_classes,
+      )
+    )  # fmt: skip
+    cases.append(
+      Case(
+        'token_label_targets', dtype_name, False,
+        map_bytes + flips.nbytes + batch * grid[0] * grid[1] * num_classes * 4,
+        lambda i, a=(scores, indices, boxes, flips): a, timed(fn),
+      )
+    )  # fmt: skip
+  if 'mixtoken' in args.ops:
+    tokens = images.reshape(batch, *grid, PATCH * PATCH * images.shape[-1])
+    token_labels = jnp.array(  # materialised, as a loaded batch would be
+      jnp.broadcast_to(labels[:, None, None], (batch, *grid, num_classes))
+    )
+    keys = jax.random.split(jax.random.key(3), args.warmup + args.repeats)
+    fn = jax.jit(lambda k, t, y, ty: jaxmix.mixtoken(k, t, y, ty))
+    cases.append(
+      Case(
+        'mixtoken', dtype_name, False,
+        2 * (tokens.nbytes + labels.nbytes + token_labels.nbytes),
+        lambda i, a=(tokens, labels, token_labels): (keys[i], *a), timed(fn),
+      )
+    )  # fmt: skip
   return cases
 
 

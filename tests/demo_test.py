@@ -58,7 +58,11 @@ def test_default_job_trains_evaluates_draws_and_resumes(tmp_path, capsys):
   ]
   events = os.listdir(os.path.join(run_dir, 'tensorboard'))
   assert any(name.startswith('events.out.tfevents') for name in events)
-  for name in ('augment_preview.png', 'training_curves.png'):
+  for name in (
+    'augment_preview.png',
+    'videomix_preview.png',
+    'training_curves.png',
+  ):
     assert os.path.getsize(os.path.join(run_dir, 'pictures', name)) > 1000
   for name in ('digits_cams.png', 'digits_occlusion.png'):
     assert os.path.getsize(os.path.join(run_dir, 'eval', name)) > 1000

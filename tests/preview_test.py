@@ -49,7 +49,7 @@ def test_label_text_orders_and_drops_zero():
   assert text == 'coffee 0.62 / cat 0.38'
 
 
-@pytest.mark.parametrize('column', ['Mixup', 'CutMix'])
+@pytest.mark.parametrize('column', ['Mixup', 'CutMix', 'MixToken'])
 def test_texts_are_the_returned_labels(figure, column):
   c = preview.COLUMNS.index(column)
   for r, own in enumerate(figure.class_names):
@@ -77,6 +77,39 @@ def test_cutmix_weight_is_the_kept_pixel_fraction(figure):
     assert figure.labels[c, r, r] == pytest.approx(kept, abs=0.02)
 
 
+def _from_partner(figure, column, row):
+  """Bool ``[H, W]``: pixels of `column` equal to the partner's, not own's."""
+  original = figure.images[:, 0]
+  shown = figure.images[row, column]
+  own = np.all(shown == original[row], axis=-1)
+  partner = np.all(shown == original[preview.PARTNERS[row]], axis=-1)
+  assert (own | partner).all()  # Selection only: every pixel from one photo.
+  return partner & ~own
+
+
+def test_mixtoken_pastes_whole_tokens_and_weights_by_token_count(figure):
+  c = preview.COLUMNS.index('MixToken')
+  grid = preview.token_grid(SIZE)
+  patch = SIZE // grid
+  assert grid * patch == SIZE and grid > 1
+  pasted_any = False
+  for r in range(len(preview.PHOTOS)):
+    from_partner = _from_partner(figure, c, r)
+    # Each token's share of pixels from the partner, [h, w].
+    share = from_partner.reshape(grid, patch, grid, patch).mean((1, 3))
+    tokens = share > 0.5
+    # The box is token-aligned: no partner pixel outside a taken token
+    # (inside one, pixels equal in both photos count as own).
+    outside = ~np.repeat(np.repeat(tokens, patch, 0), patch, 1)
+    assert not (from_partner & outside).any()
+    pasted_any |= bool(tokens.any())
+    # The own label weight is exactly the kept share of the grid's tokens.
+    assert figure.labels[c, r, r] == pytest.approx(
+      1.0 - tokens.mean(), abs=1e-6
+    )
+  assert pasted_any
+
+
 def test_occlusions_keep_labels(figure):
   for column in ('Cutout', 'Random Erasing'):
     c = preview.COLUMNS.index(column)
@@ -93,10 +126,70 @@ def test_main_writes_png(tmp_path):
   pixels = image.imread(out)
   height, width = pixels.shape[:2]
   assert pixels.shape[2] in (3, 4)
-  assert 600 <= height <= 1500 and 800 <= width <= 1500
+  assert 600 <= height <= 1500 and 800 <= width <= 1800
   assert pixels[..., :3].std() > 0.05  # Not a blank canvas.
 
 
 def test_bad_size_is_rejected():
   with pytest.raises(ValueError, match='size'):
     preview.build_figure(size=4)
+
+
+@pytest.fixture(scope='module')
+def video():
+  return preview.build_video_figure(seed=2, size=SIZE)
+
+
+def _video_partner_voxels(video, mode):
+  """Bool ``[T, H, W]``: voxels of the mixed cat clip from the astronaut's."""
+  m = video.modes.index(mode)
+  own, partner = video.originals
+  mixed = video.frames[m]
+  is_own = np.all(np.abs(mixed - own) < 1e-5, axis=-1)
+  is_partner = np.all(np.abs(mixed - partner) < 1e-5, axis=-1)
+  assert (is_own | is_partner).all()  # VideoMix only selects voxels.
+  return is_partner & ~is_own
+
+
+def test_video_figure_shapes(video):
+  assert video.modes == ('spatial', 'temporal', 'cuboid')
+  assert video.frames.shape == (3, preview.VIDEO_FRAMES, SIZE, SIZE, 3)
+  assert video.originals.shape == (2, preview.VIDEO_FRAMES, SIZE, SIZE, 3)
+  np.testing.assert_allclose(video.labels.sum(-1), 1.0, atol=1e-6)
+  # The clips pan: consecutive frames differ.
+  assert (video.originals[:, 1] != video.originals[:, 0]).any()
+
+
+def test_video_spatial_mode_pastes_one_box_through_all_frames(video):
+  pasted = _video_partner_voxels(video, 'spatial')
+  rows, cols = np.nonzero(pasted.any(0))
+  assert rows.size
+  box = np.zeros((SIZE, SIZE), bool)
+  box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+  # Every frame takes the partner inside one box (up to pixels equal in
+  # both clips) and nothing outside it.
+  assert not (pasted & ~box).any()
+  assert all(frame[box].mean() > 0.95 for frame in pasted)
+
+
+def test_video_temporal_mode_pastes_whole_frames(video):
+  pasted = _video_partner_voxels(video, 'temporal')
+  shares = pasted.reshape(preview.VIDEO_FRAMES, -1).mean(-1)
+  whole = shares > 0.95
+  assert whole.any() and not whole.all()
+  np.testing.assert_array_equal(shares[~whole], 0.0)
+
+
+@pytest.mark.parametrize('mode', ['spatial', 'temporal', 'cuboid'])
+def test_video_weight_is_the_kept_voxel_fraction(video, mode):
+  pasted = _video_partner_voxels(video, mode)
+  kept = video.labels[video.modes.index(mode), 0]
+  assert kept == pytest.approx(1.0 - pasted.mean(), abs=0.02)
+
+
+def test_main_writes_video_png(tmp_path):
+  out, video_out = tmp_path / 'preview.png', tmp_path / 'videomix.png'
+  preview.main(
+    ['--out', str(out), '--size', str(SIZE), '--video_out', str(video_out)]
+  )
+  assert video_out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

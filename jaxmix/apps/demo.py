@@ -44,19 +44,20 @@ DEFAULT_RECIPE = 'cutmix'
 
 
 def draw(run_dir: str) -> list[str]:
-  """The augmentation preview and the training curves of a run."""
+  """The augmentation previews (images, VideoMix) and training curves."""
   from jaxmix.apps import preview
   from jaxmix.evaluate import plots
 
   # Written through jaxmix.io.paths (folders made there): URLs work too.
   pictures = os.path.join(run_dir, 'pictures')
   out = os.path.join(pictures, 'augment_preview.png')
-  preview.main(['--out', out, '--size', '128'])
+  video_out = os.path.join(pictures, 'videomix_preview.png')
+  preview.main(['--out', out, '--size', '128', '--video_out', video_out])
   curves = plots.plot_training_curves(
     {os.path.basename(run_dir): os.path.join(run_dir, 'metrics.jsonl')},
     os.path.join(pictures, 'training_curves.png'),
   )
-  return [out, curves]
+  return [out, video_out, curves]
 
 
 def default_job(workdir: str, *, smoke: bool = False) -> dict:

@@ -5,8 +5,7 @@
 Rows are four photos shipped with scikit-image (no download): a cat, a cup of
 coffee, an astronaut and a rocket, centre-cropped and resized to `--size`.
 Columns are Original, Cutout, Mixup, CutMix, Random Erasing, saliency-guided
-CutMix and CMO, each run with
-the public jaxmix API on ImageNet-normalised float images and one-hot labels
+CutMix, CMO and MixToken, each run with the public jaxmix API on ImageNet-normalised float images and one-hot labels
 (so a fill of 0 is the mean colour); the mixed label printed under each image
 is the label row the op returned. Mixup and CutMix draw their weights and
 boxes with jaxmix's samplers (alpha 1) and pair the photos as (cat, coffee)
@@ -14,11 +13,22 @@ and (astronaut, rocket) through their appliers, so every row shows a real
 pair; the batch ops draw random partners instead. Saliency CutMix centres
 the box on the partner's peak of a cheap contrast saliency (distance from the
 image's mean colour, averaged over 16-pixel cells); CMO pastes from the
-partner as if it came from the minority stream. Needs matplotlib and
-scikit-image (`pip install jaxmix[train]`).
+partner as if it came from the minority stream; MixToken applies its draw
+(CutMix's rule on the token grid) with the fixed pairs to the photos cut into
+ViT patch tokens (16-pixel patches, a 14 x 14 grid at 224 pixels) and to
+their one-hot token labels, and the label under it is the mean of the mixed
+token labels.
+
+`--video_out` also draws VideoMix: the cat and the astronaut as clips of
+`VIDEO_FRAMES` frames (the photo panning), the cat's clip mixed with the
+astronaut's in each of the three modes, one row per mode with the returned
+label weights (the kept-voxel fraction) beside it.
+
+Needs matplotlib and scikit-image (`pip install jaxmix[train]`).
 """
 
 import argparse
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -47,7 +57,15 @@ COLUMNS = (
   'Random Erasing',
   'Saliency CutMix',
   'CMO',
+  'MixToken',
 )
+# MixToken's token grid: 14 x 14 (ViT-S/16 at 224 pixels), or the largest
+# grid under it whose patches tile a smaller photo exactly.
+TOKEN_GRID = 14
+# The VideoMix figure: the cat's clip (row 0 of PHOTOS) mixed with the
+# astronaut's (row 2), this many frames, each shifted by 1/32 of the width.
+VIDEO_FRAMES = 6
+VIDEO_PAIR = (0, 2)
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -103,6 +121,45 @@ def _contrast_saliency(images: jax.Array, cell: int) -> jax.Array:
   return cropped.reshape(batch, rows, height // rows, cols, width // cols).mean(
     (2, 4)
   )
+
+
+def token_grid(size: int) -> int:
+  """The side of MixToken's token grid for `size`-pixel photos."""
+  return max(g for g in range(1, TOKEN_GRID + 1) if size % g == 0)
+
+
+def _mixtoken(key, images, labels, partners):
+  """MixToken with the figure's fixed partners, back to pixels.
+
+  The draw is `jaxmix.mixtoken`'s (`jaxmix.draw_cutmix` on the token grid)
+  with the pairs fixed, applied as `mixtoken` applies it: tokens and token
+  labels select, the class labels take the kept-token fraction. Returns the
+  mixed images and the mean of the mixed token labels, which equals the
+  class labels (tested).
+  """
+  count, size, _, channels = images.shape
+  grid = token_grid(size)
+  patch = size // grid
+
+  def to_tokens(x):  # [B, H, W, C] -> [B, h, w, p * p * C]
+    x = x.reshape(count, grid, patch, grid, patch, channels)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(count, grid, grid, -1)
+
+  def to_pixels(t):
+    t = t.reshape(count, grid, grid, patch, patch, channels)
+    return t.transpose(0, 1, 3, 2, 4, 5).reshape(images.shape)
+
+  token_labels = jnp.broadcast_to(
+    labels[:, None, None], (count, grid, grid, labels.shape[-1])
+  )
+  draw = jaxmix.draw_cutmix(key, batch_size=count, height=grid, width=grid)
+  draw = dataclasses.replace(draw, partners=partners)
+  tokens, _, mixed_token_labels = jaxmix.apply_draw(
+    (to_tokens(images), labels, token_labels),
+    draw,
+    roles=('mask', 'target', 'mask'),
+  )
+  return to_pixels(tokens), mixed_token_labels.mean((1, 2))
 
 
 def _saliency_cutmix(images, labels, partners, lam):
@@ -162,6 +219,7 @@ def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
       labels[partners],
       prob=1.0,
     ),
+    _mixtoken(jax.random.fold_in(keys[0], 2), images, labels, partners),
   )
   shown = np.stack([np.asarray(x) for x, _ in outputs], axis=1)
   shown = np.clip(shown * _STD + _MEAN, 0.0, 1.0)
@@ -198,15 +256,116 @@ def render(figure: Figure, path: str) -> None:
   plt.close(fig)
 
 
+class VideoFigure(NamedTuple):
+  """The VideoMix picture, computed without rendering.
+
+  Attributes:
+    frames: float32 ``[M, T, H, W, 3]`` display frames in [0, 1]: the cat's
+      clip mixed with the astronaut's, one row per mode of `jaxmix.videomix`.
+    originals: float32 ``[2, T, H, W, 3]``, the two clips unmixed.
+    labels: float32 ``[M, 2]``, the (cat, astronaut) weights returned.
+    modes: the M mode names, in row order.
+  """
+
+  frames: np.ndarray
+  originals: np.ndarray
+  labels: np.ndarray
+  modes: tuple[str, ...]
+
+
+def load_clips(size: int) -> np.ndarray:
+  """The `VIDEO_PAIR` photos as panning clips ``[2, T, size, size, 3]``."""
+  photos = load_photos(size)[list(VIDEO_PAIR)]
+  step = max(size // 32, 1)
+  return np.stack(
+    [
+      np.stack([np.roll(photo, t * step, axis=1) for t in range(VIDEO_FRAMES)])
+      for photo in photos
+    ]
+  )
+
+
+def build_video_figure(
+  *, seed: int = DEFAULT_SEED, size: int = 224
+) -> VideoFigure:
+  """Mixes the cat's clip with the astronaut's in every VideoMix mode.
+
+  Each mode's region is `jaxmix.sample_videomix`'s draw with a fixed key,
+  applied with the pair fixed (cat <- astronaut, astronaut <- cat) by
+  `jaxmix.apply_draw`, as `jaxmix.videomix` applies it.
+  """
+  if not isinstance(size, int) or size < 8:
+    raise ValueError(f'`size` must be an int >= 8, got {size!r}.')
+  clips = load_clips(size)
+  videos = jnp.asarray((clips - _MEAN) / _STD)
+  labels = jaxmix.one_hot(jnp.arange(2), 2)
+  modes = ('spatial', 'temporal', 'cuboid')
+  rows, weights = [], []
+  for index, mode in enumerate(modes):
+    draw = jaxmix.sample_videomix(
+      jax.random.fold_in(jax.random.key(seed), index),
+      batch_size=2,
+      num_frames=VIDEO_FRAMES,
+      height=size,
+      width=size,
+      mode=mode,
+    )
+    draw = dataclasses.replace(draw, partners=jnp.array([1, 0], jnp.int32))
+    mixed, mixed_labels = jaxmix.apply_draw(
+      (videos, labels), draw, roles=('image', 'target')
+    )
+    rows.append(np.asarray(mixed[0]))
+    weights.append(np.asarray(mixed_labels[0]))
+  frames = np.clip(np.stack(rows) * _STD + _MEAN, 0.0, 1.0)
+  return VideoFigure(frames, clips, np.stack(weights), modes)
+
+
+def render_video(figure: VideoFigure, path: str) -> None:
+  """Draws `figure` as one row of frames per mode to a PNG file."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+
+  names = tuple(PHOTOS[r][1] for r in VIDEO_PAIR)
+  rows, cols = figure.frames.shape[:2]
+  fig, axes = plt.subplots(
+    rows, cols, figsize=(2.1 * cols, 2.3 * rows), squeeze=False
+  )
+  for r in range(rows):
+    for c in range(cols):
+      axis = axes[r, c]
+      axis.imshow(figure.frames[r, c], interpolation='nearest')
+      axis.set_xticks([])
+      axis.set_yticks([])
+      if r == rows - 1:
+        axis.set_xlabel(f'frame {c}', fontsize=9)
+    axes[r, 0].set_ylabel(
+      f'{figure.modes[r]}\n{label_text(figure.labels[r], names)}',
+      fontsize=10,
+    )
+  fig.suptitle('VideoMix', fontsize=12, fontweight='bold')
+  fig.tight_layout()
+  paths.write_figure(fig, path, dpi=100)
+  plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
   """Command line: `python -m jaxmix.apps.preview --out augment_preview.png`."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--out', default='augment_preview.png')
   parser.add_argument('--seed', type=int, default=DEFAULT_SEED)
   parser.add_argument('--size', type=int, default=224)
+  parser.add_argument(
+    '--video_out', default=None, help='also draw VideoMix to this PNG'
+  )
   args = parser.parse_args(argv)
   render(build_figure(seed=args.seed, size=args.size), args.out)
   print(f'wrote {args.out}')
+  if args.video_out:
+    figure = build_video_figure(seed=args.seed, size=args.size)
+    render_video(figure, args.video_out)
+    print(f'wrote {args.video_out}')
 
 
 if __name__ == '__main__':
