@@ -20,10 +20,11 @@ over seeds 0, 1, 2 (28.20, 26.00, 26.40 %), against the baseline's
 28.73 %: −1.87 points paired by seed (95 % interval −4.69 to +0.96), a
 lower balanced loss (by 0.28-0.30) and no few-shot digit predicted by
 either. This short schedule does not show CMO's reported gain. With
-`--config.num_epochs=200` (CMO in epochs 3 < epoch < 197): 50.30 ± 1.81 %
-(52.20, 50.10, 48.60 %), +0.33 top-1 [−2.79, +3.46] against the
-baseline, and the few-shot digits' top-1 up in every seed, +1.59 points
-[+1.11, +2.07], from 4.1 % to 5.7 % (docs/benchmarks.md).
+`--config.num_epochs=200` (CMO in epochs 3 < epoch < 197), over seeds 0
+to 4: 49.98 ± 1.63 % (52.20, 50.10, 48.60, 48.20, 50.80 %), +0.40 top-1
+[−0.76, +1.56] against the baseline (up in four seeds of five), and the
+few-shot digits' top-1 +1.26 points [+0.19, +2.32], from 3.8 % to 5.0 %
+(docs/benchmarks.md).
 """
 
 import ml_collections
