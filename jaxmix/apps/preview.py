@@ -1,13 +1,15 @@
 """Draws the augmentations on real photos, like CutMix's "in a nutshell" figure.
 
-  python -m jaxmix.apps.preview --out augment_preview.png
+  python -m jaxmix.apps.preview --out augment_preview.png \
+    --video_out videomix_preview.png
 
 Rows are four photos shipped with scikit-image (no download): a cat, a cup of
 coffee, an astronaut and a rocket, centre-cropped and resized to `--size`.
 Columns are Original, Cutout, Mixup, CutMix, Random Erasing, saliency-guided
-CutMix, CMO and MixToken, each run with the public jaxmix API on ImageNet-normalised float images and one-hot labels
-(so a fill of 0 is the mean colour); the mixed label printed under each image
-is the label row the op returned. Mixup and CutMix draw their weights and
+CutMix, CMO and MixToken, each run with the public jaxmix API on
+ImageNet-normalised float images and one-hot labels (so a fill of 0 is the
+mean colour); the mixed label printed under each image is the label row the
+op returned. Mixup and CutMix draw their weights and
 boxes with jaxmix's samplers (alpha 1) and pair the photos as (cat, coffee)
 and (astronaut, rocket) through their appliers, so every row shows a real
 pair; the batch ops draw random partners instead. Saliency CutMix centres
