@@ -233,29 +233,43 @@ def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
   return Figure(shown, returned, texts, class_names)
 
 
-def render(figure: Figure, path: str) -> None:
-  """Draws `figure` as a grid of images with their labels to a PNG file."""
+def _image_grid(images: np.ndarray, *, row_height: float):
+  """A matplotlib figure of images ``[R, C, H, W, 3]``, one axis each."""
   import matplotlib
 
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
 
-  rows, cols = figure.images.shape[:2]
+  rows, cols = images.shape[:2]
   fig, axes = plt.subplots(
-    rows, cols, figsize=(2.1 * cols, 2.45 * rows), squeeze=False
+    rows, cols, figsize=(2.1 * cols, row_height * rows), squeeze=False
   )
   for r in range(rows):
     for c in range(cols):
-      axis = axes[r, c]
-      axis.imshow(figure.images[r, c], interpolation='nearest')
-      axis.set_xticks([])
-      axis.set_yticks([])
+      axes[r, c].imshow(images[r, c], interpolation='nearest')
+      axes[r, c].set_xticks([])
+      axes[r, c].set_yticks([])
+  return fig, axes
+
+
+def _save(fig, path: str) -> None:
+  """Writes `fig` to a PNG file (a URL works too) and closes it."""
+  from matplotlib import pyplot as plt
+
+  fig.tight_layout()
+  paths.write_figure(fig, path, dpi=100)
+  plt.close(fig)
+
+
+def render(figure: Figure, path: str) -> None:
+  """Draws `figure` as a grid of images with their labels to a PNG file."""
+  fig, axes = _image_grid(figure.images, row_height=2.45)
+  for r, row in enumerate(axes):
+    for c, axis in enumerate(row):
       axis.set_xlabel(figure.texts[r][c], fontsize=8.5)
       if r == 0:
         axis.set_title(COLUMNS[c], fontsize=11, fontweight='bold')
-  fig.tight_layout()
-  paths.write_figure(fig, path, dpi=100)  # a URL works too
-  plt.close(fig)
+  _save(fig, path)
 
 
 class VideoFigure(NamedTuple):
@@ -324,32 +338,16 @@ def build_video_figure(
 
 def render_video(figure: VideoFigure, path: str) -> None:
   """Draws `figure` as one row of frames per mode to a PNG file."""
-  import matplotlib
-
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt
-
   names = tuple(PHOTOS[r][1] for r in VIDEO_PAIR)
-  rows, cols = figure.frames.shape[:2]
-  fig, axes = plt.subplots(
-    rows, cols, figsize=(2.1 * cols, 2.3 * rows), squeeze=False
-  )
-  for r in range(rows):
-    for c in range(cols):
-      axis = axes[r, c]
-      axis.imshow(figure.frames[r, c], interpolation='nearest')
-      axis.set_xticks([])
-      axis.set_yticks([])
-      if r == rows - 1:
-        axis.set_xlabel(f'frame {c}', fontsize=9)
+  fig, axes = _image_grid(figure.frames, row_height=2.3)
+  for c, axis in enumerate(axes[-1]):
+    axis.set_xlabel(f'frame {c}', fontsize=9)
+  for r, mode in enumerate(figure.modes):
     axes[r, 0].set_ylabel(
-      f'{figure.modes[r]}\n{label_text(figure.labels[r], names)}',
-      fontsize=10,
+      f'{mode}\n{label_text(figure.labels[r], names)}', fontsize=10
     )
   fig.suptitle('VideoMix', fontsize=12, fontweight='bold')
-  fig.tight_layout()
-  paths.write_figure(fig, path, dpi=100)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
