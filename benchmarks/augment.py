@@ -25,8 +25,8 @@ mode) the clips in + out and one label row per clip in + out; for
 boxes in and the `[B, K]` float32 targets out; for `token_label_targets`
 the same maps and the flips in and the `[B, H / 16, W / 16, K]` float32
 token targets out; for `mixtoken` (the images viewed as 16-pixel patch
-tokens) the tokens, labels and dense float32 token labels in + out. `copy` and `xla` are the op's
-GB/s over the two references' GB/s.
+tokens) the tokens, labels and dense float32 token labels in + out. `copy`
+and `xla` are the op's GB/s over the two references' GB/s.
 
 With `--donate` the inputs are also donated (`donate_argnums`), as a train
 step that consumes its batch does; XLA can then write in place.

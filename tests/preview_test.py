@@ -133,6 +133,8 @@ def test_main_writes_png(tmp_path):
 def test_bad_size_is_rejected():
   with pytest.raises(ValueError, match='size'):
     preview.build_figure(size=4)
+  with pytest.raises(ValueError, match='size'):
+    preview.build_video_figure(size=4)
 
 
 @pytest.fixture(scope='module')

@@ -125,6 +125,11 @@ def _contrast_saliency(images: jax.Array, cell: int) -> jax.Array:
   )
 
 
+def _check_size(size: int) -> None:
+  if not isinstance(size, int) or size < 8:
+    raise ValueError(f'`size` must be an int >= 8, got {size!r}.')
+
+
 def token_grid(size: int) -> int:
   """The side of MixToken's token grid for `size`-pixel photos."""
   return max(g for g in range(1, TOKEN_GRID + 1) if size % g == 0)
@@ -195,8 +200,7 @@ def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
   Returns:
     The `Figure`.
   """
-  if not isinstance(size, int) or size < 8:
-    raise ValueError(f'`size` must be an int >= 8, got {size!r}.')
+  _check_size(size)
   class_names = tuple(name for _, name in PHOTOS)
   count = len(PHOTOS)
   images = jnp.asarray((load_photos(size) - _MEAN) / _STD)
@@ -310,8 +314,7 @@ def build_video_figure(
   applied with the pair fixed (cat <- astronaut, astronaut <- cat) by
   `jaxmix.apply_draw`, as `jaxmix.videomix` applies it.
   """
-  if not isinstance(size, int) or size < 8:
-    raise ValueError(f'`size` must be an int >= 8, got {size!r}.')
+  _check_size(size)
   clips = load_clips(size)
   videos = jnp.asarray((clips - _MEAN) / _STD)
   labels = jaxmix.one_hot(jnp.arange(2), 2)
