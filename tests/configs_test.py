@@ -14,9 +14,9 @@ from jaxmix.train import augment, recipes, steps, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
-  os.path.relpath(path, ROOT)
+  os.path.relpath(path, os.path.join(ROOT, 'jaxmix'))
   for path in glob.glob(
-    os.path.join(ROOT, 'configs', '**', '*.py'), recursive=True
+    os.path.join(ROOT, 'jaxmix', 'configs', '**', '*.py'), recursive=True
   )
   if not path.endswith('__init__.py')
 )

@@ -65,12 +65,19 @@ def test_wheel_holds_every_module_and_recipe(installed):
   _, wheel, _ = installed
   names = set(zipfile.ZipFile(wheel).namelist())
   sources = {str(p.relative_to(ROOT)) for p in (ROOT / 'jaxmix').rglob('*.py')}
-  recipes = {
-    'jaxmix/' + str(p.relative_to(ROOT))
-    for p in (ROOT / 'configs').rglob('*.py')
-  }
+  assert any(n.startswith('jaxmix/configs/imagenet/') for n in sources)
   assert sources <= names, sorted(sources - names)
-  assert recipes <= names, sorted(recipes - names)
+
+
+def test_a_checkout_on_the_path_shadows_no_user_package():
+  # A checkout on sys.path (flax's examples/imagenet has its own `configs`)
+  # must add `jaxmix` alone: no other importable package at the root.
+  packages = sorted(
+    p.parent.name
+    for p in ROOT.glob('*/__init__.py')
+    if not p.parent.name.startswith('.')
+  )
+  assert packages == ['jaxmix'], packages
 
 
 def _run(env, cwd, *args):

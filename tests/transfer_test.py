@@ -37,7 +37,7 @@ RECIPES = {  # recipe -> (TFDS name, classes, train split, eval split)
 
 
 def _load(name, arg=''):
-  path = os.path.join(ROOT, 'configs', 'transfer', f'{name}.py')
+  path = os.path.join(ROOT, 'jaxmix', 'configs', 'transfer', f'{name}.py')
   return recipes.load(path + (f':{arg}' if arg else ''))
 
 
