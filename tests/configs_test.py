@@ -66,7 +66,7 @@ def test_config_loads_like_the_cli_and_validates(at_root, path):
   config = load(path)
   validation.check_config(config)
   validation.check_devices(config, device_count=8, process_count=2)
-  with open(path) as f:
+  with open(recipes.resolve(path)) as f:
     text = f.read()
   doc = text.split('"""')[1]
   for word in ('Command', 'Hardware', 'Expected result'):
@@ -172,7 +172,7 @@ def test_pytorch_recipes_use_torchvision_crop_and_name_it(at_root, path):
   config = load(path)
   assert config.data.augment == 'inception'
   assert config.data.crop_sampler == 'torchvision'
-  with open(path) as f:
+  with open(recipes.resolve(path)) as f:
     doc = f.read().split('"""')[1]
   assert 'RandomResizedCrop law' in doc.replace('\n', ' ')
 
@@ -181,7 +181,7 @@ def test_cifar_recipes_name_their_crop_law(at_root):
   for path in CONFIG_FILES:
     if path.startswith('configs/cifar100/'):
       assert load(path).data.augment == 'cifar'
-      with open(path) as f:
+      with open(recipes.resolve(path)) as f:
         doc = f.read().split('"""')[1].replace('\n', ' ')
       assert 'RandomCrop(32, padding=4) law' in doc, path
 
