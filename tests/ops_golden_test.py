@@ -128,7 +128,9 @@ def _draw_fields(draw):
 
 def _tuple_cutmix(key, **knobs):
   """The tuple form of `sample_cutmix`, its box broadcast to ``[B]``."""
-  box, partners, weight = _quiet(jaxmix.sample_cutmix, key, **knobs)
+  with warnings.catch_warnings():  # The unpacking is what is deprecated.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    box, partners, weight = jaxmix.sample_cutmix(key, **knobs)
   box = jaxmix.Box(*(jnp.broadcast_to(f, (B,)) for f in box))
   if weight is None:
     weight = 1.0 - jaxmix.box_area(box).astype(jnp.float32) / (H * W)

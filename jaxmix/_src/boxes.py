@@ -53,6 +53,20 @@ def box_area(box: Box) -> jax.Array:
   return (height * width).astype(jnp.int32)
 
 
+def kept_fraction(box: Box, *, height: int, width: int) -> jax.Array:
+  """The share of an `H x W` image outside `box`: `1 - area / (H * W)`.
+
+  The label weight of CutMix-style ops (the corrected lambda), float32
+  ``[...]``.
+  """
+  return 1.0 - box_area(box).astype(jnp.float32) / (height * width)
+
+
+def empty_unless(apply: jax.Array, box: Box) -> Box:
+  """Keeps `box` where `apply` and puts an empty box elsewhere."""
+  return Box(*(jnp.where(apply, field, 0) for field in box))
+
+
 def box_mask(box: Box, *, height: int, width: int) -> jax.Array:
   """Boolean mask that is True on the pixels inside `box`.
 

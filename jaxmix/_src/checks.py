@@ -3,6 +3,12 @@
 Only Python-level facts are checked (ranks, shapes, dtypes, and knob values
 given as Python numbers), so every check also works while tracing under `jit`.
 Errors name the argument and what it was.
+
+Ops that select pixels (CutMix-style pasting, Cutout, Random Erasing's zero
+fill) copy or overwrite pixels and never compute with them, so they also run
+on uint8 images before normalisation, bit-identical to the float path cast
+back (`check_select_batch`); Mixup blends pixel values and refuses integer
+images with an error that says so (`check_blend_batch`).
 """
 
 import numbers
@@ -13,6 +19,8 @@ from jax.typing import ArrayLike
 
 # Channel counts of images (grey, RGB, RGBA), for telling [B, C, H, W] apart.
 IMAGE_CHANNELS = (1, 3, 4)
+IMAGE_LAYOUT = '[B, H, W, C]'
+VIDEO_LAYOUT = '[B, T, H, W, C]'
 
 
 def check_images(images: ArrayLike, name: str = 'images') -> None:
@@ -109,3 +117,78 @@ def check_key(key: jax.Array) -> None:
       '`key` must be a PRNG key (jax.random.key or jax.random.PRNGKey), '
       f'got an array of shape {jnp.shape(key)} and dtype {dtype}.'
     )
+
+
+def check_batch_size(batch_size, *, name: str = 'batch_size') -> None:
+  """A batch that is mixed within itself needs two examples or more.
+
+  Mixing pairs each example with another of its batch (under `pmap` or
+  `shard_map`, of its device's shard): with one example there is nothing to
+  mix, so a size under two is an error rather than a silent identity.
+  """
+  if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+    raise ValueError(f'`{name}` must be a Python int, got {batch_size!r}.')
+  if batch_size < 2:
+    raise ValueError(
+      f'`{name}` is {batch_size}: mixing pairs each example with another '
+      "of its batch (or, under pmap or shard_map, of its device's shard), "
+      'so it needs at least 2 examples.'
+    )
+
+
+def is_float(pixels: ArrayLike) -> bool:
+  """Whether `pixels` has a floating dtype (static)."""
+  return jnp.issubdtype(jnp.result_type(pixels), jnp.floating)
+
+
+def check_pixels(
+  pixels: ArrayLike, *, name: str = 'images', layout: str = IMAGE_LAYOUT
+) -> None:
+  """`pixels` must be float or uint8 with the rank of `layout`."""
+  shape = jnp.shape(pixels)
+  rank = layout.count(',') + 1
+  if len(shape) != rank:
+    raise ValueError(
+      f'`{name}` must have rank {rank} {layout}, got shape {shape}.'
+    )
+  if layout == IMAGE_LAYOUT:
+    check_channels_last(shape, name)
+  dtype = jnp.result_type(pixels)
+  if not (jnp.issubdtype(dtype, jnp.floating) or dtype == jnp.uint8):
+    raise TypeError(
+      f'`{name}` must be a float or uint8 array {layout}, got dtype {dtype}.'
+    )
+
+
+def check_select_batch(
+  pixels: ArrayLike,
+  labels: ArrayLike,
+  *,
+  name: str = 'images',
+  layout: str = IMAGE_LAYOUT,
+) -> None:
+  """The `(pixels, labels)` pair of a select-only op."""
+  check_pixels(pixels, name=name, layout=layout)
+  check_labels(labels, jnp.shape(pixels)[0])
+
+
+def check_blend_batch(
+  images: ArrayLike, labels: ArrayLike, *, op: str, hint: str = ''
+) -> None:
+  """The `(images, labels)` pair of an op that blends pixel values.
+
+  Args:
+    images: must be float ``[B, H, W, C]``.
+    labels: dense float ``[B, K]``.
+    op: the op's name, for the error.
+    hint: how to run the op without blending, if it can (appended).
+  """
+  if jnp.ndim(images) == 4 and not is_float(images):
+    raise TypeError(
+      f'`images` must be a float array for {op}, which blends pixel values, '
+      f'got dtype {jnp.result_type(images)}: convert (and normalise) first, '
+      '`images.astype(jnp.float32)`. The ops that only select pixels '
+      '(cutmix, cutout, videomix, saliency_cutmix, cmo) accept uint8'
+      f'{hint}.'
+    )
+  check_batch(images, labels)

@@ -15,7 +15,9 @@ probability proportional to `n_c ** (1 - alpha)`: uniform over classes for
 (0-based, `cmo_active`).
 
 Pairing is by position: example `i` of the main batch takes its box from
-example `i` of the minority batch.
+example `i` of the minority batch: `sample_cmo`'s draw has the identity as
+partners, and `jaxmix.apply_draw` takes the minority batch as its
+`partner_tree`.
 """
 
 import jax
@@ -24,7 +26,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, mixing, select_inputs
+from jaxmix._src import checks, draws, mixing, sharding
 
 Array = jax.Array
 
@@ -121,6 +123,60 @@ def cmo_active(
   return start < epoch < num_epochs - stop_margin
 
 
+def sample_cmo(
+  key: Array,
+  *,
+  batch_size: int,
+  height: int,
+  width: int,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 0.5,
+  per_example: bool = False,
+  axis_name: str | None = None,
+) -> draws.MixDraw:
+  """Samples what `cmo` draws: the box and the gate (partners by position).
+
+  Args:
+    key: a PRNG key.
+    batch_size: B (one example is fine: the partner is the minority
+      example). Static.
+    height: image height H. Static.
+    width: image width W. Static.
+    alpha: Beta concentration, > 0. May be traced.
+    prob: probability of pasting. May be traced.
+    per_example: one box and gate per example. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
+
+  Returns:
+    A `MixDraw` with identity partners, `blend == 1` and the kept-pixel
+    fraction as weight; apply it with `partner_tree` = the minority batch.
+
+  Examples:
+    >>> import jax
+    >>> draw = sample_cmo(jax.random.key(0), batch_size=2, height=8, width=8)
+    >>> draw.partners.tolist()
+    [0, 1]
+  """
+  checks.check_key(key)
+  checks.check_positive('alpha', alpha)
+  checks.check_probability('prob', prob)
+  key = sharding.device_key(key, axis_name)
+  key_weight, key_box, key_gate = jax.random.split(key, 3)
+  shape = (batch_size,) if per_example else ()
+  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+  box = boxes_lib.sample_cutmix_box(
+    key_box, height=height, width=width, weight=lam
+  )
+  box = boxes_lib.empty_unless(mixing.gate(key_gate, prob, shape), box)
+  return draws.make_draw(
+    weight=boxes_lib.kept_fraction(box, height=height, width=width),
+    partners=jnp.arange(batch_size, dtype=jnp.int32),
+    box=box,
+    height=height,
+    width=width,
+  )
+
+
 def cmo(
   key: Array,
   images: ArrayLike,
@@ -131,6 +187,7 @@ def cmo(
   alpha: ArrayLike = 1.0,
   prob: ArrayLike = 0.5,
   per_example: bool = False,
+  axis_name: str | None = None,
 ) -> tuple[Array, Array]:
   """Pastes a CutMix box of each minority image onto the main image.
 
@@ -150,6 +207,7 @@ def cmo(
     prob: probability of pasting, per batch (or per example); 0.5 in the
       paper. May be traced.
     per_example: one box and gate per example. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(images, labels)` with the main batch's shapes and dtypes.
@@ -168,8 +226,8 @@ def cmo(
     https://arxiv.org/abs/2112.00412
   """
   checks.check_key(key)
-  select_inputs.check_select_batch(images, labels)
-  select_inputs.check_select_batch(
+  checks.check_select_batch(images, labels)
+  checks.check_select_batch(
     minority_images, minority_labels, name='minority_images'
   )
   images, minority_images = jnp.asarray(images), jnp.asarray(minority_images)
@@ -184,27 +242,20 @@ def cmo(
       f'{jnp.shape(minority_labels)} for {images.shape} {images.dtype} and '
       f'{jnp.shape(labels)}.'
     )
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
-  batch_size, height, width, channels = images.shape
-  key_weight, key_box, key_gate = jax.random.split(key, 3)
-  shape = (batch_size,) if per_example else ()
-  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
-  box = boxes_lib.sample_cutmix_box(
-    key_box, height=height, width=width, weight=lam
+  batch_size, height, width, _ = images.shape
+  draw = sample_cmo(
+    key,
+    batch_size=batch_size,
+    height=height,
+    width=width,
+    alpha=alpha,
+    prob=prob,
+    per_example=per_example,
+    axis_name=axis_name,
   )
-  box = mixing._empty_unless(mixing._gate(key_gate, prob, shape), box)
-  mask = boxes_lib.box_mask_rows(
-    box, height=height, width=width, channels=channels
+  return draws.apply_draw(
+    (images, labels),
+    draw,
+    roles=('mask', 'target'),
+    partner_tree=(minority_images, minority_labels),
   )
-  rows = images.reshape(batch_size, height, width * channels)
-  minority_rows = minority_images.reshape(rows.shape)
-  mixed = jnp.where(mask, minority_rows, rows).reshape(images.shape)
-  kept = 1.0 - boxes_lib.box_area(box).astype(jnp.float32) / (height * width)
-  kept = jnp.broadcast_to(kept, (batch_size,))[:, None]
-  labels = jnp.asarray(labels)
-  own = labels.astype(jnp.float32)
-  mixed_labels = kept * own + (1.0 - kept) * jnp.asarray(
-    minority_labels, jnp.float32
-  )
-  return mixed, mixed_labels.astype(labels.dtype)

@@ -1,4 +1,4 @@
-"""What a mixing op drew, and that draw applied to any pytree of arrays.
+"""What a mixing op drew (`MixDraw`), and `apply_draw`, the one applier.
 
 A `MixDraw` records everything random about one mixing step: each example's
 partner, the region pasted from the partner (a pixel box, and for videos a
@@ -7,6 +7,8 @@ CutMix and VideoMix, which only select) and the label weight. Every field is
 ``[B]``, so a draw passes through `jit`, `vmap`, `jaxmix.per_shard` and
 `pmap` like the batch itself, can be logged, and can be applied again to
 other per-example arrays: segmentation masks, token labels, soft targets.
+Every random mixing op of jaxmix is its sampler (`sample_<op>`), this
+applier, and the op's target rule.
 
 Regions at other resolutions. The box is drawn on the image grid (`height` x
 `width` pixels, `num_frames` frames). An array whose grid is `h` x `w` (a
@@ -20,7 +22,9 @@ same way along time.
 """
 
 import dataclasses
-from typing import NamedTuple
+import math
+import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +82,23 @@ class MixDraw:
     default=None, metadata={'static': True}
   )
 
+  def __iter__(self):
+    """Deprecated: `box, partners, weight = jaxmix.sample_cutmix(...)`.
+
+    `sample_cutmix` returned that tuple before it returned a `MixDraw`;
+    unpacking a draw keeps such code running for one release, with the box
+    fields ``[B]`` and the weight always given (the kept-pixel fraction
+    where it was `None`). Read `draw.box`, `draw.partners`, `draw.weight`.
+    """
+    warnings.warn(
+      'Unpacking a MixDraw as `box, partners, weight = '
+      'jaxmix.sample_cutmix(...)` is deprecated and will be removed in the '
+      'next release: read `draw.box`, `draw.partners` and `draw.weight`.',
+      DeprecationWarning,
+      stacklevel=2,
+    )
+    return iter((self.box, self.partners, self.weight))
+
 
 def make_draw(
   *,
@@ -93,8 +114,8 @@ def make_draw(
   """Builds a `MixDraw`, broadcasting every field to ``[B]``.
 
   For draws of one's own (a box from a detector, a fixed region in a test);
-  the samplers (`jaxmix.draw_cutmix`, `jaxmix.sample_videomix`, ...) return
-  theirs ready-made.
+  the samplers (`jaxmix.sample_cutmix`, `jaxmix.sample_videomix`, ...)
+  return theirs ready-made.
 
   Args:
     weight: the share of each example's own labels, a scalar or ``[B]``.
@@ -123,19 +144,33 @@ def make_draw(
       '`frames` and `num_frames` go together: give both for a video draw, '
       f'neither for an image draw (got num_frames={num_frames!r}).'
     )
+  if jnp.ndim(partners) != 1 or not jnp.issubdtype(
+    jnp.result_type(partners), jnp.integer
+  ):
+    raise ValueError(
+      '`partners` must be integer indices [B], got shape '
+      f'{jnp.shape(partners)} and dtype {jnp.result_type(partners)}.'
+    )
   partners = jnp.asarray(partners, jnp.int32)
   shape = partners.shape
 
-  def per_example(value, dtype):
+  def per_example(value, dtype, name):
+    if jnp.shape(value) not in ((), shape):
+      raise ValueError(
+        f'`{name}` must be a scalar or have shape {shape}, got '
+        f'{jnp.shape(value)}.'
+      )
     return jnp.broadcast_to(jnp.asarray(value, dtype), shape)
 
-  box = boxes_lib.Box(*(per_example(field, jnp.int32) for field in box))
+  box = boxes_lib.Box(
+    *(per_example(v, jnp.int32, f'box.{k}') for k, v in box._asdict().items())
+  )
   if frames is not None:
-    frames = Span(*(per_example(field, jnp.int32) for field in frames))
+    frames = Span(*(per_example(v, jnp.int32, 'frames') for v in frames))
   return MixDraw(
-    weight=per_example(weight, jnp.float32),
+    weight=per_example(weight, jnp.float32, 'weight'),
     partners=partners,
-    blend=per_example(blend, jnp.float32),
+    blend=per_example(blend, jnp.float32, 'blend'),
     box=box,
     frames=frames,
     height=height,
@@ -144,13 +179,17 @@ def make_draw(
   )
 
 
-def _cells_inside(start: Array, stop: Array, pixels: int, cells: int) -> Array:
-  """bool ``[..., cells]``: cells whose centre lies in `[start, stop)`.
+def _cells_inside(
+  start: Array, stop: Array, pixels: int, cells: int, repeat: int = 1
+) -> Array:
+  """bool ``[..., cells * repeat]``: cells whose centre lies in `[start, stop)`.
 
   Integer form of `start <= (i + 0.5) * pixels / cells < stop`, exact for any
-  sizes.
+  sizes; each cell's entry is repeated `repeat` times in a row (the channels
+  of a row of pixels viewed as ``[W * C]``).
   """
-  centre = (2 * jnp.arange(cells, dtype=jnp.int32) + 1) * pixels
+  cell = jnp.arange(cells * repeat, dtype=jnp.int32) // repeat
+  centre = (2 * cell + 1) * pixels
   start = 2 * jnp.asarray(start, jnp.int32)[..., None] * cells
   stop = 2 * jnp.asarray(stop, jnp.int32)[..., None] * cells
   return (centre >= start) & (centre < stop)
@@ -192,13 +231,185 @@ def draw_mask(
       f'`num_frames` is {num_frames!r} but `draw` is {kind}: pass the number '
       'of frames exactly for video draws.'
     )
+  grid = (height, width) if num_frames is None else (num_frames, height, width)
+  return _region(draw, grid)
+
+
+def _region(draw: MixDraw, grid: tuple[int, ...], depth: int = 1) -> Array:
+  """bool ``[B, (t,) h, w * depth]``: the region on a grid's rows of cells."""
   box = draw.box
-  rows = _cells_inside(box.top, box.bottom, draw.height, height)
-  cols = _cells_inside(box.left, box.right, draw.width, width)
+  rows = _cells_inside(box.top, box.bottom, draw.height, grid[-2])
+  cols = _cells_inside(box.left, box.right, draw.width, grid[-1], depth)
   mask = rows[..., :, None] & cols[..., None, :]
   if draw.frames is None:
     return mask
-  times = _cells_inside(
-    draw.frames.start, draw.frames.stop, draw.num_frames, num_frames
-  )
+  start, stop = draw.frames
+  times = _cells_inside(start, stop, draw.num_frames, grid[0])
   return times[..., :, None, None] & mask[..., None, :, :]
+
+
+ROLES = ('image', 'mask', 'target', 'keep')
+
+
+def _as_rows(draw: MixDraw, leaf: Array, where: str) -> tuple[Array, Array]:
+  """`leaf` ``[B, (t,) h, w, ...]`` viewed as rows ``[B, (t,) h, w * D]``,
+  and the region on those rows.
+
+  Selecting along the contiguous `w * D` row runs several times faster on
+  CPUs than broadcasting a ``[B, h, w, 1]`` mask over the trailing axes, and
+  is no slower elsewhere (docs/benchmarks.md).
+  """
+  rank = 2 if draw.frames is None else 3
+  batch = draw.partners.shape[0]
+  if leaf.ndim < rank + 1 or leaf.shape[0] != batch:
+    layout = '[B, h, w, ...]' if rank == 2 else '[B, t, h, w, ...]'
+    raise ValueError(
+      f'{where} must be {layout} with B = {batch} for this draw, got shape '
+      f'{leaf.shape}.'
+    )
+  grid = leaf.shape[1 : rank + 1]
+  depth = math.prod(leaf.shape[rank + 1 :])
+  rows = leaf.reshape((*leaf.shape[:rank], grid[-1] * depth))
+  return rows, _region(draw, grid, depth)
+
+
+def _per_example(value: Array, ndim: int) -> Array:
+  return value.reshape((-1,) + (1,) * (ndim - 1))
+
+
+def _blend(weight: Array, own: Array, partner: Array) -> Array:
+  """`weight * own + (1 - weight) * partner` in float32 (the one blend)."""
+  weight = _per_example(weight, own.ndim)
+  own, partner = own.astype(jnp.float32), partner.astype(jnp.float32)
+  return weight * own + (1.0 - weight) * partner
+
+
+def _apply_image(draw, leaf, partner, where):
+  """Partner inside the region; `blend` outside, exactly own where it is 1."""
+  rows, mask = _as_rows(draw, leaf, where)
+  partner = partner.reshape(rows.shape)
+  mixed = _blend(draw.blend, rows, partner)
+  if not jnp.issubdtype(leaf.dtype, jnp.floating):
+    mixed = jnp.round(mixed)  # Blended integer images round to nearest.
+  unblended = _per_example(draw.blend == 1.0, rows.ndim)
+  mixed = jnp.where(unblended, rows, mixed.astype(leaf.dtype))
+  return jnp.where(mask, partner, mixed).reshape(leaf.shape)
+
+
+def _apply_mask(draw, leaf, partner, where):
+  rows, mask = _as_rows(draw, leaf, where)
+  return jnp.where(mask, partner.reshape(rows.shape), rows).reshape(leaf.shape)
+
+
+def _apply_target(draw, leaf, partner, where):
+  batch = draw.partners.shape[0]
+  if leaf.ndim < 1 or leaf.shape[0] != batch:
+    raise ValueError(
+      f'{where} must be [B, ...] with B = {batch}, got shape {leaf.shape}.'
+    )
+  if not jnp.issubdtype(leaf.dtype, jnp.floating):
+    raise TypeError(
+      f'{where} has role "target" and must be float (dense or soft '
+      f'targets), got dtype {leaf.dtype}; integer class labels go to '
+      'jaxmix.one_hot or jaxmix.mixed_cross_entropy.'
+    )
+  return _blend(draw.weight, leaf, partner).astype(leaf.dtype)
+
+
+_APPLIERS = {
+  'image': _apply_image,
+  'mask': _apply_mask,
+  'target': _apply_target,
+  'keep': lambda draw, leaf, partner, where: leaf,
+}
+
+
+def apply_draw(
+  tree: Any, draw: MixDraw, *, roles: Any, partner_tree: Any = None
+) -> Any:
+  """Applies one draw to every per-example array of a pytree.
+
+  Each leaf is mixed according to its role:
+
+  - `'image'`: ``[B, h, w, ...]`` (videos ``[B, t, h, w, ...]``) at any
+    resolution; the partner's cells inside the region, `blend` outside
+    (computed in float32; integer images such as uint8 are rounded back;
+    exactly the example's own values where `blend` is 1).
+  - `'mask'`: ``[B, h, w, ...]`` at any resolution and of any dtype
+    (segmentation masks, token labels, the pixels of ops that only select);
+    the partner's cells inside the region, the example's own elsewhere,
+    never blended, so bit-exact for any dtype.
+  - `'target'`: float ``[B, ...]`` (dense or soft labels); blended with the
+    label weight `draw.weight`.
+  - `'keep'`: returned unchanged (example ids, metadata).
+
+  Cells at another resolution than the draw's follow the cell-centre rule of
+  the module docstring.
+
+  Args:
+    tree: a pytree of arrays whose leading axis is the batch B.
+    draw: a `MixDraw`, e.g. from `jaxmix.sample_cutmix` or
+      `jaxmix.sample_videomix`.
+    roles: one role for every leaf, or a pytree prefix of `tree` (e.g. a
+      dict with the same keys) giving each subtree its role.
+    partner_tree: where the partners' content comes from, a pytree of the
+      structure and shapes of `tree`; by default `tree` itself (mixing
+      within the batch). CMO passes its minority batch.
+
+  Returns:
+    A pytree of the structure, shapes and dtypes of `tree`.
+
+  Examples:
+    >>> import jax.numpy as jnp, jaxmix
+    >>> draw = jaxmix.make_draw(weight=0.5, partners=jnp.array([1, 0]),
+    ...     box=jaxmix.Box(0, 0, 2, 1), height=2, width=2)
+    >>> batch = {'image': jnp.arange(8.0).reshape(2, 2, 2, 1),
+    ...          'label': jnp.eye(2)}
+    >>> out = apply_draw(batch, draw, roles={'image': 'image',
+    ...                                      'label': 'target'})
+    >>> out['image'][0, ..., 0].tolist(), out['label'][0].tolist()
+    ([[4.0, 1.0], [6.0, 3.0]], [0.5, 0.5])
+  """
+  if not isinstance(draw, MixDraw):
+    raise TypeError(f'`draw` must be a jaxmix.MixDraw, got {type(draw)}.')
+  if partner_tree is None:
+    partner_tree = tree
+  elif jax.tree_util.tree_structure(partner_tree) != (
+    jax.tree_util.tree_structure(tree)
+  ):
+    raise ValueError('`partner_tree` must have the structure of `tree`.')
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+  partner_leaves = jax.tree_util.tree_leaves(partner_tree)
+  if isinstance(roles, str):
+    role_leaves = [roles] * len(leaves)
+  else:
+    try:
+      role_leaves = jax.tree_util.tree_leaves(
+        jax.tree_util.tree_map(
+          lambda role, subtree: jax.tree_util.tree_map(lambda _: role, subtree),
+          roles,
+          tree,
+          is_leaf=lambda node: isinstance(node, str),
+        )
+      )
+    except ValueError as error:
+      raise ValueError(
+        f'`roles` must be one role or a pytree prefix of `tree`: {error}'
+      ) from error
+  mixed = []
+  for (path, leaf), partner, role in zip(
+    leaves, partner_leaves, role_leaves, strict=True
+  ):
+    if role not in _APPLIERS:
+      raise ValueError(f'`roles` entries must be one of {ROLES}, got {role!r}.')
+    leaf, partner = jnp.asarray(leaf), jnp.asarray(partner)
+    if partner.shape != leaf.shape:
+      raise ValueError(
+        f'`partner_tree` leaf {jax.tree_util.keystr(path)} has shape '
+        f'{partner.shape}, `tree` has {leaf.shape}.'
+      )
+    where = f'`tree` leaf {jax.tree_util.keystr(path) or "(root)"}'
+    if role != 'keep':
+      partner = partner[draw.partners]
+    mixed.append(_APPLIERS[role](draw, leaf, partner, where))
+  return jax.tree_util.tree_unflatten(treedef, mixed)

@@ -1,22 +1,24 @@
-"""Cutout and Random Erasing: occlude boxes of each image, keep the labels.
+"""Cutout and Random Erasing: occlude boxes of each image.
 
-Both follow the augmentation contract `op(key, images, labels, *, knobs) ->
-(images, labels)` and return `labels` unchanged, so they compose with the
-mixing ops. Boxes are drawn per example, as in the original papers. Apply them
-to normalised images: a fill of 0 is then the dataset mean. Both only select
-where they write a fixed value (Cutout always, Random Erasing with
-`fill='zero'`), so they also take uint8 images, bit-identical to the float
-path cast back.
+Both take and return images only, as dm_pix's ops do:
+`op(key, images, *, knobs) -> images` (labels do not change). The call of
+jaxmix 0.1, `op(key, images, labels, ...) -> (images, labels)`, still works
+for one release with a `DeprecationWarning`. Boxes are drawn per example, as
+in the original papers. Apply them to normalised images: a fill of 0 is then
+the dataset mean. Both only select where they write a fixed value (Cutout
+always, Random Erasing with `fill='zero'`), so they also take uint8 images,
+bit-identical to the float path cast back. A batch of one image is fine.
 """
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, select_inputs
+from jaxmix._src import checks, sharding
 
 Array = jax.Array
 
@@ -26,16 +28,36 @@ _ERASING_ATTEMPTS = 10
 _FILLS = ('zero', 'random', 'pixel')
 
 
+def _labels_argument(op: str, images: ArrayLike, labels: tuple) -> bool:
+  """Checks the deprecated labels argument; whether one was given."""
+  if not labels:
+    return False
+  if len(labels) > 1:
+    raise TypeError(
+      f'{op} takes (key, images) and keyword knobs, got {2 + len(labels)} '
+      'positional arguments.'
+    )
+  warnings.warn(
+    f'jaxmix.{op}(key, images, labels, ...) is deprecated and will be '
+    f'removed in the next release: call jaxmix.{op}(key, images, ...), '
+    'which returns the images only (the labels do not change).',
+    DeprecationWarning,
+    stacklevel=3,
+  )
+  checks.check_select_batch(images, labels[0])
+  return True
+
+
 def cutout(
   key: Array,
   images: ArrayLike,
-  labels: ArrayLike,
-  *,
+  *labels: ArrayLike,
   size: int,
   prob: ArrayLike = 1.0,
   count: int = 1,
   fill_value: float = 0.0,
-) -> tuple[Array, Array]:
+  axis_name: str | None = None,
+) -> Array:
   """Cutout: fills `count` square boxes of each image with `fill_value`.
 
   Each box is centred on a uniform integer pixel and spans `centre +-
@@ -47,21 +69,23 @@ def cutout(
     images: float or uint8 ``[B, H, W, C]`` (Cutout only overwrites pixels,
       so it may run before normalisation; then choose `fill_value` in pixel
       units).
-    labels: dense float ``[B, K]``; returned unchanged.
+    *labels: deprecated, for one release: dense float ``[B, K]`` labels,
+      returned unchanged beside the images.
     size: side of the square in pixels (16 for CIFAR-10 in the paper). Static.
     prob: probability of applying Cutout to each example. May be traced.
     count: number of boxes per image (`n_holes`). Static.
     fill_value: value written inside the boxes, in [0, 255] for uint8
       images. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
-    `(images, labels)` with the input shapes and dtypes.
+    The images with the input shape and dtype (and the labels, in the
+    deprecated call with labels).
 
   Examples:
     >>> import jax, jax.numpy as jnp
-    >>> x, y = jnp.ones((1, 8, 8, 1)), jnp.eye(1)
-    >>> x2, _ = cutout(jax.random.key(0), x, y, size=4)
-    >>> float(x2.sum()) < 64
+    >>> x = cutout(jax.random.key(0), jnp.ones((1, 8, 8, 1)), size=4)
+    >>> float(x.sum()) < 64
     True
 
   References:
@@ -69,7 +93,8 @@ def cutout(
     Networks with Cutout, https://arxiv.org/abs/1708.04552
   """
   checks.check_key(key)
-  select_inputs.check_select_batch(images, labels)
+  with_labels = _labels_argument('cutout', images, labels)
+  checks.check_pixels(images)
   checks.check_probability('prob', prob)
   if not isinstance(size, int) or size < 0:
     raise ValueError(f'`size` must be a non-negative Python int, got {size!r}.')
@@ -81,6 +106,7 @@ def cutout(
       f'`fill_value` must be in [0, 255] for uint8 images, got {fill_value}.'
     )
   batch_size, height, width, channels = images.shape
+  key = sharding.device_key(key, axis_name)
   key_y, key_x, key_gate = jax.random.split(key, 3)
   shape = (batch_size, count)
   box = boxes_lib.centered_box(
@@ -102,7 +128,8 @@ def cutout(
       hole_box, height=height, width=width, channels=channels
     )
     rows = jnp.where(mask & apply[:, None, None], fill, rows)
-  return rows.reshape(images.shape), labels
+  images = rows.reshape(images.shape)
+  return (images, labels[0]) if with_labels else images
 
 
 def _sample_erasing_boxes(
@@ -143,14 +170,14 @@ def _sample_erasing_boxes(
 def random_erasing(
   key: Array,
   images: ArrayLike,
-  labels: ArrayLike,
-  *,
+  *labels: ArrayLike,
   prob: ArrayLike = 0.5,
   area: tuple[float, float] = (0.02, 1 / 3),
   aspect: tuple[float, float] = (0.3, 1 / 0.3),
   fill: str = 'zero',
   max_count: int = 1,
-) -> tuple[Array, Array]:
+  axis_name: str | None = None,
+) -> Array:
   """Random Erasing: replaces random boxes of each image with a fill.
 
   With probability `prob` per example, draws `n` boxes (`n` uniform in
@@ -163,23 +190,26 @@ def random_erasing(
     images: float ``[B, H, W, C]``; uint8 too with `fill='zero'`, which
       only selects (it then writes 0, black in pixel units, where in
       normalised images it writes the mean).
-    labels: dense float ``[B, K]``; returned unchanged.
+    *labels: deprecated, for one release: dense float ``[B, K]`` labels,
+      returned unchanged beside the images.
     prob: probability of erasing in each example. May be traced.
     area: `(min, max)` fraction of the image area per box. Static.
     aspect: `(min, max)` aspect ratio (height / width) of a box. Static.
     fill: 'zero' (the mean of normalised images), 'random' (one N(0, 1)
       value per box and channel) or 'pixel' (N(0, 1) per pixel). Static.
     max_count: largest number of boxes per image. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
-    `(images, labels)` with the input shapes and dtypes.
+    The images with the input shape and dtype (and the labels, in the
+    deprecated call with labels).
 
   Examples:
     >>> import jax, jax.numpy as jnp
-    >>> x, y = jnp.ones((2, 16, 16, 3)), jnp.eye(2)
-    >>> x2, y2 = random_erasing(jax.random.key(0), x, y, prob=1.0)
-    >>> bool((x2 == 0).any()), bool((y2 == y).all())
-    (True, True)
+    >>> x = random_erasing(jax.random.key(0), jnp.ones((2, 16, 16, 3)),
+    ...                    prob=1.0)
+    >>> bool((x == 0).any())
+    True
 
   References:
     Zhong et al., Random Erasing Data Augmentation,
@@ -188,8 +218,9 @@ def random_erasing(
   checks.check_key(key)
   if fill not in _FILLS:
     raise ValueError(f'`fill` must be one of {_FILLS}, got {fill!r}.')
-  select_inputs.check_select_batch(images, labels)
-  if fill != 'zero' and not select_inputs.is_float(images):
+  with_labels = _labels_argument('random_erasing', images, labels)
+  checks.check_pixels(images)
+  if fill != 'zero' and not checks.is_float(images):
     raise TypeError(
       f'`images` must be float for fill={fill!r}, which writes N(0, 1) '
       f'values of normalised images, got dtype {jnp.result_type(images)}; '
@@ -204,6 +235,7 @@ def random_erasing(
     )
   images = jnp.asarray(images)
   batch_size, height, width, channels = images.shape
+  key = sharding.device_key(key, axis_name)
   key_gate, key_count, key_boxes, key_fill = jax.random.split(key, 4)
   count = jax.random.randint(key_count, (batch_size,), 1, max_count + 1)
   box, fits = _sample_erasing_boxes(
@@ -226,14 +258,24 @@ def random_erasing(
   if fill == 'pixel':
     noise = jax.random.normal(key_fill, rows_shape, jnp.float32)
     erased = jnp.where(masks.any(axis=1), noise, images.reshape(rows_shape))
-    return erased.astype(images.dtype).reshape(images.shape), labels
+    erased = erased.astype(images.dtype)
+  else:
+    erased = _paint(key_fill, images, masks, fill, rows_shape)
+  erased = erased.reshape(images.shape)
+  return (erased, labels[0]) if with_labels else erased
+
+
+def _paint(key, images, masks, fill, rows_shape):
+  """Writes one value per box and channel (0 or N(0, 1)) into its box."""
+  batch_size, _, width, channels = images.shape
+  max_count = masks.shape[1]
   if fill == 'zero':
     values = jnp.zeros((batch_size, max_count, channels), jnp.float32)
   else:
-    values = jax.random.normal(key_fill, (batch_size, max_count, channels))
+    values = jax.random.normal(key, (batch_size, max_count, channels))
   # A value per (example, box, channel), laid out along the W * C rows.
   values = jnp.tile(values, (1, 1, width)).astype(images.dtype)
   erased = images.reshape(rows_shape)
   for slot in range(max_count):  # Later boxes paint over earlier ones.
     erased = jnp.where(masks[:, slot], values[:, slot, None, :], erased)
-  return erased.reshape(images.shape), labels
+  return erased

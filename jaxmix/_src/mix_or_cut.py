@@ -1,4 +1,4 @@
-"""Mixup-or-CutMix (the DeiT/timm recipe): its draw and the fused batch op.
+"""Mixup-or-CutMix (the DeiT/timm recipe): its sampler and its op.
 
 With probability `prob` an example (or the batch, or a pair) is mixed at
 all; a mixed one gets CutMix with probability `switch_prob` and Mixup
@@ -39,14 +39,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import (
-  checks,
-  class_labels,
-  draw_samplers,
-  draws,
-  mixing,
-  select_inputs,
-)
+from jaxmix._src import checks, draws, mixing, sharding
+from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
 
@@ -106,7 +100,7 @@ def _mirror(value: Array) -> Array:
   return jnp.concatenate([value, value[::-1]])
 
 
-def draw_mixup_or_cutmix(
+def sample_mixup_or_cutmix(
   key: Array,
   *,
   batch_size: int,
@@ -120,6 +114,7 @@ def draw_mixup_or_cutmix(
   pairs: bool = False,
   correct_lam: bool = True,
   minmax: tuple[float, float] | None = None,
+  axis_name: str | None = None,
 ) -> draws.MixDraw:
   """What `jaxmix.mixup_or_cutmix` draws with the same key and knobs.
 
@@ -127,7 +122,7 @@ def draw_mixup_or_cutmix(
 
   Args:
     key: a PRNG key.
-    batch_size: B (even with `pairs`). Static.
+    batch_size: B, at least 2 (even with `pairs`). Static.
     height: image height H. Static.
     width: image width W. Static.
     mixup_alpha: Mixup's Beta concentration, >= 0 (0: Mixup off). May be
@@ -143,6 +138,7 @@ def draw_mixup_or_cutmix(
     correct_lam: weight CutMix labels by the kept-pixel fraction (else the
       sampled lambda; `minmax` boxes always use the fraction). Static.
     minmax: optional `(min, max)` box side fractions. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A `MixDraw`: CutMix examples have a box and blend 1, Mixup examples an
@@ -150,24 +146,24 @@ def draw_mixup_or_cutmix(
 
   Examples:
     >>> import jax
-    >>> draw = draw_mixup_or_cutmix(jax.random.key(0), batch_size=4,
+    >>> draw = sample_mixup_or_cutmix(jax.random.key(0), batch_size=4,
     ...     height=8, width=8, mixup_alpha=0.0, cutmix_alpha=1.0)
     >>> bool((draw.blend == 1.0).all())  # Mixup switched off: CutMix only.
     True
   """
   checks.check_key(key)
-  draw_samplers._check_batch_size(batch_size)
+  checks.check_batch_size(batch_size)
   _check_alphas(mixup_alpha, cutmix_alpha, minmax)
   checks.check_probability('switch_prob', switch_prob)
   checks.check_probability('prob', prob)
   shape = _draw_shape(batch_size, per_example, pairs)
-  keys = jax.random.split(key, 6)
+  keys = jax.random.split(sharding.device_key(key, axis_name), 6)
   mixup_on, mixup_alpha = _branch_alpha(mixup_alpha)
   cutmix_on, cutmix_alpha = _branch_alpha(cutmix_alpha)
   if minmax is not None:
     cutmix_on = jnp.asarray(True)
-  apply = mixing._gate(keys[0], prob, shape) & (mixup_on | cutmix_on)
-  use_cutmix = mixing._gate(keys[1], switch_prob, shape)
+  apply = mixing.gate(keys[0], prob, shape) & (mixup_on | cutmix_on)
+  use_cutmix = mixing.gate(keys[1], switch_prob, shape)
   use_cutmix = jnp.where(mixup_on, use_cutmix, True) & cutmix_on
   mix_lam = mixing.sample_mix_weight(keys[2], alpha=mixup_alpha, shape=shape)
   cut_lam = mixing.sample_mix_weight(keys[3], alpha=cutmix_alpha, shape=shape)
@@ -179,8 +175,8 @@ def draw_mixup_or_cutmix(
     box = boxes_lib.sample_cutmix_box_minmax(
       keys[4], height=height, width=width, minmax=minmax, shape=shape
     )
-  box = mixing._empty_unless(apply & use_cutmix, box)
-  kept = draw_samplers._kept_fraction(box, height, width)
+  box = boxes_lib.empty_unless(apply & use_cutmix, box)
+  kept = boxes_lib.kept_fraction(box, height=height, width=width)
   cut_weight = kept if correct_lam or minmax is not None else cut_lam
   weight = jnp.where(apply, jnp.where(use_cutmix, cut_weight, mix_lam), 1.0)
   blend = jnp.where(apply & ~use_cutmix, mix_lam, 1.0)
@@ -215,19 +211,20 @@ def mixup_or_cutmix(
   minmax: tuple[float, float] | None = None,
   num_classes: int | None = None,
   smoothing: ArrayLike = 0.0,
+  axis_name: str | None = None,
 ) -> tuple[Array, Array]:
   """Either Mixup or CutMix, chosen at random (the DeiT/timm recipe).
 
   With probability `prob` an example (or the batch, or a pair) is mixed at
   all; a mixed one gets CutMix with probability `switch_prob` and Mixup
-  otherwise, in one fused pass over the images. The draw is
-  `jaxmix.draw_mixup_or_cutmix` with the same key; the module docstring
-  gives timm's alpha-0, `minmax` and pair conventions.
+  otherwise, in one fused pass over the images (`jaxmix.apply_draw`). The
+  draw is `jaxmix.sample_mixup_or_cutmix` with the same key; the module
+  docstring gives timm's alpha-0, `minmax` and pair conventions.
 
   Args:
     key: a PRNG key.
-    images: float ``[B, H, W, C]``; uint8 too when `mixup_alpha` is the
-      number 0 (CutMix only, which only selects pixels).
+    images: float ``[B, H, W, C]``, B >= 2; uint8 too when `mixup_alpha` is
+      the number 0 (CutMix only, which only selects pixels).
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
     mixup_alpha: Beta concentration of Mixup, >= 0 (0 switches Mixup off).
       May be traced.
@@ -243,9 +240,10 @@ def mixup_or_cutmix(
     minmax: optional `(min, max)` box side fractions (timm's
       `cutmix_minmax`) for the CutMix branch; its labels are then weighted by
       area. Static.
-    num_classes: K, when `labels` are integer class indices ``[B]``: they are
-      one-hot encoded (and smoothed) first. Static.
+    num_classes: K, when `labels` are integer class indices ``[B]`` in
+      ``[0, K)``: they are one-hot encoded (and smoothed) first. Static.
     smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes (labels dense
@@ -263,21 +261,20 @@ def mixup_or_cutmix(
     Touvron et al., Training data-efficient image transformers & distillation
     through attention, https://arxiv.org/abs/2012.12877
   """
-  labels = class_labels.dense_labels(labels, num_classes, smoothing)
+  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
   checks.check_key(key)
   selects_only = _is_number(mixup_alpha) and mixup_alpha == 0
   if selects_only:
-    select_inputs.check_select_batch(images, labels)
+    checks.check_select_batch(images, labels)
   else:
-    select_inputs.check_blend_batch(
+    checks.check_blend_batch(
       images,
       labels,
       op='mixup_or_cutmix',
       hint=', and so does mixup_or_cutmix with mixup_alpha=0 (CutMix only)',
     )
-  images, labels = jnp.asarray(images), jnp.asarray(labels)
-  batch_size, height, width, channels = images.shape
-  draw = draw_mixup_or_cutmix(
+  batch_size, height, width, _ = jnp.shape(images)
+  draw = sample_mixup_or_cutmix(
     key,
     batch_size=batch_size,
     height=height,
@@ -290,23 +287,7 @@ def mixup_or_cutmix(
     pairs=pairs,
     correct_lam=correct_lam,
     minmax=minmax,
+    axis_name=axis_name,
   )
-  rows = images.reshape(batch_size, height, width * channels)
-  partner_rows = rows[draw.partners]
-  mask = boxes_lib.box_mask_rows(
-    draw.box, height=height, width=width, channels=channels
-  )
-  if selects_only:
-    mixed = jnp.where(mask, partner_rows, rows)
-  else:
-    # One fused pass over rows of pixels: the own share is 0 inside the box
-    # (the partner's pixels, exactly), the Mixup lambda outside it for Mixup
-    # examples, and 1 (the image, exactly) otherwise.
-    own_share = jnp.where(mask, 0.0, draw.blend[:, None, None])
-    own = rows.astype(jnp.float32)
-    blended = own_share * own + (1.0 - own_share) * partner_rows.astype(
-      jnp.float32
-    )
-    mixed = blended.astype(images.dtype)
-  mixed = mixed.reshape(images.shape)
-  return mixed, mixing._mix_labels(labels, draw.partners, draw.weight)
+  roles = ('mask' if selects_only else 'image', 'target')
+  return draws.apply_draw((images, labels), draw, roles=roles)

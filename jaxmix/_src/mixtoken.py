@@ -15,10 +15,56 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxmix._src import checks, draw_appliers, draw_samplers
+from jaxmix._src import checks, draws, mixing
 from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
+
+
+def sample_mixtoken(
+  key: Array,
+  *,
+  batch_size: int,
+  height: int,
+  width: int,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 1.0,
+  per_example: bool = False,
+  axis_name: str | None = None,
+) -> draws.MixDraw:
+  """Samples what `mixtoken` draws: `jaxmix.sample_cutmix` on the token grid.
+
+  Args:
+    key: a PRNG key.
+    batch_size: B, at least 2. Static.
+    height: token rows h. Static.
+    width: token columns w. Static.
+    alpha: Beta concentration, > 0. May be traced.
+    prob: probability of mixing. May be traced.
+    per_example: one box and gate per example. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
+
+  Returns:
+    A `MixDraw` on the `h x w` token grid, weighted by the kept-token
+    fraction.
+
+  Examples:
+    >>> import jax
+    >>> draw = sample_mixtoken(jax.random.key(0), batch_size=2, height=4,
+    ...                        width=4)
+    >>> (draw.height, draw.width)
+    (4, 4)
+  """
+  return mixing.sample_cutmix(
+    key,
+    batch_size=batch_size,
+    height=height,
+    width=width,
+    alpha=alpha,
+    prob=prob,
+    per_example=per_example,
+    axis_name=axis_name,
+  )
 
 
 def mixtoken(
@@ -30,12 +76,12 @@ def mixtoken(
   alpha: ArrayLike = 1.0,
   prob: ArrayLike = 1.0,
   per_example: bool = False,
+  axis_name: str | None = None,
 ) -> tuple[Array, Array, Array]:
   """MixToken: CutMix on the token grid of tokens and token labels.
 
-  The draw is `jaxmix.draw_cutmix(key, batch_size=B, height=h, width=w,
-  ...)` on the token grid; apply it to other per-token arrays with
-  `jaxmix.apply_draw`.
+  The draw is `sample_mixtoken` with the same key; apply it to other
+  per-token arrays with `jaxmix.apply_draw`.
 
   Args:
     key: a PRNG key.
@@ -47,6 +93,7 @@ def mixtoken(
     alpha: Beta concentration, > 0. May be traced.
     prob: probability of mixing. May be traced.
     per_example: one box and gate per example. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(tokens, labels, token_labels)` with the input shapes and dtypes; the
@@ -78,7 +125,7 @@ def mixtoken(
       f'shape {token_labels.shape}.'
     )
   batch_size, rows, cols, _ = tokens.shape
-  draw = draw_samplers.draw_cutmix(
+  draw = sample_mixtoken(
     key,
     batch_size=batch_size,
     height=rows,
@@ -86,8 +133,9 @@ def mixtoken(
     alpha=alpha,
     prob=prob,
     per_example=per_example,
+    axis_name=axis_name,
   )
-  return draw_appliers.apply_draw(
+  return draws.apply_draw(
     (tokens, labels, token_labels), draw, roles=('mask', 'target', 'mask')
   )
 

@@ -19,14 +19,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import (
-  checks,
-  class_labels,
-  draw_appliers,
-  draws,
-  mixing,
-  select_inputs,
-)
+from jaxmix._src import checks, draws, mixing, sharding
+from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
 
@@ -70,18 +64,21 @@ def sample_saliency_cutmix(
   alpha: ArrayLike = 1.0,
   prob: ArrayLike = 1.0,
   per_example: bool = False,
+  axis_name: str | None = None,
 ) -> draws.MixDraw:
   """Samples SaliencyMix's draw: CutMix's size, the partner's peak as centre.
 
   Args:
     key: a PRNG key.
-    saliency: non-negative float ``[B, h, w]``, each example's own map.
+    saliency: non-negative float ``[B, h, w]``, each example's own map,
+      B >= 2.
     height: image height H. Static.
     width: image width W. Static.
     alpha: Beta concentration, > 0. May be traced.
     prob: probability of mixing. May be traced.
     per_example: one lambda and gate per example (the box is always per
       example: each partner has its own peak). Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A `MixDraw` with `blend == 1` and the kept-pixel fraction as weight.
@@ -98,8 +95,10 @@ def sample_saliency_cutmix(
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
   saliency = jnp.asarray(saliency)
-  batch_size = saliency.shape[0] if saliency.ndim else 0
   peaks = salient_peaks(saliency, height=height, width=width)
+  batch_size = saliency.shape[0]
+  checks.check_batch_size(batch_size, name='saliency.shape[0]')
+  key = sharding.device_key(key, axis_name)
   key_weight, key_gate, key_partners = jax.random.split(key, 3)
   shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
@@ -114,11 +113,10 @@ def sample_saliency_cutmix(
     height=height,
     width=width,
   )
-  apply = jnp.broadcast_to(mixing._gate(key_gate, prob, shape), (batch_size,))
-  box = mixing._empty_unless(apply, box)
-  area = boxes_lib.box_area(box).astype(jnp.float32)
+  apply = jnp.broadcast_to(mixing.gate(key_gate, prob, shape), (batch_size,))
+  box = boxes_lib.empty_unless(apply, box)
   return draws.make_draw(
-    weight=1.0 - area / (height * width),
+    weight=boxes_lib.kept_fraction(box, height=height, width=width),
     partners=partners,
     box=box,
     height=height,
@@ -137,6 +135,7 @@ def saliency_cutmix(
   per_example: bool = False,
   num_classes: int | None = None,
   smoothing: ArrayLike = 0.0,
+  axis_name: str | None = None,
 ) -> tuple[Array, Array]:
   """Saliency-guided CutMix: the partner's most salient box, labels by area.
 
@@ -153,6 +152,7 @@ def saliency_cutmix(
     per_example: one lambda and gate per example. Static.
     num_classes: K, when `labels` are integer class indices. Static.
     smoothing: label smoothing of integer labels. May be traced.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(images, labels)`: images with the input shape and dtype, labels dense
@@ -171,8 +171,8 @@ def saliency_cutmix(
     for Better Regularization, https://arxiv.org/abs/2006.01791
   """
   checks.check_key(key)
-  labels = class_labels.dense_labels(labels, num_classes, smoothing)
-  select_inputs.check_select_batch(images, labels)
+  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
+  checks.check_select_batch(images, labels)
   batch_size, height, width, _ = jnp.shape(images)
   if jnp.ndim(saliency) != 3 or jnp.shape(saliency)[0] != batch_size:
     raise ValueError(
@@ -187,7 +187,6 @@ def saliency_cutmix(
     alpha=alpha,
     prob=prob,
     per_example=per_example,
+    axis_name=axis_name,
   )
-  return draw_appliers.apply_draw(
-    (images, labels), draw, roles=('mask', 'target')
-  )
+  return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))

@@ -1,4 +1,10 @@
-"""Runs a jaxmix op on each device's shard of a data-parallel batch.
+"""Devices: per-device keys, and a jaxmix op run on each device's shard.
+
+A key replicated over devices draws the same lambda, box and partners on
+every device. `device_key` folds the device's index along a mapped axis into
+the key (the samplers and ops take `axis_name=` for it, for `pmap` and
+`shard_map` users); `per_shard` runs an op on each device's shard of a
+batch sharded over a mesh.
 
 Under plain `jit`, pairing examples across a batch sharded over devices (a
 permutation, a flip, a roll) makes XLA move images between devices. The ops
@@ -17,6 +23,32 @@ import jax.numpy as jnp
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from jaxmix._src import checks
+
+
+def device_key(key: jax.Array, axis_name: str | None) -> jax.Array:
+  """`key` folded with this device's index along the mapped `axis_name`.
+
+  Call it inside `jax.pmap(..., axis_name=...)` or `jax.shard_map` so that
+  each device draws differently from a replicated key; `None` returns `key`
+  unchanged.
+
+  Args:
+    key: a PRNG key.
+    axis_name: the name of a mapped axis, or None. Static.
+
+  Returns:
+    A PRNG key.
+
+  Examples:
+    >>> import jax
+    >>> keys = jax.pmap(lambda k: device_key(k, 'i'), axis_name='i')(
+    ...     jax.random.split(jax.random.key(0), 1))
+    >>> keys.shape
+    (1,)
+  """
+  if axis_name is None:
+    return key
+  return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
 
 def _axis_size(mesh: jax.sharding.Mesh, axis: str | tuple[str, ...]) -> int:

@@ -42,14 +42,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import (
-  checks,
-  class_labels,
-  draw_appliers,
-  draws,
-  mixing,
-  select_inputs,
-)
+from jaxmix._src import checks, draws, mixing, sharding
+from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
 
@@ -80,12 +74,13 @@ def sample_videomix(
   prob: ArrayLike = 1.0,
   mode: str = 'cuboid',
   per_example: bool = False,
+  axis_name: str | None = None,
 ) -> draws.MixDraw:
   """Samples what `videomix` draws: the region, the partners, the weight.
 
   Args:
     key: a PRNG key.
-    batch_size: B. Static.
+    batch_size: B, at least 2. Static.
     num_frames: T. Static.
     height: frame height H. Static.
     width: frame width W. Static.
@@ -93,6 +88,7 @@ def sample_videomix(
     prob: probability of mixing, per batch (or per example). May be traced.
     mode: `'spatial'`, `'temporal'` or `'cuboid'` (module docstring). Static.
     per_example: one region and gate per example. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A video `MixDraw` (box on H x W, `frames` on T, `blend == 1`) whose
@@ -116,11 +112,11 @@ def sample_videomix(
   ):
     if not isinstance(size, int) or size < 1:
       raise ValueError(f'`{name}` must be a positive Python int, got {size!r}.')
+  checks.check_batch_size(batch_size)
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
-  key_weight, key_gate, key_t, key_y, key_x, key_partners = jax.random.split(
-    key, 6
-  )
+  keys = jax.random.split(sharding.device_key(key, axis_name), 6)
+  key_weight, key_gate, key_t, key_y, key_x, key_partners = keys
   shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   cut_time, cut_space = _CUTS[mode]
@@ -139,7 +135,7 @@ def sample_videomix(
     left, right = _centred_span(key_x, side(width), width, shape)
   else:
     top, left, bottom, right = full, full, full + height, full + width
-  apply = mixing._gate(key_gate, prob, shape)
+  apply = mixing.gate(key_gate, prob, shape)
   # Not mixed: an empty span empties the region in every mode.
   stop = jnp.where(apply, stop, start)
   box = boxes_lib.Box(top, left, bottom, right)
@@ -167,6 +163,7 @@ def videomix(
   per_example: bool = False,
   num_classes: int | None = None,
   smoothing: ArrayLike = 0.0,
+  axis_name: str | None = None,
 ) -> tuple[Array, Array]:
   """VideoMix: pastes a region of each partner video, mixes labels by volume.
 
@@ -184,6 +181,7 @@ def videomix(
     per_example: one region and gate per example. Static.
     num_classes: K, when `labels` are integer class indices. Static.
     smoothing: label smoothing of integer labels. May be traced.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(videos, labels)`: videos with the input shape and dtype, labels dense
@@ -201,12 +199,11 @@ def videomix(
     Classification, https://arxiv.org/abs/2012.03457
   """
   checks.check_key(key)
-  labels = class_labels.dense_labels(labels, num_classes, smoothing)
-  select_inputs.check_select_batch(
-    videos, labels, name='videos', layout=select_inputs.VIDEO_LAYOUT
+  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
+  checks.check_select_batch(
+    videos, labels, name='videos', layout=checks.VIDEO_LAYOUT
   )
-  videos, labels = jnp.asarray(videos), jnp.asarray(labels)
-  batch_size, num_frames, height, width, channels = videos.shape
+  batch_size, num_frames, height, width, _ = jnp.shape(videos)
   draw = sample_videomix(
     key,
     batch_size=batch_size,
@@ -217,18 +214,6 @@ def videomix(
     prob=prob,
     mode=mode,
     per_example=per_example,
+    axis_name=axis_name,
   )
-  # Select on rows of voxels [B, T, H, W * C], as CutMix does on images
-  # (`boxes.box_mask_rows`): the same values as `apply_draw` with role
-  # 'mask', without broadcasting a [B, T, H, W, 1] mask over the channels.
-  rows = videos.reshape(batch_size, num_frames, height, width * channels)
-  frame = jnp.arange(num_frames, dtype=jnp.int32)
-  in_span = (frame >= draw.frames.start[:, None]) & (
-    frame < draw.frames.stop[:, None]
-  )
-  in_box = boxes_lib.box_mask_rows(
-    draw.box, height=height, width=width, channels=channels
-  )
-  mask = in_span[:, :, None, None] & in_box[:, None]
-  mixed = jnp.where(mask, rows[draw.partners], rows).reshape(videos.shape)
-  return mixed, draw_appliers.apply_draw(labels, draw, roles='target')
+  return draws.apply_draw((videos, labels), draw, roles=('mask', 'target'))

@@ -17,6 +17,10 @@ The "crop without the box" pooling uses linearity: the mean over the crop is
 the area-weighted mean of the box and the rest, so `pool(rest) = (pool(crop)
 - (1 - w) * pool(box)) / w`. RoIAlign's sampling makes this exact only for
 boxes on map-cell boundaries; elsewhere it is a close approximation.
+
+The draw is CutMix's (`sample_relabel_cutmix` is `jaxmix.sample_cutmix`
+with ReLabel's knobs): the op is that sampler, `jaxmix.apply_draw` on the
+images, and one of the two target rules above.
 """
 
 import jax
@@ -24,7 +28,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, mixing
+from jaxmix._src import checks, draws, mixing
 from jaxmix.relabel import pooling
 
 Array = jax.Array
@@ -139,7 +143,7 @@ def localized_cutmix_targets(
   pool = lambda s, i, b: pooling.pool_label_map(  # noqa: E731
     s, i, b, num_classes=num_classes, official_box_order=official_box_order
   )
-  kept = 1.0 - boxes_lib.box_area(box).astype(jnp.float32) / (height * width)
+  kept = boxes_lib.kept_fraction(box, height=height, width=width)
   kept = jnp.broadcast_to(kept, (batch_size,))
   regions = region_crop_boxes(
     box, crop_boxes, flips, height=height, width=width
@@ -158,6 +162,52 @@ def localized_cutmix_targets(
   return kept[:, None] * own_target + (1.0 - kept[:, None]) * pasted_target
 
 
+def sample_relabel_cutmix(
+  key: Array,
+  *,
+  batch_size: int,
+  height: int,
+  width: int,
+  alpha: ArrayLike = 1.0,
+  prob: ArrayLike = 1.0,
+  per_example: bool = False,
+  axis_name: str | None = None,
+) -> draws.MixDraw:
+  """Samples what `relabel_cutmix` draws: `jaxmix.sample_cutmix`'s draw.
+
+  Args:
+    key: a PRNG key.
+    batch_size: B, at least 2. Static.
+    height: image height H. Static.
+    width: image width W. Static.
+    alpha: Beta concentration, > 0. May be traced.
+    prob: probability of mixing. May be traced.
+    per_example: one box and gate per example. Static.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
+
+  Returns:
+    A `MixDraw` (`blend == 1`, weight the kept-pixel fraction); its box and
+    partners feed `localized_cutmix_targets`.
+
+  Examples:
+    >>> import jax
+    >>> draw = sample_relabel_cutmix(jax.random.key(0), batch_size=2,
+    ...                              height=8, width=8)
+    >>> draw.partners.shape
+    (2,)
+  """
+  return mixing.sample_cutmix(
+    key,
+    batch_size=batch_size,
+    height=height,
+    width=width,
+    alpha=alpha,
+    prob=prob,
+    per_example=per_example,
+    axis_name=axis_name,
+  )
+
+
 def relabel_cutmix(
   key: Array,
   images: ArrayLike,
@@ -173,12 +223,14 @@ def relabel_cutmix(
   localized: bool = False,
   official_box_order: bool = False,
   temperature: ArrayLike = 1.0,
+  axis_name: str | None = None,
 ) -> tuple[Array, Array]:
   """CutMix with ReLabel targets, the official or the localised rule.
 
   The images are mixed exactly as `jaxmix.cutmix` (the official box rule,
-  keyed partner permutation, one box per batch or per example) and the
-  targets follow the rule chosen by `localized` (see the module docstring).
+  keyed partner permutation, one box per batch or per example; the draw is
+  `sample_relabel_cutmix` with the same key) and the targets follow the rule
+  chosen by `localized` (see the module docstring).
 
   Args:
     key: a PRNG key.
@@ -194,6 +246,7 @@ def relabel_cutmix(
     localized: pool the pasted region from the partner's map. Static.
     official_box_order: see `jaxmix.pool_label_map`. Static.
     temperature: softmax temperature of the targets. May be traced.
+    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(images, targets)`: images with the input shape and dtype, float32
@@ -228,11 +281,7 @@ def relabel_cutmix(
     official_box_order=official_box_order,
     temperature=temperature,
   )
-  if not localized:
-    return mixing.cutmix(
-      key, images, own_targets, alpha=alpha, prob=prob, per_example=per_example
-    )
-  box, partners, _ = mixing.sample_cutmix(
+  draw = sample_relabel_cutmix(
     key,
     batch_size=batch_size,
     height=height,
@@ -240,21 +289,23 @@ def relabel_cutmix(
     alpha=alpha,
     prob=prob,
     per_example=per_example,
+    axis_name=axis_name,
   )
-  mixed, _ = mixing.cutmix_with_box(
-    images, own_targets, box=box, partners=partners
-  )
+  if not localized:
+    return draws.apply_draw(
+      (images, own_targets), draw, roles=('mask', 'target')
+    )
   targets = localized_cutmix_targets(
     scores,
     indices,
     crop_boxes,
     flips,
-    box=box,
-    partners=partners,
+    box=draw.box,
+    partners=draw.partners,
     num_classes=num_classes,
     height=height,
     width=width,
     official_box_order=official_box_order,
     temperature=temperature,
   )
-  return mixed, targets
+  return draws.apply_draw(images, draw, roles='mask'), targets

@@ -1,0 +1,112 @@
+"""The names of jaxmix 0.1 that 0.2 replaced, kept for one release.
+
+Each warns with a `DeprecationWarning` naming the call that replaces it and
+returns what it returned before, through the new code.
+"""
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+from jax.typing import ArrayLike
+
+from jaxmix._src import boxes as boxes_lib
+from jaxmix._src import checks, draws, mix_or_cut, mixing
+
+Array = jax.Array
+
+
+def _renamed(new: Callable[..., Any], old: str) -> Callable[..., Any]:
+  """`new` under its old name `old`, warning on every call."""
+
+  @functools.wraps(new)
+  def alias(*args, **kwargs):
+    warnings.warn(
+      f'jaxmix.{old} is deprecated and will be removed in the next release: '
+      f'use jaxmix.{new.__name__}, which takes the same arguments.',
+      DeprecationWarning,
+      stacklevel=2,
+    )
+    return new(*args, **kwargs)
+
+  alias.__name__ = alias.__qualname__ = old
+  alias.__doc__ = f'Deprecated: use `jaxmix.{new.__name__}`.'
+  return alias
+
+
+draw_mixup = _renamed(mixing.sample_mixup, 'draw_mixup')
+draw_cutmix = _renamed(mixing.sample_cutmix, 'draw_cutmix')
+draw_mixup_or_cutmix = _renamed(
+  mix_or_cut.sample_mixup_or_cutmix, 'draw_mixup_or_cutmix'
+)
+
+
+def _warn_applier(old: str, draw: str, roles: str) -> None:
+  warnings.warn(
+    f'jaxmix.{old} is deprecated and will be removed in the next release: '
+    f'use jaxmix.apply_draw((images, labels), {draw}, roles={roles}).',
+    DeprecationWarning,
+    stacklevel=3,
+  )
+
+
+def mixup_with_weight(
+  images: ArrayLike,
+  labels: ArrayLike,
+  *,
+  weight: ArrayLike,
+  partners: ArrayLike,
+) -> tuple[Array, Array]:
+  """Deprecated: Mixup with a given weight and partners.
+
+  Use `jaxmix.apply_draw((images, labels), draw, roles=('image',
+  'target'))` with `draw = jaxmix.make_draw(weight=w, blend=w,
+  partners=partners, box=jaxmix.Box(0, 0, 0, 0), height=1, width=1)`.
+  """
+  _warn_applier(
+    'mixup_with_weight',
+    'jaxmix.make_draw(weight=w, blend=w, partners=partners, '
+    'box=jaxmix.Box(0, 0, 0, 0), height=1, width=1)',
+    "('image', 'target')",
+  )
+  checks.check_blend_batch(images, labels, op='mixup_with_weight')
+  draw = draws.make_draw(
+    weight=weight,
+    partners=partners,
+    blend=weight,
+    box=boxes_lib.Box(0, 0, 0, 0),
+    height=1,
+    width=1,
+  )
+  return draws.apply_draw((images, labels), draw, roles=('image', 'target'))
+
+
+def cutmix_with_box(
+  images: ArrayLike,
+  labels: ArrayLike,
+  *,
+  box: boxes_lib.Box,
+  partners: ArrayLike,
+  weight: ArrayLike | None = None,
+) -> tuple[Array, Array]:
+  """Deprecated: CutMix with a given box and partners.
+
+  Use `jaxmix.apply_draw((images, labels), draw, roles=('mask', 'target'))`
+  with `draw = jaxmix.make_draw(weight=w, partners=partners, box=box,
+  height=H, width=W)` (`w` the kept-pixel fraction, or your own).
+  """
+  _warn_applier(
+    'cutmix_with_box',
+    'jaxmix.make_draw(weight=w, partners=partners, box=box, height=H, width=W)',
+    "('mask', 'target')",
+  )
+  checks.check_select_batch(images, labels)
+  _, height, width, _ = images.shape
+  if weight is None:
+    weight = boxes_lib.kept_fraction(box, height=height, width=width)
+  draw = draws.make_draw(
+    weight=weight, partners=partners, box=box, height=height, width=width
+  )
+  return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))
