@@ -177,14 +177,21 @@ def _op_table(jax, jnp, jaxmix, *, size: int):
         ),
         True,
       ),
-      'cutout': (lambda k, x, y: jaxmix.cutout(k, x, y, size=size // 2), False),
+      # The occlusions take images only; the labels pass through.
+      'cutout': (
+        lambda k, x, y: (jaxmix.cutout(k, x, size=size // 2), y),
+        False,
+      ),
       'random_erasing': (
-        lambda k, x, y: jaxmix.random_erasing(k, x, y, prob=1.0),
+        lambda k, x, y: (jaxmix.random_erasing(k, x, prob=1.0), y),
         False,
       ),
       # DeiT's setting: prob 0.25, per-pixel N(0, 1) fill.
       'random_erasing_pixel': (
-        lambda k, x, y: jaxmix.random_erasing(k, x, y, prob=0.25, fill='pixel'),
+        lambda k, x, y: (
+          jaxmix.random_erasing(k, x, prob=0.25, fill='pixel'),
+          y,
+        ),
         False,
       ),
       'per_shard_cutmix': (
@@ -196,7 +203,7 @@ def _op_table(jax, jnp, jaxmix, *, size: int):
       'apply_draw_cutmix': (
         lambda k, x, y: jaxmix.apply_draw(
           (x, y),
-          jaxmix.draw_cutmix(
+          jaxmix.sample_cutmix(
             k, batch_size=x.shape[0], height=x.shape[1], width=x.shape[2]
           ),
           roles=('image', 'target'),

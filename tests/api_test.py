@@ -16,10 +16,9 @@ PUBLIC = [getattr(jaxmix, name) for name in jaxmix.__all__]
 FUNCTIONS = [obj for obj in PUBLIC if inspect.isfunction(obj)]
 LIBRARY_MODULES = [
   'jaxmix._src.boxes',
-  'jaxmix._src.class_labels',
+  'jaxmix._src.checks',
   'jaxmix._src.cmo',
-  'jaxmix._src.draw_appliers',
-  'jaxmix._src.draw_samplers',
+  'jaxmix._src.deprecated',
   'jaxmix._src.draws',
   'jaxmix._src.erasing',
   'jaxmix._src.labels',
@@ -27,7 +26,6 @@ LIBRARY_MODULES = [
   'jaxmix._src.mixing',
   'jaxmix._src.mixtoken',
   'jaxmix._src.saliency',
-  'jaxmix._src.select_inputs',
   'jaxmix._src.token_labels',
   'jaxmix._src.video',
   'jaxmix.relabel.pooling',

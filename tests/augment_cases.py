@@ -41,10 +41,17 @@ OPS = {
   'mixup_or_cutmix_pairs': functools.partial(
     jaxmix.mixup_or_cutmix, mixup_alpha=0.8, cutmix_alpha=1.0, pairs=True
   ),
-  'cutout': functools.partial(jaxmix.cutout, size=4),
-  'random_erasing': functools.partial(jaxmix.random_erasing, prob=1.0),
-  'random_erasing_pixel': functools.partial(
-    jaxmix.random_erasing, prob=1.0, fill='pixel', max_count=3
+  # The occlusions take images only; their labels pass through.
+  'cutout': lambda key, x, y, **kw: (jaxmix.cutout(key, x, size=4, **kw), y),
+  'random_erasing': lambda key, x, y, **kw: (
+    jaxmix.random_erasing(key, x, **{'prob': 1.0, **kw}),
+    y,
+  ),
+  'random_erasing_pixel': lambda key, x, y, **kw: (
+    jaxmix.random_erasing(
+      key, x, **{'prob': 1.0, 'fill': 'pixel', 'max_count': 3, **kw}
+    ),
+    y,
   ),
 }
 

@@ -1,10 +1,8 @@
 """Tests of jaxmix._src.cmo: the minority stream's law and the paste."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxmix
 from tests.augment_cases import make_batch
@@ -82,49 +80,3 @@ def test_cmo_pastes_the_same_position_and_weights_labels_by_area(per_example):
       kept = 1 - inside.mean()
       expected = kept * labels[i] + (1 - kept) * minority_labels[i]
       np.testing.assert_allclose(out_labels[i], expected, atol=1e-6)
-
-
-def test_cmo_prob_zero_is_the_identity_and_uint8_is_kept():
-  images, labels, minority, minority_labels = _streams()
-  out, out_labels = jaxmix.cmo(
-    KEY, images, labels, minority, minority_labels, prob=0.0
-  )
-  np.testing.assert_array_equal(out, images)
-  np.testing.assert_array_equal(out_labels, labels)
-  pixels = (jnp.abs(images) * 50).astype(jnp.uint8)
-  minority_pixels = (jnp.abs(minority) * 50).astype(jnp.uint8)
-  out8, _ = jaxmix.cmo(
-    KEY, pixels, labels, minority_pixels, minority_labels, prob=1.0
-  )
-  assert out8.dtype == jnp.uint8
-  with pytest.raises(ValueError, match='must match the main batch'):
-    jaxmix.cmo(KEY, images, labels, minority[:4], minority_labels[:4])
-
-
-def test_jit_vmap_per_shard_and_pmap_agree_with_the_op():
-  def op(key, *arrays):
-    return jaxmix.cmo(key, *arrays, per_example=True)
-
-  arrays = _streams(batch=16)
-  eager = op(KEY, *arrays)
-  jitted = jax.jit(op)(KEY, *arrays)
-  for a, b in zip(eager, jitted):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-  keys = jax.random.split(KEY, NUM_DEVICES)
-  stacked = [x.reshape(NUM_DEVICES, 2, *x.shape[1:]) for x in arrays]
-  mapped = jax.vmap(op)(keys, *stacked)
-  pmapped = jax.pmap(op)(keys, *stacked)
-  mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
-  sharding = NamedSharding(mesh, PartitionSpec('data'))
-  put = [jax.device_put(x, sharding) for x in arrays]
-  sharded = [
-    np.asarray(a) for a in jax.jit(jaxmix.per_shard(op, mesh))(KEY, *put)
-  ]
-  for d in range(NUM_DEVICES):
-    own = op(keys[d], *(x[d] for x in stacked))
-    part = slice(2 * d, 2 * d + 2)
-    folded = op(jax.random.fold_in(KEY, d), *(x[part] for x in arrays))
-    for a, b, c, e, f in zip(mapped, pmapped, own, sharded, folded):
-      np.testing.assert_allclose(a[d], c, rtol=1e-6)
-      np.testing.assert_allclose(b[d], c, rtol=1e-6)
-      np.testing.assert_allclose(e[part], f, rtol=1e-6)

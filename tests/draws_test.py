@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxmix
 from tests.augment_cases import make_batch
@@ -166,29 +165,29 @@ def test_apply_draw_errors_name_the_leaf_and_shape():
 SAMPLED = {
   'mixup': (
     functools.partial(jaxmix.mixup, alpha=0.4),
-    lambda key, b, h, w: jaxmix.draw_mixup(key, batch_size=b, alpha=0.4),
+    lambda key, b, h, w: jaxmix.sample_mixup(key, batch_size=b, alpha=0.4),
   ),
   'mixup_elem': (
     functools.partial(jaxmix.mixup, alpha=0.4, prob=0.7, per_example=True),
-    lambda key, b, h, w: jaxmix.draw_mixup(
+    lambda key, b, h, w: jaxmix.sample_mixup(
       key, batch_size=b, alpha=0.4, prob=0.7, per_example=True
     ),
   ),
   'cutmix': (
     jaxmix.cutmix,
-    lambda key, b, h, w: jaxmix.draw_cutmix(
+    lambda key, b, h, w: jaxmix.sample_cutmix(
       key, batch_size=b, height=h, width=w
     ),
   ),
   'cutmix_elem_uncorrected': (
     functools.partial(jaxmix.cutmix, per_example=True, correct_lam=False),
-    lambda key, b, h, w: jaxmix.draw_cutmix(
+    lambda key, b, h, w: jaxmix.sample_cutmix(
       key, batch_size=b, height=h, width=w, per_example=True, correct_lam=False
     ),
   ),
   'cutmix_minmax': (
     functools.partial(jaxmix.cutmix, minmax=(0.2, 0.8)),
-    lambda key, b, h, w: jaxmix.draw_cutmix(
+    lambda key, b, h, w: jaxmix.sample_cutmix(
       key, batch_size=b, height=h, width=w, minmax=(0.2, 0.8)
     ),
   ),
@@ -199,7 +198,7 @@ SAMPLED = {
       cutmix_alpha=1.0,
       per_example=True,
     ),
-    lambda key, b, h, w: jaxmix.draw_mixup_or_cutmix(
+    lambda key, b, h, w: jaxmix.sample_mixup_or_cutmix(
       key,
       batch_size=b,
       height=h,
@@ -216,7 +215,7 @@ SAMPLED = {
       cutmix_alpha=1.0,
       minmax=(0.3, 0.6),
     ),
-    lambda key, b, h, w: jaxmix.draw_mixup_or_cutmix(
+    lambda key, b, h, w: jaxmix.sample_mixup_or_cutmix(
       key,
       batch_size=b,
       height=h,
@@ -252,7 +251,7 @@ def test_applying_the_draw_reproduces_the_op(name):
 def test_mixup_or_cutmix_alpha_zero_switches_its_branch_off():
   b, h, w = 64, 12, 10
   draw_fn = jax.jit(
-    lambda key, mix_a, cut_a: jaxmix.draw_mixup_or_cutmix(
+    lambda key, mix_a, cut_a: jaxmix.sample_mixup_or_cutmix(
       key,
       batch_size=b,
       height=h,
@@ -273,13 +272,13 @@ def test_mixup_or_cutmix_alpha_zero_switches_its_branch_off():
   np.testing.assert_array_equal(off.blend, 1.0)
   assert (jaxmix.box_area(off.box) == 0).all()
   with pytest.raises(ValueError, match='`cutmix_alpha` must be >= 0'):
-    jaxmix.draw_mixup_or_cutmix(
+    jaxmix.sample_mixup_or_cutmix(
       KEY, batch_size=2, height=4, width=4, mixup_alpha=1, cutmix_alpha=-1
     )
 
 
 def test_minmax_boxes_of_mixup_or_cutmix_have_the_minmax_sides():
-  draw = jaxmix.draw_mixup_or_cutmix(
+  draw = jaxmix.sample_mixup_or_cutmix(
     KEY,
     batch_size=512,
     height=20,
@@ -331,7 +330,7 @@ def test_mixed_cross_entropy_equals_the_dense_mixed_loss(smoothing):
 
   @jax.jit
   def both(key):
-    draw = jaxmix.draw_mixup_or_cutmix(
+    draw = jaxmix.sample_mixup_or_cutmix(
       key,
       batch_size=16,
       height=12,
@@ -357,7 +356,7 @@ def test_mixed_cross_entropy_builds_no_dense_target():
   labels = jax.ShapeDtypeStruct((classes,), jnp.int32)
 
   def loss(key, logits, labels):
-    draw = jaxmix.draw_cutmix(key, batch_size=classes, height=8, width=8)
+    draw = jaxmix.sample_cutmix(key, batch_size=classes, height=8, width=8)
     return jaxmix.mixed_cross_entropy(logits, labels, draw, smoothing=0.1)
 
   jaxpr = jax.make_jaxpr(loss)(KEY, logits, labels)
@@ -414,7 +413,7 @@ def test_two_target_cross_entropy_errors():
 
 
 def test_mixed_cross_entropy_errors():
-  draw = jaxmix.draw_mixup(KEY, batch_size=2, alpha=1.0)
+  draw = jaxmix.sample_mixup(KEY, batch_size=2, alpha=1.0)
   with pytest.raises(ValueError, match=r'`logits` must be \[B, K\]'):
     jaxmix.mixed_cross_entropy(jnp.zeros(4), jnp.array([0, 1]), draw)
   with pytest.raises(ValueError, match=r'integer class indices of shape \(2,'):
@@ -431,7 +430,7 @@ def test_mixed_cross_entropy_errors():
 def _cutmix_with_masks(key, images, seg, labels):
   """CutMix of images, a half-resolution mask and labels with one draw."""
   b, h, w, _ = images.shape
-  draw = jaxmix.draw_cutmix(key, batch_size=b, height=h, width=w)
+  draw = jaxmix.sample_cutmix(key, batch_size=b, height=h, width=w)
   out = jaxmix.apply_draw(
     (images, seg, labels), draw, roles=('image', 'mask', 'target')
   )
@@ -442,44 +441,3 @@ def _mask_batch(batch_size):
   images, labels = make_batch(batch_size=batch_size, height=8, width=8)
   seg = jnp.arange(batch_size * 16, dtype=jnp.int32).reshape(-1, 4, 4)
   return images, seg, labels
-
-
-def test_jit_equals_eager_and_vmap_equals_loop():
-  images, seg, labels = _mask_batch(12)
-  eager = _cutmix_with_masks(KEY, images, seg, labels)
-  jitted = jax.jit(_cutmix_with_masks)(KEY, images, seg, labels)
-  for a, b in zip(eager, jitted):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-  keys = _keys(3)
-  groups = [x.reshape(3, 4, *x.shape[1:]) for x in (images, seg, labels)]
-  mapped = jax.vmap(_cutmix_with_masks)(keys, *groups)
-  one_group = _cutmix_with_masks
-  for g in range(3):
-    looped = one_group(keys[g], *(x[g] for x in groups))
-    for a, b in zip(mapped, looped):
-      np.testing.assert_allclose(a[g], b, rtol=1e-6)
-
-
-def test_per_shard_and_pmap_equal_the_op_on_each_shard():
-  images, seg, labels = _mask_batch(32)
-  mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
-  sharding = NamedSharding(mesh, PartitionSpec('data'))
-  arrays = [jax.device_put(x, sharding) for x in (images, seg, labels)]
-  sharded = jax.jit(jaxmix.per_shard(_cutmix_with_masks, mesh))(KEY, *arrays)
-  sharded = [np.asarray(a) for a in sharded]
-  keys = jax.random.split(KEY, NUM_DEVICES)
-  stacked = [
-    x.reshape(NUM_DEVICES, 4, *x.shape[1:]) for x in (images, seg, labels)
-  ]
-  pmapped = jax.pmap(_cutmix_with_masks)(keys, *stacked)
-  one_shard = _cutmix_with_masks
-  for d in range(NUM_DEVICES):
-    part = slice(4 * d, 4 * (d + 1))
-    by_hand = one_shard(
-      jax.random.fold_in(KEY, d), *(x[part] for x in (images, seg, labels))
-    )
-    for a, b in zip(sharded, by_hand):
-      np.testing.assert_allclose(a[part], b, rtol=1e-6)
-    own = one_shard(keys[d], *(x[d] for x in stacked))
-    for a, b in zip(pmapped, own):
-      np.testing.assert_allclose(a[d], b, rtol=1e-6)

@@ -84,3 +84,94 @@ def test_soft_cross_entropy_shape_errors():
     ValueError, match=r'same shape, got \(2, 3\) and \(2, 4\)'
   ):
     jaxmix.soft_cross_entropy(jnp.zeros((2, 3)), jnp.zeros((2, 4)))
+
+
+# ------------------------------------------------------------------ class ids
+
+_BAD = jnp.array([0, 5, 2, -1])  # 5 and -1 are outside [0, 5)
+
+
+@pytest.mark.parametrize(
+  'call',
+  [
+    lambda y: jaxmix.mixup(
+      jax.random.key(0), jnp.ones((4, 4, 4, 1)), y, num_classes=5
+    ),
+    lambda y: jaxmix.cutmix(
+      jax.random.key(0), jnp.ones((4, 4, 4, 1)), y, num_classes=5
+    ),
+    lambda y: jaxmix.mixup_or_cutmix(
+      jax.random.key(0),
+      jnp.ones((4, 4, 4, 1)),
+      y,
+      num_classes=5,
+      mixup_alpha=1.0,
+      cutmix_alpha=1.0,
+    ),
+    lambda y: jaxmix.videomix(
+      jax.random.key(0), jnp.ones((4, 2, 4, 4, 1)), y, num_classes=5
+    ),
+    lambda y: jaxmix.saliency_cutmix(
+      jax.random.key(0),
+      jnp.ones((4, 4, 4, 1)),
+      y,
+      num_classes=5,
+      saliency=jnp.ones((4, 2, 2)),
+    ),
+    lambda y: jaxmix.mixed_cross_entropy(
+      jnp.zeros((4, 5)), y, jaxmix.sample_mixup(jax.random.key(0), batch_size=4)
+    ),
+    lambda y: jaxmix.two_target_cross_entropy(
+      jnp.zeros((4, 5)), y, jnp.zeros(4, jnp.int32), 0.5
+    ),
+    lambda y: jaxmix.check_class_ids(y, 5),
+  ],
+  ids=[
+    'mixup',
+    'cutmix',
+    'mixup_or_cutmix',
+    'videomix',
+    'saliency_cutmix',
+    'mixed_cross_entropy',
+    'two_target_cross_entropy',
+    'check_class_ids',
+  ],
+)
+def test_concrete_class_ids_outside_the_range_are_named(call):
+  with pytest.raises(
+    ValueError,
+    match=r'\[0, 5\), got \[5, -1\] at positions'
+    r' \[1, 3\]',
+  ):
+    call(_BAD)
+
+
+def test_the_partner_labels_of_the_two_target_loss_are_checked_too():
+  with pytest.raises(ValueError, match=r'`partner_labels`.*got \[7\]'):
+    jaxmix.two_target_cross_entropy(
+      jnp.zeros((2, 5)), jnp.array([0, 1]), jnp.array([7, 1]), 0.5
+    )
+
+
+def test_traced_class_ids_are_caught_under_checkify():
+  from jax.experimental import checkify
+
+  def step(labels):
+    labels = jaxmix.check_class_ids(labels, 5)
+    return jaxmix.one_hot(labels, 5).sum()
+
+  checked = jax.jit(checkify.checkify(step, errors=checkify.user_checks))
+  error, _ = checked(jnp.array([0, 4, 1]))
+  assert error.get() is None
+  error, _ = checked(_BAD)
+  with pytest.raises(
+    checkify.JaxRuntimeError, match='value 5 at flat position 1'
+  ):
+    error.throw()
+  # Plain jit: the ops cannot raise on traced labels; they document it.
+  out = jax.jit(
+    lambda y: jaxmix.cutmix(
+      jax.random.key(0), jnp.ones((4, 4, 4, 1)), y, num_classes=5
+    )
+  )(_BAD)
+  assert out[1].shape == (4, 5)

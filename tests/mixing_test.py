@@ -1,4 +1,4 @@
-"""Tests of jaxmix._src.mixing: the conformance suite and exact Mixup/CutMix values."""
+"""Tests of jaxmix._src.mixing and mix_or_cut: exact Mixup/CutMix values."""
 
 import functools
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxmix
-from tests.augment_cases import OPS, PUBLIC_OPS, make_batch
+from tests.augment_cases import OPS, make_batch
 
 KEY = jax.random.key(0)
 
@@ -17,60 +17,32 @@ def _keys(count, seed=1):
   return jax.random.split(jax.random.key(seed), count)
 
 
-# ---------------------------------------------------------------- conformance
+# The laws every op obeys (jit, vmap, pmap, per_shard, rows, prob 0, keys,
+# retracing, dtypes) are tests/conformance_test.py's.
 
 
-@pytest.mark.parametrize('name', list(OPS))
-@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
-def test_shapes_and_dtypes_are_kept(name, dtype):
-  images, labels = make_batch(dtype=dtype)
-  out_images, out_labels = OPS[name](KEY, images, labels)
-  assert out_images.shape == images.shape
-  assert out_images.dtype == dtype
-  assert out_labels.shape == labels.shape
-  assert out_labels.dtype == labels.dtype
+def _mix_with_weight(images, labels, *, weight, partners):
+  """Mixup's applier: `apply_draw` with an empty box and blend = weight."""
+  draw = jaxmix.make_draw(
+    weight=weight,
+    blend=weight,
+    partners=partners,
+    box=jaxmix.Box(0, 0, 0, 0),
+    height=1,
+    width=1,
+  )
+  return jaxmix.apply_draw((images, labels), draw, roles=('image', 'target'))
 
 
-@pytest.mark.parametrize('name', list(OPS))
-def test_jit_equals_eager(name):
-  images, labels = make_batch()
-  eager = OPS[name](KEY, images, labels)
-  jitted = jax.jit(OPS[name])(KEY, images, labels)
-  for a, b in zip(eager, jitted):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize('name', PUBLIC_OPS)
-def test_vmap_over_batches_equals_loop(name):
-  images, labels = make_batch(batch_size=12)
-  groups = (images.reshape(3, 4, *images.shape[1:]), labels.reshape(3, 4, -1))
-  keys = _keys(3)
-  mapped = jax.vmap(OPS[name])(keys, *groups)
-  for g in range(3):
-    looped = OPS[name](keys[g], groups[0][g], groups[1][g])
-    for a, b in zip(mapped, looped):
-      np.testing.assert_allclose(a[g], b, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize('name', list(OPS))
-def test_label_rows_sum_to_one_with_at_most_two_classes(name):
-  images, labels = make_batch()
-  for key in _keys(10):
-    _, out_labels = OPS[name](key, images, labels)
-    np.testing.assert_allclose(out_labels.sum(-1), 1.0, rtol=1e-6)
-    assert ((out_labels > 0).sum(-1) <= 2).all()
-    assert (out_labels >= 0).all()
-
-
-@pytest.mark.parametrize('name', list(OPS))
-def test_same_key_same_output_other_key_other_output(name):
-  images, labels = make_batch()
-  first = OPS[name](KEY, images, labels)
-  again = OPS[name](KEY, images, labels)
-  other = OPS[name](jax.random.key(123), images, labels)
-  np.testing.assert_array_equal(first[0], again[0])
-  np.testing.assert_array_equal(first[1], again[1])
-  assert not np.array_equal(first[0], other[0])
+def _cut_with_box(images, labels, *, box, partners, weight=None):
+  """CutMix's applier: `apply_draw` selecting inside `box`."""
+  height, width = images.shape[1:3]
+  if weight is None:
+    weight = 1.0 - jaxmix.box_area(box) / (height * width)
+  draw = jaxmix.make_draw(
+    weight=weight, partners=partners, box=box, height=height, width=width
+  )
+  return jaxmix.apply_draw((images, labels), draw, roles=('mask', 'target'))
 
 
 @pytest.mark.parametrize('name', list(OPS))
@@ -85,52 +57,6 @@ def test_gradients_are_finite(name):
   grads = jax.grad(loss)(images)
   assert np.isfinite(grads).all()
   assert np.abs(grads).sum() > 0
-
-
-@pytest.mark.parametrize('name', list(OPS))
-def test_probability_zero_is_the_identity(name):
-  images, labels = make_batch()
-  for key in _keys(5):
-    out_images, out_labels = OPS[name](key, images, labels, prob=0.0)
-    np.testing.assert_array_equal(out_images, images)
-    np.testing.assert_array_equal(out_labels, labels)
-
-
-def test_changing_alpha_and_prob_does_not_retrace():
-  images, labels = make_batch()
-  traces = []
-
-  @jax.jit
-  def step(key, alpha, prob, switch_prob):
-    traces.append(None)
-    return jaxmix.mixup_or_cutmix(
-      key,
-      images,
-      labels,
-      mixup_alpha=alpha,
-      cutmix_alpha=alpha,
-      switch_prob=switch_prob,
-      prob=prob,
-    )
-
-  for alpha, prob, switch in [
-    (1.0, 1.0, 0.5),
-    (0.2, 0.3, 0.0),
-    (2.0, 0.0, 1.0),
-  ]:
-    step(KEY, alpha, prob, switch)
-  assert len(traces) == 1
-
-  traces.clear()
-  cutmix = jax.jit(
-    lambda key, alpha, prob: (
-      traces.append(None)
-      or jaxmix.cutmix(key, images, labels, alpha=alpha, prob=prob)
-    )
-  )
-  for alpha, prob in [(1.0, 1.0), (0.5, 0.5), (3.0, 0.0)]:
-    cutmix(KEY, alpha, prob)
-  assert len(traces) == 1
 
 
 BLENDING = {
@@ -205,11 +131,9 @@ def test_bad_knobs_raise_clear_errors():
   with pytest.raises(
     ValueError, match=r'`weight` must be a scalar or have shape \(8,\)'
   ):
-    jaxmix.mixup_with_weight(
-      images, labels, weight=jnp.ones(3), partners=jnp.arange(8)
-    )
+    _mix_with_weight(images, labels, weight=jnp.ones(3), partners=jnp.arange(8))
   with pytest.raises(ValueError, match=r'`partners` must be integer indices'):
-    jaxmix.mixup_with_weight(images, labels, weight=0.5, partners=jnp.ones(8))
+    _mix_with_weight(images, labels, weight=0.5, partners=jnp.ones(8))
 
 
 # ------------------------------------------------------------- exact values
@@ -304,10 +228,10 @@ def test_mixup_output_is_the_weighted_sum_with_the_label_weight(per_example):
       assert len(set(weights)) <= 1
 
 
-def test_mixup_with_weight_exact_values():
+def test_mixup_applier_exact_values():
   images = jnp.arange(2 * 2 * 2 * 1, dtype=jnp.float32).reshape(2, 2, 2, 1)
   labels = jnp.eye(2)
-  out_images, out_labels = jaxmix.mixup_with_weight(
+  out_images, out_labels = _mix_with_weight(
     images, labels, weight=jnp.array([0.25, 1.0]), partners=jnp.array([1, 0])
   )
   np.testing.assert_allclose(out_images[0], 0.25 * images[0] + 0.75 * images[1])
@@ -315,12 +239,12 @@ def test_mixup_with_weight_exact_values():
   np.testing.assert_allclose(out_labels, [[0.25, 0.75], [0.0, 1.0]])
 
 
-def test_cutmix_with_box_exact_values_and_orientation():
+def test_cutmix_applier_exact_values_and_orientation():
   # Image 0 is zeros, image 1 ones; a box over the top-left 1x2 corner.
   images = jnp.stack([jnp.zeros((3, 4, 1)), jnp.ones((3, 4, 1))])
   labels = jnp.eye(2)
   box = jaxmix.Box(top=0, left=0, bottom=1, right=2)
-  out_images, out_labels = jaxmix.cutmix_with_box(
+  out_images, out_labels = _cut_with_box(
     images, labels, box=box, partners=jnp.array([1, 0])
   )
   expected = np.zeros((3, 4))
@@ -329,13 +253,13 @@ def test_cutmix_with_box_exact_values_and_orientation():
   np.testing.assert_array_equal(out_images[1, ..., 0], 1 - expected)
   np.testing.assert_allclose(out_labels[0], [10 / 12, 2 / 12], rtol=1e-6)
   # An explicit weight replaces the area fraction (the uncorrected lambda).
-  _, uncorrected = jaxmix.cutmix_with_box(
+  _, uncorrected = _cut_with_box(
     images, labels, box=box, partners=jnp.array([1, 0]), weight=0.5
   )
   np.testing.assert_allclose(uncorrected, [[0.5, 0.5], [0.5, 0.5]])
   # A zero-area box is the identity.
   empty = jaxmix.Box(2, 3, 2, 4)
-  same, same_labels = jaxmix.cutmix_with_box(
+  same, same_labels = _cut_with_box(
     images, labels, box=empty, partners=jnp.array([1, 0])
   )
   np.testing.assert_array_equal(same, images)
@@ -409,7 +333,7 @@ def test_sample_partners_is_a_keyed_permutation():
 
 
 def _switch_draw(key, batch_size, height=12, width=10, **knobs):
-  return jaxmix.draw_mixup_or_cutmix(
+  return jaxmix.sample_mixup_or_cutmix(
     key, batch_size=batch_size, height=height, width=width, **knobs
   )
 
@@ -431,7 +355,7 @@ def test_alpha_zero_never_takes_its_branch(per_example):
     np.testing.assert_array_equal(draw.blend, 1.0)
     assert (np.asarray(jaxmix.box_area(draw.box)) > 0).mean() > 0.5
     cut = op(key, images, labels, mixup_alpha=0, cutmix_alpha=1.0)
-    expected = jaxmix.cutmix_with_box(
+    expected = _cut_with_box(
       images, labels, box=draw.box, partners=draw.partners
     )
     np.testing.assert_array_equal(cut[0], expected[0])
@@ -443,7 +367,7 @@ def test_alpha_zero_never_takes_its_branch(per_example):
     np.testing.assert_array_equal(jaxmix.box_area(draw.box), 0)
     np.testing.assert_array_equal(draw.weight, draw.blend)
     mix = op(key, images, labels, mixup_alpha=0.8, cutmix_alpha=0)
-    expected = jaxmix.mixup_with_weight(
+    expected = _mix_with_weight(
       images, labels, weight=draw.blend, partners=draw.partners
     )
     np.testing.assert_allclose(mix[0], expected[0], rtol=1e-6, atol=1e-6)

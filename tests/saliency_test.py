@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxmix
 from tests.augment_cases import make_batch
@@ -91,38 +90,6 @@ def _op(key, images, labels, saliency):
   return jaxmix.saliency_cutmix(
     key, images, labels, saliency=saliency, per_example=True
   )
-
-
-def test_jit_vmap_per_shard_and_pmap_agree_with_the_op():
-  images, labels = make_batch(batch_size=16, height=8, width=8)
-  saliency, _ = _peaked_saliency(16, 4, 4)
-  eager = _op(KEY, images, labels, saliency)
-  jitted = jax.jit(_op)(KEY, images, labels, saliency)
-  for a, b in zip(eager, jitted):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-  keys = jax.random.split(KEY, NUM_DEVICES)
-  stacked = [
-    x.reshape(NUM_DEVICES, 2, *x.shape[1:]) for x in (images, labels, saliency)
-  ]
-  mapped = jax.vmap(_op)(keys, *stacked)
-  pmapped = jax.pmap(_op)(keys, *stacked)
-  mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
-  sharding = NamedSharding(mesh, PartitionSpec('data'))
-  arrays = [jax.device_put(x, sharding) for x in (images, labels, saliency)]
-  sharded = [
-    np.asarray(a) for a in jax.jit(jaxmix.per_shard(_op, mesh))(KEY, *arrays)
-  ]
-  for d in range(NUM_DEVICES):
-    own = _op(keys[d], *(x[d] for x in stacked))
-    part = slice(2 * d, 2 * d + 2)
-    folded = _op(
-      jax.random.fold_in(KEY, d),
-      *(x[part] for x in (images, labels, saliency)),
-    )
-    for a, b, c, e, f in zip(mapped, pmapped, own, sharded, folded):
-      np.testing.assert_allclose(a[d], c, rtol=1e-6)
-      np.testing.assert_allclose(b[d], c, rtol=1e-6)
-      np.testing.assert_allclose(e[part], f, rtol=1e-6)
 
 
 # ----------------------------------------------- uint8 in select-only ops

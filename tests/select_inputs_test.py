@@ -33,11 +33,16 @@ SELECT_ONLY = {
   'cutmix': jaxmix.cutmix,
   'cutmix_elem': functools.partial(jaxmix.cutmix, per_example=True),
   'cutmix_minmax': functools.partial(jaxmix.cutmix, minmax=(0.2, 0.8)),
-  'cutmix_with_box': lambda key, x, y: jaxmix.cutmix_with_box(
-    x,
-    y,
-    box=_box(key, *x.shape[:3]),
-    partners=jax.random.permutation(key, x.shape[0]),
+  'apply_draw': lambda key, x, y: jaxmix.apply_draw(
+    (x, y),
+    jaxmix.make_draw(
+      weight=0.5,
+      box=_box(key, *x.shape[:3]),
+      partners=jax.random.permutation(key, x.shape[0]),
+      height=x.shape[1],
+      width=x.shape[2],
+    ),
+    roles=('mask', 'target'),
   ),
   'mixup_or_cutmix_cut_only': functools.partial(
     jaxmix.mixup_or_cutmix, mixup_alpha=0, cutmix_alpha=1.0, per_example=True
@@ -45,9 +50,13 @@ SELECT_ONLY = {
   'mixup_or_cutmix_cut_only_pairs': functools.partial(
     jaxmix.mixup_or_cutmix, mixup_alpha=0, cutmix_alpha=1.0, pairs=True
   ),
-  'cutout': functools.partial(jaxmix.cutout, size=6, count=2, fill_value=7),
-  'random_erasing': functools.partial(
-    jaxmix.random_erasing, prob=1.0, max_count=3
+  'cutout': lambda key, x, y: (
+    jaxmix.cutout(key, x, size=6, count=2, fill_value=7),
+    y,
+  ),
+  'random_erasing': lambda key, x, y: (
+    jaxmix.random_erasing(key, x, prob=1.0, max_count=3),
+    y,
   ),
   'videomix_spatial': functools.partial(jaxmix.videomix, mode='spatial'),
   'videomix_temporal': functools.partial(
@@ -90,8 +99,8 @@ def test_blending_ops_refuse_integer_images_and_say_why():
       KEY, images, labels, mixup_alpha=0.8, cutmix_alpha=1.0
     )
   with pytest.raises(TypeError, match="float for fill='pixel'"):
-    jaxmix.random_erasing(KEY, images, labels, fill='pixel')
+    jaxmix.random_erasing(KEY, images, fill='pixel')
   with pytest.raises(ValueError, match=r'`fill_value` must be in \[0, 255\]'):
-    jaxmix.cutout(KEY, images, labels, size=4, fill_value=-1.0)
+    jaxmix.cutout(KEY, images, size=4, fill_value=-1.0)
   with pytest.raises(TypeError, match='must be a float or uint8'):
     jaxmix.cutmix(KEY, images.astype(jnp.int32), labels)

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxmix
 
@@ -181,37 +180,6 @@ def test_errors_name_the_argument():
     jaxmix.videomix(videos, videos, labels)
   with pytest.raises(ValueError, match='`num_frames` must be a positive'):
     jaxmix.sample_videomix(KEY, batch_size=2, num_frames=0, height=2, width=2)
-
-
-def test_jit_vmap_per_shard_and_pmap_agree_with_the_op():
-  op = functools.partial(jaxmix.videomix, mode='cuboid', per_example=True)
-  videos, labels = _videos(batch=16, frames=4, height=4, width=4)
-  eager = op(KEY, videos, labels)
-  jitted = jax.jit(op)(KEY, videos, labels)
-  for a, b in zip(eager, jitted):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-
-  keys = jax.random.split(KEY, NUM_DEVICES)
-  stacked = (videos.reshape(8, 2, *videos.shape[1:]), labels.reshape(8, 2, -1))
-  mapped = jax.vmap(op)(keys, *stacked)
-  pmapped = jax.pmap(op)(keys, *stacked)
-  mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
-  sharding = NamedSharding(mesh, PartitionSpec('data'))
-  sharded = jax.jit(jaxmix.per_shard(op, mesh))(
-    KEY, jax.device_put(videos, sharding), jax.device_put(labels, sharding)
-  )
-  sharded = [np.asarray(a) for a in sharded]
-  for d in range(NUM_DEVICES):
-    own = op(keys[d], stacked[0][d], stacked[1][d])
-    for a, b, c in zip(mapped, pmapped, own):
-      np.testing.assert_allclose(a[d], c, rtol=1e-6)
-      np.testing.assert_allclose(b[d], c, rtol=1e-6)
-    folded = op(
-      jax.random.fold_in(KEY, d),
-      *(x[2 * d : 2 * d + 2] for x in (videos, labels)),
-    )
-    for a, c in zip(sharded, folded):
-      np.testing.assert_allclose(a[2 * d : 2 * d + 2], c, rtol=1e-6)
 
 
 @pytest.mark.parametrize('mode', MODES)

@@ -32,7 +32,20 @@ def _renamed(new: Callable[..., Any], old: str) -> Callable[..., Any]:
     return new(*args, **kwargs)
 
   alias.__name__ = alias.__qualname__ = old
-  alias.__doc__ = f'Deprecated: use `jaxmix.{new.__name__}`.'
+  alias.__doc__ = f"""Deprecated alias of `jaxmix.{new.__name__}`, for one release.
+
+  Args:
+    *args: those of `jaxmix.{new.__name__}`.
+    **kwargs: those of `jaxmix.{new.__name__}`.
+
+  Returns:
+    What `jaxmix.{new.__name__}` returns (a `MixDraw`), after a
+    `DeprecationWarning`.
+
+  Examples:
+    >>> {old}.__name__
+    '{old}'
+  """
   return alias
 
 
@@ -64,6 +77,19 @@ def mixup_with_weight(
   Use `jaxmix.apply_draw((images, labels), draw, roles=('image',
   'target'))` with `draw = jaxmix.make_draw(weight=w, blend=w,
   partners=partners, box=jaxmix.Box(0, 0, 0, 0), height=1, width=1)`.
+
+  Args:
+    images: float ``[B, H, W, C]``.
+    labels: dense float ``[B, K]``.
+    weight: share of each example's own image, a scalar or ``[B]``.
+    partners: int ``[B]``, the partner of each example.
+
+  Returns:
+    `(images, labels)` with the input shapes and dtypes.
+
+  Examples:
+    >>> mixup_with_weight.__name__
+    'mixup_with_weight'
   """
   _warn_applier(
     'mixup_with_weight',
@@ -96,6 +122,20 @@ def cutmix_with_box(
   Use `jaxmix.apply_draw((images, labels), draw, roles=('mask', 'target'))`
   with `draw = jaxmix.make_draw(weight=w, partners=partners, box=box,
   height=H, width=W)` (`w` the kept-pixel fraction, or your own).
+
+  Args:
+    images: float or uint8 ``[B, H, W, C]``.
+    labels: dense float ``[B, K]``.
+    box: a `jaxmix.Box`, scalar or ``[B]`` fields.
+    partners: int ``[B]``, the partner of each example.
+    weight: the label weight; by default the kept-pixel fraction.
+
+  Returns:
+    `(images, labels)` with the input shapes and dtypes.
+
+  Examples:
+    >>> cutmix_with_box.__name__
+    'cutmix_with_box'
   """
   _warn_applier(
     'cutmix_with_box',
