@@ -24,7 +24,18 @@ VIDEO_LAYOUT = '[B, T, H, W, C]'
 
 
 def check_images(images: ArrayLike, name: str = 'images') -> None:
-  """Images must be a float channels-last `[B, H, W, C]` array.
+  """Images must be a float channels-last `[B, H, W, C]` array."""
+  check_pixels(images, name=name)
+  if not is_float(images):
+    raise TypeError(
+      f'`{name}` must be a float array (float32, bfloat16 or float16), got '
+      f'dtype {jnp.result_type(images)}; convert uint8 images with '
+      '`images.astype(jnp.float32)` (and normalise) first.'
+    )
+
+
+def check_channels_last(shape: tuple[int, ...], name: str = 'images') -> None:
+  """A rank-4 image `shape` must not look channels-first.
 
   Channels-first batches are rejected by one rule: axis 1 holds 1, 3 or 4
   entries while the last axis holds another count (`[B, 3, H, W]` with
@@ -32,22 +43,6 @@ def check_images(images: ArrayLike, name: str = 'images') -> None:
   3. Channels-last images of any channel count pass (`[B, H, W, 8]` with
   `H` >= 5).
   """
-  shape = jnp.shape(images)
-  if len(shape) != 4:
-    raise ValueError(
-      f'`{name}` must have rank 4 [B, H, W, C], got shape {shape}.'
-    )
-  check_channels_last(shape, name)
-  if not jnp.issubdtype(jnp.result_type(images), jnp.floating):
-    raise TypeError(
-      f'`{name}` must be a float array (float32 or bfloat16), got dtype '
-      f'{jnp.result_type(images)}; convert uint8 images with '
-      '`images.astype(jnp.float32)` (and normalise) first.'
-    )
-
-
-def check_channels_last(shape: tuple[int, ...], name: str = 'images') -> None:
-  """A rank-4 image `shape` must not look channels-first (`check_images`)."""
   if shape[1] in IMAGE_CHANNELS and shape[3] not in IMAGE_CHANNELS:
     raise ValueError(
       f'`{name}` of shape {shape} looks channels-first [B, C, H, W]; jaxmix '

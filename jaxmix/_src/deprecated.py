@@ -15,7 +15,14 @@ from jax.typing import ArrayLike
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mix_or_cut, mixing
 
-Array = jax.Array
+
+def _warn(old: str, new: str) -> None:
+  warnings.warn(
+    f'jaxmix.{old} is deprecated and will be removed in the next release: '
+    f'use {new}.',
+    DeprecationWarning,
+    stacklevel=3,
+  )
 
 
 def _renamed(new: Callable[..., Any], old: str) -> Callable[..., Any]:
@@ -23,24 +30,18 @@ def _renamed(new: Callable[..., Any], old: str) -> Callable[..., Any]:
 
   @functools.wraps(new)
   def alias(*args, **kwargs):
-    warnings.warn(
-      f'jaxmix.{old} is deprecated and will be removed in the next release: '
-      f'use jaxmix.{new.__name__}, which takes the same arguments.',
-      DeprecationWarning,
-      stacklevel=2,
-    )
+    _warn(old, f'jaxmix.{new.__name__}, which takes the same arguments')
     return new(*args, **kwargs)
 
   alias.__name__ = alias.__qualname__ = old
-  alias.__doc__ = f"""Deprecated alias of `jaxmix.{new.__name__}`, for one release.
+  alias.__doc__ = f"""Deprecated alias of `jaxmix.{new.__name__}`.
 
   Args:
     *args: those of `jaxmix.{new.__name__}`.
     **kwargs: those of `jaxmix.{new.__name__}`.
 
   Returns:
-    What `jaxmix.{new.__name__}` returns (a `MixDraw`), after a
-    `DeprecationWarning`.
+    Its `MixDraw`, after a `DeprecationWarning`.
 
   Examples:
     >>> {old}.__name__
@@ -56,27 +57,14 @@ draw_mixup_or_cutmix = _renamed(
 )
 
 
-def _warn_applier(old: str, draw: str, roles: str) -> None:
-  warnings.warn(
-    f'jaxmix.{old} is deprecated and will be removed in the next release: '
-    f'use jaxmix.apply_draw((images, labels), {draw}, roles={roles}).',
-    DeprecationWarning,
-    stacklevel=3,
-  )
-
-
 def mixup_with_weight(
   images: ArrayLike,
   labels: ArrayLike,
   *,
   weight: ArrayLike,
   partners: ArrayLike,
-) -> tuple[Array, Array]:
-  """Deprecated: Mixup with a given weight and partners.
-
-  Use `jaxmix.apply_draw((images, labels), draw, roles=('image',
-  'target'))` with `draw = jaxmix.make_draw(weight=w, blend=w,
-  partners=partners, box=jaxmix.Box(0, 0, 0, 0), height=1, width=1)`.
+) -> tuple[jax.Array, jax.Array]:
+  """Deprecated: `jaxmix.apply_draw` with Mixup's draw.
 
   Args:
     images: float ``[B, H, W, C]``.
@@ -85,26 +73,20 @@ def mixup_with_weight(
     partners: int ``[B]``, the partner of each example.
 
   Returns:
-    `(images, labels)` with the input shapes and dtypes.
+    `(images, labels)`, as `jaxmix.apply_draw((images, labels), draw,
+    roles=('image', 'target'))` with `draw = jaxmix.make_draw(weight=w,
+    blend=w, partners=partners, box=jaxmix.Box(0, 0, 0, 0), height=1,
+    width=1)`.
 
   Examples:
     >>> mixup_with_weight.__name__
     'mixup_with_weight'
   """
-  _warn_applier(
-    'mixup_with_weight',
-    'jaxmix.make_draw(weight=w, blend=w, partners=partners, '
-    'box=jaxmix.Box(0, 0, 0, 0), height=1, width=1)',
-    "('image', 'target')",
-  )
+  _warn('mixup_with_weight', "jaxmix.apply_draw(..., roles=('image', ...))")
   checks.check_blend_batch(images, labels, op='mixup_with_weight')
+  empty = boxes_lib.Box(0, 0, 0, 0)
   draw = draws.make_draw(
-    weight=weight,
-    partners=partners,
-    blend=weight,
-    box=boxes_lib.Box(0, 0, 0, 0),
-    height=1,
-    width=1,
+    weight=weight, partners=partners, blend=weight, box=empty, height=1, width=1
   )
   return draws.apply_draw((images, labels), draw, roles=('image', 'target'))
 
@@ -116,12 +98,8 @@ def cutmix_with_box(
   box: boxes_lib.Box,
   partners: ArrayLike,
   weight: ArrayLike | None = None,
-) -> tuple[Array, Array]:
-  """Deprecated: CutMix with a given box and partners.
-
-  Use `jaxmix.apply_draw((images, labels), draw, roles=('mask', 'target'))`
-  with `draw = jaxmix.make_draw(weight=w, partners=partners, box=box,
-  height=H, width=W)` (`w` the kept-pixel fraction, or your own).
+) -> tuple[jax.Array, jax.Array]:
+  """Deprecated: `jaxmix.apply_draw` with a draw of `box`.
 
   Args:
     images: float or uint8 ``[B, H, W, C]``.
@@ -131,17 +109,15 @@ def cutmix_with_box(
     weight: the label weight; by default the kept-pixel fraction.
 
   Returns:
-    `(images, labels)` with the input shapes and dtypes.
+    `(images, labels)`, as `jaxmix.apply_draw((images, labels), draw,
+    roles=('mask', 'target'))` with `draw = jaxmix.make_draw(weight=w,
+    partners=partners, box=box, height=H, width=W)`.
 
   Examples:
     >>> cutmix_with_box.__name__
     'cutmix_with_box'
   """
-  _warn_applier(
-    'cutmix_with_box',
-    'jaxmix.make_draw(weight=w, partners=partners, box=box, height=H, width=W)',
-    "('mask', 'target')",
-  )
+  _warn('cutmix_with_box', "jaxmix.apply_draw(..., roles=('mask', ...))")
   checks.check_select_batch(images, labels)
   _, height, width, _ = images.shape
   if weight is None:

@@ -83,13 +83,8 @@ class MixDraw:
   )
 
   def __iter__(self):
-    """Deprecated: `box, partners, weight = jaxmix.sample_cutmix(...)`.
-
-    `sample_cutmix` returned that tuple before it returned a `MixDraw`;
-    unpacking a draw keeps such code running for one release, with the box
-    fields ``[B]`` and the weight always given (the kept-pixel fraction
-    where it was `None`). Read `draw.box`, `draw.partners`, `draw.weight`.
-    """
+    """Deprecated: unpacks `(box, partners, weight)`, `sample_cutmix`'s old
+    tuple (box fields ``[B]``, the weight given where it was `None`)."""
     warnings.warn(
       'Unpacking a MixDraw as `box, partners, weight = '
       'jaxmix.sample_cutmix(...)` is deprecated and will be removed in the '
@@ -372,44 +367,32 @@ def apply_draw(
   """
   if not isinstance(draw, MixDraw):
     raise TypeError(f'`draw` must be a jaxmix.MixDraw, got {type(draw)}.')
-  if partner_tree is None:
-    partner_tree = tree
-  elif jax.tree_util.tree_structure(partner_tree) != (
-    jax.tree_util.tree_structure(tree)
-  ):
-    raise ValueError('`partner_tree` must have the structure of `tree`.')
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
-  partner_leaves = jax.tree_util.tree_leaves(partner_tree)
-  if isinstance(roles, str):
-    role_leaves = [roles] * len(leaves)
-  else:
-    try:
-      role_leaves = jax.tree_util.tree_leaves(
-        jax.tree_util.tree_map(
-          lambda role, subtree: jax.tree_util.tree_map(lambda _: role, subtree),
-          roles,
-          tree,
-          is_leaf=lambda node: isinstance(node, str),
-        )
-      )
-    except ValueError as error:
-      raise ValueError(
-        f'`roles` must be one role or a pytree prefix of `tree`: {error}'
-      ) from error
-  mixed = []
-  for (path, leaf), partner, role in zip(
-    leaves, partner_leaves, role_leaves, strict=True
-  ):
+  tree_map = jax.tree_util.tree_map
+  try:  # One role per leaf, from `roles` (a prefix of `tree`).
+    roles = tree_map(
+      lambda role, sub: tree_map(lambda _: role, sub),
+      roles,
+      tree,
+      is_leaf=lambda node: isinstance(node, str),
+    )
+  except ValueError as error:
+    raise ValueError(
+      f'`roles` must be one role or a pytree prefix of `tree`: {error}'
+    ) from error
+
+  def apply_leaf(path, leaf, role, partner):
     if role not in _APPLIERS:
       raise ValueError(f'`roles` entries must be one of {ROLES}, got {role!r}.')
+    where = f'`tree` leaf {jax.tree_util.keystr(path) or "(root)"}'
     leaf, partner = jnp.asarray(leaf), jnp.asarray(partner)
     if partner.shape != leaf.shape:
       raise ValueError(
-        f'`partner_tree` leaf {jax.tree_util.keystr(path)} has shape '
-        f'{partner.shape}, `tree` has {leaf.shape}.'
+        f'`partner_tree` must match `tree`: {where} has shape {leaf.shape}, '
+        f'its partner leaf {partner.shape}.'
       )
-    where = f'`tree` leaf {jax.tree_util.keystr(path) or "(root)"}'
     if role != 'keep':
       partner = partner[draw.partners]
-    mixed.append(_APPLIERS[role](draw, leaf, partner, where))
-  return jax.tree_util.tree_unflatten(treedef, mixed)
+    return _APPLIERS[role](draw, leaf, partner, where)
+
+  partner_tree = tree if partner_tree is None else partner_tree
+  return jax.tree_util.tree_map_with_path(apply_leaf, tree, roles, partner_tree)

@@ -119,12 +119,12 @@ def cutout(
   )
   apply = jax.random.uniform(key_gate, (batch_size,)) < prob
   # Select on rows of pixels [B, H, W * C], one box at a time: both keep the
-  # select a fast contiguous pass (see `boxes.box_mask_rows`).
+  # select a fast contiguous pass (see `boxes.box_mask`).
   rows = images.reshape(batch_size, height, width * channels)
   fill = jnp.asarray(fill_value, images.dtype)
   for hole in range(count):
     hole_box = boxes_lib.Box(*(field[:, hole] for field in box))
-    mask = boxes_lib.box_mask_rows(
+    mask = boxes_lib.box_mask(
       hole_box, height=height, width=width, channels=channels
     )
     rows = jnp.where(mask & apply[:, None, None], fill, rows)
@@ -250,9 +250,7 @@ def random_erasing(
   apply = jax.random.uniform(key_gate, (batch_size,)) < prob
   active = fits & (jnp.arange(max_count) < count[:, None]) & apply[:, None]
   rows_shape = (batch_size, height, width * channels)
-  masks = boxes_lib.box_mask_rows(
-    box, height=height, width=width, channels=channels
-  )
+  masks = boxes_lib.box_mask(box, height=height, width=width, channels=channels)
   masks = masks & active[..., None, None]  # [B, max_count, H, W * C]
 
   if fill == 'pixel':

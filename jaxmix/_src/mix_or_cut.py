@@ -226,24 +226,20 @@ def mixup_or_cutmix(
     images: float ``[B, H, W, C]``, B >= 2; uint8 too when `mixup_alpha` is
       the number 0 (CutMix only, which only selects pixels).
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
-    mixup_alpha: Beta concentration of Mixup, >= 0 (0 switches Mixup off).
-      May be traced.
-    cutmix_alpha: Beta concentration of CutMix, >= 0 (0 switches CutMix off
-      unless `minmax` is given). May be traced.
-    switch_prob: probability of CutMix rather than Mixup (timm's meaning).
-      May be traced.
-    prob: probability of mixing at all. May be traced.
-    per_example: draw everything per example instead of per batch. Static.
-    pairs: draw once per mirrored pair `(i, B - 1 - i)` (timm's `'pair'`
-      mode; B even). Static.
-    correct_lam: weight CutMix labels by the kept-pixel fraction. Static.
-    minmax: optional `(min, max)` box side fractions (timm's
-      `cutmix_minmax`) for the CutMix branch; its labels are then weighted by
-      area. Static.
+    mixup_alpha: see `sample_mixup_or_cutmix`, as are `cutmix_alpha`,
+      `switch_prob`, `prob`, `per_example`, `pairs`, `correct_lam`, `minmax`
+      and `axis_name`.
+    cutmix_alpha: see `mixup_alpha`.
+    switch_prob: see `mixup_alpha`.
+    prob: see `mixup_alpha`.
+    per_example: see `mixup_alpha`.
+    pairs: see `mixup_alpha`.
+    correct_lam: see `mixup_alpha`.
+    minmax: see `mixup_alpha`.
     num_classes: K, when `labels` are integer class indices ``[B]`` in
       ``[0, K)``: they are one-hot encoded (and smoothed) first. Static.
     smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    axis_name: see `mixup_alpha`.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes (labels dense

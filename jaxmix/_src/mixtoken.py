@@ -11,6 +11,8 @@ the per-token cross-entropies against the token labels, weighted by
 `token_weight` (0.5 in LV-ViT).
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -27,43 +29,33 @@ def sample_mixtoken(
   batch_size: int,
   height: int,
   width: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  axis_name: str | None = None,
+  **knobs: Any,
 ) -> draws.MixDraw:
   """Samples what `mixtoken` draws: `jaxmix.sample_cutmix` on the token grid.
 
-  Args:
-    key: a PRNG key.
-    batch_size: B, at least 2. Static.
-    height: token rows h. Static.
-    width: token columns w. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing. May be traced.
-    per_example: one box and gate per example. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    Args:
+      key: a PRNG key.
+      batch_size: B, at least 2. Static.
+      height: token rows h. Static.
+      width: token columns w. Static.
+      **knobs: `alpha`, `prob`, `per_example`, `axis_name`, as
+        `jaxmix.sample_cutmix` takes them.
 
-  Returns:
-    A `MixDraw` on the `h x w` token grid, weighted by the kept-token
-    fraction.
+    Returns:
+      A `MixDraw` on the `h x w` token grid, weighted by the kept-token
+      fraction.
 
-  Examples:
-    >>> import jax
-    >>> draw = sample_mixtoken(jax.random.key(0), batch_size=2, height=4,
-    ...                        width=4)
-    >>> (draw.height, draw.width)
-    (4, 4)
+    Examples:
+      >>> from typing import Any
+
+  import jax
+      >>> draw = sample_mixtoken(jax.random.key(0), batch_size=2, height=4,
+      ...                        width=4)
+      >>> (draw.height, draw.width)
+      (4, 4)
   """
   return mixing.sample_cutmix(
-    key,
-    batch_size=batch_size,
-    height=height,
-    width=width,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
 
 

@@ -28,23 +28,20 @@ from jaxmix._src import checks
 def device_key(key: jax.Array, axis_name: str | None) -> jax.Array:
   """`key` folded with this device's index along the mapped `axis_name`.
 
-  Call it inside `jax.pmap(..., axis_name=...)` or `jax.shard_map` so that
-  each device draws differently from a replicated key; `None` returns `key`
-  unchanged.
+  Inside `jax.pmap` or `jax.shard_map`, each device then draws its own from
+  a replicated key. The samplers and ops call it for their `axis_name=`.
 
   Args:
     key: a PRNG key.
-    axis_name: the name of a mapped axis, or None. Static.
+    axis_name: the name of a mapped axis, or None (`key` unchanged). Static.
 
   Returns:
     A PRNG key.
 
   Examples:
     >>> import jax
-    >>> keys = jax.pmap(lambda k: device_key(k, 'i'), axis_name='i')(
-    ...     jax.random.split(jax.random.key(0), 1))
-    >>> keys.shape
-    (1,)
+    >>> device_key(jax.random.key(0), None).shape
+    ()
   """
   if axis_name is None:
     return key

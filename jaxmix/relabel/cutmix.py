@@ -23,6 +23,8 @@ with ReLabel's knobs): the op is that sampler, `jaxmix.apply_draw` on the
 images, and one of the two target rules above.
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -168,43 +170,33 @@ def sample_relabel_cutmix(
   batch_size: int,
   height: int,
   width: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  axis_name: str | None = None,
+  **knobs: Any,
 ) -> draws.MixDraw:
   """Samples what `relabel_cutmix` draws: `jaxmix.sample_cutmix`'s draw.
 
-  Args:
-    key: a PRNG key.
-    batch_size: B, at least 2. Static.
-    height: image height H. Static.
-    width: image width W. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing. May be traced.
-    per_example: one box and gate per example. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    Args:
+      key: a PRNG key.
+      batch_size: B, at least 2. Static.
+      height: image height H. Static.
+      width: image width W. Static.
+      **knobs: `alpha`, `prob`, `per_example`, `axis_name`, as
+        `jaxmix.sample_cutmix` takes them.
 
-  Returns:
-    A `MixDraw` (`blend == 1`, weight the kept-pixel fraction); its box and
-    partners feed `localized_cutmix_targets`.
+    Returns:
+      A `MixDraw` (`blend == 1`, weight the kept-pixel fraction); its box and
+      partners feed `localized_cutmix_targets`.
 
-  Examples:
-    >>> import jax
-    >>> draw = sample_relabel_cutmix(jax.random.key(0), batch_size=2,
-    ...                              height=8, width=8)
-    >>> draw.partners.shape
-    (2,)
+    Examples:
+      >>> from typing import Any
+
+  import jax
+      >>> draw = sample_relabel_cutmix(jax.random.key(0), batch_size=2,
+      ...                              height=8, width=8)
+      >>> draw.partners.shape
+      (2,)
   """
   return mixing.sample_cutmix(
-    key,
-    batch_size=batch_size,
-    height=height,
-    width=width,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
 
 
