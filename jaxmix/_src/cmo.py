@@ -26,7 +26,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, draws, mixing, sharding
+from jaxmix._src import checks, draws, mixing
 
 Array = jax.Array
 
@@ -157,11 +157,9 @@ def sample_cmo(
     >>> draw.partners.tolist()
     [0, 1]
   """
-  checks.check_key(key)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
-  key = sharding.device_key(key, axis_name)
-  key_weight, key_box, key_gate = jax.random.split(key, 3)
+  key_weight, key_box, key_gate = mixing.start_draw(
+    key, alpha=alpha, prob=prob, axis_name=axis_name, num_keys=3
+  )
   shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   box = boxes_lib.sample_cutmix_box(

@@ -102,6 +102,28 @@ def sample_partners(key: Array, *, batch_size: int) -> Array:
   return jax.random.permutation(key, batch_size).astype(jnp.int32)
 
 
+def start_draw(
+  key: Array,
+  *,
+  alpha: ArrayLike,
+  prob: ArrayLike,
+  axis_name: str | None,
+  num_keys: int,
+  batch_size: int | None = None,
+) -> Array:
+  """The samplers' common start: checks, the device's key, split in keys.
+
+  Checks the key, the knobs given as numbers, and (when given) that the
+  batch can be mixed within itself; returns `num_keys` keys.
+  """
+  checks.check_key(key)
+  if batch_size is not None:
+    checks.check_batch_size(batch_size)
+  checks.check_positive('alpha', alpha)
+  checks.check_probability('prob', prob)
+  return jax.random.split(sharding.device_key(key, axis_name), num_keys)
+
+
 def gate(key: Array, prob: ArrayLike, shape: tuple[int, ...]) -> Array:
   """True with probability `prob` (exactly never at 0, always at 1)."""
   return jax.random.uniform(key, shape) < jnp.asarray(prob, jnp.float32)
@@ -137,12 +159,14 @@ def sample_mixup(
     >>> draw.weight.shape, bool((draw.blend == draw.weight).all())
     ((4,), True)
   """
-  checks.check_key(key)
-  checks.check_batch_size(batch_size)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
-  key = sharding.device_key(key, axis_name)
-  key_weight, key_gate, key_partners = jax.random.split(key, 3)
+  key_weight, key_gate, key_partners = start_draw(
+    key,
+    alpha=alpha,
+    prob=prob,
+    axis_name=axis_name,
+    num_keys=3,
+    batch_size=batch_size,
+  )
   shape = (batch_size,) if per_example else ()
   weight = sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   weight = jnp.where(gate(key_gate, prob, shape), weight, 1.0)
@@ -202,12 +226,14 @@ def sample_cutmix(
     >>> draw.box.top.shape, draw.height
     ((4,), 8)
   """
-  checks.check_key(key)
-  checks.check_batch_size(batch_size)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
-  key = sharding.device_key(key, axis_name)
-  key_weight, key_box, key_gate, key_partners = jax.random.split(key, 4)
+  key_weight, key_box, key_gate, key_partners = start_draw(
+    key,
+    alpha=alpha,
+    prob=prob,
+    axis_name=axis_name,
+    num_keys=4,
+    batch_size=batch_size,
+  )
   shape = (batch_size,) if per_example else ()
   apply = gate(key_gate, prob, shape)
   if minmax is None:

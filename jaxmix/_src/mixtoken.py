@@ -11,8 +11,6 @@ the per-token cross-entropies against the token labels, weighted by
 `token_weight` (0.5 in LV-ViT).
 """
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -23,40 +21,8 @@ from jaxmix._src import labels as labels_lib
 Array = jax.Array
 
 
-def sample_mixtoken(
-  key: Array,
-  *,
-  batch_size: int,
-  height: int,
-  width: int,
-  **knobs: Any,
-) -> draws.MixDraw:
-  """Samples what `mixtoken` draws: `jaxmix.sample_cutmix` on the token grid.
-
-    Args:
-      key: a PRNG key.
-      batch_size: B, at least 2. Static.
-      height: token rows h. Static.
-      width: token columns w. Static.
-      **knobs: `alpha`, `prob`, `per_example`, `axis_name`, as
-        `jaxmix.sample_cutmix` takes them.
-
-    Returns:
-      A `MixDraw` on the `h x w` token grid, weighted by the kept-token
-      fraction.
-
-    Examples:
-      >>> from typing import Any
-
-  import jax
-      >>> draw = sample_mixtoken(jax.random.key(0), batch_size=2, height=4,
-      ...                        width=4)
-      >>> (draw.height, draw.width)
-      (4, 4)
-  """
-  return mixing.sample_cutmix(
-    key, batch_size=batch_size, height=height, width=width, **knobs
-  )
+# MixToken draws CutMix's draw on the `h x w` token grid.
+sample_mixtoken = mixing.sample_cutmix
 
 
 def mixtoken(

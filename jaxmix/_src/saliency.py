@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, draws, mixing, sharding
+from jaxmix._src import checks, draws, mixing
 from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
@@ -92,14 +92,13 @@ def sample_saliency_cutmix(
     (0, 0)
   """
   checks.check_key(key)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
   saliency = jnp.asarray(saliency)
   peaks = salient_peaks(saliency, height=height, width=width)
   batch_size = saliency.shape[0]
   checks.check_batch_size(batch_size, name='saliency.shape[0]')
-  key = sharding.device_key(key, axis_name)
-  key_weight, key_gate, key_partners = jax.random.split(key, 3)
+  key_weight, key_gate, key_partners = mixing.start_draw(
+    key, alpha=alpha, prob=prob, axis_name=axis_name, num_keys=3
+  )
   shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   lam = jnp.broadcast_to(lam, (batch_size,))

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix._src import checks, draws, mixing, sharding
+from jaxmix._src import checks, draws, mixing
 from jaxmix._src import labels as labels_lib
 
 Array = jax.Array
@@ -112,10 +112,14 @@ def sample_videomix(
   ):
     if not isinstance(size, int) or size < 1:
       raise ValueError(f'`{name}` must be a positive Python int, got {size!r}.')
-  checks.check_batch_size(batch_size)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
-  keys = jax.random.split(sharding.device_key(key, axis_name), 6)
+  keys = mixing.start_draw(
+    key,
+    alpha=alpha,
+    prob=prob,
+    axis_name=axis_name,
+    num_keys=6,
+    batch_size=batch_size,
+  )
   key_weight, key_gate, key_t, key_y, key_x, key_partners = keys
   shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)

@@ -23,8 +23,6 @@ with ReLabel's knobs): the op is that sampler, `jaxmix.apply_draw` on the
 images, and one of the two target rules above.
 """
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -164,40 +162,8 @@ def localized_cutmix_targets(
   return kept[:, None] * own_target + (1.0 - kept[:, None]) * pasted_target
 
 
-def sample_relabel_cutmix(
-  key: Array,
-  *,
-  batch_size: int,
-  height: int,
-  width: int,
-  **knobs: Any,
-) -> draws.MixDraw:
-  """Samples what `relabel_cutmix` draws: `jaxmix.sample_cutmix`'s draw.
-
-    Args:
-      key: a PRNG key.
-      batch_size: B, at least 2. Static.
-      height: image height H. Static.
-      width: image width W. Static.
-      **knobs: `alpha`, `prob`, `per_example`, `axis_name`, as
-        `jaxmix.sample_cutmix` takes them.
-
-    Returns:
-      A `MixDraw` (`blend == 1`, weight the kept-pixel fraction); its box and
-      partners feed `localized_cutmix_targets`.
-
-    Examples:
-      >>> from typing import Any
-
-  import jax
-      >>> draw = sample_relabel_cutmix(jax.random.key(0), batch_size=2,
-      ...                              height=8, width=8)
-      >>> draw.partners.shape
-      (2,)
-  """
-  return mixing.sample_cutmix(
-    key, batch_size=batch_size, height=height, width=width, **knobs
-  )
+# ReLabel + CutMix draws exactly CutMix's draw; the targets differ.
+sample_relabel_cutmix = mixing.sample_cutmix
 
 
 def relabel_cutmix(
