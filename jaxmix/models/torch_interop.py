@@ -94,13 +94,22 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
 
   Returns:
     The tensors by name, in the file's order, dtypes as saved.
+
+  Raises:
+    ValueError: naming the file, for a damaged or hostile one.
   """
   where = os.fspath(path)
   data = epath.Path(path).read_bytes()
   if where.endswith('.safetensors'):
+    from safetensors import SafetensorError
     from safetensors import numpy as safetensors_numpy
 
-    return dict(safetensors_numpy.load(data))
+    try:
+      return dict(safetensors_numpy.load(data))
+    except (SafetensorError, ValueError, MemoryError, OverflowError) as error:
+      raise ValueError(
+        f'cannot read safetensors file {where}: {type(error).__name__}: {error}'
+      ) from None
   return _unwrap(torch_files.read_torch_file(data, where), where)
 
 
