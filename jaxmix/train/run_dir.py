@@ -122,6 +122,8 @@ ADDED_LATER = {
   'data.color_jitter_clip': True,
   'data.train_resize': 'antialias',
   'mix.targets': 'dense',
+  # flax's running-variance rule (the PyTorch recipes now take torch's).
+  'model.kwargs.unbiased_running_var': False,
 }
 
 
@@ -154,6 +156,11 @@ def differences(
   recorded before the field existed is compared as if it had it.
   """
   old, new = flatten(as_json(recorded)), flatten(as_json(requested))
+  for a, b in ((old, new), (new, old)):
+    # An empty dict on one side, filled on the other: compare its leaves.
+    for field in [f for f, v in a.items() if v == {}]:
+      if any(g.startswith(field + '.') for g in b):
+        del a[field]
   old |= {f: value_before_field(f) for f in new.keys() - old.keys()}
   return {
     field: (old.get(field, _ABSENT), new.get(field, _ABSENT))
