@@ -733,3 +733,28 @@ def test_one_rule_gives_the_value_an_old_run_used_for_a_new_field():
   # Whether a fresh run demands init_from never fixes a run.
   assert run_dir.may_change('model.init_required')
   assert not run_dir.may_change('model.init_from')
+
+
+# --- the metrics log --------------------------------------------------------
+
+
+def test_a_resumed_run_logs_each_step_once(finished_run, tmp_path):
+  """Killed after logging step 4 but before saving steps 3 and 4."""
+  workdir = copy_of(finished_run, tmp_path)
+  for step in ('3', '4'):
+    shutil.rmtree(workdir / 'checkpoints' / step)
+  log = workdir / 'metrics.jsonl'
+  before = [json.loads(x) for x in log.read_text().splitlines()]
+  assert max(r['step'] for r in before) == 4
+  with open(log, 'a') as f:
+    f.write('{"step": 4, "train/lo')  # the line a kill -9 cut short
+  outcome = loop.train(tiny_config(), str(workdir))
+  assert (outcome.status, outcome.step) == ('finished', 4)
+  rows = [json.loads(x) for x in log.read_text().splitlines()]
+  kinds = [(r['step'], tuple(sorted(r))) for r in rows]
+  assert len(kinds) == len(set(kinds))  # each step once per kind of row
+  assert [r for r in rows if r['step'] <= 2] == [
+    r for r in before if r['step'] <= 2
+  ]
+  redone = [r for r in rows if r['step'] > 2]
+  assert redone and all(r not in before for r in redone)
