@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -205,3 +206,20 @@ def test_restore_without_checkpoint_names_the_directory(tmp_path):
   ckpt = checkpoints.Checkpointer(str(tmp_path), every_steps=1, keep=1)
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
     ckpt.restore(jnp.zeros(()))
+
+
+def test_a_checkpointer_silences_the_echoes_of_a_failed_save(
+  tmp_path, monkeypatch
+):
+  """Installed before any save, not only around restores; nothing else."""
+  reached = []
+  monkeypatch.setattr(sys, 'unraisablehook', reached.append)
+  checkpoints.Checkpointer(str(tmp_path), every_steps=1, keep=1)
+  echoes = [
+    RuntimeError('Event loop is closed'),
+    ImportError('sys.meta_path is None, Python is likely shutting down'),
+  ]
+  real = ValueError('RESOURCE_EXHAUSTED: No space left on device')
+  for error in [*echoes, real]:
+    sys.unraisablehook(types.SimpleNamespace(exc_value=error))
+  assert [x.exc_value for x in reached] == [real]

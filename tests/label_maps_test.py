@@ -1,5 +1,6 @@
 """Tests for the label-map store: writer, reader, lookups and tf.data join."""
 
+import hashlib
 import json
 import os
 
@@ -55,8 +56,17 @@ def test_files_are_plain_npy_of_4_bytes_per_cell(tmp_path):
   for name in ('scores.npy', 'indices.npy'):
     assert os.path.getsize(tmp_path / name) == 128 + 7 * S * S * K * 2
   meta = json.loads((tmp_path / 'metadata.json').read_text())
+  files = meta.pop('files')
+  for name in ('scores.npy', 'indices.npy', 'names.npy', 'rows.npy'):
+    data = (tmp_path / name).read_bytes()
+    assert files[name]['bytes'] == len(data)
+    assert files[name]['sha256'] == hashlib.sha256(data).hexdigest()
+    array = np.load(tmp_path / name)
+    assert files[name]['shape'] == list(array.shape)
+    assert files[name]['dtype'] == array.dtype.str
+  assert files['scores.npy']['shape'] == [7, S, S, K]
   assert meta == {
-    'format': 1,
+    'format': 2,
     'num_rows': 7,
     'size': S,
     'k': K,

@@ -17,6 +17,7 @@
 | NCHW images, bad label-map boxes/ids | accepted | errors |
 """
 
+import errno
 import json
 import os
 import pathlib
@@ -32,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from etils import epath
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -338,26 +340,126 @@ def dead_pid():
 
 
 def test_lock_names_a_live_holder_and_takes_over_a_dead_one(tmp_path):
+  owner = tmp_path / run_dir.OWNER
   with run_dir.RunLock(tmp_path):
     with pytest.raises(run_dir.RunLockedError) as error:
       run_dir.RunLock(tmp_path).acquire()
     message = str(error.value)
     assert f'process {os.getpid()} on host {socket.gethostname()}' in message
-  assert not (tmp_path / 'lock').exists()  # released
-  (tmp_path / 'lock').write_text(
-    json.dumps({'host': socket.gethostname(), 'pid': dead_pid(), 'time': 't'})
+    assert str(tmp_path) in message
+  assert not owner.exists()  # released
+  # A record whose process died (kill -9): the OS lock is free, taken over.
+  # Locally the OS lock decides, so another host's record is stale too.
+  for host in (socket.gethostname(), 'elsewhere'):
+    owner.write_text(json.dumps({'host': host, 'pid': dead_pid(), 'time': 't'}))
+    said = []
+    lock = run_dir.RunLock(tmp_path, log=said.append)
+    lock.acquire()
+    assert lock.held and 'stale lock' in said[0] and host in said[0]
+    assert json.loads(owner.read_text())['pid'] == os.getpid()
+    lock.release()
+
+
+def test_a_crash_between_creating_and_writing_the_record_locks_nothing(
+  tmp_path,
+):
+  """What an old or killed trainer leaves: empty `lock` and owner record."""
+  (tmp_path / run_dir.LOCK).write_text('')
+  for leftover in ('', '{"host": "x", "pi', '[1, 2]'):
+    (tmp_path / run_dir.OWNER).write_text(leftover)
+    said = []
+    with run_dir.RunLock(tmp_path, log=said.append) as lock:
+      assert lock.held
+    assert 'empty or unreadable' in said[0] and run_dir.OWNER in said[0]
+
+
+def test_a_killed_holder_leaves_the_directory_free(tmp_path):
+  """The kernel drops the lock of a killed process, record or not."""
+  code = (
+    'import sys, time; from jaxmix.train import run_dir; '
+    f'lock = run_dir.RunLock({str(tmp_path)!r}); lock.acquire(); '
+    'print("held", flush=True); time.sleep(600)'
   )
-  said = []
-  lock = run_dir.RunLock(tmp_path, log=said.append)
-  lock.acquire()
-  assert lock.held and 'stale lock' in said[0]
-  lock.release()
-  # Another host's lock cannot be judged from here: refused.
-  (tmp_path / 'lock').write_text(
-    json.dumps({'host': 'elsewhere', 'pid': 1, 'time': 't'})
+  worker = subprocess.Popen(
+    [sys.executable, '-c', code], stdout=subprocess.PIPE, text=True
   )
-  with pytest.raises(run_dir.RunLockedError, match='host elsewhere'):
-    run_dir.RunLock(tmp_path).acquire()
+  try:
+    assert worker.stdout.readline() == 'held\n'
+    with pytest.raises(run_dir.RunLockedError, match=f'process {worker.pid}'):
+      run_dir.RunLock(tmp_path).acquire()
+    (tmp_path / run_dir.OWNER).write_text('')  # a live holder, record lost
+    with pytest.raises(run_dir.RunLockedError, match='has not written'):
+      run_dir.RunLock(tmp_path).acquire()
+  finally:
+    worker.kill()
+    worker.wait()
+    worker.stdout.close()
+  with run_dir.RunLock(tmp_path) as lock:
+    assert lock.held
+
+
+def no_space_left(path, data):
+  """`Path.write_bytes` on a full disk."""
+  raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_a_start_failing_on_a_full_disk_leaves_the_run_startable(
+  tmp_path, monkeypatch
+):
+  """The issue's case: the failed start used to leave an empty `lock`."""
+  workdir = tmp_path / 'run'
+  with monkeypatch.context() as full:
+    full.setattr(epath.Path, 'write_bytes', no_space_left)
+    with pytest.raises(OSError, match='No space left') as error:
+      loop.train(tiny_config(), str(workdir))
+  assert error.value.errno == errno.ENOSPC
+  assert str(workdir / run_dir.OWNER) in str(error.value)
+  assert not (workdir / run_dir.OWNER).exists()
+  outcome = loop.train(tiny_config(), str(workdir))  # space freed
+  assert (outcome.status, outcome.step) == ('finished', 4)
+  assert not (workdir / run_dir.OWNER).exists()
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+  """A real 1 MiB tmpfs filled to the last byte, and its filler file.
+
+  Mounting needs root on Linux; elsewhere the test is skipped (the injected
+  `ENOSPC` above covers the same path).
+  """
+  mount = tmp_path / 'disk'
+  mount.mkdir()
+  if sys.platform != 'linux' or os.geteuid() != 0:
+    pytest.skip('mounting a tmpfs needs root on Linux')
+  done = subprocess.run(
+    ['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mount)],
+    capture_output=True,
+  )
+  if done.returncode:
+    pytest.skip(f'cannot mount a tmpfs: {done.stderr.decode().strip()}')
+  try:
+    filler = mount / 'filler'
+    fd = os.open(filler, os.O_CREAT | os.O_WRONLY)
+    try:
+      with pytest.raises(OSError) as full:
+        while True:
+          os.write(fd, b'\0' * 4096)
+    finally:
+      os.close(fd)
+    assert full.value.errno == errno.ENOSPC
+    yield mount, filler
+  finally:
+    subprocess.run(['umount', str(mount)], check=True)
+
+
+def test_a_start_on_a_really_full_disk_then_with_space_freed(full_tmpfs):
+  mount, filler = full_tmpfs
+  workdir = mount / 'run'
+  with pytest.raises(OSError, match='No space left'):
+    loop.train(tiny_config(), str(workdir))
+  filler.unlink()
+  with run_dir.RunLock(workdir) as lock:  # the run's files need > 1 MiB
+    assert lock.held
 
 
 def test_a_second_trainer_fails_at_once_and_writes_nothing(finished_run):
@@ -368,7 +470,7 @@ def test_a_second_trainer_fails_at_once_and_writes_nothing(finished_run):
       loop.train(tiny_config(num_epochs=2), finished_run)
     assert time.perf_counter() - started < 5
     during = snapshot(finished_run)
-    assert during.pop('lock') and during == before
+    assert during.pop(run_dir.OWNER) and during == before
   assert snapshot(finished_run) == before
 
 
@@ -434,7 +536,7 @@ def test_preemption_saves_and_reports_preempted(tmp_path, monkeypatch):
   assert os.listdir(tmp_path / 'checkpoints') == [str(outcome.step)]
   assert train_app.EXIT_CODES['preempted'] == train_app.EXIT_PREEMPTED == 75
   assert train_app.EXIT_CODES['finished'] == 0
-  assert not (tmp_path / 'lock').exists()
+  assert not (tmp_path / run_dir.OWNER).exists()
 
 
 # --- evaluation -------------------------------------------------------------
@@ -631,3 +733,28 @@ def test_one_rule_gives_the_value_an_old_run_used_for_a_new_field():
   # Whether a fresh run demands init_from never fixes a run.
   assert run_dir.may_change('model.init_required')
   assert not run_dir.may_change('model.init_from')
+
+
+# --- the metrics log --------------------------------------------------------
+
+
+def test_a_resumed_run_logs_each_step_once(finished_run, tmp_path):
+  """Killed after logging step 4 but before saving steps 3 and 4."""
+  workdir = copy_of(finished_run, tmp_path)
+  for step in ('3', '4'):
+    shutil.rmtree(workdir / 'checkpoints' / step)
+  log = workdir / 'metrics.jsonl'
+  before = [json.loads(x) for x in log.read_text().splitlines()]
+  assert max(r['step'] for r in before) == 4
+  with open(log, 'a') as f:
+    f.write('{"step": 4, "train/lo')  # the line a kill -9 cut short
+  outcome = loop.train(tiny_config(), str(workdir))
+  assert (outcome.status, outcome.step) == ('finished', 4)
+  rows = [json.loads(x) for x in log.read_text().splitlines()]
+  kinds = [(r['step'], tuple(sorted(r))) for r in rows]
+  assert len(kinds) == len(set(kinds))  # each step once per kind of row
+  assert [r for r in rows if r['step'] <= 2] == [
+    r for r in before if r['step'] <= 2
+  ]
+  redone = [r for r in rows if r['step'] > 2]
+  assert redone and all(r not in before for r in redone)

@@ -127,7 +127,7 @@ def test_train_preempt_resume_evaluate_on_a_gs_workdir(fake_gcs, monkeypatch):
   assert max(r['step'] for r in rows) == 8
   assert os.listdir(local / 'tensorboard')
   assert '8' in os.listdir(local / 'checkpoints')
-  assert not (local / 'lock').exists()
+  assert not (local / 'owner.json').exists()
   assert len(run.metrics_history()) == len(rows)
 
 

@@ -6,6 +6,8 @@
   python -m jaxmix.apps.evaluate    evaluation suites over trained runs
   python -m jaxmix.apps.annotate    ReLabel label maps from a trained CNN
   python -m jaxmix.apps.view_label_maps  a label map over its image
+  python -m jaxmix.apps.verify_label_maps  a label-map store is whole
+  python -m jaxmix.apps.verify_images  JPEGs libjpeg reports as corrupt
   python -m jaxmix.apps.preview     the augmentations on real photos
 
 Each parses its arguments and calls the library; nothing else imports

@@ -12,7 +12,8 @@ head.bias` and the class activation map is `features(x) @ head.kernel +
 head.bias`.
 
 BatchNorm uses torch's settings (momentum 0.1, i.e. flax momentum 0.9, eps
-1e-5). Under `jax.jit` with the batch sharded over devices its statistics are
+1e-5); `unbiased_running_var=True` also takes torch's running-variance rule
+(`jaxmix.models.layers.BatchNorm`; on for models loaded from torch). Under `jax.jit` with the batch sharded over devices its statistics are
 those of the global batch (synchronised BN); the papers' PyTorch runs used
 per-GPU statistics.
 
@@ -31,6 +32,7 @@ from collections.abc import Callable
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxmix.models import layers
 from jaxmix.models.efficientnet import EfficientNet
 from jaxmix.models.pyramidnet import PyramidNet
 from jaxmix.models.resnet import (
@@ -99,6 +101,7 @@ def create_model(
   rngs: nnx.Rngs,
   dtype: jnp.dtype = jnp.float32,
   param_dtype: jnp.dtype = jnp.float32,
+  unbiased_running_var: bool = False,
   **kwargs,
 ) -> nnx.Module:
   """Builds a registered model.
@@ -109,6 +112,8 @@ def create_model(
     rngs: parameter (and dropout) randomness.
     dtype: computation dtype (float32 or bfloat16).
     param_dtype: parameter dtype.
+    unbiased_running_var: torch's BatchNorm rule, running variances from
+      the unbiased batch variance (`layers.set_unbiased_running_var`).
     **kwargs: model options, e.g. `depth` for 'cifar_resnet', `depth`,
       `alpha`, `bottleneck` for 'pyramidnet', `zero_init_residual` for the
       ImageNet ResNets, `drop_path_rate` for the ViTs.
@@ -120,10 +125,15 @@ def create_model(
     raise ValueError(
       f'Unknown model name {name!r}; known models: {sorted(MODELS)}.'
     )
-  return MODELS[name](
+  model = MODELS[name](
     num_classes=num_classes,
     rngs=rngs,
     dtype=dtype,
     param_dtype=param_dtype,
     **kwargs,
   )
+  if unbiased_running_var and not layers.set_unbiased_running_var(model):
+    raise ValueError(
+      f'unbiased_running_var: {name!r} has no BatchNorm to apply it to.'
+    )
+  return model

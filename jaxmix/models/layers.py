@@ -5,8 +5,11 @@ the papers' settings (torch momentum 0.1 = flax momentum 0.9, eps 1e-5), and
 `CNNClassifier`, the base class that defines `logits = head(mean_{h,w}
 features(x))` with the head in float32.
 
-Running variances are updated with the biased batch variance (flax); torch
-uses the unbiased one, a difference of a factor n / (n - 1) per channel.
+Running variances: flax averages the biased batch variance into them,
+torch the unbiased one (a factor n / (n - 1) per channel, n the values per
+channel in the batch). `BatchNorm(unbiased_running_var=True)` follows
+torch; `set_unbiased_running_var(model, True)` switches every BatchNorm of
+a built model (a static attribute, like `model.train()`).
 """
 
 import jax
@@ -48,6 +51,68 @@ def conv(
   )
 
 
+class BatchNorm(nnx.BatchNorm):
+  """`nnx.BatchNorm` with torch's running-variance rule as an option.
+
+  With `unbiased_running_var=True` a training call updates the running
+  variance with the unbiased batch variance, `var * n / (n - 1)`, as
+  torch's `BatchNorm2d` does; the normalisation itself (the biased batch
+  variance) and the running mean are flax's. Masks are not supported then.
+  """
+
+  def __init__(self, *args, unbiased_running_var: bool = False, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.unbiased_running_var = unbiased_running_var
+
+  def __call__(self, x, use_running_average=None, *, mask=None):
+    running = (
+      self.use_running_average
+      if use_running_average is None
+      else use_running_average
+    )
+    if running or not self.unbiased_running_var:
+      return super().__call__(x, use_running_average, mask=mask)
+    if mask is not None:
+      raise ValueError('unbiased_running_var does not support `mask`.')
+    before = self.var[...]
+    y = super().__call__(x, use_running_average, mask=mask)
+    n = x.size // x.shape[-1]  # values per channel (feature axis last)
+    if n > 1:
+      # flax left m * before + (1 - m) * var; torch's rule scales var.
+      kept = self.momentum * before
+      self.var[...] = jax.lax.stop_gradient(
+        kept + (self.var[...] - kept) * (n / (n - 1))
+      )
+    return y
+
+
+def set_unbiased_running_var(model: nnx.Module, on: bool = True) -> int:
+  """Sets torch's (True) or flax's (False) running-variance rule.
+
+  Args:
+    model: a built model; every `BatchNorm` of this module is switched.
+    on: the rule.
+
+  Returns:
+    The number of BatchNorms switched.
+
+  Raises:
+    ValueError: `on` for a model with a BatchNorm that has no such option
+      (a plain `nnx.BatchNorm`).
+  """
+  count = 0
+  for _, module in nnx.iter_modules(model):
+    if isinstance(module, BatchNorm):
+      module.unbiased_running_var = bool(on)
+      count += 1
+    elif on and isinstance(module, nnx.BatchNorm):
+      raise ValueError(
+        f'{type(model).__name__} has a plain nnx.BatchNorm; '
+        'unbiased_running_var needs jaxmix.models.layers.BatchNorm.'
+      )
+  return count
+
+
 def batch_norm(
   features: int,
   *,
@@ -58,7 +123,7 @@ def batch_norm(
 ) -> nnx.BatchNorm:
   """BatchNorm with the papers' momentum and epsilon (torch defaults)."""
   ones, zeros = nnx.initializers.ones_init(), nnx.initializers.zeros_init()
-  return nnx.BatchNorm(
+  return BatchNorm(
     features,
     momentum=BN_MOMENTUM,
     epsilon=BN_EPSILON,

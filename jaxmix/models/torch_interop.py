@@ -94,13 +94,22 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
 
   Returns:
     The tensors by name, in the file's order, dtypes as saved.
+
+  Raises:
+    ValueError: naming the file, for a damaged or hostile one.
   """
   where = os.fspath(path)
   data = epath.Path(path).read_bytes()
   if where.endswith('.safetensors'):
+    from safetensors import SafetensorError
     from safetensors import numpy as safetensors_numpy
 
-    return dict(safetensors_numpy.load(data))
+    try:
+      return dict(safetensors_numpy.load(data))
+    except (SafetensorError, ValueError, MemoryError, OverflowError) as error:
+      raise ValueError(
+        f'cannot read safetensors file {where}: {type(error).__name__}: {error}'
+      ) from None
   return _unwrap(torch_files.read_torch_file(data, where), where)
 
 
@@ -272,7 +281,9 @@ def load_torch_weights(
   Returns:
     The model in eval mode: `model(x)` maps normalised `[B, H, W, 3]` images
     to float32 logits `[B, K]` equal to the torch model's on `[B, 3, H, W]`.
-    A ViT is sized for the image side its position embeddings give.
+    A ViT is sized for the image side its position embeddings give. Its
+    BatchNorms keep torch's running-variance rule when trained
+    (`unbiased_running_var`), so that it trains on as in torch.
   """
   model_name = ALIASES.get(name, name)
   if model_name not in TORCH_MODELS:
@@ -305,6 +316,8 @@ def load_torch_weights(
   from jaxmix.models import create_model
 
   kwargs = {'image_size': _vit_image_size(state_dict, where)} if vit else {}
+  if model_name.startswith('resnet'):
+    kwargs['unbiased_running_var'] = True  # torch's BatchNorm rule
 
   def create() -> nnx.Module:
     return create_model(

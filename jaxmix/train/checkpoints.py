@@ -64,15 +64,17 @@ def _one_line(error: BaseException, limit: int = 300) -> str:
 
 
 def drop_closed_loop_errors() -> None:
-  """Silences the 'Event loop is closed' echoes of a failed restore.
+  """Silences the 'Event loop is closed' echoes of a failed save or restore.
 
-  When one read of a step fails, orbax closes its event loop while
-  TensorStore still completes the step's other reads; each completion then
-  raises `RuntimeError('Event loop is closed')` in a callback, which Python
-  prints as an unraisable exception: dozens of tracebacks that bury the one
-  real error (which `CheckpointError` reports). Only that exact error is
-  dropped; every other unraisable exception reaches the previous hook.
-  Installed once per process.
+  When one read or write of a step fails (a corrupt file, a full disk),
+  orbax closes its event loop while TensorStore still completes the step's
+  other operations; each completion then raises
+  `RuntimeError('Event loop is closed')` in a callback, or, once the
+  interpreter shuts down, `ImportError('sys.meta_path is None, ...')`, which
+  Python prints as unraisable exceptions: dozens of tracebacks that bury the
+  one real error. Only those exact errors are dropped; every other
+  unraisable exception reaches the previous hook. Installed once per
+  process (by every `Checkpointer`).
   """
   previous = sys.unraisablehook
   if getattr(previous, 'drops_closed_loop_errors', False):
@@ -81,6 +83,8 @@ def drop_closed_loop_errors() -> None:
   def hook(unraisable) -> None:
     error = unraisable.exc_value
     if isinstance(error, RuntimeError) and str(error) == 'Event loop is closed':
+      return
+    if isinstance(error, ImportError) and 'sys.meta_path is None' in str(error):
       return
     previous(unraisable)
 
@@ -185,6 +189,7 @@ class Checkpointer:
       enable_async_checkpointing=async_save,
       cleanup_tmp_directories=True,
     )
+    drop_closed_loop_errors()  # a failed save echoes like a failed restore
     self._manager = ocp.CheckpointManager(
       paths.resolve(directory), options=options, item_names=ITEMS
     )

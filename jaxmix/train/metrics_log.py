@@ -124,7 +124,41 @@ class MetricLogger:
     workdir = paths.resolve(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     self._events = EventFileWriter(workdir / 'tensorboard')
-    self._jsonl = (workdir / 'metrics.jsonl').open('a')  # closed in close()
+    self._jsonl_path = workdir / 'metrics.jsonl'
+    self._jsonl = self._jsonl_path.open('a')  # closed in close()
+
+  def supersede_after(self, step: int) -> int:
+    """Drops the rows of `metrics.jsonl` past `step`; how many were dropped.
+
+    A run resumed from the checkpoint at `step` does the later steps again,
+    with other values where the data or timing differ: their rows from the
+    interrupted attempt (and a line a kill cut short) are dropped, so that
+    every step appears once, with the values of the run that continued.
+    """
+    if not self.enabled:
+      return 0
+    self._jsonl.close()
+    kept, dropped = [], 0
+    for line in self._jsonl_path.read_text().splitlines():
+      try:
+        row = json.loads(line)
+        keep = isinstance(row, dict) and int(row['step']) <= step
+      except (ValueError, KeyError, TypeError):
+        keep = False
+      if keep:
+        kept.append(line + '\n')
+      else:
+        dropped += 1
+    if dropped:
+      paths.write_text(self._jsonl_path, ''.join(kept))
+      logging.info(
+        'metrics.jsonl: dropped %d rows past step %d (this run does those '
+        'steps again)',
+        dropped,
+        step,
+      )
+    self._jsonl = self._jsonl_path.open('a')
+    return dropped
 
   def write(
     self, step: int, metrics: Mapping[str, float], *, prefix: str

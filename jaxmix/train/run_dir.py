@@ -18,9 +18,10 @@ A field belongs to the most specific prefix of either list; fields of
 neither (none today, `tests/run_dir_test.py` checks the schema) count as
 identity.
 
-One trainer writes a run directory at a time: `RunLock` holds the file
-`lock` (host, pid, time) while the run trains; multi-host runs take it on
-process 0.
+One trainer writes a run directory at a time: `RunLock` holds an
+operating-system lock on the file `lock` while the run trains, with the
+owner record `owner.json` (host, pid, time) beside it; multi-host runs take
+it on process 0.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+import filelock
 import ml_collections
 from etils import epath
 
@@ -41,6 +43,7 @@ from jaxmix.io import paths
 CONFIG = 'config.json'
 HISTORY = 'config_history.jsonl'
 LOCK = 'lock'
+OWNER = 'owner.json'
 
 IDENTITY = (
   'seed',
@@ -119,6 +122,8 @@ ADDED_LATER = {
   'data.color_jitter_clip': True,
   'data.train_resize': 'antialias',
   'mix.targets': 'dense',
+  # flax's running-variance rule (the PyTorch recipes now take torch's).
+  'model.kwargs.unbiased_running_var': False,
 }
 
 
@@ -151,6 +156,11 @@ def differences(
   recorded before the field existed is compared as if it had it.
   """
   old, new = flatten(as_json(recorded)), flatten(as_json(requested))
+  for a, b in ((old, new), (new, old)):
+    # An empty dict on one side, filled on the other: compare its leaves.
+    for field in [f for f, v in a.items() if v == {}]:
+      if any(g.startswith(field + '.') for g in b):
+        del a[field]
   old |= {f: value_before_field(f) for f in new.keys() - old.keys()}
   return {
     field: (old.get(field, _ABSENT), new.get(field, _ABSENT))
@@ -262,16 +272,29 @@ def _alive(pid: int) -> bool:
   return True
 
 
-class RunLock:
-  """The one-writer lock of a run directory: the file `lock`.
+def _describe(holder: Mapping[str, Any]) -> str:
+  return (
+    f'process {holder.get("pid")} on host {holder.get("host")} (since '
+    f'{holder.get("time")})'
+  )
 
-  `acquire()` creates it holding `{'host', 'pid', 'time'}`. A lock held by a
-  live process, or by any process of another host (its liveness cannot be
-  told from here), is refused naming the holder; one left by a dead process
-  of this host (a `kill -9`) is taken over, saying so. Local directories
-  create the file exclusively; on object stores (no exclusive create)
-  the lock is written and read back, which catches all but a near-
-  simultaneous start.
+
+class RunLock:
+  """The one-writer lock of a run directory.
+
+  On a local (or network-mounted) directory the lock is an operating-system
+  lock on the file `lock` (`filelock`): the kernel releases it when the
+  process dies, however it dies, so no crash can leave the directory locked.
+  The owner record `owner.json` (`{'host', 'pid', 'time'}`) is written beside
+  it, whole or not at all, only to name the holder to a refused trainer.
+
+  Object stores have no such lock: there the owner record is the lock. It
+  is created if absent and read back, which catches all but a near-
+  simultaneous start. A record of a live process, or of any process of
+  another host (its liveness cannot be told from here), is refused naming
+  the holder; one of a dead process of this host (a `kill -9`) is taken
+  over, saying so. An empty or unreadable record is what a crash between
+  creating and writing it leaves: it is taken over too, saying so.
 
   Args:
     workdir: the run directory.
@@ -279,74 +302,126 @@ class RunLock:
   """
 
   def __init__(self, workdir: paths.PathLike, log=None):
-    self.path = paths.resolve(workdir) / LOCK
+    self.directory = paths.resolve(workdir)
+    self.path = self.directory / LOCK
+    self.owner_path = self.directory / OWNER
     self._log = log or (lambda message: None)
     self._mine = {
       'host': socket.gethostname(),
       'pid': os.getpid(),
       'time': datetime.datetime.now(datetime.UTC).isoformat(),
     }
+    self._os_lock: filelock.BaseFileLock | None = None
     self.held = False
 
   def _holder(self) -> dict[str, Any] | None:
+    """The owner record; None if absent, {} if empty or unreadable."""
     try:
-      return json.loads(self.path.read_text())
+      holder = json.loads(self.owner_path.read_text())
     except FileNotFoundError:
       return None
-    except (json.JSONDecodeError, OSError):
-      return {}  # half-written or unreadable: a holder of unknown identity
+    except (ValueError, OSError):
+      return {}  # half-written or unreadable: a crash artefact
+    return holder if isinstance(holder, dict) else {}
 
-  def _create(self) -> bool:
-    """Writes the lock if absent; whether it is now ours."""
-    text = json.dumps(self._mine)
-    if paths.is_url(self.path):
-      if self.path.exists():
-        return False
-      self.path.write_text(text)
-      return self._holder() == self._mine
+  def _refuse(self, holder: Mapping[str, Any] | None) -> RunLockedError:
+    who = (
+      _describe(holder)
+      if holder
+      else 'a process that has not written its owner record yet'
+    )
+    return RunLockedError(
+      f'{self.directory} is in use by {who}: one trainer per run directory.'
+    )
+
+  def _take_over(self, holder: Mapping[str, Any] | None) -> None:
+    """Says what a stale record was; the caller replaces it."""
+    if holder is None:
+      return
+    if holder:
+      self._log(
+        f'Taking over the stale lock {self.owner_path} of '
+        f'{_describe(holder)}: no longer running.'
+      )
+    else:
+      self._log(
+        f'Taking over the stale lock {self.owner_path}: the record is empty '
+        'or unreadable, left by a trainer that crashed while writing it.'
+      )
+
+  def _write_record(self) -> None:
     try:
-      fd = os.open(os.fspath(self.path), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-      return False
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-    return True
+      paths.write_text(self.owner_path, json.dumps(self._mine))
+    except OSError as error:
+      raise OSError(
+        error.errno,
+        f'Cannot write the owner record {self.owner_path} of the run '
+        f'directory ({error.strerror or error}); nothing was started',
+      ) from None
 
-  def acquire(self) -> None:
-    """Takes the lock or raises `RunLockedError` naming its holder."""
-    self.path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):  # a second try after removing a stale lock
-      if self._create():
-        self.held = True
-        return
+  def _acquire_local(self) -> None:
+    lock = filelock.FileLock(os.fspath(self.path), blocking=False)
+    try:
+      lock.acquire()
+    except filelock.Timeout:
+      raise self._refuse(self._holder()) from None
+    except OSError as error:
+      raise OSError(
+        error.errno, f'Cannot take the lock {self.path}: {error.strerror}'
+      ) from None
+    try:
+      self._take_over(self._holder())
+      self._write_record()
+    except BaseException:
+      lock.release()
+      raise
+    self._os_lock = lock
+
+  def _acquire_url(self) -> None:
+    for _ in range(2):  # a second try after removing a stale record
       holder = self._holder()
       if holder is None:
-        continue  # released meanwhile
+        self._write_record()
+        if self._holder() == self._mine:
+          return
+        holder = self._holder()  # another trainer wrote at the same time
+        raise self._refuse(holder)
       same_host = holder.get('host') == self._mine['host']
       pid = holder.get('pid')
-      if same_host and isinstance(pid, int) and not _alive(pid):
-        self._log(
-          f'Taking over the stale lock {self.path} of process {pid} on '
-          f'{holder["host"]} (no longer running, started {holder.get("time")}).'
-        )
-        self.path.unlink(missing_ok=True)
-        continue
-      break
-    who = (
-      f'process {holder.get("pid")} on host {holder.get("host")} (since '
-      f'{holder.get("time")})'
-      if holder
-      else 'an unknown process (the lock file is unreadable)'
-    )
-    raise RunLockedError(
-      f'{self.path.parent} is in use by {who}: one trainer per run directory. '
-      f'If that process is gone, delete {self.path} and start again.'
-    )
+      stale = not holder or (
+        same_host and isinstance(pid, int) and not _alive(pid)
+      )
+      if not stale:
+        raise self._refuse(holder)
+      self._take_over(holder)
+      self.owner_path.unlink(missing_ok=True)
+    raise self._refuse(self._holder())
+
+  def acquire(self) -> None:
+    """Takes the lock or raises `RunLockedError` naming its holder.
+
+    Raises:
+      RunLockedError: another trainer holds the directory.
+      OSError: the owner record cannot be written (a full disk); nothing
+        is left locked.
+    """
+    self.directory.mkdir(parents=True, exist_ok=True)
+    if paths.is_url(self.directory):
+      self._acquire_url()
+    else:
+      self._acquire_local()
+    self.held = True
 
   def release(self) -> None:
-    if self.held:
+    if not self.held:
+      return
+    try:
       if self._holder() == self._mine:
-        self.path.unlink(missing_ok=True)
+        self.owner_path.unlink(missing_ok=True)
+    finally:
+      if self._os_lock is not None:
+        self._os_lock.release()
+        self._os_lock = None
       self.held = False
 
   def __enter__(self) -> RunLock:

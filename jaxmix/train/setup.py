@@ -270,6 +270,7 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
       'from random initialisation on purpose.'
     )
   total_steps = round(config.num_epochs * steps_per_epoch)
+  logger.supersede_after(start_step)  # the steps redone are logged anew
   if primary and start_step < total_steps:
     # Only a run that will train is recorded; "nothing to do" changes nothing.
     run_dir.record(config, workdir, changes, step=start_step)

@@ -56,8 +56,8 @@ every final parameter and of its change over the 10 steps (the optimiser's
 doing), the box of each step, slices of a few final tensors and of two
 BatchNorms' running averages, with the number of values per channel behind
 each batch statistic, after the first step and after the last (torch
-updates running_var with the unbiased variance, jaxmix with the biased one;
-the test converts).
+updates running_var with the unbiased variance; the test's jaxmix model
+does too, `unbiased_running_var=True`, and compares them as they are).
 """
 
 import json

@@ -42,7 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """CE + CMO on CIFAR-100-LT, the official schedule."""
   config = default.get_config()
   config.model.name = 'cifar_resnet'
-  config.model.kwargs = ml_collections.ConfigDict({'depth': 32})
+  config.model.kwargs = ml_collections.ConfigDict(
+    {'depth': 32, 'unbiased_running_var': True}  # torch's BatchNorm rule
+  )
   config.image_size = 32
   data = config.data
   data.dataset = 'cifar100'

@@ -47,5 +47,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optimizer.learning_rate = 0.25
   config.schedule.decay_epochs = (150, 225)
   config.model.dtype = 'bfloat16'
+  config.model.kwargs.unbiased_running_var = True  # torch's BatchNorm rule
   config.mix.draw = 'batch'
   return default.finish(config, arg)

@@ -63,6 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.pca_lighting = 0.1
   config.mix.off_epoch = 5  # as the official config (CutMix is off anyway)
   config.model.dtype = 'bfloat16'
+  config.model.kwargs.unbiased_running_var = True  # torch's BatchNorm rule
   config.mix.draw = 'device'
   config.relabel.enabled = True
   config.relabel.missing = 'error'

@@ -43,5 +43,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.color_jitter_clip = False  # the CutMix code's unclipped lerp
   config.data.pca_lighting = 0.1
   config.model.dtype = 'bfloat16'
+  config.model.kwargs.unbiased_running_var = True  # torch's BatchNorm rule
   config.mix.draw = 'batch'
   return default.finish(config, arg)
