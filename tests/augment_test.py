@@ -36,7 +36,7 @@ def batch(mesh, classes):
 def own_weights(config, key):
   """Per device: the label weight each mixed example keeps of itself."""
   mesh = steps.create_mesh()
-  fn = augment.create_augment_fn(config, mesh)
+  fn = augment.create_mix_fn(config, mesh)
   classes = DEVICES * PER_DEVICE  # every example its own class
   images, labels = batch(mesh, classes)
   out_images, out_labels = fn(key, images, labels, mix_prob=jnp.float32(1.0))
@@ -94,13 +94,13 @@ def test_occlusion_runs_before_mixing_per_example():
   config.cutout.size = 4
   config.cutout.prob = 1.0
   mesh = steps.create_mesh()
-  fn = augment.create_augment_fn(config, mesh)
+  fn = augment.create_mix_fn(config, mesh)
   images, labels = batch(mesh, 10)
   out, _ = fn(KEY, images, labels, mix_prob=jnp.float32(1.0))
   has_hole = (np.asarray(out) == 0).all(-1).any((1, 2))
   assert has_hole.mean() < 0.5
   config.mix.method = 'none'  # occlusion alone: every example has its hole
-  alone, _ = augment.create_augment_fn(config, mesh)(
+  alone, _ = augment.create_mix_fn(config, mesh)(
     KEY, images, labels, mix_prob=jnp.float32(1.0)
   )
   assert (np.asarray(alone) == 0).all(-1).any((1, 2)).all()
@@ -108,9 +108,7 @@ def test_occlusion_runs_before_mixing_per_example():
 
 def test_unknown_draw_fails_naming_the_field():
   with pytest.raises(ValueError, match=r'config\.mix\.draw must be one of'):
-    augment.create_augment_fn(
-      config_for(method='cutmix', draw='step'), steps.create_mesh()
-    )
+    validation.check_config(config_for(method='cutmix', draw='step'))
 
 
 KEY = jax.random.key(3)
@@ -122,7 +120,7 @@ ALL_METHODS = ('mixup', 'cutmix', 'mixup_or_cutmix')
 
 
 def augmented(config, images, labels, key=KEY):
-  fn = augment.create_augment_fn(config, steps.create_mesh())
+  fn = augment.create_mix_fn(config, steps.create_mesh())
   out = fn(key, images, labels, mix_prob=jnp.float32(1.0))
   return jax.tree.map(np.asarray, out)
 
@@ -240,6 +238,6 @@ def test_two_target_form_refuses_dense_labels():
   images, dense = batch(mesh, 10)
   config = config_for(method='cutmix', targets='two_target')
   with pytest.raises(ValueError, match=r"targets='two_target' takes integer"):
-    augment.create_augment_fn(config, mesh)(
+    augment.create_mix_fn(config, mesh)(
       KEY, images, dense, mix_prob=jnp.float32(1.0)
     )
