@@ -9,13 +9,13 @@ the epoch where `mix.off_epoch` and CMO's window switch mixing off. The
 losses and gradient norms must equal `tests/golden/trainer_losses.npz`
 exactly: a refactor of the trainer keeps the same bits.
 
-One exception, measured: the cases that blend through the Mixup-or-CutMix
-draw. The golden file was recorded when the trainer called
-`jaxmix.mixup_or_cutmix`, whose fused pass blends rows of pixels; the
-trainer now applies the same draw with `jaxmix.apply_draw`, which computes
-the same `s * own + (1 - s) * partner` on the `[B, H, W, C]` layout, and
-XLA on CPU rounds about one pixel in eight of those blends one ulp apart
-(the draws, boxes and targets are bit-identical). After six steps the
+One exception, measured: the float32 cases that blend pixels (Mixup, and
+Mixup-or-CutMix). The golden file was recorded when the trainer called the
+ops (`jaxmix.mixup`, `jaxmix.mixup_or_cutmix`); it now applies the same
+draw with `jaxmix.apply_draw`, which computes the same `s * own + (1 - s)
+* partner` in another layout, and XLA on CPU rounds about one pixel in
+eight of those blends one ulp apart (the draws, boxes and targets are
+bit-identical; selects, as CutMix's, are exact). After six steps the
 losses and gradient norms differ by at most 1.6e-7 relative; those cases
 are compared with `rtol=1e-6`.
 
@@ -181,6 +181,7 @@ def run_case(name: str, workdir: str) -> dict[str, np.ndarray]:
 
 # Cases compared within float32 rounding (see the module docstring).
 ROUNDING = {
+  'mixup_device': 1e-6,
   'mixup_or_cutmix_pair_smoothing': 1e-6,
   'mixup_or_cutmix_example_prob': 1e-6,
   'two_target_mixup_or_cutmix_pair': 1e-6,

@@ -157,32 +157,36 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
   use_mix = config.mix.method not in ('none', *MODEL_MIX_METHODS)
   localized = _localized(config)
   use_cutout = config.cutout.size > 0
+  use_erasing = config.random_erasing.prob > 0
+  # Read once: the function keeps what the config said when it was built.
+  cutout_knobs = dict(
+    size=config.cutout.size, prob=config.cutout.prob, count=config.cutout.count
+  )
   erasing = config.random_erasing
-  use_erasing = erasing.prob > 0
+  erasing_knobs = dict(
+    prob=erasing.prob,
+    area=tuple(erasing.area),
+    aspect=tuple(erasing.aspect),
+    fill=erasing.fill,
+    max_count=erasing.max_count,
+  )
+  num_classes, smoothing = config.data.num_classes, config.label_smoothing
   two_target = targets(config) == 'two_target'
   sampler = samplers.mix_sampler(config) if use_mix else None
   same_draw_everywhere = config.mix.draw == 'batch'
   relabel = config.get('relabel') or {}
+  official_box_order = bool(relabel.get('official_box_order', False))
+  temperature = float(relabel.get('temperature', 1.0))
 
   def occlude(cutout_key, erasing_key, images):
     device = jax.lax.axis_index('data')
     if use_cutout:
       images = samplers.cutout(
-        jax.random.fold_in(cutout_key, device),
-        images,
-        size=config.cutout.size,
-        prob=config.cutout.prob,
-        count=config.cutout.count,
+        jax.random.fold_in(cutout_key, device), images, **cutout_knobs
       )
     if use_erasing:
       images = samplers.random_erasing(
-        jax.random.fold_in(erasing_key, device),
-        images,
-        prob=erasing.prob,
-        area=tuple(erasing.area),
-        aspect=tuple(erasing.aspect),
-        fill=erasing.fill,
-        max_count=erasing.max_count,
+        jax.random.fold_in(erasing_key, device), images, **erasing_knobs
       )
     return images
 
@@ -201,14 +205,14 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
       flips,
       box=draw.box,
       partners=draw.partners,
-      num_classes=config.data.num_classes,
+      num_classes=num_classes,
       height=size[0],
       width=size[1],
-      official_box_order=bool(relabel.official_box_order),
-      temperature=float(relabel.temperature),
+      official_box_order=official_box_order,
+      temperature=temperature,
     )
-    if config.label_smoothing > 0:
-      pooled = jaxmix.smooth_labels(pooled, config.label_smoothing)
+    if smoothing > 0:
+      pooled = jaxmix.smooth_labels(pooled, smoothing)
     return pooled
 
   def augment(key, images, labels, *maps, mix_prob):
