@@ -93,9 +93,10 @@ def normalize(
 
 
 def prepare_images(images: jax.Array, config: StepConfig) -> jax.Array:
-  """The batch's uint8 images `[B, H, W, C]` as the model takes them.
+  """The train batch's uint8 images `[B, H, W, C]` as the model takes them.
 
-  The one place the step turns stored pixels into the model's input.
+  The one place the train step turns stored pixels into the model's input
+  (the eval step normalises only).
   """
   return normalize(images, config.mean, config.std, config.compute_dtype)
 
@@ -260,7 +261,9 @@ def eval_step(
     unmasked examples only.
   """
   model = model_def.merge(params, batch_stats, train=False)
-  logits = model(prepare_images(batch['image'], config))
+  logits = model(
+    normalize(batch['image'], config.mean, config.std, config.compute_dtype)
+  )
   labels, mask = batch['label'], batch['mask']
   k = min(5, config.num_classes)
   _, top_k = jax.lax.top_k(logits, k)
