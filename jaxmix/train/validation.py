@@ -2,10 +2,14 @@
 
 `check_config` runs before anything is built: unknown keys (compared with
 `configs/default.py`, so a misspelled field in a recipe fails even though
-recipes edit an unlocked config), probabilities outside [0, 1], alphas the
-chosen mixing method uses that are not positive (for 'mixup_or_cutmix':
-negative, or both 0), values with a fixed set of choices, and combinations
-that cannot run together. `check_devices` runs once the devices are known.
+recipes edit an unlocked config), values with a fixed set of choices, every
+numeric field outside its domain (`_DOMAINS`: a learning rate > 0, a
+standard deviation > 0 per channel, probabilities in [0, 1], ...; NaN
+included), alphas the chosen mixing method uses that are not positive (for
+'mixup_or_cutmix': both 0), and combinations that cannot run together.
+This module is the one home of the trainer's combination rules: the
+augmentation and the step trust a checked config. `check_devices` runs
+once the devices are known.
 """
 
 from typing import Any
