@@ -11,6 +11,7 @@ batch, optimiser and CutMix are the same in (1) and (2).
 """
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -29,7 +30,7 @@ from jaxmix import models
 from jaxmix.relabel import store as label_maps
 from jaxmix.relabel import train_targets
 from jaxmix.relabel import writer as label_map_writer
-from jaxmix.train import augment, optimizers, state, steps
+from jaxmix.train import augment, augment_schedule, optimizers, state, steps
 
 
 def _config(args) -> ml_collections.ConfigDict:
@@ -104,12 +105,15 @@ def main() -> None:
     model_def=model_def,
     tx=tx,
     learning_rate_fn=lambda step: 0.1,
-    augment_fn=augment.create_augment_fn(config, mesh),
     config=step_config,
   )
-  plain_step = steps.jit_train_step(mesh, **common)
+  plain_step = steps.jit_train_step(
+    mesh, **common, augment_fn=augment.create_augment_fn(config, mesh)
+  )
+  relabel_config = copy.deepcopy(config)
+  relabel_config.relabel.enabled = True
   relabel_train_step = steps.jit_train_step(
-    mesh, **common, targets_fn=targets_fn
+    mesh, **common, augment_fn=augment.create_augment_fn(relabel_config, mesh)
   )
 
   rng = np.random.default_rng(0)
@@ -128,7 +132,7 @@ def main() -> None:
   batch = {k: jnp.asarray(v) for k, v in batch.items()}
   plain_batch = {k: batch[k] for k in ('image', 'label', 'crop_box', 'flip')}
   pooling = jax.jit(targets_fn)
-  prob = jnp.float32(1.0)
+  prob = augment_schedule.Schedule(jnp.float32(1.0), jnp.float32(0.0))
 
   # Donated states: each call consumes the previous state.
   holder = {

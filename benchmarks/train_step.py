@@ -62,7 +62,6 @@ def _config(args):
 
 def _steps(args, mesh):
   """{row name: (jitted step, the state it starts from)}."""
-  from jaxmix.relabel import train_targets
   from jaxmix.train import augment, build, steps
   from jaxmix.train import state as state_lib
 
@@ -81,11 +80,7 @@ def _steps(args, mesh):
     config.mix.method = method
     config.mix.prob = 1.0
     config.mix.cutmix_alpha = config.mix.mixup_alpha = 1.0
-    targets_fn = None
-    if relabel:
-      targets_fn = train_targets.create_targets_fn(
-        train_targets.RelabelSettings.from_config(config), mesh
-      )
+    config.relabel.enabled = relabel
     return steps.jit_train_step(
       mesh,
       model_def=model_def,
@@ -93,7 +88,6 @@ def _steps(args, mesh):
       learning_rate_fn=lambda step: 0.1,
       augment_fn=augment.create_augment_fn(config, mesh),
       config=settings,
-      targets_fn=targets_fn,
     )
 
   out = {
@@ -180,7 +174,9 @@ def _jax_rows(args) -> dict[str, float]:
   )
   on_device = {k: jax.device_put(v, sharding) for k, v in host.items()}
   plain = {k: on_device[k] for k in ('image', 'label', 'crop_box', 'flip')}
-  prob = jnp.float32(1.0)
+  from jaxmix.train import augment_schedule
+
+  prob = augment_schedule.Schedule(jnp.float32(1.0), jnp.float32(0.0))
   states = {name: jax.tree.map(jnp.copy, state) for name in jitted}
   states['loop'] = jax.tree.map(jnp.copy, state)
   states['loop+join'] = jax.tree.map(jnp.copy, state)

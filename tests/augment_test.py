@@ -1,5 +1,7 @@
 """The train step's augmentation: draw granularity and occlusion order."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxmix.configs import default
-from jaxmix.train import augment, steps, validation
+from jaxmix.train import augment, augment_schedule, samplers, steps, validation
 
 DEVICES = 8
 PER_DEVICE = 16
@@ -36,7 +38,7 @@ def batch(mesh, classes):
 def own_weights(config, key):
   """Per device: the label weight each mixed example keeps of itself."""
   mesh = steps.create_mesh()
-  fn = augment.create_augment_fn(config, mesh)
+  fn = augment.create_mix_fn(config, mesh)
   classes = DEVICES * PER_DEVICE  # every example its own class
   images, labels = batch(mesh, classes)
   out_images, out_labels = fn(key, images, labels, mix_prob=jnp.float32(1.0))
@@ -94,13 +96,13 @@ def test_occlusion_runs_before_mixing_per_example():
   config.cutout.size = 4
   config.cutout.prob = 1.0
   mesh = steps.create_mesh()
-  fn = augment.create_augment_fn(config, mesh)
+  fn = augment.create_mix_fn(config, mesh)
   images, labels = batch(mesh, 10)
   out, _ = fn(KEY, images, labels, mix_prob=jnp.float32(1.0))
   has_hole = (np.asarray(out) == 0).all(-1).any((1, 2))
   assert has_hole.mean() < 0.5
   config.mix.method = 'none'  # occlusion alone: every example has its hole
-  alone, _ = augment.create_augment_fn(config, mesh)(
+  alone, _ = augment.create_mix_fn(config, mesh)(
     KEY, images, labels, mix_prob=jnp.float32(1.0)
   )
   assert (np.asarray(alone) == 0).all(-1).any((1, 2)).all()
@@ -108,9 +110,7 @@ def test_occlusion_runs_before_mixing_per_example():
 
 def test_unknown_draw_fails_naming_the_field():
   with pytest.raises(ValueError, match=r'config\.mix\.draw must be one of'):
-    augment.create_augment_fn(
-      config_for(method='cutmix', draw='step'), steps.create_mesh()
-    )
+    validation.check_config(config_for(method='cutmix', draw='step'))
 
 
 KEY = jax.random.key(3)
@@ -122,7 +122,7 @@ ALL_METHODS = ('mixup', 'cutmix', 'mixup_or_cutmix')
 
 
 def augmented(config, images, labels, key=KEY):
-  fn = augment.create_augment_fn(config, steps.create_mesh())
+  fn = augment.create_mix_fn(config, steps.create_mesh())
   out = fn(key, images, labels, mix_prob=jnp.float32(1.0))
   return jax.tree.map(np.asarray, out)
 
@@ -240,6 +240,74 @@ def test_two_target_form_refuses_dense_labels():
   images, dense = batch(mesh, 10)
   config = config_for(method='cutmix', targets='two_target')
   with pytest.raises(ValueError, match=r"targets='two_target' takes integer"):
-    augment.create_augment_fn(config, mesh)(
+    augment.create_mix_fn(config, mesh)(
       KEY, images, dense, mix_prob=jnp.float32(1.0)
     )
+
+
+# --- one draw per step and shard ----------------------------------------------
+
+
+def _count_sampler_calls(monkeypatch, name):
+  calls = []
+  real = samplers.SAMPLERS[name]
+
+  def counted(*args, **kwargs):
+    calls.append(kwargs['batch_size'])
+    return real(*args, **kwargs)
+
+  monkeypatch.setitem(samplers.SAMPLERS, name, counted)
+  return calls
+
+
+@pytest.mark.parametrize(
+  ('method', 'draw', 'targets', 'sampler'),
+  [
+    ('cutmix', 'device', 'dense', 'cutmix'),
+    ('cutmix', 'device', 'two_target', 'cutmix'),
+    ('mixup', 'example', 'two_target', 'mixup'),
+    ('mixup_or_cutmix', 'batch', 'two_target', 'mixup_or_cutmix'),
+    ('cutmix', 'pair', 'dense', 'mixup_or_cutmix'),
+  ],
+)
+def test_the_step_draws_once_per_shard(
+  monkeypatch, method, draw, targets, sampler
+):
+  """One sampler call in the traced step, on the shard's batch size."""
+  calls = _count_sampler_calls(monkeypatch, sampler)
+  config = config_for(method=method, draw=draw, targets=targets)
+  mesh = steps.create_mesh()
+  fn = augment.create_augment_fn(config, mesh)
+  count = DEVICES * PER_DEVICE
+  images = jnp.zeros((count, SIZE, SIZE, 3))
+  batch = {'label': jnp.arange(count, dtype=jnp.int32) % 10}
+  schedule = augment_schedule.Schedule(jnp.float32(1.0), jnp.float32(0.0))
+  jax.jit(fn).lower(KEY, images, batch, schedule)
+  assert calls == [PER_DEVICE]
+
+
+def test_localized_relabel_targets_come_from_the_same_draw(monkeypatch):
+  calls = _count_sampler_calls(monkeypatch, 'cutmix')
+  config = config_for(method='cutmix', draw='device')
+  config.relabel.update(enabled=True, localized_cutmix=True)
+  mesh = steps.create_mesh()
+  count, s, k = DEVICES * PER_DEVICE, 4, 3
+  batch = {
+    'label': jnp.arange(count, dtype=jnp.int32) % 10,
+    'label_map_scores': jnp.ones((count, s, s, k), jnp.float16),
+    'label_map_indices': jnp.zeros((count, s, s, k), jnp.uint16),
+    'label_map_found': jnp.ones(count, bool),
+    'crop_box': jnp.tile(jnp.array([0.0, 0.0, 1.0, 1.0]), (count, 1)),
+    'flip': jnp.zeros(count, bool),
+  }
+  schedule = augment_schedule.Schedule(jnp.float32(1.0), jnp.float32(0.0))
+  fn = augment.create_augment_fn(config, mesh)
+  jax.jit(fn).lower(KEY, jnp.zeros((count, SIZE, SIZE, 3)), batch, schedule)
+  assert calls == [PER_DEVICE]
+
+
+def test_the_trainer_looks_no_op_up_by_name():
+  train = pathlib.Path(augment.__file__).parent
+  for path in sorted(train.glob('*.py')):
+    text = path.read_text()
+    assert 'getattr(jaxmix' not in text, path.name

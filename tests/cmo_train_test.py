@@ -10,7 +10,7 @@ import pytest
 import jaxmix
 from jaxmix.configs import default
 from jaxmix.data import long_tail, minority
-from jaxmix.train import cmo, steps, validation
+from jaxmix.train import augment_schedule, cmo, steps, validation
 
 K = 10
 
@@ -120,12 +120,30 @@ def cmo_config(**cmo_fields):
   return config
 
 
+def test_minority_weights_are_one_over_n_to_the_alpha():
+  classes = np.array([0, 0, 0, 1, 2, 2])
+  weights = minority.minority_example_weights(classes, num_classes=4)
+  # alpha 1: every present class drawn a third of the time.
+  np.testing.assert_allclose(weights, [1 / 9] * 3 + [1 / 3] + [1 / 6] * 2)
+  flat = minority.minority_example_weights(classes, num_classes=4, alpha=0.0)
+  np.testing.assert_allclose(flat, np.full(6, 1 / 6))
+  with pytest.raises(ValueError, match=r'must lie in \[0, 2\)'):
+    minority.minority_example_weights([0, 3], num_classes=2)
+  with pytest.raises(ValueError, match='integer class ids'):
+    minority.minority_example_weights([0.5], num_classes=2)
+
+
 def test_cmo_is_on_in_the_official_epochs_only():
   config = cmo_config(start_epoch=3, stop_epochs=3, prob=0.5)
   config.num_epochs = 200
-  probs = [cmo.prob_at(config, e) for e in range(200)]
+  probs = [augment_schedule.cmo_prob_at(config, e) for e in range(200)]
   on = [e for e, p in enumerate(probs) if p > 0]
   assert on == list(range(4, 197)) and set(probs) == {0.0, 0.5}
+  assert [augment_schedule.cmo_active(e, num_epochs=9) for e in range(9)] == [
+    e in (4, 5) for e in range(9)
+  ]
+  config.cmo.enabled = False
+  assert augment_schedule.schedule_at(config, 100).cmo_prob == 0.0
 
 
 def test_step_cmo_pastes_minority_boxes_and_is_off_at_prob_zero():

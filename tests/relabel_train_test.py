@@ -13,7 +13,7 @@ from jaxmix.relabel import join as label_map_join
 from jaxmix.relabel import train_targets
 from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
 from jaxmix.relabel.writer import LabelMapWriter
-from jaxmix.train import augment, steps, validation
+from jaxmix.train import augment, augment_schedule, steps, validation
 
 K, S, TOP = 10, 5, 3
 B = 16
@@ -106,9 +106,6 @@ def test_missing_maps_give_exact_one_hot_and_smoothing_is_uniform(mesh):
 
 def step_targets(mesh, config, batch, mix_prob, seed=3):
   augment_fn = augment.create_augment_fn(config, mesh)
-  targets_fn = train_targets.create_targets_fn(
-    train_targets.RelabelSettings.from_config(config), mesh
-  )
   step_config = steps.StepConfig(
     num_classes=K,
     label_smoothing=config.label_smoothing,
@@ -118,14 +115,14 @@ def step_targets(mesh, config, batch, mix_prob, seed=3):
 
   @jax.jit
   def run(key, batch, prob):
-    return steps.inputs_and_targets(
+    images, targets, _ = steps.inputs_and_targets(
       key,
       batch,
-      prob,
+      augment_schedule.Schedule(mix_prob=prob, cmo_prob=jnp.float32(0)),
       augment_fn=augment_fn,
       config=step_config,
-      targets_fn=targets_fn,
     )
+    return images, targets
 
   return run(jax.random.key(seed), batch, jnp.float32(mix_prob))
 
@@ -152,7 +149,7 @@ def test_step_cutmix_is_relabel_cutmix_and_off_at_prob_zero(mesh, localized):
   images, targets = step_targets(mesh, config, batch, 1.0)
 
   def reference(key, images, scores, indices, crop_boxes, flips):
-    # As augment.create_augment_fn with mix.draw='device': split, then fold
+    # As augment.create_mix_fn with mix.draw='device': split, then fold
     # the device index into the mixing key.
     mix_key = jax.random.fold_in(
       jax.random.split(key, 3)[0], jax.lax.axis_index('data')

@@ -26,7 +26,7 @@ import jaxmix
 from jaxmix import models
 from jaxmix._src import boxes as boxes_lib
 from jaxmix.models import torch_names
-from jaxmix.train import build, optimizers, steps
+from jaxmix.train import augment, augment_schedule, build, optimizers, steps
 from jaxmix.train import state as state_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -148,8 +148,9 @@ def _box(lam: float, cx: int, cy: int) -> jaxmix.Box:
   )
 
 
-def _targets_fn(relabel: bool):
-  def targets_fn(batch):
+def _augment_fn(relabel: bool, cutmix: bool):
+  def augment_fn(key, images, batch, schedule):
+    del key, schedule  # the draws are given: the batch carries them
     if relabel:
       targets = jaxmix.relabel_targets(
         batch['scores'],
@@ -160,20 +161,12 @@ def _targets_fn(relabel: bool):
       )
     else:
       targets = jaxmix.one_hot(batch['label'], seeded.NUM_CLASSES)
-    return targets, batch  # the batch carries the step's draws
-
-  return targets_fn
-
-
-def _augment_fn(cutmix: bool):
-  def augment_fn(key, images, labels, *, mix_prob, maps):
-    del key, mix_prob  # the draws are given
-    if not cutmix:
-      return images, labels
-    box = jaxmix.Box(*(maps['box'][i] for i in range(4)))
-    return jaxmix.cutmix_with_box(
-      images, labels, box=box, partners=maps['perm']
-    )
+    if cutmix:
+      box = jaxmix.Box(*(batch['box'][i] for i in range(4)))
+      images, targets = jaxmix.cutmix_with_box(
+        images, targets, box=box, partners=batch['perm']
+      )
+    return augment.Augmented(images, targets, None)
 
   return augment_fn
 
@@ -210,12 +203,12 @@ def _run(name: str, golden: dict) -> dict:
     'crop': golden['crop_coords'],
   }
   kwargs = dict(
-    augment_fn=_augment_fn(recipe['cutmix']),
+    augment_fn=_augment_fn(recipe['relabel'], recipe['cutmix']),
     config=steps.StepConfig(
       num_classes=seeded.NUM_CLASSES, mean=IMAGENET_MEAN, std=IMAGENET_STD
     ),
-    targets_fn=_targets_fn(recipe['relabel']),
   )
+  schedule = augment_schedule.Schedule(jnp.float32(1.0), jnp.float32(0.0))
   train_step = jax.jit(
     functools.partial(
       steps.train_step,
@@ -228,8 +221,8 @@ def _run(name: str, golden: dict) -> dict:
 
   @jax.jit
   def step0(state, batch):
-    images, targets = steps.inputs_and_targets(
-      jax.random.key(0), batch, 1.0, **kwargs
+    images, targets, _ = steps.inputs_and_targets(
+      jax.random.key(0), batch, schedule, **kwargs
     )
     model = model_def.merge(state.params, state.batch_stats, train=True)
     return model(images), targets
@@ -247,7 +240,7 @@ def _run(name: str, golden: dict) -> dict:
     )
     if step == 0:
       out['logits0'], out['targets0'] = map(np.asarray, step0(state, batch))
-    state, metrics = train_step(state, batch, jnp.float32(1.0))
+    state, metrics = train_step(state, batch, schedule)
     out['loss'].append(float(metrics['loss']))
     out['grad_norm'].append(float(metrics['grad_norm']))
     if step == 0:

@@ -11,9 +11,10 @@ from flax import nnx
 import jaxmix
 from jaxmix.configs import default
 from jaxmix.models import create_model
-from jaxmix.relabel import train_targets
 from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import (
+  augment,
+  augment_schedule,
   build,
   setup,
   steps,
@@ -121,17 +122,15 @@ def step_and_reference(mesh, config, mix_prob):
     model_def=model_def,
     tx=tx,
     learning_rate_fn=lr,
-    augment_fn=None,
+    augment_fn=augment.create_augment_fn(config, mesh),
     config=setup.step_config(config),
-    targets_fn=train_targets.create_targets_fn(
-      train_targets.RelabelSettings.from_config(config), mesh
-    ),
-    token_loss_fn=token_labeling.create_loss_fn(
+    loss_fn=token_labeling.create_loss_fn(
       token_labeling.TokenSettings.from_config(config), mesh
     ),
   )
   batch = random_batch()
-  _, metrics = step(state, batch, np.float32(mix_prob))
+  schedule = augment_schedule.Schedule(np.float32(mix_prob), np.float32(0))
+  _, metrics = step(state, batch, schedule)
   # Dropout and drop-path are 0: train mode is deterministic. The reference
   # is one jitted program of the public functions (not op-by-op dispatch,
   # which compiles every primitive on its own).

@@ -22,10 +22,15 @@ from jaxmix import models
 from jaxmix.configs import default
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.datasets import synthetic
-from jaxmix.train import augment, loop, metrics_log, steps
+from jaxmix.train import augment, augment_schedule, loop, metrics_log, steps
 from jaxmix.train import state as state_lib
 
 NUM_CLASSES = 10
+
+
+def schedule(mix_prob):
+  """The step's schedule with `mix_prob` (CMO off)."""
+  return augment_schedule.Schedule(np.float32(mix_prob), np.float32(0))
 
 
 def smoke_config(**overrides):
@@ -60,7 +65,11 @@ class Setup:
 
   def __init__(self):
     self.mesh = steps.create_mesh()
-    self.config = smoke_config(**{'mix.method': 'cutmix'})
+    self.config = smoke_config(
+      **{'mix.method': 'cutmix', 'label_smoothing': STEP_CONFIG.label_smoothing}
+    )
+    plain = smoke_config(label_smoothing=STEP_CONFIG.label_smoothing)
+    self.plain_augment = augment.create_augment_fn(plain, self.mesh)
 
     def model_fn():
       return models.create_model(
@@ -83,7 +92,7 @@ class Setup:
         config=STEP_CONFIG,
       )
       for name, fn in (
-        ('none', None),
+        ('none', self.plain_augment),
         ('cutmix', augment.create_augment_fn(self.config, self.mesh)),
       )
     }
@@ -198,10 +207,10 @@ def test_finite_flag_catches_non_finite_parameters_of_a_finite_loss(setup):
     model_def=model_def,
     tx=tx,
     learning_rate_fn=optax.constant_schedule(0.1),
-    augment_fn=None,
+    augment_fn=setup.plain_augment,
     config=STEP_CONFIG,
   )
-  _, metrics = train_step(state, setup.batch, np.float32(0))
+  _, metrics = train_step(state, setup.batch, schedule(0))
   assert np.isfinite(float(metrics['loss']))
   assert np.isfinite(float(metrics['grad_norm']))
   assert float(metrics['finite']) == 0.0
@@ -228,7 +237,7 @@ def test_train_step_loss_metrics_and_global_batchnorm(setup):
   want_stats = state_lib.batch_stats_of(model)
 
   old_params = jax.tree.leaves(state.params)
-  new_state, metrics = setup.train_steps['none'](state, batch, np.float32(1))
+  new_state, metrics = setup.train_steps['none'](state, batch, schedule(1))
   np.testing.assert_allclose(metrics['loss'], want_loss, rtol=1e-5)
   assert float(metrics['top1']) == pytest.approx(want_top1)
   assert float(metrics['learning_rate']) == pytest.approx(0.1)
@@ -257,7 +266,7 @@ def test_mix_prob_is_traced_and_zero_means_no_mixing(setup):
   for name, train_step in setup.train_steps.items():
     losses[name] = [
       float(
-        train_step(setup.fresh_state(), setup.batch, np.float32(p))[1]['loss']
+        train_step(setup.fresh_state(), setup.batch, schedule(p))[1]['loss']
       )
       for p in (1.0, 0.0)
     ]
@@ -305,7 +314,7 @@ def test_bfloat16_step_stays_close_to_the_float32_step():
     )
     losses[dtype] = []
     for _ in range(3):
-      state, metrics = train_step(state, batch, np.float32(1))
+      state, metrics = train_step(state, batch, schedule(1))
       assert metrics['loss'].dtype == jnp.float32
       losses[dtype].append(float(metrics['loss']))
     # Parameters and optimizer state stay float32.
@@ -330,7 +339,7 @@ def test_step_key_is_folded_from_the_step(setup):
   train_step = setup.train_steps['cutmix']
   losses = [
     float(
-      train_step(setup.fresh_state(step), setup.batch, np.float32(1))[1]['loss']
+      train_step(setup.fresh_state(step), setup.batch, schedule(1))[1]['loss']
     )
     for step in (3, 3, 4)
   ]
@@ -378,7 +387,9 @@ def test_eval_step_counts_are_exact_and_masked(setup):
 
 def test_mix_prob_is_off_in_the_last_epochs():
   config = smoke_config(**{'mix.prob': 0.7, 'mix.off_epoch': 1})
-  assert [loop.mix_prob_at(config, e) for e in range(2)] == [
+  probs = [augment_schedule.schedule_at(config, e) for e in range(2)]
+  assert [p.cmo_prob for p in probs] == [0.0, 0.0]  # CMO is off
+  assert [p.mix_prob for p in probs] == [
     pytest.approx(0.7),
     0.0,
   ]
@@ -484,10 +495,10 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_a_good_checkpoint(
   # Fault injection: from update 4 on, the step sees NaN parameters.
   real_step = steps.train_step
 
-  def poisoned_step(state, batch, mix_prob, **kwargs):
+  def poisoned_step(state, batch, schedule, **kwargs):
     bad = state.step >= 4
     params = jax.tree.map(lambda p: jnp.where(bad, jnp.nan, p), state.params)
-    return real_step(state.replace(params=params), batch, mix_prob, **kwargs)
+    return real_step(state.replace(params=params), batch, schedule, **kwargs)
 
   monkeypatch.setattr(steps, 'train_step', poisoned_step)
   config = tiny_loop_config(**{'checkpoint.every_steps': 1})

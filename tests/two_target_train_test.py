@@ -18,7 +18,7 @@ from jaxmix import models
 from jaxmix.configs import default
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.datasets import synthetic
-from jaxmix.train import augment, setup, steps, validation
+from jaxmix.train import augment, augment_schedule, setup, steps, validation
 from jaxmix.train import state as state_lib
 
 NUM_CLASSES = 10
@@ -71,7 +71,8 @@ class Model:
     state = jax.device_put(
       self.host_state, NamedSharding(self.mesh, PartitionSpec())
     )
-    state, metrics = train_step(state, self.batch, jnp.float32(1.0))
+    schedule = augment_schedule.Schedule(jnp.float32(1.0), jnp.float32(0.0))
+    state, metrics = train_step(state, self.batch, schedule)
     return jax.device_get((metrics, state.params, state.batch_stats))
 
 
@@ -114,7 +115,11 @@ def test_two_target_step_equals_the_dense_step(model, method, draw):
 
 def test_two_target_step_without_augmentation_is_the_smoothed_loss(model):
   config = smoke_config()
-  assert augment.create_augment_fn(config, model.mesh) is None
+  images, labels = jnp.ones((8, 4, 4, 3)), jnp.eye(8)
+  mixed = augment.create_mix_fn(config, model.mesh)(
+    jax.random.key(0), images, labels, mix_prob=1.0
+  )
+  assert mixed[0] is images and mixed[1] is labels  # nothing to augment
   dense = model.step(config)
   config.mix.targets = 'two_target'
   two = model.step(config)

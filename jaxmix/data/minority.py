@@ -2,7 +2,7 @@
 
 `MinorityStream` draws, with replacement, from this process's train
 examples: example `i` of class `c` with probability proportional to
-`1 / n_c ** alpha` (`jaxmix.minority_example_weights`; the official
+`1 / n_c ** alpha` (`minority_example_weights`; the official
 `get_weighted_sampler`). A stream epoch is `N` draws (the official
 `WeightedRandomSampler(num_samples=len(dataset))`), ordered by
 `numpy.random.default_rng([seed, MINORITY_SEED, process, epoch])`; batches are
@@ -27,11 +27,48 @@ from typing import Any
 
 import numpy as np
 
-import jaxmix
 from jaxmix.data.source import Batch, BatchIterator
 
 MINORITY_SEED = 0x5EED  # keeps the stream's draws apart from the main order
 Fetch = Callable[[np.ndarray, int, int], Batch]
+
+
+def minority_example_weights(
+  example_classes: Any, *, num_classes: int, alpha: float = 1.0
+) -> np.ndarray:
+  """Each example's probability `1 / n_c ** alpha` in the minority stream.
+
+  Computed with NumPy on the host, once per dataset (the official
+  `get_weighted_sampler`): class `c` as a whole is drawn with probability
+  proportional to `n_c ** (1 - alpha)`, uniform over classes for `alpha = 1`.
+
+  Args:
+    example_classes: int `[N]`, the class of every training example.
+    num_classes: K.
+    alpha: the exponent (1 in the paper).
+
+  Returns:
+    float64 `[N]` probabilities summing to one.
+
+  Examples:
+    >>> w = minority_example_weights([0, 0, 0, 1], num_classes=2)
+    >>> w.round(3).tolist()  # each class drawn half the time
+    [0.167, 0.167, 0.167, 0.5]
+  """
+  classes = np.asarray(example_classes)
+  if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer):
+    raise ValueError(
+      '`example_classes` must be integer class ids [N], got shape '
+      f'{classes.shape} and dtype {classes.dtype}.'
+    )
+  if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+    raise ValueError(
+      f'`example_classes` must lie in [0, {num_classes}), got '
+      f'[{classes.min()}, {classes.max()}].'
+    )
+  counts = np.bincount(classes, minlength=num_classes).astype(np.float64)
+  weights = counts[classes] ** -float(alpha)
+  return weights / weights.sum()
 
 
 class MinorityStream(BatchIterator):
@@ -59,7 +96,7 @@ class MinorityStream(BatchIterator):
     alpha: float = 1.0,
   ):
     labels = np.asarray(labels)
-    self.weights = jaxmix.minority_example_weights(
+    self.weights = minority_example_weights(
       labels, num_classes=num_classes, alpha=alpha
     )
     self._fetch = fetch

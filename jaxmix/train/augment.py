@@ -1,17 +1,28 @@
-"""Builds the batch augmentation of the train step from the config.
+"""The train step's augmentation hook, built from the config.
 
-Only the public jaxmix API is used, on normalised images and dense
-targets (or integer labels, below), in timm's and DeiT's order: first the per-example occlusions
-(`jaxmix.cutout`, `jaxmix.random_erasing`) when enabled, as their loaders
-erase each sample before batching, then the mixing op named by
-`config.mix.method` (`jaxmix.mixup`, `jaxmix.cutmix` or
-`jaxmix.mixup_or_cutmix`; 'mixtoken' mixes inside the model,
-`jaxmix.train.token_labeling`). So erasing never paints over a blend and a
-pasted CutMix box carries the partner's erased pixels, as in those codes.
+`create_augment_fn` gives the step one function, `fn(key, images, batch,
+schedule) -> Augmented`, that makes everything the loss needs from the
+normalised images and the host batch: the targets (one-hot, smoothed,
+ReLabel's pooled targets, or integer labels), the pixel augmentation, and
+CMO. Its parts, in timm's and DeiT's order:
 
-The composition runs under `jaxmix.per_shard`, so partners are drawn inside
-each device's shard (no cross-device traffic). `config.mix.draw` sets how
-many lambdas and boxes a step draws:
+1. The per-example occlusions (Cutout, Random Erasing) when enabled, as
+   those loaders erase each sample before batching; so erasing never paints
+   over a blend and a pasted CutMix box carries the partner's erased pixels.
+2. One mixing draw per shard (`create_mix_fn`): the sampler that
+   `config.mix` names (`jaxmix.train.samplers.mix_sampler`, never looked up
+   by name) draws a `jaxmix.MixDraw`, `jaxmix.apply_draw` applies it to the
+   images, and every kind of target is built from that same draw: dense
+   targets blend with `draw.weight`; 'two_target' gathers
+   `labels[draw.partners]` beside `draw.weight` (`TwoTargets`, no ``[B, K]``
+   target); the localised ReLabel + CutMix pools the pasted box from the
+   partner's label map (`jaxmix.localized_cutmix_targets`) and smooths.
+   'mixtoken' mixes inside the model (`jaxmix.train.token_labeling`).
+3. CMO (`jaxmix.train.cmo`), with the schedule's `cmo_prob`.
+
+The mixing runs under `jaxmix.per_shard`, so partners are drawn inside each
+device's shard (no cross-device traffic). `config.mix.draw` sets how many
+draws a step makes:
 
 - 'batch': one for the whole global batch, the same key on every device
   (CutMix-PyTorch's ImageNet run: one process, `nn.DataParallel`). Pairing
@@ -23,8 +34,8 @@ many lambdas and boxes a step draws:
 - 'pair': one per mirrored pair of each device's shard (timm's 'pair'
   mode): example `i` and example `b - 1 - i` of a shard of `b` are each
   other's partners and share the gate, the branch, lambda and the box
-  (`jaxmix.mixup_or_cutmix(pairs=True)`; `b` must be even). 'mixup' and
-  'cutmix' take this mode through the same op with the other alpha 0.
+  (`b` must be even). 'mixup' and 'cutmix' take this mode through the
+  Mixup-or-CutMix sampler with the other alpha 0.
 
 The occlusions draw per example on every device (device index folded in).
 
@@ -32,33 +43,19 @@ Alpha 0 (timm's rule): with 'mixup_or_cutmix', `mixup_alpha=0` cuts every
 mixed example and `cutmix_alpha=0` blends every one (`config.mix.minmax`
 boxes switch CutMix on whatever its alpha, as timm sets it to 1).
 
-Targets (`config.mix.targets`). 'dense': the step passes one-hot
-(smoothed) targets `[B, K]` and the ops mix them. 'two_target': single
-integer labels `[B]` go in, and out come `TwoTargets` (own label, partner's
-label, own weight, each `[B]`): the op mixes the images as in 'dense' (bit
-for bit), its sampler (`jaxmix.draw_mixup`, `draw_cutmix`,
-`draw_mixup_or_cutmix`, which spend the key as the ops do) gives the
-partners and weights, and the partners' labels are gathered inside the
-shard; the step's loss is then
-`jaxmix.two_target_cross_entropy` with `config.label_smoothing`, and no
-`[B, K]` target is built (358 MB at batch 4,096 with ImageNet-21k's 21,843
-classes). Both forms draw the same and give the same loss and gradients up
-to float rounding (the loss is linear in the target); 'dense' is the
-default so that recorded runs keep their exact arithmetic, and ReLabel,
-token labels and CMO, whose targets are soft or mixed elsewhere, need it.
+Targets (`config.mix.targets`): 'dense' (the default, so that recorded runs
+keep their exact arithmetic; ReLabel, token labels and CMO need it) or
+'two_target'. Both draw the same and give the same loss and gradients up to
+float rounding (the loss is linear in the target); 'two_target' builds no
+``[B, K]`` target (358 MB at batch 4,096 with ImageNet-21k's 21,843
+classes) and its loss is `jaxmix.two_target_cross_entropy` with
+`config.label_smoothing`.
 
-`config.mix.prob` is not baked in: the step passes the current mixing
-probability as a traced scalar (`mix_prob`), which the loop sets to 0.0 for
-the last `config.mix.off_epoch` epochs without recompiling. Alphas and the
-other knobs are fixed for a run.
-
-ReLabel runs pass their targets in as `labels`, so every mixing method mixes
-ReLabel targets; `config.mix.method == 'cutmix'` on them is the official
-ReLabel + CutMix rule (it equals `jaxmix.relabel_cutmix` with
-`localized=False`). With `config.relabel.localized_cutmix` the mixing op is
-`jaxmix.relabel_cutmix(localized=True)`, which pools the pasted box from the
-partner's label map; it needs the maps (`maps=` from the step) and applies
-`config.label_smoothing` to the targets it makes.
+The probabilities are not baked in: the step passes the epoch's
+`jaxmix.train.augment_schedule.Schedule` (traced float32 scalars), so
+switching mixing or CMO off late in training does not recompile. Alphas
+and the other knobs are fixed for a run. The config's combinations are
+checked by `jaxmix.train.validation` alone.
 """
 
 from collections.abc import Callable
@@ -69,12 +66,17 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 import jaxmix
+from jaxmix.relabel import train_targets
+from jaxmix.train import augment_schedule, samplers
+from jaxmix.train import cmo as cmo_lib
 
 MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix', 'mixtoken')
 # Methods that mix inside the model, not here (jaxmix.train.token_labeling).
 MODEL_MIX_METHODS = ('mixtoken',)
 MIX_DRAWS = ('batch', 'device', 'example', 'pair')
 MIX_TARGETS = ('dense', 'two_target')
+
+Batch = dict[str, jax.Array]
 
 
 class TwoTargets(NamedTuple):
@@ -89,6 +91,26 @@ class TwoTargets(NamedTuple):
   labels: jax.Array
   partner_labels: jax.Array
   weight: jax.Array
+
+
+class Augmented(NamedTuple):
+  """What the augmentation hook gives the loss.
+
+  Attributes:
+    images: the augmented images ``[B, H, W, C]``, the input's dtype.
+    targets: float32 ``[B, K]`` dense targets, or `TwoTargets`.
+    maps: ReLabel's `(scores, indices, crop_boxes, flips)` (unmixed, for
+      token labeling), or None in a run without label maps.
+  """
+
+  images: jax.Array
+  targets: Any
+  maps: tuple[jax.Array, ...] | None
+
+
+AugmentFn = Callable[
+  [jax.Array, jax.Array, Batch, augment_schedule.Schedule], Augmented
+]
 
 
 def unmixed_targets(labels: jax.Array) -> TwoTargets:
@@ -106,188 +128,115 @@ def targets(config: Any) -> str:
   return config.mix.get('targets', 'dense')
 
 
-def _mix_op(config: Any) -> tuple[str, dict[str, Any]]:
-  """The name of the public op `config.mix` runs, and its static knobs.
-
-  Pair mode is an option of `mixup_or_cutmix` only; a 'mixup' or 'cutmix'
-  run in that mode runs it with the other branch's alpha 0 (timm's way of
-  switching a branch off), which is Mixup or CutMix drawn per pair.
-  """
-  mix = config.mix
-  minmax = None if mix.minmax is None else tuple(mix.minmax)
-  per_example = mix.draw == 'example'
-  if mix.method not in ('mixup', 'cutmix', 'mixup_or_cutmix'):
-    raise ValueError(
-      f'config.mix.method must be one of {MIX_METHODS}, got {mix.method!r}.'
-    )
-  if mix.method == 'mixup_or_cutmix' or mix.draw == 'pair':
-    mixes_up = mix.method in ('mixup', 'mixup_or_cutmix')
-    cuts = mix.method in ('cutmix', 'mixup_or_cutmix')
-    return 'mixup_or_cutmix', {
-      'mixup_alpha': mix.mixup_alpha if mixes_up else 0.0,
-      'cutmix_alpha': mix.cutmix_alpha if cuts else 0.0,
-      'switch_prob': mix.switch_prob,
-      'per_example': per_example,
-      'pairs': mix.draw == 'pair',
-      'correct_lam': mix.correct_lam,
-      'minmax': minmax if cuts else None,
-    }
-  if mix.method == 'mixup':
-    return 'mixup', {'alpha': mix.mixup_alpha, 'per_example': per_example}
-  return 'cutmix', {
-    # `minmax` boxes do not use the alpha (timm sets it to 1 then).
-    'alpha': mix.cutmix_alpha if minmax is None else 1.0,
-    'per_example': per_example,
-    'correct_lam': mix.correct_lam,
-    'minmax': minmax,
-  }
-
-
-def _mix(config: Any, key, images, labels, prob):
-  """Applies the mixing op named by `config.mix.method` to dense targets."""
-  name, knobs = _mix_op(config)
-  # Looked up at call time: the ops are the public API, as users call it.
-  return getattr(jaxmix, name)(key, images, labels, prob=prob, **knobs)
-
-
-def _mix_two_targets(config: Any, key, images, labels, prob):
-  """The same draw as `_mix`, applied to images and integer labels.
-
-  The images go through the op itself (its fused pass, so they equal the
-  dense form's bit for bit; a ``[B, 1]`` stand-in takes the labels' place),
-  and the draw's partners and weights come from the op's sampler with the
-  same key, which draws exactly what the op drew. Returns `(images,
-  TwoTargets)`; `labels` are int ``[B]``.
-  """
-  name, knobs = _mix_op(config)
-  batch, height, width = images.shape[:3]
-  stand_in = jnp.zeros((batch, 1), jnp.float32)
-  images, _ = getattr(jaxmix, name)(key, images, stand_in, prob=prob, **knobs)
-  size = {} if name == 'mixup' else {'height': height, 'width': width}
-  sampler = getattr(jaxmix, f'draw_{name}')
-  draw = sampler(key, batch_size=batch, prob=prob, **size, **knobs)
-  labels = jnp.asarray(labels, jnp.int32)
-  return images, TwoTargets(labels, labels[draw.partners], draw.weight)
-
-
-def _localized_relabel_cutmix(config: Any, key, images, maps, prob):
-  """ReLabel + CutMix pooling each region from its own map, smoothed."""
-  scores, indices, crop_boxes, flips = maps
-  images, targets = jaxmix.relabel_cutmix(
-    key,
-    images,
-    scores,
-    indices,
-    crop_boxes,
-    flips,
-    num_classes=config.data.num_classes,
-    alpha=config.mix.cutmix_alpha,
-    prob=prob,
-    localized=True,
-    official_box_order=bool(config.relabel.official_box_order),
-    temperature=float(config.relabel.temperature),
-  )
-  if config.label_smoothing > 0:
-    targets = jaxmix.smooth_labels(targets, config.label_smoothing)
-  return images, targets
-
-
-def create_augment_fn(
-  config: Any, mesh: Mesh
-) -> Callable[..., tuple[jax.Array, Any]] | None:
-  """The train step's batch augmentation, or None when nothing is enabled.
-
-  Args:
-    config: the trainer config (reads `mix`, `cutout`, `random_erasing`).
-    mesh: the 'data' mesh the batch is sharded over.
-
-  Returns:
-    `fn(key, images, labels, *, mix_prob, maps=None) -> (images, labels)`
-    on float `[B, H, W, C]` normalised images, where `mix_prob` is a float32
-    scalar `jax.Array` and `maps` the ReLabel `(scores, indices,
-    crop_boxes, flips)` (needed only by the localised ReLabel + CutMix).
-    With `config.mix.targets='dense'` the labels are dense `[B, K]` targets
-    in and out; with 'two_target' they are int `[B]` in and `TwoTargets`
-    out.
-  """
-  use_mix = config.mix.method not in ('none', *MODEL_MIX_METHODS)
+def _localized(config: Any) -> bool:
   relabel = config.get('relabel') or {}
-  localized = bool(
+  return bool(
     relabel.get('enabled', False)
     and relabel.get('localized_cutmix', False)
     and config.mix.method == 'cutmix'
   )
-  use_cutout = config.cutout.size > 0
-  erasing = config.random_erasing
-  use_erasing = erasing.prob > 0
-  if not (use_mix or use_cutout or use_erasing):
-    return None
-  if config.mix.method not in MIX_METHODS:
-    raise ValueError(
-      f'config.mix.method must be one of {MIX_METHODS}, got '
-      f'{config.mix.method!r}.'
-    )
 
-  if config.mix.draw not in MIX_DRAWS:
-    raise ValueError(
-      f'config.mix.draw must be one of {MIX_DRAWS}, got {config.mix.draw!r}.'
-    )
-  mode = targets(config)
-  if mode not in MIX_TARGETS:
-    raise ValueError(
-      f'config.mix.targets must be one of {MIX_TARGETS}, got {mode!r}.'
-    )
-  two_target = mode == 'two_target'
-  if two_target and localized:
-    raise ValueError(
-      "config.mix.targets='two_target' cannot be combined with "
-      'config.relabel.localized_cutmix (its targets are soft).'
-    )
+
+def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
+  """The occlusions and the one mixing draw of a shard, on given targets.
+
+  Args:
+    config: the trainer config (reads `mix`, `cutout`, `random_erasing`,
+      `relabel`), validated by `jaxmix.train.validation`.
+    mesh: the 'data' mesh the batch is sharded over.
+
+  Returns:
+    `fn(key, images, labels, *, mix_prob, maps=None) -> (images, targets)`
+    on float `[B, H, W, C]` normalised images, where `mix_prob` is a
+    float32 scalar and `maps` the ReLabel `(scores, indices, crop_boxes,
+    flips)` (read by the localised ReLabel + CutMix only). With dense
+    targets the labels are ``[B, K]`` in and out; with 'two_target' they
+    are int ``[B]`` in and `TwoTargets` out. With nothing enabled the
+    function returns its inputs (`unmixed_targets` for 'two_target').
+  """
+  use_mix = config.mix.method not in ('none', *MODEL_MIX_METHODS)
+  localized = _localized(config)
+  use_cutout = config.cutout.size > 0
+  use_erasing = config.random_erasing.prob > 0
+  # Read once: the function keeps what the config said when it was built.
+  cutout_knobs = dict(
+    size=config.cutout.size, prob=config.cutout.prob, count=config.cutout.count
+  )
+  erasing = config.random_erasing
+  erasing_knobs = dict(
+    prob=erasing.prob,
+    area=tuple(erasing.area),
+    aspect=tuple(erasing.aspect),
+    fill=erasing.fill,
+    max_count=erasing.max_count,
+  )
+  num_classes, smoothing = config.data.num_classes, config.label_smoothing
+  two_target = targets(config) == 'two_target'
+  sampler = samplers.mix_sampler(config) if use_mix else None
   same_draw_everywhere = config.mix.draw == 'batch'
+  relabel = config.get('relabel') or {}
+  official_box_order = bool(relabel.get('official_box_order', False))
+  temperature = float(relabel.get('temperature', 1.0))
+
+  def occlude(cutout_key, erasing_key, images):
+    device = jax.lax.axis_index('data')
+    if use_cutout:
+      images = samplers.cutout(
+        jax.random.fold_in(cutout_key, device), images, **cutout_knobs
+      )
+    if use_erasing:
+      images = samplers.random_erasing(
+        jax.random.fold_in(erasing_key, device), images, **erasing_knobs
+      )
+    return images
+
+  def mixed_targets(draw, labels, maps, size):
+    """Every kind of target, from the draw that mixed the images."""
+    if two_target:
+      labels = jnp.asarray(labels, jnp.int32)
+      return TwoTargets(labels, labels[draw.partners], draw.weight)
+    if not localized:
+      return jaxmix.apply_draw(labels, draw, roles='target')
+    scores, indices, crop_boxes, flips = maps
+    pooled = jaxmix.localized_cutmix_targets(
+      scores,
+      indices,
+      crop_boxes,
+      flips,
+      box=draw.box,
+      partners=draw.partners,
+      num_classes=num_classes,
+      height=size[0],
+      width=size[1],
+      official_box_order=official_box_order,
+      temperature=temperature,
+    )
+    if smoothing > 0:
+      pooled = jaxmix.smooth_labels(pooled, smoothing)
+    return pooled
 
   def augment(key, images, labels, *maps, mix_prob):
     mix_key, cutout_key, erasing_key = jax.random.split(key, 3)
-    device = jax.lax.axis_index('data')
-    # The occlusions return their labels untouched; integer labels skip
-    # them (a [B, 1] stand-in satisfies their dense-label check).
-    occluded = jnp.zeros((images.shape[0], 1)) if two_target else labels
-    if use_cutout:
-      images, occluded = jaxmix.cutout(
-        jax.random.fold_in(cutout_key, device),
-        images,
-        occluded,
-        size=config.cutout.size,
-        prob=config.cutout.prob,
-        count=config.cutout.count,
-      )
-    if use_erasing:
-      images, occluded = jaxmix.random_erasing(
-        jax.random.fold_in(erasing_key, device),
-        images,
-        occluded,
-        prob=erasing.prob,
-        area=tuple(erasing.area),
-        aspect=tuple(erasing.aspect),
-        fill=erasing.fill,
-        max_count=erasing.max_count,
-      )
-    if not two_target:
-      labels = occluded
-    if not same_draw_everywhere:
-      mix_key = jax.random.fold_in(mix_key, device)
-    if localized:
-      return _localized_relabel_cutmix(config, mix_key, images, maps, mix_prob)
+    images = occlude(cutout_key, erasing_key, images)
     if not use_mix:
       return images, unmixed_targets(labels) if two_target else labels
-    if two_target:
-      return _mix_two_targets(config, mix_key, images, labels, mix_prob)
-    return _mix(config, mix_key, images, labels, mix_prob)
+    if not same_draw_everywhere:
+      mix_key = jax.random.fold_in(mix_key, jax.lax.axis_index('data'))
+    batch_size, height, width = images.shape[:3]
+    draw = sampler(
+      mix_key,
+      batch_size=batch_size,
+      height=height,
+      width=width,
+      prob=mix_prob,
+    )
+    images = jaxmix.apply_draw(images, draw, roles='image')
+    return images, mixed_targets(draw, labels, maps, (height, width))
 
   # Keys are folded per device above, where each draw needs it.
   sharded = jaxmix.per_shard(augment, mesh, axis='data', per_device_keys=False)
 
-  def augment_fn(key, images, labels, *, mix_prob, maps=None):
-    prob = jnp.asarray(mix_prob)
+  def mix_fn(key, images, labels, *, mix_prob, maps=None):
     if two_target and (
       jnp.ndim(labels) != 1 or not jnp.issubdtype(labels.dtype, jnp.integer)
     ):
@@ -295,13 +244,69 @@ def create_augment_fn(
         "config.mix.targets='two_target' takes integer labels [B], got shape "
         f'{jnp.shape(labels)} and dtype {labels.dtype}.'
       )
-    if not localized:
-      return sharded(key, images, labels, mix_prob=prob)
-    if maps is None:
+    if not (use_mix or use_cutout or use_erasing):
+      return images, unmixed_targets(labels) if two_target else labels
+    extra = tuple(maps) if localized else ()
+    return sharded(key, images, labels, *extra, mix_prob=jnp.asarray(mix_prob))
+
+  return mix_fn
+
+
+def create_augment_fn(
+  config: Any,
+  mesh: Mesh,
+  *,
+  prepare_images: Callable[[jax.Array], jax.Array] | None = None,
+) -> AugmentFn:
+  """The train step's augmentation hook.
+
+  Args:
+    config: the trainer config, validated by `jaxmix.train.validation`.
+    mesh: the 'data' mesh the batch is sharded over.
+    prepare_images: `fn(uint8 images) -> float images` as the step prepares
+      its batch; needed by CMO for the minority images.
+
+  Returns:
+    `fn(key, images, batch, schedule) -> Augmented`: `images` float
+    ``[B, H, W, C]`` as the step prepared them, `batch` the host batch
+    ('label' int ``[B]``, and the label maps, crop boxes and flips of a
+    ReLabel run, the minority stream of a CMO run), `schedule` the epoch's
+    `Schedule`.
+  """
+  num_classes, smoothing = config.data.num_classes, config.label_smoothing
+  two_target = targets(config) == 'two_target'
+  relabel = config.get('relabel') or {}
+  relabel_fn = None
+  if relabel.get('enabled', False):
+    relabel_fn = train_targets.create_targets_fn(
+      train_targets.RelabelSettings.from_config(config), mesh
+    )
+  cmo_fn = None
+  if (config.get('cmo') or {}).get('enabled', False):
+    if prepare_images is None:
       raise ValueError(
-        'config.relabel.localized_cutmix needs the label maps: pass '
-        'maps=(scores, indices, crop_boxes, flips).'
+        'config.cmo.enabled: create_augment_fn needs prepare_images, the '
+        "step's preparation of the minority images."
       )
-    return sharded(key, images, labels, *maps, mix_prob=prob)
+    cmo_fn = cmo_lib.create_cmo_fn(config, mesh, normalize=prepare_images)
+  mix_fn = create_mix_fn(config, mesh)
+
+  def augment_fn(key, images, batch, schedule):
+    maps = None
+    if two_target:
+      labels = jnp.asarray(batch['label'], jnp.int32)
+    elif relabel_fn is None:
+      labels = jaxmix.one_hot(batch['label'], num_classes, smoothing=smoothing)
+    else:
+      labels, maps = relabel_fn(batch)
+    images, labels = mix_fn(
+      key, images, labels, mix_prob=schedule.mix_prob, maps=maps
+    )
+    if cmo_fn is not None:
+      # A key of its own: CMO must not replay the mixing's draws.
+      images, labels = cmo_fn(
+        jax.random.fold_in(key, 2), images, labels, batch, schedule.cmo_prob
+      )
+    return Augmented(images, labels, maps)
 
   return augment_fn

@@ -10,10 +10,12 @@ one-hot labels by the kept-pixel fraction: the official
 `loss * lam + loss_2 * (1 - lam)` is this soft target's cross-entropy.
 One box and gate per device shard (the official code: one per batch).
 
-`cmo_prob` is a traced scalar the loop sets per epoch (`prob_at`):
-`config.cmo.prob` in the epochs `start_epoch < epoch < num_epochs -
-stop_epochs` (0-based, `jaxmix.cmo_active`), 0 elsewhere, so switching it
-off needs no recompilation.
+`cmo_prob` is a traced scalar the loop sets per epoch
+(`jaxmix.train.augment_schedule.cmo_prob_at`): `config.cmo.prob` in the
+epochs `start_epoch < epoch < num_epochs - stop_epochs` (0-based,
+`augment_schedule.cmo_active`), 0 elsewhere, so switching it off needs no
+recompilation. The step's augmentation hook (`jaxmix.train.augment`) calls
+this after the pixel augmentation.
 """
 
 from collections.abc import Callable
@@ -26,18 +28,6 @@ from jax.sharding import Mesh
 import jaxmix
 
 CmoFn = Callable[..., tuple[jax.Array, jax.Array]]
-
-
-def prob_at(config: ml_collections.ConfigDict, epoch: int) -> float:
-  """CMO's probability in `epoch` (0-based): `cmo.prob` inside its window."""
-  cmo = config.cmo
-  active = jaxmix.cmo_active(
-    epoch,
-    num_epochs=config.num_epochs,
-    start=cmo.start_epoch,
-    stop_margin=cmo.stop_epochs,
-  )
-  return float(cmo.prob) if active else 0.0
 
 
 def create_cmo_fn(

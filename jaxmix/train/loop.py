@@ -27,16 +27,8 @@ import ml_collections
 import numpy as np
 
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-from jaxmix.train import checkpoints, metrics_log, setup
-from jaxmix.train import cmo as cmo_lib
+from jaxmix.train import augment_schedule, checkpoints, metrics_log, setup
 from jaxmix.train import state as state_lib
-
-
-def mix_prob_at(config: ml_collections.ConfigDict, epoch: int) -> float:
-  """The mixing probability in `epoch`: 0 in the last `mix.off_epoch`."""
-  if epoch >= config.num_epochs - config.mix.off_epoch:
-    return 0.0
-  return float(config.mix.prob)
 
 
 def evaluate(
@@ -205,10 +197,8 @@ def run_training(run: setup.TrainingRun) -> Outcome:
     with guard:
       for step in range(run.start_step, total_steps):
         epoch = step // steps_per_epoch
-        probs = [np.float32(mix_prob_at(config, epoch))]
-        if config.cmo.enabled:
-          probs.append(np.float32(cmo_lib.prob_at(config, epoch)))
-        state, metrics = run.train_step(state, next(device_batches), *probs)
+        schedule = augment_schedule.schedule_at(config, epoch)
+        state, metrics = run.train_step(state, next(device_batches), schedule)
         done = step + 1
         pending.add(done, metrics)
         # Every process asks every step (JAX's preemption sync point).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -32,13 +33,12 @@ from jaxmix.data import source as source_lib
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.io import paths
 from jaxmix.relabel import join as label_map_join
-from jaxmix.relabel import train_targets
 from jaxmix.relabel.store import LabelMapStore
 from jaxmix.train import (
   augment,
   build,
   checkpoints,
-  cmo,
+  label_check,
   metrics_log,
   run_dir,
   steps,
@@ -60,8 +60,8 @@ class TrainingRun:
     start_step: the first step to run (0 for a new run).
     total_steps: the step count of the whole run.
     steps_per_epoch: train steps per epoch.
-    train_step: jitted `(state, batch, mix_prob) -> (state, metrics)`
-      (`(state, batch, mix_prob, cmo_prob)` in a CMO run).
+    train_step: jitted `(state, batch, schedule) -> (state, metrics)`,
+      `schedule` from `jaxmix.train.augment_schedule.schedule_at`.
     eval_step: jitted `(params, batch_stats, batch) -> counts`.
     device_batches: the prefetcher of global train batches (savable).
     checkpointer: the run's checkpoint manager.
@@ -236,6 +236,9 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
       'CMO: a second stream with class weights 1 / n_c ** %s',
       config.cmo.alpha,
     )
+  # Class ids checked on the host, naming the example: out of range they
+  # would pass the device step silently.
+  train_iter = label_check.CheckedLabels(train_iter, config.data.num_classes)
   label_maps = None
   if config.relabel.enabled:
     maps_fn, label_maps = label_map_join.open_label_maps(config)
@@ -278,14 +281,9 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
       logger.info('config.%s: %r -> %r (recorded)', field, old, new)
 
   settings = step_config(config)
-  targets_fn = None
-  if config.relabel.enabled:
-    targets_fn = train_targets.create_targets_fn(
-      train_targets.RelabelSettings.from_config(config), mesh
-    )
-  token_loss_fn = None
+  loss_fn = None
   if config.relabel.token_labels:
-    token_loss_fn = token_labeling.create_loss_fn(
+    loss_fn = token_labeling.create_loss_fn(
       token_labeling.TokenSettings.from_config(config), mesh
     )
   train_step = steps.jit_train_step(
@@ -293,19 +291,13 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     model_def=model_def,
     tx=tx,
     learning_rate_fn=learning_rate_fn,
-    augment_fn=augment.create_augment_fn(config, mesh),
-    config=settings,
-    targets_fn=targets_fn,
-    token_loss_fn=token_loss_fn,
-    cmo_fn=cmo.create_cmo_fn(
+    augment_fn=augment.create_augment_fn(
       config,
       mesh,
-      normalize=lambda x: steps.normalize(
-        x, settings.mean, settings.std, settings.compute_dtype
-      ),
-    )
-    if config.cmo.enabled
-    else None,
+      prepare_images=functools.partial(steps.prepare_images, config=settings),
+    ),
+    config=settings,
+    loss_fn=loss_fn,
   )
   eval_step = steps.jit_eval_step(mesh, model_def=model_def, config=settings)
   return TrainingRun(

@@ -22,13 +22,11 @@ import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 import jaxmix
-from jaxmix.train import augment, optimizers
+from jaxmix.train import augment, augment_schedule, optimizers
 from jaxmix.train import state as state_lib
 
 Batch = dict[str, jax.Array]
-AugmentFn = Callable[..., tuple[jax.Array, jax.Array]]
-TargetsFn = Callable[[Batch], tuple[jax.Array, Any]]
-# fn(model, images, labels, maps, key, mix_prob) -> (losses [B], logits [B, K])
+# fn(model, augmented, key, schedule) -> (losses [B], logits [B, K])
 LossFn = Callable[..., tuple[jax.Array, jax.Array]]
 
 
@@ -94,48 +92,32 @@ def normalize(
   return ((images.astype(jnp.float32) - mean) / std).astype(dtype)
 
 
+def prepare_images(images: jax.Array, config: StepConfig) -> jax.Array:
+  """The train batch's uint8 images `[B, H, W, C]` as the model takes them.
+
+  The one place the train step turns stored pixels into the model's input
+  (the eval step normalises only).
+  """
+  return normalize(images, config.mean, config.std, config.compute_dtype)
+
+
 def inputs_and_targets(
   key: jax.Array,
   batch: Batch,
-  mix_prob: jax.Array,
+  schedule: augment_schedule.Schedule,
   *,
-  augment_fn: AugmentFn | None,
+  augment_fn: augment.AugmentFn,
   config: StepConfig,
-  targets_fn: TargetsFn | None = None,
-  with_maps: bool = False,
-) -> tuple[jax.Array, ...]:
-  """The normalised, augmented images and the targets the loss uses.
+) -> augment.Augmented:
+  """The prepared, augmented images and the targets the loss uses.
 
   Returns:
-    images `[B, H, W, C]` in `config.compute_dtype` and the targets: float32
-    `[B, K]`, or `augment.TwoTargets` with `config.targets='two_target'`;
-    with `with_maps` also the label maps of `targets_fn` (None without one).
+    `augment.Augmented`: images `[B, H, W, C]` in `config.compute_dtype`,
+    the targets (float32 `[B, K]`, or `augment.TwoTargets`) and the label
+    maps of a ReLabel run.
   """
-  images = normalize(
-    batch['image'], config.mean, config.std, config.compute_dtype
-  )
-  extra = {}
-  if config.targets == 'two_target':
-    if targets_fn is not None:
-      raise ValueError(
-        "targets='two_target' takes the batch's integer labels; it cannot "
-        "be combined with targets_fn (dense targets such as ReLabel's)."
-      )
-    labels = jnp.asarray(batch['label'], jnp.int32)
-  elif targets_fn is None:
-    labels = jaxmix.one_hot(
-      batch['label'], config.num_classes, smoothing=config.label_smoothing
-    )
-  else:
-    labels, maps = targets_fn(batch)
-    extra = {'maps': maps}
-  if augment_fn is not None:
-    images, labels = augment_fn(key, images, labels, mix_prob=mix_prob, **extra)
-  elif config.targets == 'two_target':
-    labels = augment.unmixed_targets(labels)
-  if with_maps:
-    return images, labels, extra.get('maps')
-  return images, labels
+  images = prepare_images(batch['image'], config)
+  return augment_fn(key, images, batch, schedule)
 
 
 def loss_of_targets(
@@ -147,6 +129,11 @@ def loss_of_targets(
   `augment.TwoTargets` to `two_target_cross_entropy`, which applies
   `config.label_smoothing` itself.
   """
+  if (config.targets == 'two_target') != isinstance(labels, augment.TwoTargets):
+    raise ValueError(
+      f'StepConfig.targets is {config.targets!r} but the augmentation gave '
+      f'{type(labels).__name__} targets: build both from the same config.'
+    )
   if isinstance(labels, augment.TwoTargets):
     return jaxmix.two_target_cross_entropy(
       logits, *labels, smoothing=config.label_smoothing
@@ -157,91 +144,66 @@ def loss_of_targets(
 def train_step(
   state: state_lib.TrainState,
   batch: Batch,
-  mix_prob: jax.Array,
-  cmo_prob: jax.Array | None = None,
+  schedule: augment_schedule.Schedule,
   *,
   model_def: state_lib.ModelDef,
   tx: optax.GradientTransformation,
   learning_rate_fn: Callable[[jax.Array], jax.Array],
-  augment_fn: AugmentFn | None,
+  augment_fn: augment.AugmentFn,
   config: StepConfig,
-  targets_fn: TargetsFn | None = None,
-  token_loss_fn: LossFn | None = None,
-  cmo_fn: Callable[..., tuple[jax.Array, jax.Array]] | None = None,
+  loss_fn: LossFn | None = None,
 ) -> tuple[state_lib.TrainState, dict[str, jax.Array]]:
   """One SGD step on a global batch.
 
   Args:
     state: the train state (donated by the jitted wrapper).
-    batch: 'image' uint8 `[B, H, W, 3]` and 'label' int32 `[B]`.
-    mix_prob: float32 scalar, the probability passed to the mixing op; a
-      traced value, so switching mixing off late in training (0.0) does not
+    batch: 'image' uint8 `[B, H, W, 3]` and 'label' int32 `[B]`, and what
+      the augmentation reads (label maps, the minority stream).
+    schedule: the epoch's probabilities
+      (`jaxmix.train.augment_schedule.schedule_at`), float32 scalars traced
+      by the step: switching mixing or CMO off late in training does not
       recompile.
     model_def: graph definitions from `create_train_state`.
     tx: the optimiser.
     learning_rate_fn: the schedule, for the logged learning rate.
-    augment_fn: `fn(key, images, labels, mix_prob=...) -> (images, labels)`
-      (`jaxmix.train.augment`), or None for no batch augmentation.
+    augment_fn: `fn(key, images, batch, schedule) -> augment.Augmented`
+      (`jaxmix.train.augment.create_augment_fn`): the targets and the batch
+      augmentation.
     config: the static settings.
-    targets_fn: `fn(batch) -> (targets, maps)` giving the dense targets
-      instead of the (smoothed) one-hot labels, e.g. ReLabel's
-      (`jaxmix.relabel.train_targets`); `maps` is passed on to `augment_fn`.
-    token_loss_fn: token labeling's loss
-      (`jaxmix.train.token_labeling.create_loss_fn`), which runs the model
-      itself (MixToken mixes between its patch embedding and its blocks);
-      needs `targets_fn` for the maps. None: the soft-target cross-entropy
-      of `model(images)`.
-    cmo_fn: CMO (`jaxmix.train.cmo.create_cmo_fn`), applied after
-      `augment_fn` to the batch's 'minority_image' and 'minority_label'.
+    loss_fn: `fn(model, augmented, key, schedule) -> (losses [B], logits
+      [B, K])` when the loss runs the model itself (token labeling,
+      `jaxmix.train.token_labeling.create_loss_fn`: MixToken mixes between
+      the patch embedding and the blocks); `key` is its own. None: the
+      cross-entropy of `model(images)` against the targets.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
-    cross-entropy, or the two-target form's), 'top1' (accuracy against the original labels),
-    'learning_rate', 'grad_norm' and 'finite' (1.0 when the loss, the
-    gradient norm and the norm of the new parameters are finite).
+    cross-entropy, or the two-target form's), 'top1' (accuracy against the
+    original labels), 'learning_rate', 'grad_norm' and 'finite' (1.0 when
+    the loss, the gradient norm and the norm of the new parameters are
+    finite).
   """
   key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   aug_key, model_key = jax.random.split(key)
-  if token_loss_fn is not None and targets_fn is None:
-    raise ValueError('token_loss_fn needs targets_fn (the label maps).')
-  if config.targets == 'two_target' and cmo_fn is not None:
-    raise ValueError(
-      "targets='two_target' cannot be combined with cmo_fn (CMO mixes dense "
-      'targets).'
-    )
-  images, labels, maps = inputs_and_targets(
-    aug_key,
-    batch,
-    mix_prob,
-    augment_fn=augment_fn,
-    config=config,
-    targets_fn=targets_fn,
-    with_maps=True,
+  augmented = inputs_and_targets(
+    aug_key, batch, schedule, augment_fn=augment_fn, config=config
   )
-  # Keys of their own: MixToken and CMO must not replay the pixel
-  # augmentation's draws.
+  # A key of its own: MixToken must not replay the pixel augmentation's
+  # draws.
   token_mix_key = jax.random.fold_in(aug_key, 1)
-  if cmo_fn is not None:
-    if cmo_prob is None:
-      raise ValueError('cmo_fn needs cmo_prob, the step argument.')
-    images, labels = cmo_fn(
-      jax.random.fold_in(aug_key, 2), images, labels, batch, cmo_prob
-    )
 
-  def loss_fn(params, batch_stats):
+  def objective(params, batch_stats):
     # batch_stats is an argument (not closed over) so that BatchNorm may
     # update it inside this trace.
     model = model_def.merge(params, batch_stats, train=True, key=model_key)
-    if token_loss_fn is None:
-      logits = model(images)
-      losses = loss_of_targets(logits, labels, config)
+    if loss_fn is None:
+      logits = model(augmented.images)
+      losses = loss_of_targets(logits, augmented.targets, config)
     else:
-      losses, logits = token_loss_fn(
-        model, images, labels, maps, token_mix_key, mix_prob
-      )
+      losses, logits = loss_fn(model, augmented, token_mix_key, schedule)
     return losses.mean(), (logits, state_lib.batch_stats_of(model))
 
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  grad_fn = jax.value_and_grad(objective, has_aux=True)
   (loss, (logits, batch_stats)), grads = grad_fn(
     state.params, state.batch_stats
   )
@@ -323,18 +285,16 @@ def jit_train_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
 
   Args:
     mesh: the 'data' mesh.
-    **kwargs: the keyword arguments of `train_step` after `mix_prob`.
+    **kwargs: the keyword arguments of `train_step`.
 
   Returns:
-    `fn(state, batch, mix_prob) -> (state, metrics)`, or
-    `fn(state, batch, mix_prob, cmo_prob)` with a `cmo_fn`.
+    `fn(state, batch, schedule) -> (state, metrics)`, for every config.
   """
   replicated = NamedSharding(mesh, PartitionSpec())
   data = NamedSharding(mesh, PartitionSpec('data'))
-  probs = (replicated,) * (2 if kwargs.get('cmo_fn') is not None else 1)
   return jax.jit(
     functools.partial(train_step, **kwargs),
-    in_shardings=(replicated, data, *probs),
+    in_shardings=(replicated, data, replicated),
     out_shardings=(replicated, replicated),
     donate_argnums=0,
   )

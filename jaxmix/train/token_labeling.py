@@ -91,12 +91,13 @@ def create_loss_fn(settings: TokenSettings, mesh: Mesh) -> LossFn:
     mesh: the 'data' mesh the batch is sharded over.
 
   Returns:
-    `fn(model, images, labels, maps, key, mix_prob) -> (losses, logits)`:
-    `images` float `[B, H, W, 3]` normalised, `labels` float `[B, K]` class
+    `fn(model, augmented, key, schedule) -> (losses, logits)`, the train
+    step's `loss_fn`: `augmented` the `jaxmix.train.augment.Augmented` of
+    the step (images float `[B, H, W, 3]` normalised, float `[B, K]` class
     targets, `maps = (scores, indices, crop_boxes, flips)` from
-    `jaxmix.relabel.train_targets`, `key` the mixing key, `mix_prob` a
-    float32 scalar; returns float32 per-example losses `[B]` and the class
-    logits `[B, K]`.
+    `jaxmix.relabel.train_targets`), `key` the mixing key, `schedule` the
+    epoch's `Schedule` (its `mix_prob`); returns float32 per-example losses
+    `[B]` and the class logits `[B, K]`.
   """
   same_key = settings.draw == 'batch'
 
@@ -130,7 +131,12 @@ def create_loss_fn(settings: TokenSettings, mesh: Mesh) -> LossFn:
 
   mixed = jaxmix.per_shard(mix, mesh, axis='data', per_device_keys=not same_key)
 
-  def loss_fn(model, images, labels, maps, key, mix_prob):
+  def loss_fn(model, augmented, key, schedule):
+    images, labels, maps = augmented
+    if maps is None:
+      raise ValueError(
+        'token labeling needs the label maps: enable config.relabel.'
+      )
     check_model(model)
     tokens = model.embed(images)
     grid = tuple(tokens.shape[1:3])
@@ -143,7 +149,7 @@ def create_loss_fn(settings: TokenSettings, mesh: Mesh) -> LossFn:
         tokens,
         labels,
         token_labels,
-        prob=jax.numpy.asarray(mix_prob, jax.numpy.float32),
+        prob=jax.numpy.asarray(schedule.mix_prob, jax.numpy.float32),
       )
     class_logits, token_logits = model.encode(tokens)
     losses = jaxmix.token_labeling_loss(

@@ -2,10 +2,14 @@
 
 `check_config` runs before anything is built: unknown keys (compared with
 `configs/default.py`, so a misspelled field in a recipe fails even though
-recipes edit an unlocked config), probabilities outside [0, 1], alphas the
-chosen mixing method uses that are not positive (for 'mixup_or_cutmix':
-negative, or both 0), values with a fixed set of choices, and combinations
-that cannot run together. `check_devices` runs once the devices are known.
+recipes edit an unlocked config), values with a fixed set of choices, every
+numeric field outside its domain (`_DOMAINS`: a learning rate > 0, a
+standard deviation > 0 per channel, probabilities in [0, 1], ...; NaN
+included), alphas the chosen mixing method uses that are not positive (for
+'mixup_or_cutmix': both 0), and combinations that cannot run together.
+This module is the one home of the trainer's combination rules: the
+augmentation and the step trust a checked config. `check_devices` runs
+once the devices are known.
 """
 
 from typing import Any
@@ -37,11 +41,71 @@ _CHOICES = {
   'optimizer.decay_mask': ('all', 'no_bias_norm'),
   'schedule.name': SCHEDULES,
 }
-_PROBABILITIES = (
-  'mix.prob',
-  'mix.switch_prob',
-  'cutout.prob',
-  'random_erasing.prob',
+# Every numeric field with a domain, as an interval: '(' and ')' exclude
+# the bound, '[' and ']' include it, `inf` is unbounded. A tuple field is
+# checked element by element. Fields whose domain depends on other fields
+# (the alphas, `mix.minmax`, `mix.off_epoch`) are checked below.
+_DOMAINS = {
+  'seed': '[0, inf)',
+  'num_epochs': '(0, inf)',
+  'global_batch_size': '(0, inf)',
+  'image_size': '(0, inf)',
+  'label_smoothing': '[0, 1)',
+  'log_every_steps': '(0, inf)',
+  'eval_every_epochs': '(0, inf)',
+  'checkpoint.every_steps': '(0, inf)',
+  'checkpoint.keep': '(0, inf)',
+  'data.num_classes': '(0, inf)',
+  'data.mean': '[0, 255]',
+  'data.std': '(0, inf)',
+  'data.crop_pct': '(0, 1]',
+  'data.crop_scale': '(0, 1]',
+  'data.crop_ratio': '(0, inf)',
+  'data.color_jitter': '[0, inf)',
+  'data.pca_lighting': '[0, inf)',
+  'data.shuffle_buffer': '[0, inf)',
+  'data.long_tail.imbalance_ratio': '[1, inf)',
+  'data.long_tail.seed': '[0, inf)',
+  'data.synthetic.train_examples': '(0, inf)',
+  'data.synthetic.eval_examples': '(0, inf)',
+  'optimizer.learning_rate': '(0, inf)',
+  'optimizer.momentum': '[0, 1)',
+  'optimizer.b1': '[0, 1)',
+  'optimizer.b2': '[0, 1)',
+  'optimizer.eps': '(0, inf)',
+  'optimizer.weight_decay': '[0, inf)',
+  'optimizer.delta': '[0, inf)',
+  'optimizer.wd_ratio': '[0, inf)',
+  'optimizer.ema_decay': '[0, 1)',
+  'schedule.warmup_epochs': '[0, inf)',
+  'schedule.decay_epochs': '[0, inf)',
+  'schedule.decay_factor': '(0, inf)',
+  'schedule.decay_every_epochs': '(0, inf)',
+  'mix.prob': '[0, 1]',
+  'mix.switch_prob': '[0, 1]',
+  'mix.mixup_alpha': '[0, inf)',
+  'mix.cutmix_alpha': '[0, inf)',
+  'cutout.size': '[0, inf)',
+  'cutout.prob': '[0, 1]',
+  'cutout.count': '(0, inf)',
+  'random_erasing.prob': '[0, 1]',
+  'random_erasing.area': '(0, 1]',
+  'random_erasing.aspect': '(0, inf)',
+  'random_erasing.max_count': '(0, inf)',
+  'relabel.temperature': '(0, 100]',
+  'relabel.token_weight': '[0, inf)',
+  'cmo.prob': '[0, 1]',
+  'cmo.beta': '(0, inf)',
+  'cmo.alpha': '[0, inf)',
+  'cmo.start_epoch': '[-1, inf)',
+  'cmo.stop_epochs': '[0, inf)',
+}
+# (min, max) pairs: the first must not exceed the second.
+_ORDERED_PAIRS = (
+  'data.crop_scale',
+  'data.crop_ratio',
+  'random_erasing.area',
+  'random_erasing.aspect',
 )
 
 
@@ -67,6 +131,57 @@ def _unknown_keys(config: Any, reference: Any, prefix: str = '') -> list[str]:
   return unknown
 
 
+def _parse_interval(text: str):
+  """'(0, 1]' -> (0.0, 1.0, low_open, high_open)."""
+  low, high = (float(v) for v in text[1:-1].split(','))
+  return low, high, text[0] == '(', text[-1] == ')'
+
+
+def _describe(text: str) -> str:
+  low, high, low_open, _ = _parse_interval(text)
+  if high == float('inf'):
+    return f'{">" if low_open else ">="} {low:g}'
+  return f'in {text}'
+
+
+def _in_interval(value: Any, text: str) -> bool:
+  low, high, low_open, high_open = _parse_interval(text)
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return False
+  above = value > low if low_open else value >= low
+  below = value < high if high_open else value <= high
+  return above and below  # False for NaN
+
+
+def _check_domains(config: Any) -> None:
+  """Every field of `_DOMAINS` (each element of a tuple field) in range."""
+  for field, interval in _DOMAINS.items():
+    value = _get(config, field)
+    if isinstance(value, (tuple, list)):
+      items = [(f'{field}[{i}]', v) for i, v in enumerate(value)]
+      if not items:
+        raise ValueError(f'config.{field} must not be empty.')
+    else:
+      items = [(field, value)]
+    for name, item in items:
+      if not _in_interval(item, interval):
+        raise ValueError(
+          f'config.{name} must be {_describe(interval)}, got {item!r}.'
+        )
+  for field in _ORDERED_PAIRS:
+    value = tuple(_get(config, field))
+    if len(value) != 2 or value[0] > value[1]:
+      raise ValueError(
+        f'config.{field} must be (min, max) with min <= max, got {value}.'
+      )
+  channels = {len(config.data.mean), len(config.data.std)}
+  if len(channels) != 1:
+    raise ValueError(
+      f'config.data.mean ({len(config.data.mean)} values) and config.data.std'
+      f' ({len(config.data.std)} values) must have one value per channel.'
+    )
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first bad field of `config`."""
   from jaxmix.configs import default  # the schema, shipped with jaxmix
@@ -83,11 +198,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(
         f'config.{field} must be one of {choices}, got {_get(config, field)!r}.'
       )
-  for field in _PROBABILITIES:
-    value = _get(config, field)
-    if not 0.0 <= value <= 1.0:
-      raise ValueError(f'config.{field} must be in [0, 1], got {value}.')
   _check_alphas(config)
+  _check_domains(config)
   if config.mix.minmax is not None:
     low, high = config.mix.minmax
     if not 0 < low < high <= 1:
@@ -95,38 +207,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         f'config.mix.minmax must be (min, max) with 0 < min < max <= 1, got '
         f'{tuple(config.mix.minmax)}.'
       )
-  if not 0.0 <= config.label_smoothing < 1.0:
-    raise ValueError(
-      f'config.label_smoothing must be in [0, 1), got {config.label_smoothing}.'
-    )
-  positive = {
-    'num_epochs': config.num_epochs,
-    'global_batch_size': config.global_batch_size,
-    'image_size': config.image_size,
-    'data.num_classes': config.data.num_classes,
-    'checkpoint.every_steps': config.checkpoint.every_steps,
-    'checkpoint.keep': config.checkpoint.keep,
-    'log_every_steps': config.log_every_steps,
-    'eval_every_epochs': config.eval_every_epochs,
-    'random_erasing.max_count': config.random_erasing.max_count,
-    'cutout.count': config.cutout.count,
-  }
-  for field, value in positive.items():
-    if not value > 0:
-      raise ValueError(f'config.{field} must be > 0, got {value}.')
-  if config.cutout.size < 0:
-    raise ValueError(
-      f'config.cutout.size must be >= 0, got {config.cutout.size}.'
-    )
   if not 0 <= config.mix.off_epoch <= config.num_epochs:
     raise ValueError(
       f'config.mix.off_epoch must be in [0, num_epochs={config.num_epochs}], '
       f'got {config.mix.off_epoch}.'
-    )
-  if not 0.0 <= config.optimizer.ema_decay < 1.0:
-    raise ValueError(
-      f'config.optimizer.ema_decay must be in [0, 1), got '
-      f'{config.optimizer.ema_decay}.'
     )
   kwargs_size = config.model.kwargs.get('image_size', config.image_size)
   if kwargs_size != config.image_size:
@@ -139,7 +223,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _check_relabel(config)
   _check_token_labels(config)
   _check_cmo(config)
-  _check_long_tail(config)
 
 
 def _check_alphas(config: ml_collections.ConfigDict) -> None:
@@ -238,28 +321,13 @@ def _check_token_labels(config: ml_collections.ConfigDict) -> None:
       'config.relabel.localized_cutmix cannot be combined with '
       'config.relabel.token_labels.'
     )
-  if not relabel.token_weight >= 0:
-    raise ValueError(
-      f'config.relabel.token_weight must be >= 0, got {relabel.token_weight}.'
-    )
 
 
 def _check_cmo(config: ml_collections.ConfigDict) -> None:
-  """CMO's fields: a probability, positive concentrations, an epoch window."""
+  """CMO runs alone: no ReLabel maps, no other mixing."""
   cmo = config.cmo
   if not cmo.enabled:
     return
-  if not 0.0 <= cmo.prob <= 1.0:
-    raise ValueError(f'config.cmo.prob must be in [0, 1], got {cmo.prob}.')
-  if not cmo.beta > 0:
-    raise ValueError(f'config.cmo.beta must be > 0, got {cmo.beta}.')
-  if not cmo.alpha >= 0:
-    raise ValueError(f'config.cmo.alpha must be >= 0, got {cmo.alpha}.')
-  if cmo.start_epoch < -1 or cmo.stop_epochs < 0:
-    raise ValueError(
-      'config.cmo.start_epoch must be >= -1 and config.cmo.stop_epochs >= 0, '
-      f'got {cmo.start_epoch} and {cmo.stop_epochs}.'
-    )
   if config.relabel.enabled:
     raise ValueError(
       'config.cmo.enabled cannot be combined with config.relabel.enabled '
@@ -272,23 +340,9 @@ def _check_cmo(config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _check_long_tail(config: ml_collections.ConfigDict) -> None:
-  ratio = config.data.long_tail.imbalance_ratio
-  if not ratio >= 1.0:
-    raise ValueError(
-      f'config.data.long_tail.imbalance_ratio must be >= 1 (1 = off), got '
-      f'{ratio}.'
-    )
-
-
 def _check_relabel(config: ml_collections.ConfigDict) -> None:
-  """ReLabel fields; the store itself is opened (and checked) at start."""
+  """ReLabel's combinations; the store is opened (and checked) at start."""
   relabel = config.relabel
-  if not 0 < relabel.temperature <= 100:
-    raise ValueError(
-      f'config.relabel.temperature must be in (0, 100], got '
-      f'{relabel.temperature}.'
-    )
   if relabel.localized_cutmix:
     mix = config.mix
     if mix.method != 'cutmix':

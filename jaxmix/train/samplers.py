@@ -1,0 +1,104 @@
+"""The library calls the trainer's augmentation makes, in one table.
+
+The trainer never looks an op up by name: `SAMPLERS` maps each pixel
+mixing method to the library's `MixDraw` sampler, written out here, and
+`mix_sampler` turns `config.mix` into one function of the key, the shard's
+sizes and the traced probability. The occlusions (Cutout, Random Erasing)
+are called through `cutout` and `random_erasing`, which take and return
+images only. A rename in the library's vocabulary touches this module alone.
+"""
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+
+import jaxmix
+
+
+class Sampler(Protocol):
+  """Draws one `jaxmix.MixDraw` for a shard of `batch_size` images."""
+
+  def __call__(
+    self,
+    key: jax.Array,
+    *,
+    batch_size: int,
+    height: int,
+    width: int,
+    prob: jax.Array,
+  ) -> jaxmix.MixDraw: ...
+
+
+# config.mix.method (or the op a 'pair' draw runs) -> the library sampler,
+# each spending its key exactly as the op of the same name.
+SAMPLERS: dict[str, Callable[..., jaxmix.MixDraw]] = {
+  'mixup': jaxmix.draw_mixup,
+  'cutmix': jaxmix.draw_cutmix,
+  'mixup_or_cutmix': jaxmix.draw_mixup_or_cutmix,
+}
+# Samplers that draw no box, and so take no image size.
+_SIZELESS = ('mixup',)
+
+
+def mix_op(config: Any) -> tuple[str, dict[str, Any]]:
+  """The sampler `config.mix` draws with (a key of `SAMPLERS`), its knobs.
+
+  Pair mode is an option of Mixup-or-CutMix only; a 'mixup' or 'cutmix'
+  run in that mode draws it with the other branch's alpha 0 (timm's way of
+  switching a branch off), which is Mixup or CutMix drawn per pair.
+  `config.mix.minmax` boxes do not use the CutMix alpha (timm sets it to 1).
+  """
+  mix = config.mix
+  minmax = None if mix.minmax is None else tuple(mix.minmax)
+  per_example = mix.draw == 'example'
+  if mix.method == 'mixup_or_cutmix' or mix.draw == 'pair':
+    mixes_up = mix.method in ('mixup', 'mixup_or_cutmix')
+    cuts = mix.method in ('cutmix', 'mixup_or_cutmix')
+    return 'mixup_or_cutmix', {
+      'mixup_alpha': mix.mixup_alpha if mixes_up else 0.0,
+      'cutmix_alpha': mix.cutmix_alpha if cuts else 0.0,
+      'switch_prob': mix.switch_prob,
+      'per_example': per_example,
+      'pairs': mix.draw == 'pair',
+      'correct_lam': mix.correct_lam,
+      'minmax': minmax if cuts else None,
+    }
+  if mix.method == 'mixup':
+    return 'mixup', {'alpha': mix.mixup_alpha, 'per_example': per_example}
+  return 'cutmix', {
+    'alpha': mix.cutmix_alpha if minmax is None else 1.0,
+    'per_example': per_example,
+    'correct_lam': mix.correct_lam,
+    'minmax': minmax,
+  }
+
+
+def mix_sampler(config: Any) -> Sampler:
+  """The sampler of a pixel-mixing `config.mix` (its method validated)."""
+  name, knobs = mix_op(config)
+  sample = SAMPLERS[name]
+
+  def sampler(key, *, batch_size, height, width, prob):
+    size = {} if name in _SIZELESS else {'height': height, 'width': width}
+    return sample(key, batch_size=batch_size, prob=prob, **size, **knobs)
+
+  return sampler
+
+
+def _stand_in(images: jax.Array) -> jax.Array:
+  # The library's occlusions still take labels and return them untouched.
+  return jnp.zeros((images.shape[0], 1), jnp.float32)
+
+
+def cutout(key: jax.Array, images: jax.Array, **knobs: Any) -> jax.Array:
+  """`jaxmix.cutout` on images only."""
+  return jaxmix.cutout(key, images, _stand_in(images), **knobs)[0]
+
+
+def random_erasing(
+  key: jax.Array, images: jax.Array, **knobs: Any
+) -> jax.Array:
+  """`jaxmix.random_erasing` on images only."""
+  return jaxmix.random_erasing(key, images, _stand_in(images), **knobs)[0]
