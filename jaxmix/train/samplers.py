@@ -3,16 +3,15 @@
 The trainer never looks an op up by name: `SAMPLERS` maps each pixel
 mixing method to the library's `MixDraw` sampler, written out here, and
 `mix_sampler` turns `config.mix` into one function of the key, the shard's
-sizes and the traced probability. The occlusions (Cutout, Random Erasing)
-are called through `cutout` and `random_erasing`, which take and return
-images only. A rename in the library's vocabulary touches this module alone.
+sizes and the traced probability. The occlusions (`cutout`,
+`random_erasing`) take and return images only. A rename in the library's
+vocabulary touches this module alone.
 """
 
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
-import jax.numpy as jnp
 
 import jaxmix
 
@@ -34,9 +33,9 @@ class Sampler(Protocol):
 # config.mix.method (or the op a 'pair' draw runs) -> the library sampler,
 # each spending its key exactly as the op of the same name.
 SAMPLERS: dict[str, Callable[..., jaxmix.MixDraw]] = {
-  'mixup': jaxmix.draw_mixup,
-  'cutmix': jaxmix.draw_cutmix,
-  'mixup_or_cutmix': jaxmix.draw_mixup_or_cutmix,
+  'mixup': jaxmix.sample_mixup,
+  'cutmix': jaxmix.sample_cutmix,
+  'mixup_or_cutmix': jaxmix.sample_mixup_or_cutmix,
 }
 # Samplers that draw no box, and so take no image size.
 _SIZELESS = ('mixup',)
@@ -87,18 +86,5 @@ def mix_sampler(config: Any) -> Sampler:
   return sampler
 
 
-def _stand_in(images: jax.Array) -> jax.Array:
-  # The library's occlusions still take labels and return them untouched.
-  return jnp.zeros((images.shape[0], 1), jnp.float32)
-
-
-def cutout(key: jax.Array, images: jax.Array, **knobs: Any) -> jax.Array:
-  """`jaxmix.cutout` on images only."""
-  return jaxmix.cutout(key, images, _stand_in(images), **knobs)[0]
-
-
-def random_erasing(
-  key: jax.Array, images: jax.Array, **knobs: Any
-) -> jax.Array:
-  """`jaxmix.random_erasing` on images only."""
-  return jaxmix.random_erasing(key, images, _stand_in(images), **knobs)[0]
+cutout = jaxmix.cutout
+random_erasing = jaxmix.random_erasing
