@@ -1,4 +1,4 @@
-"""Tests of jaxmix._src.draws, draw_samplers and class_labels."""
+"""Tests of jaxmix._src.draws and the integer-label losses of labels."""
 
 import functools
 
