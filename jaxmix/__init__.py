@@ -40,6 +40,12 @@ from jaxmix._src.mixing import (
   sample_partners,
 )
 from jaxmix._src.mixtoken import mixtoken, token_labeling_loss
+from jaxmix._src.photometric import (
+  PhotometricDraw,
+  apply_photometric,
+  photometric,
+  sample_photometric,
+)
 from jaxmix._src.saliency import (
   saliency_cutmix,
   salient_peaks,
@@ -60,8 +66,10 @@ __version__ = '0.1.0'
 __all__ = (
   'Box',
   'MixDraw',
+  'PhotometricDraw',
   'Span',
   'apply_draw',
+  'apply_photometric',
   'box_area',
   'box_mask',
   'cmo',
@@ -83,6 +91,7 @@ __all__ = (
   'mixup_with_weight',
   'one_hot',
   'per_shard',
+  'photometric',
   'pool_label_map',
   'random_erasing',
   'region_crop_boxes',
@@ -96,6 +105,7 @@ __all__ = (
   'sample_minority_indices',
   'sample_mix_weight',
   'sample_partners',
+  'sample_photometric',
   'sample_saliency_cutmix',
   'sample_videomix',
   'smooth_labels',

@@ -66,6 +66,10 @@ class StepConfig:
       augmentation) or 'two_target' (integer labels through the
       augmentation, `augment.TwoTargets` out, the two-target loss; no
       `[B, K]` target), as `config.mix.targets`.
+    color_jitter: strength of the colour jitter run on the device before
+      normalisation (`jaxmix.photometric`); 0 = off.
+    pca_lighting: alphastd of the PCA lighting run on the device; 0 = off.
+    jitter_clip: clip after each jitter step (`data.color_jitter_clip`).
   """
 
   num_classes: int
@@ -76,6 +80,9 @@ class StepConfig:
   ema_decay: float = 0.0
   compute_dtype: Any = jnp.float32
   targets: str = 'dense'
+  color_jitter: float = 0.0
+  pca_lighting: float = 0.0
+  jitter_clip: bool = True
 
 
 def normalize(
@@ -111,8 +118,15 @@ def inputs_and_targets(
     `[B, K]`, or `augment.TwoTargets` with `config.targets='two_target'`;
     with `with_maps` also the label maps of `targets_fn` (None without one).
   """
-  images = normalize(
-    batch['image'], config.mean, config.std, config.compute_dtype
+  images = jaxmix.photometric(
+    jax.random.fold_in(key, 3),  # 1 and 2: MixToken's and CMO's keys
+    batch['image'],
+    color_jitter=config.color_jitter,
+    lighting=config.pca_lighting,
+    mean=config.mean,
+    std=config.std,
+    clip=config.jitter_clip,
+    dtype=config.compute_dtype,
   )
   extra = {}
   if config.targets == 'two_target':
