@@ -213,10 +213,16 @@ def train_preprocess(
       example['image_bytes'], window_fn
     )
     image = _resize(crop, image_size, law)
+    jitter = on_host and cfg.color_jitter > 0
+    lighting = on_host and cfg.pca_lighting > 0
+    if not (jitter or lighting):
+      # Nothing more in float: round now (the resize output is already in
+      # [0, 255]) and flip a quarter of the bytes; the same pixels.
+      image = tf.cast(tf.round(image), tf.uint8)
     flip = tf.constant(False)
     if cfg.random_flip:
       image, flip = crops.random_flip(image, seeds[1])
-    if on_host and cfg.color_jitter > 0:
+    if jitter:
       s = float(cfg.color_jitter)
       image = photometric.color_jitter(
         image,
@@ -226,11 +232,11 @@ def train_preprocess(
         saturation=s,
         clip=jitter_clip(cfg),
       )
-    if on_host and cfg.pca_lighting > 0:
+    if lighting:
       image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)
     out = {k: v for k, v in example.items() if k != 'image_bytes'}
     out.update(
-      image=_to_uint8(image),
+      image=_to_uint8(image) if jitter or lighting else image,
       crop_box=crops.window_to_box(window, shape),
       flip=flip,
     )
