@@ -114,7 +114,10 @@ def sample_photometric(
 
 
 def _gray(image: jax.Array) -> jax.Array:
-  return jnp.sum(image * jnp.asarray(LUMA, image.dtype), -1, keepdims=True)
+  # Channel slices, not a reduction over the last axis: XLA then fuses the
+  # grey level into the elementwise chain instead of materialising it.
+  r, g, b = (image[..., c : c + 1] for c in range(3))
+  return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
 
 
 def _blend(image, other, factor, clip):
@@ -122,27 +125,46 @@ def _blend(image, other, factor, clip):
   return jnp.clip(out, 0.0, 255.0) if clip else out
 
 
+def _steps(images, factors, order, clip, contrast_mean, until):
+  """The adjustments in each example's order, all elementwise.
+
+  With `until` (int32 `[B]`), step s of example i is applied only when
+  s < until[i] (contrast, the one adjustment that needs a reduction, is
+  then never among them and `contrast_mean` is unused).
+  """
+  f = factors[:, None, None, None, :]
+  x = images
+  for step in range(order.shape[1]):
+    op = order[:, step, None, None, None]
+    contrast = x if contrast_mean is None else contrast_mean
+    y = jnp.where(
+      op == 0,
+      _blend(x, jnp.zeros_like(x), f[..., 0], clip),
+      jnp.where(
+        op == 1,
+        _blend(x, contrast, f[..., 1], clip),
+        _blend(x, _gray(x), f[..., 2], clip),
+      ),
+    )
+    if until is not None:
+      y = jnp.where((step < until)[:, None, None, None], y, x)
+    x = y
+  return x
+
+
 def _jitter(images, factors, order, clip):
   """`[B, H, W, 3]`, each example's adjustments in its own order.
 
-  Batched with a select per step rather than `vmap` of a `switch`, so that
-  it also runs on batches sharded over an Explicit mesh axis.
+  Two passes over the batch, each one fused loop: the steps before
+  contrast, reduced to the grey mean contrast blends with; then every
+  step from the input again, with that mean. Batched with selects (not a
+  `vmap` of a `switch`), so it also runs on batches sharded over an
+  Explicit mesh axis.
   """
-  factors = factors[:, None, None, None, :]
-  for step in range(order.shape[1]):
-    op = order[:, step, None, None, None]
-    gray = _gray(images)
-    mean = jnp.mean(gray, axis=(1, 2, 3), keepdims=True)
-    images = jnp.where(
-      op == 0,
-      _blend(images, jnp.zeros_like(images), factors[..., 0], clip),
-      jnp.where(
-        op == 1,
-        _blend(images, mean, factors[..., 1], clip),
-        _blend(images, gray, factors[..., 2], clip),
-      ),
-    )
-  return images
+  contrast_at = jnp.argmax(order == 1, axis=1)
+  before = _steps(images, factors, order, clip, None, contrast_at)
+  mean = jnp.mean(_gray(before), axis=(1, 2, 3), keepdims=True)
+  return _steps(images, factors, order, clip, mean, None)
 
 
 def _lighting_shift(alpha: jax.Array) -> jax.Array:
