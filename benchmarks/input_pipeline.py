@@ -36,6 +36,8 @@ over the rounds, and the medians' ratios to the reference's.
 
 `--stages` also times variants of the reference to show where the time
 goes: 'read' (bytes only), 'decode' (+ the crop decoded, no resize),
+the same two cut-downs of jaxmix ('read': its epoch interleave's examples;
+'decode': + its stateless seeds, crop window and partial decode),
 'antialias' (the full reference with jaxmix's antialiased bilinear resize
 instead of bicubic), and jaxmix with the reference's bicubic resize (in
 place of either jaxmix law).
@@ -214,6 +216,40 @@ def _jaxmix_batches(args, store=None, *, bicubic=False):
   return input_pipeline.prefetch_to_mesh(it, mesh)
 
 
+def _jaxmix_stage(args, stage: str):
+  """jaxmix cut down: 'read' (the examples of its epoch interleave, bytes
+  only) or 'decode' (+ its seeds, crop window and decode, no resize)."""
+  from jaxmix.data import preprocess
+
+  def read_only(data_config, *, image_size, seed):
+    del data_config, image_size, seed
+
+    def fn(example):
+      out = {k: v for k, v in example.items() if k != 'image_bytes'}
+      out['image'] = tf.strings.length(example['image_bytes'])
+      return out
+
+    return fn
+
+  def crop_or_pad(crop, size, law='antialias'):
+    del law
+    image = tf.image.resize_with_crop_or_pad(crop, size, size)
+    return tf.cast(image, tf.float32)
+
+  name, patch = {
+    'read': ('train_preprocess', read_only),
+    'decode': ('_resize', crop_or_pad),
+  }[stage]
+  original = getattr(preprocess, name)
+  setattr(preprocess, name, patch)
+  try:  # the map function is built and traced at the first batch
+    it = _jaxmix_batches(args)
+    first = next(it)
+  finally:
+    setattr(preprocess, name, original)
+  return itertools.chain([first], it)
+
+
 def _recipe_args(args, placement: str) -> argparse.Namespace:
   """`args` with the data fields of the recipe `--recipe`, at `placement`."""
   from jaxmix.train import recipes
@@ -328,6 +364,8 @@ def main() -> None:
       )
   if args.stages:
     rows['jaxmix, bicubic resize'] = lambda: _jaxmix_batches(args, bicubic=True)
+    for stage in ('read', 'decode'):
+      rows[f'jaxmix, {stage}'] = lambda s=stage: _jaxmix_stage(args, s)
     for stage in ('read', 'decode', 'antialias'):
       rows[f'reference, {stage}'] = lambda s=stage: _numpy_batches(
         reference_dataset(args, stage=s)
