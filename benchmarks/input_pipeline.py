@@ -17,10 +17,18 @@ Two pipelines read the same prepared imagenet2012 split on the same cores:
   its batches joined with label maps from a memory-mapped store
   (`jaxmix.relabel.join`, in the background thread of `prefetch_to_mesh`).
 
+Recipe rows (unless `--no-recipe`): jaxmix with the data config of
+`--recipe` (default the ReLabel ResNet-50 recipe: torchvision crop, area
+resize, flip, colour jitter 0.4 and lighting 0.1 placed on the device, so
+the host decodes, crops, resizes and flips only) and, for a ReLabel
+recipe, the label-map join; `--host-photometric` adds the same recipe with
+`data.photometric='host'` (jitter and lighting as TF ops on the host).
+
 Each round builds a fresh iterator of each pipeline in turn, warms it up and
 times `--steps` batches (crossing epoch boundaries on a small set); rounds
-alternate so that load from other jobs hits both alike. Printed: the median
-rate of each, their ratio, and the process CPU time per image.
+alternate so that load from other jobs hits all alike. Printed per row:
+images/s and the process CPU time per image, each as the median and range
+over the rounds, and the medians' ratios to the reference's.
 
   python -m jaxmix.datasets.imagenet_fixture --out /tmp/in1k/manual \
     --classes 20 --images-per-class 100 --data-dir /tmp/in1k/data
@@ -28,6 +36,8 @@ rate of each, their ratio, and the process CPU time per image.
 
 `--stages` also times variants of the reference to show where the time
 goes: 'read' (bytes only), 'decode' (+ the crop decoded, no resize),
+the same two cut-downs of jaxmix ('read': its epoch interleave's examples;
+'decode': + its stateless seeds, crop window and partial decode),
 'antialias' (the full reference with jaxmix's antialiased bilinear resize
 instead of bicubic), and jaxmix with the reference's bicubic resize (in
 place of either jaxmix law).
@@ -73,6 +83,7 @@ def _data_config(args):
       color_jitter=args.color_jitter,
       color_jitter_clip=True,
       pca_lighting=args.pca_lighting,
+      photometric=args.photometric,
       shuffle_buffer=16384,
       on_corrupt='error',
       mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
@@ -205,6 +216,58 @@ def _jaxmix_batches(args, store=None, *, bicubic=False):
   return input_pipeline.prefetch_to_mesh(it, mesh)
 
 
+def _jaxmix_stage(args, stage: str):
+  """jaxmix cut down: 'read' (the examples of its epoch interleave, bytes
+  only) or 'decode' (+ its seeds, crop window and decode, no resize)."""
+  from jaxmix.data import preprocess
+
+  def read_only(data_config, *, image_size, seed):
+    del data_config, image_size, seed
+
+    def fn(example):
+      out = {k: v for k, v in example.items() if k != 'image_bytes'}
+      out['image'] = tf.strings.length(example['image_bytes'])
+      return out
+
+    return fn
+
+  def crop_or_pad(crop, size, law='antialias'):
+    del law
+    image = tf.image.resize_with_crop_or_pad(crop, size, size)
+    return tf.cast(image, tf.float32)
+
+  name, patch = {
+    'read': ('train_preprocess', read_only),
+    'decode': ('_resize', crop_or_pad),
+  }[stage]
+  original = getattr(preprocess, name)
+  setattr(preprocess, name, patch)
+  try:  # the map function is built and traced at the first batch
+    it = _jaxmix_batches(args)
+    first = next(it)
+  finally:
+    setattr(preprocess, name, original)
+  return itertools.chain([first], it)
+
+
+def _recipe_args(args, placement: str) -> argparse.Namespace:
+  """`args` with the data fields of the recipe `--recipe`, at `placement`."""
+  from jaxmix.train import recipes
+
+  data = recipes.load(args.recipe).data
+  return argparse.Namespace(
+    **{
+      **vars(args),
+      'augment': data.augment,
+      'crop_sampler': data.crop_sampler,
+      'train_resize': data.train_resize,
+      'color_jitter': data.color_jitter,
+      'pca_lighting': data.pca_lighting,
+      'photometric': placement,
+    }
+  )
+
+
 def _time(make, args) -> tuple[float, float]:
   """(images/s, process CPU ms per image) of `--steps` batches."""
   it = iter(make())
@@ -243,6 +306,26 @@ def main() -> None:
   parser.add_argument('--color-jitter', type=float, default=0.0)
   parser.add_argument('--pca-lighting', type=float, default=0.0)
   parser.add_argument(
+    '--photometric',
+    default='host',
+    choices=('host', 'device'),
+    help="Placement of the 'jaxmix' row's jitter and lighting.",
+  )
+  parser.add_argument(
+    '--recipe',
+    default='imagenet/relabel_resnet50.py',
+    help='Recipe of the recipe rows (its data config, with the ReLabel '
+    'join when it uses ReLabel).',
+  )
+  parser.add_argument(
+    '--no-recipe', action='store_true', help='Leave the recipe rows out.'
+  )
+  parser.add_argument(
+    '--host-photometric',
+    action='store_true',
+    help="Also time the recipe with data.photometric='host'.",
+  )
+  parser.add_argument(
     '--relabel', action='store_true', help='Also join label maps.'
   )
   parser.add_argument(
@@ -263,12 +346,26 @@ def main() -> None:
   if args.compare_antialias:
     exact = argparse.Namespace(**{**vars(args), 'train_resize': 'antialias'})
     rows['jaxmix, antialias resize'] = lambda: _jaxmix_batches(exact)
-  if args.relabel:
+  store = None
+  if args.relabel or not args.no_recipe:
     directory = tempfile.mkdtemp(prefix='label_maps_')
     store = _label_map_store(args, directory)
+  if args.relabel:
     rows['jaxmix + ReLabel join'] = lambda: _jaxmix_batches(args, store)
+  if not args.no_recipe:
+    from jaxmix.train import recipes
+
+    join = store if recipes.load(args.recipe).relabel.enabled else None
+    placements = ('device', 'host') if args.host_photometric else ('device',)
+    for placement in placements:
+      recipe = _recipe_args(args, placement)
+      rows[f'recipe, {placement} photometric'] = lambda r=recipe: (
+        _jaxmix_batches(r, join)
+      )
   if args.stages:
     rows['jaxmix, bicubic resize'] = lambda: _jaxmix_batches(args, bicubic=True)
+    for stage in ('read', 'decode'):
+      rows[f'jaxmix, {stage}'] = lambda s=stage: _jaxmix_stage(args, s)
     for stage in ('read', 'decode', 'antialias'):
       rows[f'reference, {stage}'] = lambda s=stage: _numpy_batches(
         reference_dataset(args, stage=s)
@@ -290,16 +387,17 @@ def main() -> None:
   ref = statistics.median(r for r, _ in results['reference'])
   ref_cpu = statistics.median(c for _, c in results['reference'])
   print(
-    f'{"pipeline":<24} {"img/s":>8} {"x ref":>6} {"cpu ms/img":>10} '
-    f'{"x ref":>6}  rounds (img/s)'
+    f'{"pipeline":<30} {"img/s median (range)":>22} {"x ref":>6} '
+    f'{"cpu ms/img median (range)":>26} {"x ref":>6}'
   )
   for name, values in results.items():
-    rate = statistics.median(r for r, _ in values)
-    cpu = statistics.median(c for _, c in values)
-    each = ' '.join(f'{r:.0f}' for r, _ in values)
+    rates = [r for r, _ in values]
+    cpus = [c for _, c in values]
+    rate, cpu = statistics.median(rates), statistics.median(cpus)
     print(
-      f'{name:<24} {rate:8.0f} {rate / ref:6.2f} {cpu:10.2f} '
-      f'{cpu / ref_cpu:6.2f}  {each}'
+      f'{name:<30} {rate:8.0f} ({min(rates):5.0f}-{max(rates):5.0f}) '
+      f'{rate / ref:6.2f} {cpu:12.2f} ({min(cpus):4.2f}-{max(cpus):4.2f}) '
+      f'{cpu / ref_cpu:6.2f}'
     )
 
 

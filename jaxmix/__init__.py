@@ -53,6 +53,12 @@ from jaxmix._src.mixing import (
   sample_partners,
 )
 from jaxmix._src.mixtoken import mixtoken, sample_mixtoken, token_labeling_loss
+from jaxmix._src.photometric import (
+  PhotometricDraw,
+  apply_photometric,
+  photometric,
+  sample_photometric,
+)
 from jaxmix._src.saliency import (
   saliency_cutmix,
   salient_peaks,
@@ -74,8 +80,10 @@ __version__ = '0.1.0'
 __all__ = (
   'Box',
   'MixDraw',
+  'PhotometricDraw',
   'Span',
   'apply_draw',
+  'apply_photometric',
   'box_area',
   'box_mask',
   'check_class_ids',
@@ -99,6 +107,7 @@ __all__ = (
   'mixup_with_weight',
   'one_hot',
   'per_shard',
+  'photometric',
   'pool_label_map',
   'random_erasing',
   'region_crop_boxes',
@@ -117,6 +126,7 @@ __all__ = (
   'sample_mixup_or_cutmix',
   'sample_partners',
   'sample_relabel_cutmix',
+  'sample_photometric',
   'sample_saliency_cutmix',
   'sample_videomix',
   'smooth_labels',

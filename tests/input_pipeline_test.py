@@ -176,6 +176,19 @@ def test_same_seed_same_batches_other_seed_differs(clean):
   assert not np.array_equal(first[0]['image'], other[0]['image'])
 
 
+def test_device_photometric_leaves_the_host_crop_unjittered(clean):
+  # data.photometric='device': the host decodes, crops, resizes and flips
+  # only; the jitter and lighting strengths go to the train step instead.
+  strengths = dict(color_jitter=0.4, pca_lighting=0.1)
+  device = _take(_train(clean[0], seed=3, photometric='device', **strengths), 2)
+  plain = _take(_train(clean[0], seed=3), 2)
+  _assert_same(device, plain)
+  host = _take(_train(clean[0], seed=3, photometric='host', **strengths), 1)
+  assert not np.array_equal(host[0]['image'], plain[0]['image'])
+  for key in ('crop_box', 'flip', 'file_name'):
+    np.testing.assert_array_equal(host[0][key], plain[0][key])
+
+
 def test_epochs_cover_the_split_and_reshuffle(clean):
   it = _train(clean[0], batch=4)
   epochs = [_take(it, NUM_TRAIN // 4) for _ in range(2)]

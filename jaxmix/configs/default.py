@@ -56,6 +56,11 @@ def get_data_config() -> ml_collections.ConfigDict:
   # unclipped, as the CutMix code's own ColorJitter on float tensors.
   data.color_jitter_clip = True
   data.pca_lighting = 0.0
+  # Where colour jitter and PCA lighting run: 'device' (inside the train
+  # step, per example, fused with normalisation: jaxmix.photometric; the
+  # host then only decodes, crops, resizes and flips) or 'host' (TF ops in
+  # the input pipeline: jaxmix.data.photometric). The same laws either way.
+  data.photometric = 'device'
   # A long-tailed subset of the train split (CIFAR-LT's rule): class c keeps
   # n_max * ratio ** (-c / (K - 1)) of its examples (exponential profile),
   # the kept ones chosen with `seed` (jaxmix.data.long_tail). 1.0 = off.

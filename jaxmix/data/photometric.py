@@ -2,7 +2,9 @@
 
 These are the photometric augmentations of the CutMix and ReLabel ImageNet
 recipes (colour jitter 0.4 then AlexNet-style `Lighting(0.1)`), written as
-TensorFlow ops for the input pipeline and seeded statelessly per example.
+TensorFlow ops for the input pipeline and seeded statelessly per example:
+the `data.photometric='host'` placement. The recipes' default, 'device',
+runs the same laws inside the train step (`jaxmix.photometric`).
 
 Colour jitter has torchvision's `ColorJitter` law: each factor uniform in
 [max(0, 1 - s), 1 + s] (the hue shift in [-h, h]), independent, and the
@@ -27,17 +29,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# ITU-R 601-2 luma (PIL's `convert('L')`, the CutMix code's Grayscale).
-_LUMA = (0.299, 0.587, 0.114)
+from jaxmix._src import photometric as device_photometric
 
-# AlexNet PCA of ImageNet RGB in [0, 1] (the values of fb.resnet.torch and of
-# the CutMix/ReLabel training scripts).
-IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = (
-  (-0.5675, 0.7192, 0.4009),
-  (-0.5808, -0.0045, -0.8140),
-  (-0.5836, -0.6948, 0.4203),
-)
+# The constants are shared with the device implementation.
+_LUMA = device_photometric.LUMA
+IMAGENET_EIGVAL = device_photometric.IMAGENET_EIGVAL
+IMAGENET_EIGVEC = device_photometric.IMAGENET_EIGVEC
 
 # The jitter adjustments, by their index in `jitter_params`' order.
 ADJUSTMENTS = ('brightness', 'contrast', 'saturation', 'hue')
@@ -91,6 +88,42 @@ def jitter_params(
   return values[:3], values[3], tf.cast(order, tf.int32)
 
 
+def apply_color_jitter(
+  image: tf.Tensor,
+  factors: tf.Tensor,
+  order: tf.Tensor,
+  *,
+  shift: tf.Tensor | None = None,
+  clip: bool = True,
+) -> tf.Tensor:
+  """The adjustments of `color_jitter`, given its factors and order.
+
+  Deterministic: `color_jitter` is `jitter_params` then this function (and
+  `jaxmix.apply_photometric` computes the same on the device).
+
+  Args:
+    image: float32 `[H, W, 3]` in [0, 255].
+    factors: float32 `[3]` brightness, contrast and saturation factors.
+    order: int32 `[n]`, indices of `ADJUSTMENTS` applied first to last (n
+      is 3 or 4; the hue index is the identity when `shift` is None).
+    shift: float32 `[]` hue shift in [-0.5, 0.5], or None for no hue step.
+    clip: clip after each step.
+
+  Returns:
+    float32 `[H, W, 3]`, in [0, 255] when `clip`.
+  """
+  ops = [
+    lambda x: _blend(x, tf.zeros_like(x), factors[0], clip),
+    lambda x: _blend(x, tf.reduce_mean(_gray(x)), factors[1], clip),
+    lambda x: _blend(x, _gray(x), factors[2], clip),
+    (lambda x: x) if shift is None else (lambda x: _shift_hue(x, shift)),
+  ]
+  for step in range(order.shape[0]):
+    branches = [lambda f=f, x=image: f(x) for f in ops]
+    image = tf.switch_case(order[step], branches)
+  return image
+
+
 def color_jitter(
   image: tf.Tensor,
   seed: tf.Tensor,
@@ -129,16 +162,22 @@ def color_jitter(
     saturation=saturation,
     hue=hue,
   )
-  ops = [
-    lambda x: _blend(x, tf.zeros_like(x), factors[0], clip),
-    lambda x: _blend(x, tf.reduce_mean(_gray(x)), factors[1], clip),
-    lambda x: _blend(x, _gray(x), factors[2], clip),
-    (lambda x: _shift_hue(x, shift)) if hue > 0 else (lambda x: x),
-  ]
-  for step in range(len(ops)):
-    branches = [lambda f=f, x=image: f(x) for f in ops]
-    image = tf.switch_case(order[step], branches)
-  return image
+  return apply_color_jitter(
+    image, factors, order, shift=shift if hue > 0 else None, clip=clip
+  )
+
+
+def lighting_alpha(seed: tf.Tensor, alphastd: float = 0.1) -> tf.Tensor:
+  """float32 `[3]` alpha ~ N(0, alphastd^2) of `pca_lighting`."""
+  return tf.random.stateless_normal([3], seed, stddev=alphastd)
+
+
+def apply_pca_lighting(image: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+  """`pca_lighting` given its alpha (float32 `[3]`); clipped to [0, 255]."""
+  rgb = tf.linalg.matvec(
+    tf.constant(IMAGENET_EIGVEC), alpha * tf.constant(IMAGENET_EIGVAL)
+  )
+  return tf.clip_by_value(image + 255.0 * rgb, 0.0, 255.0)
 
 
 def pca_lighting(
@@ -159,8 +198,4 @@ def pca_lighting(
   Returns:
     float32 `[H, W, 3]` in [0, 255] (clipped).
   """
-  alpha = tf.random.stateless_normal([3], seed, stddev=alphastd)
-  rgb = tf.linalg.matvec(
-    tf.constant(IMAGENET_EIGVEC), alpha * tf.constant(IMAGENET_EIGVAL)
-  )
-  return tf.clip_by_value(image + 255.0 * rgb, 0.0, 255.0)
+  return apply_pca_lighting(image, lighting_alpha(seed, alphastd))

@@ -2,8 +2,8 @@
 
 `train_preprocess` and `eval_preprocess` return the functions that tf.data
 maps over examples {'image_bytes', 'label', 'file_name', 'index'}. They
-decode (only the crop, for JPEGs), resize to `image_size`, flip and colour
-the image, and emit the crop box and flip bit beside it. All randomness is
+decode (only the crop, for JPEGs), resize to `image_size`, flip (and colour,
+with `data.photometric='host'`) the image, and emit the crop box and flip bit beside it. All randomness is
 stateless, seeded by (seed, epoch, example index).
 """
 
@@ -19,6 +19,8 @@ AUGMENTS = ('inception', 'cifar', 'none')
 # The law of the 'inception' (random-resized) crop; see jaxmix.data.crops.
 CROP_SAMPLERS = ('torchvision', 'tensorflow')
 ON_CORRUPT = ('error', 'skip')
+# Where colour jitter and PCA lighting run (`data.photometric`).
+PHOTOMETRIC = ('host', 'device')
 # The train resize law (`data.train_resize`): 'antialias' is
 # `crops.resize` (bilinear with antialiasing, torchvision's law on PIL
 # images); 'area' is `crops.resize_area` (box-filtered shrink, ~3x cheaper).
@@ -45,6 +47,15 @@ def train_resize(data_config) -> str:
   return data_config.get('train_resize', 'antialias')
 
 
+def photometric_placement(data_config) -> str:
+  """Where jitter and lighting run, one of `PHOTOMETRIC`.
+
+  Configs written before the field existed (run directories) ran them on
+  the host, so that is what a missing field means.
+  """
+  return data_config.get('photometric', 'host')
+
+
 def jitter_clip(data_config) -> bool:
   """Whether colour jitter clips after each step (missing: it did)."""
   return bool(data_config.get('color_jitter_clip', True))
@@ -69,6 +80,11 @@ def check_config(data_config) -> None:
     raise ValueError(
       f'data.train_resize must be one of {TRAIN_RESIZES}, '
       f'got {train_resize(data_config)!r}'
+    )
+  if photometric_placement(data_config) not in PHOTOMETRIC:
+    raise ValueError(
+      f'data.photometric must be one of {PHOTOMETRIC}, '
+      f'got {photometric_placement(data_config)!r}'
     )
   if data_config.on_corrupt not in ON_CORRUPT:
     raise ValueError(
@@ -146,7 +162,7 @@ def train_preprocess(
   Args:
     data_config: the data config (augment, crop_sampler, crop_*,
       train_resize, random_flip, color_jitter, color_jitter_clip,
-      pca_lighting).
+      pca_lighting, photometric: jitter and lighting only when 'host').
     image_size: output side S.
     seed: run seed.
 
@@ -158,6 +174,8 @@ def train_preprocess(
   cfg = data_config
   sampler = crop_sampler(cfg)
   law = train_resize(cfg)
+  # With 'device' the train step jitters and lights the uint8 crop.
+  on_host = photometric_placement(cfg) == 'host'
 
   def fn(example: Example) -> Example:
     seeds = tf.random.experimental.stateless_split(
@@ -195,10 +213,16 @@ def train_preprocess(
       example['image_bytes'], window_fn
     )
     image = _resize(crop, image_size, law)
+    jitter = on_host and cfg.color_jitter > 0
+    lighting = on_host and cfg.pca_lighting > 0
+    if not (jitter or lighting):
+      # Nothing more in float: round now (the resize output is already in
+      # [0, 255]) and flip a quarter of the bytes; the same pixels.
+      image = tf.cast(tf.round(image), tf.uint8)
     flip = tf.constant(False)
     if cfg.random_flip:
       image, flip = crops.random_flip(image, seeds[1])
-    if cfg.color_jitter > 0:
+    if jitter:
       s = float(cfg.color_jitter)
       image = photometric.color_jitter(
         image,
@@ -208,11 +232,11 @@ def train_preprocess(
         saturation=s,
         clip=jitter_clip(cfg),
       )
-    if cfg.pca_lighting > 0:
+    if lighting:
       image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)
     out = {k: v for k, v in example.items() if k != 'image_bytes'}
     out.update(
-      image=_to_uint8(image),
+      image=_to_uint8(image) if jitter or lighting else image,
       crop_box=crops.window_to_box(window, shape),
       flip=flip,
     )

@@ -256,14 +256,14 @@ def create_augment_fn(
   config: Any,
   mesh: Mesh,
   *,
-  prepare_images: Callable[[jax.Array], jax.Array] | None = None,
+  prepare_images: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> AugmentFn:
   """The train step's augmentation hook.
 
   Args:
     config: the trainer config, validated by `jaxmix.train.validation`.
     mesh: the 'data' mesh the batch is sharded over.
-    prepare_images: `fn(uint8 images) -> float images` as the step prepares
+    prepare_images: `fn(key, uint8 images) -> float images` as the step prepares
       its batch; needed by CMO for the minority images.
 
   Returns:

@@ -39,7 +39,8 @@ def create_cmo_fn(
     config: the trainer config (`cmo`, `data.num_classes`,
       `label_smoothing`).
     mesh: the 'data' mesh.
-    normalize: `fn(uint8 images) -> float images` as the step normalises.
+    normalize: `fn(key, uint8 images) -> float images` as the step prepares
+      its own images (`steps.prepare_images`).
 
   Returns:
     `fn(key, images, labels, batch, cmo_prob) -> (images, labels)` on the
@@ -64,7 +65,9 @@ def create_cmo_fn(
           'iterator must be paired with the minority stream '
           '(jaxmix.data.minority.PairedBatches).'
         )
-    minority = normalize(batch['minority_image']).astype(images.dtype)
+    # A key of its own for the minority images' colour jitter and lighting.
+    minority = normalize(jax.random.fold_in(key, 7), batch['minority_image'])
+    minority = minority.astype(images.dtype)
     minority_labels = jaxmix.one_hot(
       batch['minority_label'], num_classes, smoothing=smoothing
     )

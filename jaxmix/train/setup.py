@@ -140,6 +140,18 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
     ema_decay=config.optimizer.ema_decay,
     compute_dtype=build.DTYPES[config.model.dtype],
     targets=augment.targets(config),
+    **_device_photometric(config.data),
+  )
+
+
+def _device_photometric(data: ml_collections.ConfigDict) -> dict:
+  """The StepConfig fields of `data.photometric='device'` (else none)."""
+  if data.get('photometric', 'host') != 'device':
+    return {}
+  return dict(
+    color_jitter=float(data.color_jitter),
+    pca_lighting=float(data.pca_lighting),
+    jitter_clip=bool(data.get('color_jitter_clip', True)),
   )
 
 

@@ -64,6 +64,10 @@ class StepConfig:
       augmentation) or 'two_target' (integer labels through the
       augmentation, `augment.TwoTargets` out, the two-target loss; no
       `[B, K]` target), as `config.mix.targets`.
+    color_jitter: strength of the colour jitter run on the device before
+      normalisation (`jaxmix.photometric`); 0 = off.
+    pca_lighting: alphastd of the PCA lighting run on the device; 0 = off.
+    jitter_clip: clip after each jitter step (`data.color_jitter_clip`).
   """
 
   num_classes: int
@@ -74,6 +78,9 @@ class StepConfig:
   ema_decay: float = 0.0
   compute_dtype: Any = jnp.float32
   targets: str = 'dense'
+  color_jitter: float = 0.0
+  pca_lighting: float = 0.0
+  jitter_clip: bool = True
 
 
 def normalize(
@@ -92,13 +99,26 @@ def normalize(
   return ((images.astype(jnp.float32) - mean) / std).astype(dtype)
 
 
-def prepare_images(images: jax.Array, config: StepConfig) -> jax.Array:
+def prepare_images(
+  key: jax.Array, images: jax.Array, config: StepConfig
+) -> jax.Array:
   """The train batch's uint8 images `[B, H, W, C]` as the model takes them.
 
   The one place the train step turns stored pixels into the model's input
-  (the eval step normalises only).
+  (the eval step normalises only): colour jitter and PCA lighting per
+  example on the device (`jaxmix.photometric`, off at strength 0), then
+  normalisation, fused with the cast to `config.compute_dtype`.
   """
-  return normalize(images, config.mean, config.std, config.compute_dtype)
+  return jaxmix.photometric(
+    jax.random.fold_in(key, 3),  # 1 and 2: MixToken's and CMO's keys
+    images,
+    color_jitter=config.color_jitter,
+    lighting=config.pca_lighting,
+    mean=config.mean,
+    std=config.std,
+    clip=config.jitter_clip,
+    dtype=config.compute_dtype,
+  )
 
 
 def inputs_and_targets(
@@ -116,7 +136,7 @@ def inputs_and_targets(
     the targets (float32 `[B, K]`, or `augment.TwoTargets`) and the label
     maps of a ReLabel run.
   """
-  images = prepare_images(batch['image'], config)
+  images = prepare_images(key, batch['image'], config)
   return augment_fn(key, images, batch, schedule)
 
 

@@ -32,6 +32,7 @@ _CHOICES = {
   'data.augment': ('inception', 'cifar', 'none'),
   'data.train_resize': ('antialias', 'area'),
   'data.on_corrupt': ('error', 'skip'),
+  'data.photometric': ('host', 'device'),
   'relabel.missing': ('error', 'one_hot'),
   'mix.method': MIX_METHODS,
   'mix.draw': MIX_DRAWS,

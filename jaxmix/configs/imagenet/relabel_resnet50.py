@@ -20,7 +20,9 @@ resizing to 256. Crop: torchvision's RandomResizedCrop law
 (`data.crop_sampler='torchvision'`; the official RandomResizedCropWithCoords
 is torchvision's sampler plus the box). Colour: torchvision's
 ColorJitter(0.4, 0.4, 0.4), clipped after each step (the official code
-jitters PIL images, rounded to uint8 after each step; here in float).
+jitters PIL images, rounded to uint8 after each step; here in float, on
+the device inside the train step: `data.photometric='device'`, the
+default).
 Targets: the EfficientNet-L2 label maps (15 x 15, top 5) pooled over each
 crop with RoIAlign, softmax over all 1000 classes.
 Mixing recipes built on this one draw one lambda and box per device

@@ -15,7 +15,10 @@ divided by 10 every 75 epochs, RandomResizedCrop + flip + ColorJitter(0.4)
 (`data.crop_sampler='torchvision'`, scale (0.08, 1), ratio (3/4, 4/3)).
 Colour: the official code's own ColorJitter (torchvision's factor law and
 random order on float tensors, blends not clipped between steps, hence
-`data.color_jitter_clip=False`) then AlexNet Lighting(0.1). Mixing recipes
+`data.color_jitter_clip=False`) then AlexNet Lighting(0.1), both run on
+the device inside the train step on the uint8 crops, per example
+(`data.photometric='device'`, the default; the jitter then sees the crop
+rounded to uint8, a difference of at most half a level). Mixing recipes
 built on this one draw one lambda and box per global batch
 (`mix.draw='batch'`: the official run is one process with
 `nn.DataParallel`).
