@@ -365,16 +365,14 @@ def test_the_step_config_carries_the_device_placement_only():
 
 def test_the_train_step_inputs_are_jittered_from_the_step_key():
   images = _images(b=4, h=8, w=8)
-  batch = {'image': jnp.asarray(images), 'label': jnp.arange(4)}
   plain = steps.StepConfig(num_classes=10, mean=MEAN, std=STD)
   jitter = steps.StepConfig(
     num_classes=10, mean=MEAN, std=STD, color_jitter=0.4, pca_lighting=0.1
   )
 
   def inputs(config, key):
-    return steps.inputs_and_targets(
-      key, batch, jnp.float32(1.0), augment_fn=None, config=config
-    )[0]
+    # The step's one image preparation, before any batch augmentation.
+    return steps.prepare_images(key, jnp.asarray(images), config)
 
   key = jax.random.key(0)
   np.testing.assert_array_equal(
