@@ -37,6 +37,7 @@ from jaxmix.models.layers import (
   make_head,
   pad_channels,
 )
+from jaxmix.models.manifold_mixup import MixFn, mix_if_at
 
 
 def _projection(
@@ -270,18 +271,45 @@ class ResNet(CNNClassifier):
       for g in sorted(set(self.block_groups))
     }
 
-  def features(self, x: jax.Array) -> jax.Array:
-    """`[B, H, W, 3] -> [B, H/32, W/32, D]`, after the last block's ReLU."""
+  def features(
+    self,
+    x: jax.Array,
+    *,
+    mix_at: jax.Array | None = None,
+    mix_fn: MixFn | None = None,
+  ) -> jax.Array:
+    """`[B, H, W, 3] -> [B, H/32, W/32, D]`, after the last block's ReLU.
+
+    Manifold Mixup (`jaxmix.models.manifold_mixup`): with `mix_fn`, the
+    hidden state at point `mix_at` (0: the input, g: the output of block
+    group g) is replaced by `mix_fn` of it.
+    """
     check_input(x, 3)
     keep = {}
     if self.dropblock is not None and not self.deterministic:
       keep = self.dropblock_keep_probs()
       self.schedule_step[...] += 1
+    x = mix_if_at(x, 0, mix_at, mix_fn)
     x = nnx.relu(self.stem_bn(self.stem_conv(x)))
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    for block, group in zip(self.blocks, self.block_groups):
+    groups = self.block_groups
+    for k, (block, group) in enumerate(zip(self.blocks, groups)):
       x = block(x, keep.get(group))
+      if k + 1 == len(groups) or groups[k + 1] != group:  # a group's end
+        x = mix_if_at(x, group, mix_at, mix_fn)
     return x
+
+  def __call__(
+    self,
+    x: jax.Array,
+    *,
+    mix_at: jax.Array | None = None,
+    mix_fn: MixFn | None = None,
+  ) -> jax.Array:
+    """float32 logits `[B, K]`; `mix_at` / `mix_fn` as in `features`."""
+    features = self.features(x, mix_at=mix_at, mix_fn=mix_fn)
+    pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2))
+    return self.head(pooled)
 
 
 class CIFARResNet(CNNClassifier):
