@@ -17,7 +17,8 @@ BatchNorm uses torch's settings (momentum 0.1, i.e. flax momentum 0.9, eps
 those of the global batch (synchronised BN); the papers' PyTorch runs used
 per-GPU statistics.
 
-Weights move in and out of PyTorch (torchvision ResNets, timm DeiT/ViT) as
+Weights move in and out of PyTorch (torchvision ResNets, timm DeiT/ViT,
+EfficientNets and ConvNeXt-T) as
 state dicts: `load_torch_weights(name, path)` and `save_torch_weights(model,
 path)` (`jaxmix.models.torch_interop`).
 
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxmix.models import layers
+from jaxmix.models.convnext import ConvNeXt
 from jaxmix.models.efficientnet import EfficientNet
 from jaxmix.models.pyramidnet import PyramidNet
 from jaxmix.models.resnet import (
@@ -55,6 +57,7 @@ from jaxmix.models.vit import VisionTransformer
 __all__ = [
   'MODELS',
   'CIFARResNet',
+  'ConvNeXt',
   'EfficientNet',
   'PyramidNet',
   'ResNet',
@@ -91,6 +94,7 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
     for s in ('b0', 'b1', 'b2', 'b3')
   },
   'tf_efficientnet_l2': _p(EfficientNet, scaling='l2', tf_padding=True),
+  'convnext_tiny': _p(ConvNeXt, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
 }
 
 

@@ -8,7 +8,7 @@
 Models: torchvision's ResNet-18/34/50/101/152 ('resnet18' ...), timm's
 EfficientNets ('efficientnet_b0' ... 'b3', their 'tf_' twins and
 'tf_efficientnet_l2', alias 'tf_efficientnet_l2_ns_475', the ReLabel
-annotator) and timm's DeiT / ViT with the DeiT layout: 'vit_ti16' (timm 'deit_tiny_patch16_224')
+annotator), timm's ConvNeXt-T ('convnext_tiny') and timm's DeiT / ViT with the DeiT layout: 'vit_ti16' (timm 'deit_tiny_patch16_224')
 and 'vit_s16' ('deit_small_patch16_224', 'vit_small_patch16_224'). The
 names and layouts are in `jaxmix.models.torch_names`.
 
@@ -58,6 +58,7 @@ TORCH_MODELS = (
     for s in ('b0', 'b1', 'b2', 'b3')
   ),
   'tf_efficientnet_l2',
+  'convnext_tiny',
 )
 _WRAPPERS = ('state_dict', 'model', 'module')
 
@@ -299,6 +300,8 @@ def load_torch_weights(
     if vit
     else 'classifier.weight'
     if 'efficientnet' in model_name
+    else 'head.fc.weight'
+    if model_name.startswith('convnext')
     else 'fc.weight'
   )
   if head_key not in state_dict or state_dict[head_key].ndim != 2:

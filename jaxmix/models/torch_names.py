@@ -22,7 +22,10 @@ blocks `{conv_dw, bn1, se.*, conv_pw, bn2}`, `conv_head`, `bn2`,
 `classifier`; depthwise kernels `[C, 1, k, k]` are the 'conv' layout of
 a grouped flax kernel `[k, k, 1, C]`), ViTs timm's `VisionTransformer` as in DeiT
 (`patch_embed.proj`, `blocks.<i>.{norm1, attn.qkv, attn.proj, norm2,
-mlp.fc1, mlp.fc2}`, `norm`, `head`). timm splits the fused qkv projection's
+mlp.fc1, mlp.fc2}`, `norm`, `head`), ConvNeXts timm's (`stem.{0,1}`,
+`stages.<s>.downsample.{0,1}` from the second stage on,
+`stages.<s>.blocks.<i>.{gamma, conv_dw, norm, mlp.fc1, mlp.fc2}`,
+`head.norm`, `head.fc`). timm splits the fused qkv projection's
 output as `(3, heads, head_dim)`, as jaxmix does, so its weight needs only
 the transpose of any linear layer.
 """
@@ -34,6 +37,7 @@ import dataclasses
 import numpy as np
 from flax import nnx
 
+from jaxmix.models.convnext import ConvNeXt
 from jaxmix.models.efficientnet import EfficientNet
 from jaxmix.models.resnet import Bottleneck, ResNet
 from jaxmix.models.vit import VisionTransformer
@@ -194,6 +198,25 @@ def _vit(model: VisionTransformer) -> list[Entry]:
   return entries
 
 
+def _convnext(model: ConvNeXt) -> list[Entry]:
+  entries = _conv_bias('stem.0', ('stem_conv',))
+  entries += _norm('stem.1', ('stem_norm',))
+  for i, blocks in enumerate(model.stages):
+    if i > 0:
+      down = f'stages.{i}.downsample'
+      entries += _norm(f'{down}.0', ('downsample_norms', i - 1))
+      entries += _conv_bias(f'{down}.1', ('downsample_convs', i - 1))
+    for j in range(len(blocks)):
+      prefix, path = f'stages.{i}.blocks.{j}', ('stages', i, j)
+      entries.append(Entry(f'{prefix}.gamma', (*path, 'gamma'), 'copy'))
+      entries += _conv_bias(f'{prefix}.conv_dw', (*path, 'conv_dw'))
+      entries += _norm(f'{prefix}.norm', (*path, 'norm'))
+      entries += _linear(f'{prefix}.mlp.fc1', (*path, 'fc1'))
+      entries += _linear(f'{prefix}.mlp.fc2', (*path, 'fc2'))
+  entries += _norm('head.norm', ('head_norm',))
+  return entries + _linear('head.fc', ('head',))
+
+
 def entries_of(model: nnx.Module) -> list[Entry]:
   """The state-dict entries of `model`, in torch's state-dict order.
 
@@ -211,15 +234,22 @@ def entries_of(model: nnx.Module) -> list[Entry]:
     return _vit(model)
   if isinstance(model, EfficientNet):
     return _efficientnet(model)
+  if isinstance(model, ConvNeXt):
+    return _convnext(model)
   raise TypeError(
     f'{type(model).__name__} has no torchvision / timm state-dict layout; '
-    'weights move in and out of PyTorch for ResNet, EfficientNet and '
-    'VisionTransformer.'
+    'weights move in and out of PyTorch for ResNet, EfficientNet, '
+    'VisionTransformer and ConvNeXt.'
   )
 
 
 def head_entries(model: nnx.Module) -> list[Entry]:
-  """The classifier's entries ('fc.*' or 'head.*', and a ViT's 'aux_head.*')."""
+  """The classifier's entries ('fc.*' or 'head.*', and a ViT's 'aux_head.*').
+
+  ConvNeXt's is 'head.fc.*' only: its 'head.norm' belongs to the body.
+  """
+  if isinstance(model, ConvNeXt):
+    return [e for e in entries_of(model) if e.key.startswith('head.fc.')]
   head = {ResNet: 'fc', EfficientNet: 'classifier'}.get(type(model), 'head')
   heads = {head, 'aux_head'} if head == 'head' else {head}
   return [e for e in entries_of(model) if e.key.split('.')[0] in heads]
