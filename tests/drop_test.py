@@ -10,9 +10,10 @@ import pytest
 from flax import nnx
 
 from jaxmix import models
+from jaxmix.configs import default
 from jaxmix.models import drop
+from jaxmix.train import augment, augment_schedule, steps
 from jaxmix.train import state as state_lib
-from jaxmix.train import steps
 
 # --- stochastic depth --------------------------------------------------------
 
@@ -230,13 +231,16 @@ def test_train_step_carries_the_schedule_and_draws_drops():
   tx = optax.sgd(0.01)
   mesh = steps.create_mesh(jax.devices()[:1])
   model_def, state = state_lib.create_train_state(model_fn, tx, mesh=mesh)
+  config = default.get_config()
+  config.data.num_classes = 5
+  config.mix.method = 'none'
   step = jax.jit(
     functools.partial(
       steps.train_step,
       model_def=model_def,
       tx=tx,
       learning_rate_fn=lambda s: 0.01,
-      augment_fn=None,
+      augment_fn=augment.create_augment_fn(config, mesh),
       config=steps.StepConfig(num_classes=5),
     )
   )
@@ -244,9 +248,10 @@ def test_train_step_carries_the_schedule_and_draws_drops():
     'image': jnp.full((4, 64, 64, 3), 128, jnp.uint8),
     'label': jnp.arange(4, dtype=jnp.int32),
   }
+  no_mixing = augment_schedule.Schedule(jnp.float32(0.0), jnp.float32(0.0))
   losses = []
   for _ in range(3):
-    state, metrics = step(state, batch, jnp.float32(0.0))
+    state, metrics = step(state, batch, no_mixing)
     losses.append(float(metrics['loss']))
   flat = dict(nnx.to_flat_state(state.batch_stats))
   assert int(flat[('schedule_step',)][...]) == 3
