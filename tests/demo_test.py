@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from jaxmix.apps import demo, digit_runs, experiment
+from jaxmix.apps import demo, digit_runs
+from projects.digit_study import experiment
 
 
 def test_recipes_load_and_smoke_keeps_the_recipe():

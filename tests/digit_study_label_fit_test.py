@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxmix.evaluate import label_fit
+from projects.digit_study import label_fit
 
 
 def centred_boxes(share: float, count: int = 2000) -> np.ndarray:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxmix.evaluate import cam_anatomy
+from projects.digit_study import cam_anatomy
 
 
 def test_mass_shares_exact():

@@ -418,7 +418,7 @@ def machine() -> str:
 
 def label_fits(plan: Plan, workdir: str) -> dict[str, dict]:
   """`jaxmix.evaluate.label_fit` of each coverage's test scenes."""
-  from jaxmix.evaluate import label_fit
+  from projects.digit_study import label_fit
 
   return {
     coverage: label_fit.dataset_label_fit(
@@ -468,7 +468,7 @@ def run_experiment(
   With `tables_only`, trains nothing and writes the tables of the runs
   finished so far.
   """
-  from jaxmix.apps import experiment_tables
+  from projects.digit_study import experiment_tables
 
   begin = time.perf_counter()
   jobs = default_jobs() if jobs is None else jobs

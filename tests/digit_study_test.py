@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from jaxmix.apps import demo, digit_runs, experiment, experiment_tables
+from jaxmix.apps import demo, digit_runs
+from projects.digit_study import experiment, experiment_tables
 
 
 def _record(values: dict, seeds=(0, 1, 2), **plan_fields) -> dict:
@@ -230,7 +231,7 @@ def test_experiment_smoke_end_to_end_and_resume(tmp_path):
   with open(path) as f:
     text = f.read()
   assert '| relabel |' in text and 'the annotator' in text
-  from jaxmix.evaluate import cam_anatomy
+  from projects.digit_study import cam_anatomy
 
   found = cam_anatomy.anatomy(
     run, 'digit_scenes/imagenet_small', data_dir=os.path.join(workdir, 'data')
