@@ -1,12 +1,15 @@
-"""Tests of jaxmix.apps.experiment: the offline study, its schedule and tables."""
+"""Tests of projects/digit_study: the offline study, its schedule and tables."""
 
 import json
 import os
+import pathlib
 
 import pytest
 
-from jaxmix.apps import demo, digit_runs
-from projects.digit_study import experiment, experiment_tables
+from jaxmix.apps import digit_runs
+from projects.digit_study import experiment, experiment_tables, main, study_runs
+
+GOLDEN = pathlib.Path(__file__).parent / 'golden'
 
 
 def _record(values: dict, seeds=(0, 1, 2), **plan_fields) -> dict:
@@ -241,30 +244,54 @@ def test_experiment_smoke_end_to_end_and_resume(tmp_path):
   assert 0.0 <= found['box_iou'] <= 1.0 and found['box_area_ratio'] > 0
 
 
-def test_cli_flags_need_all(tmp_path):
-  for flags in (
-    ['--long'],
-    ['--seeds', '1'],
-    ['--recipes', 'cutmix'],
-    ['--jobs', '2'],
-    ['--coverages', 'medium'],
-  ):
-    with pytest.raises(SystemExit):
-      demo.main(['--workdir', str(tmp_path), *flags])
-  assert not os.listdir(tmp_path)
-
-
-def test_cli_builds_the_plan():
-  parser_args = demo.argparse.Namespace(
-    recipes='baseline,cutmix',
-    coverages='default,imagenet',
-    relabel_coverages=None,
-    seeds='0,1',
-    smoke=True,
-    long=False,
+def test_flags_build_the_plan():
+  with pytest.raises(SystemExit):
+    main.main([])  # --workdir is required
+  main.command_line.parse(
+    main.FLAGS,
+    [
+      '--workdir=w',
+      '--recipes=baseline,cutmix',
+      '--coverages=default,imagenet',
+      '--seeds=0,1',
+      '--smoke',
+    ],
+    main.__doc__,
   )
-  plan = demo.plan_from_args(parser_args)
+  plan = main.plan_from_flags()
   assert plan.recipes == ('baseline', 'cutmix')
   assert plan.coverages == ('default', 'imagenet')
   assert plan.relabel_coverages == ('default', 'imagenet')
-  assert plan.seeds == (0, 1)
+  assert plan.seeds == (0, 1) and plan.smoke and not plan.long
+  main.command_line.parse(
+    main.FLAGS, ['--workdir=w', '--relabel_coverages=none'], main.__doc__
+  )
+  plan = main.plan_from_flags()
+  assert plan.relabel_coverages == () and plan.seeds == (0, 1, 2)
+
+
+def test_long_schedule_changes_only_the_regime():
+  for name in experiment.RECIPES:
+    short = digit_runs.load_recipe(name, smoke=False).to_dict()
+    config = digit_runs.load_recipe(name, smoke=False)
+    study_runs.long_schedule(config, smoke=False)
+    long = config.to_dict()
+    assert long['data'].pop('train_split') == 'train[:3000]'
+    assert long['model']['kwargs'].pop('width') == 32
+    assert (long.pop('num_epochs'), short.pop('num_epochs')) == (60, 12)
+    long.pop('eval_every_epochs'), short.pop('eval_every_epochs')
+    short['data'].pop('train_split'), short['model']['kwargs'].pop('width')
+    assert long == short
+  small = digit_runs.load_recipe('cutmix', smoke=True)
+  study_runs.long_schedule(small, smoke=True)
+  assert small.data.train_split == 'train[:30%]'
+
+
+def test_long_schedule_is_the_old_load_recipe_long():
+  """The same configs as before the study left the package (golden)."""
+  golden = json.loads((GOLDEN / 'digit_study_long_recipes.json').read_text())
+  for key, want in golden.items():
+    name, smoke = key.split('/')
+    config = digit_runs.load_recipe(name, smoke=smoke == 'True')
+    study_runs.long_schedule(config, smoke=smoke == 'True')
+    assert json.loads(config.to_json()) == json.loads(want), key

@@ -109,10 +109,11 @@ def test_nothing_imports_the_applications():
     assert not apps, f'{name} imports applications {apps}'
 
 
-def test_applications_import_no_circle():
-  """The demo may call the experiment; the experiment never the demo."""
-  experiment = imported(PACKAGE / 'apps' / 'experiment.py')
-  assert 'jaxmix.apps.demo' not in experiment
+def test_no_module_imports_the_study():
+  """projects/ builds on jaxmix; jaxmix never on a project."""
+  for path in MODULES:
+    found = [d for d in imported(path) if d.split('.')[0] == 'projects']
+    assert not found, f'{module_name(path)} imports {found}'
 
 
 def _loaded(code: str) -> list[str]:

@@ -15,7 +15,8 @@ min-max normalised per image):
   size; > 1 too big);
 - `box_iou`: the mean IoU of that box with the true box.
 
-  python -m jaxmix.evaluate.cam_anatomy RUN [RUN ...] --dataset digit_scenes/imagenet \\
+  python -m projects.digit_study.cam_anatomy RUN [RUN ...] \\
+      --dataset digit_scenes/imagenet \\
       --data_dir DIR [--threshold T]
 
 The threshold defaults to each run's own, chosen on the validation split by

@@ -1,6 +1,6 @@
-"""The `--all` experiment of `jaxmix.apps.demo`: the papers' claims, offline.
+"""The digit study: the papers' claims, offline, over every recipe.
 
-  python -m jaxmix.apps.demo --all --workdir workdir/digits [--jobs 2]
+  python -m projects.digit_study.main --workdir workdir/digits [--jobs 2]
 
 What it runs (`Plan`): the baseline, Cutout, Mixup and CutMix on digit
 scenes at three object sizes (digit_scenes 'default': small digits, 7.6 %
@@ -14,7 +14,7 @@ sees the same 5,000 training scenes for 6 epochs
 validation scenes by `Plan.annotator_margin` before its maps are written;
 otherwise the ReLabel rows are left out and the tables say why.
 
-What it writes (`jaxmix.apps.experiment_tables`): `WORKDIR/results.md`
+What it writes (`experiment_tables`): `WORKDIR/results.md`
 with each row's mean and standard deviation over the seeds, each method's
 difference from the baseline with a 95 % interval paired by seed (and which
 differences are distinguishable from zero), the annotator next to its
@@ -40,6 +40,7 @@ import time
 
 from jaxmix.apps import digit_runs
 from jaxmix.io import paths
+from projects.digit_study import study_runs
 
 SWEEP_RECIPES = ('baseline', 'cutout', 'mixup', 'cutmix')
 RELABEL_RECIPES = ('relabel', 'relabel_cutmix', 'relabel_cutmix_localized')
@@ -65,7 +66,7 @@ class Plan:
   annotator_margin: how much higher than the best baseline student's the
     annotator's validation top-1 must be before its maps are used.
   smoke: every config's '_small' version and tiny models (tests).
-  long: the regime of `digit_runs.long_schedule` on top.
+  long: the regime of `study_runs.long_schedule` on top.
   """
 
   coverages: tuple[str, ...] = COVERAGES
@@ -211,9 +212,9 @@ def task_config(plan: Plan, workdir: str, task: Task):
       config.data.train_split = 'train+extra'
       config.model.kwargs.width = 16
   else:
-    config = digit_runs.load_recipe(
-      task.recipe, smoke=plan.smoke, long=plan.long
-    )
+    config = digit_runs.load_recipe(task.recipe, smoke=plan.smoke)
+    if plan.long:
+      study_runs.long_schedule(config, smoke=plan.smoke)
     student_schedule(config, plan, task.coverage, task.seed)
   config.data.data_dir = data_dir
   if config.relabel.enabled:
@@ -308,7 +309,7 @@ def run_task(plan: Plan, workdir: str, task: Task) -> dict:
     return {'check': check}
   run = run_dir(workdir, task)
   digit_runs.train(task_config(plan, workdir, task), run)
-  if not digit_runs.evaluated(run):
+  if not study_runs.evaluated(run):
     digit_runs.evaluate(
       run, data_dir, dataset=plan.dataset(task.coverage), occlusion_sizes=(0.5,)
     )
@@ -323,7 +324,7 @@ def finished_result(run: str) -> dict:
   return {
     'metrics': {c: row.get(c) for c in digit_runs.COLUMNS},
     'validation_top1': validation_top1(run),
-    'seconds': digit_runs.logged_seconds(run),
+    'seconds': study_runs.logged_seconds(run),
   }
 
 
@@ -417,7 +418,7 @@ def machine() -> str:
 
 
 def label_fits(plan: Plan, workdir: str) -> dict[str, dict]:
-  """`jaxmix.evaluate.label_fit` of each coverage's test scenes."""
+  """`label_fit` of each coverage's test scenes."""
   from projects.digit_study import label_fit
 
   return {
@@ -451,7 +452,7 @@ def results_on_disk(plan: Plan, workdir: str) -> dict[str, dict]:
         results[task.name] = _guarded_check(plan, workdir, task.coverage)
       continue
     run = run_dir(workdir, task)
-    if paths.resolve(run).exists() and digit_runs.evaluated(run):
+    if paths.resolve(run).exists() and study_runs.evaluated(run):
       results[task.name] = finished_result(run)
   return results
 

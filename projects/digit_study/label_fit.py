@@ -5,7 +5,8 @@ assumes class evidence is spread evenly over the image: fair when the object
 fills most of it (ImageNet, CIFAR), poor when objects are small. This module
 measures the gap on a dataset's true object boxes, without a model:
 
-  python -m jaxmix.evaluate.label_fit --data_dir DATA --dataset digit_scenes \
+  python -m projects.digit_study.label_fit --data_dir DATA \
+      --dataset digit_scenes \
       --split test
 
 For each image and a random partner it samples the official CutMix box
