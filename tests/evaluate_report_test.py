@@ -120,6 +120,6 @@ def test_training_curves_picture(tmp_path):
 
 
 def test_every_suite_is_orderable_and_on_the_command_line():
-  from jaxmix.evaluate import suite_registry
+  from jaxmix.evaluate.suites import registry as suite_registry
 
   assert set(report.SUITE_ORDER) == set(suite_registry.SUITES)

@@ -85,7 +85,8 @@ def evaluate(
   or 'digit_scenes/small' with `smoke`); `occlusion_sizes`: the hole sides
   of the occlusion curve (default the suite's nine; the table needs 0.5).
   """
-  from jaxmix.evaluate import runs, suite_registry
+  from jaxmix.evaluate import runs
+  from jaxmix.evaluate.suites import registry as suite_registry
 
   if dataset is None:
     dataset = 'digit_scenes/small' if smoke else 'digit_scenes'

@@ -1,4 +1,4 @@
-"""Command line of the evaluation suite_registry.
+"""Command line of the evaluation suites.
 
   python -m jaxmix.apps.evaluate --workdir RUN --suite imagenet \
     [--data_dir DIR --split S --batch_size N --out DIR]
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
   ns = parse_args(argv)
   initialize_distributed(ns)
   # Imported after parsing so that `--help` answers without loading JAX.
-  from jaxmix.evaluate import multihost, runs, suite_registry
+  from jaxmix.evaluate import multihost, runs
+  from jaxmix.evaluate.suites import registry as suite_registry
   from jaxmix.io import paths
 
   args = suite_args(ns, suite_registry)

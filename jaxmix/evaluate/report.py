@@ -251,7 +251,8 @@ def plot_run_cams(
   """
   import tempfile
 
-  from jaxmix.evaluate import plots, suites_localization
+  from jaxmix.evaluate import plots
+  from jaxmix.evaluate.suites import localization as suites_localization
 
   results = []
   with tempfile.TemporaryDirectory() as scratch:

@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from jaxmix.evaluate import cam_boxes, localization, multihost
-from jaxmix.evaluate.suite_common import DEFAULT_CAM_THRESHOLD, SuiteArgs
+from jaxmix.evaluate.suites.common import DEFAULT_CAM_THRESHOLD, SuiteArgs
 
 COLUMNS = ('mass_in_box', 'mass_on_others', 'box_area_ratio', 'box_iou')
 
@@ -92,7 +92,7 @@ def anatomy(
 ) -> dict:
   """The measurements of one run, means over the split's images."""
   from jaxmix.evaluate import runs
-  from jaxmix.evaluate.suites_localization import DIGIT_EXTRAS
+  from jaxmix.evaluate.suites.localization import DIGIT_EXTRAS
 
   run = runs.load_run(run_dir)
   threshold = run_threshold(run_dir) if threshold is None else threshold

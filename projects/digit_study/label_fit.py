@@ -175,7 +175,7 @@ def dataset_label_fit(
   """
   import tensorflow_datasets as tfds
 
-  from jaxmix.evaluate import eval_builders
+  from jaxmix.data import eval_builders
 
   builder = eval_builders.checked_builder(name, split, data_dir=data_dir)
   examples = builder.as_dataset(

@@ -1,6 +1,6 @@
 """The robustness suites on a run's own eval set (occlusion, FGSM, ...).
 
-Each suite is `fn(run, args) -> dict` (see `jaxmix.evaluate.suite_registry`) over
+Each suite is `fn(run, args) -> dict` (see `jaxmix.evaluate.suites.registry`) over
 the run's eval split (`suite_base.eval_set`), with the pure measures of
 `jaxmix.evaluate.robustness` and `jaxmix.evaluate.ood`:
 
@@ -27,7 +27,7 @@ from jaxmix.evaluate import metrics as metrics_lib
 from jaxmix.evaluate import multihost, plots, robustness
 from jaxmix.evaluate import ood as ood_lib
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import (
+from jaxmix.evaluate.suites.common import (
   SuiteArgs,
   batch_size_for,
   data_dir_for,
@@ -214,7 +214,7 @@ def ood(run: Run, args: SuiteArgs) -> dict:
       "The 'ood' suite needs --dataset, the out-of-distribution TFDS "
       "dataset (e.g. 'lsun' or 'imagenet_resized/32x32')."
     )
-  from jaxmix.evaluate import eval_batches
+  from jaxmix.data import eval_batches
 
   # --split names the OOD split; the run's own eval split is in-distribution.
   batches, dataset, split = eval_set(run, dataclasses.replace(args, split=None))

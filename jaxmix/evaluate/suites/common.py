@@ -169,7 +169,7 @@ def eval_set(
       data, global_batch_size=size, image_size=run.image_size
     )
     return _indexed(iterator, size), 'synthetic', split
-  from jaxmix.evaluate import eval_batches
+  from jaxmix.data import eval_batches
 
   split = args.split or data.eval_split
   iterator = eval_batches.batches(

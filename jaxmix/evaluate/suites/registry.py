@@ -7,8 +7,8 @@ keys starting with '_' (arrays for pictures, never written to JSON).
 `evaluate_run` runs one suite, writes `<suite>.json` to `args.out` (default
 `RUN/eval`) and returns the result. The directory is proved writable before
 the suite starts, and the file is written whole or not at all, so a
-read-only run directory fails at once instead of after the computation. Datasets are opened with `jaxmix.evaluate.eval_builders` and read
-with `jaxmix.evaluate.eval_batches`, so a dataset that is not prepared gives an
+read-only run directory fails at once instead of after the computation. Datasets are opened with `jaxmix.data.eval_builders` and read
+with `jaxmix.data.eval_batches`, so a dataset that is not prepared gives an
 error saying how to prepare it.
 
 Multi-host: every process runs the same suite on its own slice of the data
@@ -18,30 +18,30 @@ so its numbers too are those of one process.
 
 ImageNet-family suites: 'imagenet', 'real', 'v2', 'multilabel',
 'imagenet_a', 'imagenet_r', 'sketch', 'imagenet_c' (in
-`jaxmix.evaluate.suites_imagenet`); the Backgrounds Challenge:
+`jaxmix.evaluate.suites.imagenet`); the Backgrounds Challenge:
 'backgrounds', 'backgrounds_challenge' (in
-`jaxmix.evaluate.suites_backgrounds`). On the run's own eval set: 'occlusion',
-'in_between', 'fgsm', 'ood' (in `jaxmix.evaluate.suites_robustness`).
-Localisation: 'wsol', 'digits' (in `jaxmix.evaluate.suites_localization`).
+`jaxmix.evaluate.suites.backgrounds`). On the run's own eval set: 'occlusion',
+'in_between', 'fgsm', 'ood' (in `jaxmix.evaluate.suites.robustness`).
+Localisation: 'wsol', 'digits' (in `jaxmix.evaluate.suites.localization`).
 Transfer: 'transfer', a fine-tuned run on its own test split (in
-`jaxmix.evaluate.suites_transfer`).
+`jaxmix.evaluate.suites.transfer`).
 """
 
 import json
 
 import numpy as np
 
-from jaxmix.evaluate import (
-  suites_backgrounds,
-  suites_imagenet,
-  suites_localization,
-  suites_long_tail,
-  suites_robustness,
-  suites_transfer,
-)
 from jaxmix.evaluate.multihost import is_primary
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import (
+from jaxmix.evaluate.suites import (
+  backgrounds,
+  imagenet,
+  localization,
+  long_tail,
+  robustness,
+  transfer,
+)
+from jaxmix.evaluate.suites.common import (
   SuiteArgs,
   SuiteFn,
   batch_size_for,
@@ -123,10 +123,10 @@ def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
 
 
 SUITES: dict[str, SuiteFn] = {
-  **suites_imagenet.SUITES,
-  **suites_robustness.SUITES,
-  **suites_localization.SUITES,
-  **suites_backgrounds.SUITES,
-  **suites_transfer.SUITES,
-  **suites_long_tail.SUITES,
+  **imagenet.SUITES,
+  **robustness.SUITES,
+  **localization.SUITES,
+  **backgrounds.SUITES,
+  **transfer.SUITES,
+  **long_tail.SUITES,
 }

@@ -16,7 +16,7 @@ the split, so results gathered from all processes can be put back in the
 split's order.
 
 Nothing downloads: a split that is not prepared raises a `ValueError` that
-says how to prepare it (`jaxmix.evaluate.eval_builders.checked_builder`).
+says how to prepare it (`jaxmix.data.eval_builders.checked_builder`).
 """
 
 from collections.abc import Callable, Iterator, Mapping
@@ -26,8 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from jaxmix.data import input_pipeline, preprocess, tfds_source
-from jaxmix.evaluate import eval_builders
+from jaxmix.data import eval_builders, input_pipeline, preprocess, tfds_source
 
 Extra = Callable[[dict], tf.Tensor]
 Batch = dict[str, np.ndarray]

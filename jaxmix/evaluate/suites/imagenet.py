@@ -1,4 +1,4 @@
-"""ImageNet-family evaluation suites (see `jaxmix.evaluate.suite_registry`).
+"""ImageNet-family evaluation suites (see `jaxmix.evaluate.suites.registry`).
 
 Every suite reads prepared TFDS datasets with the trainer's eval crop at
 the run's image size (ImageNet-C: already centre-cropped to 224 by TFDS, so
@@ -22,11 +22,12 @@ only resized when the run's size differs) and returns fractions in [0, 1]:
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxmix.evaluate import eval_batches, eval_builders, suite_common
+from jaxmix.data import eval_batches, eval_builders
 from jaxmix.evaluate import imagenet_c as imagenet_c_lib
 from jaxmix.evaluate import metrics as metrics_lib
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import SuiteArgs
+from jaxmix.evaluate.suites import common
+from jaxmix.evaluate.suites.common import SuiteArgs
 
 V2_VARIANTS = ('matched-frequency', 'threshold-0.7', 'topimages')
 
@@ -41,10 +42,10 @@ def _check_classes(run: Run, args: SuiteArgs, name: str, split: str):
   found = eval_builders.checked_builder(
     name,
     args.split or split,
-    data_dir=suite_common.data_dir_for(run, args),
+    data_dir=common.data_dir_for(run, args),
     manual_dir=args.manual_dir,
   )
-  suite_common.check_classes(
+  common.check_classes(
     run, found, name, ' (ImageNet-1k): evaluate a run trained on ImageNet-1k.'
   )
 
@@ -63,15 +64,15 @@ def _read(
   batches = eval_batches.batches(
     name,
     args.split or split,
-    data_dir=suite_common.data_dir_for(run, args),
+    data_dir=common.data_dir_for(run, args),
     image_size=run.image_size,
-    batch_size=suite_common.batch_size_for(run, args),
+    batch_size=common.batch_size_for(run, args),
     crop_pct=run.config.data.crop_pct if crop_pct is None else crop_pct,
     extras=extras,
     manual_dir=args.manual_dir,
     limit=args.limit,
   )
-  return suite_common.predict(run, batches, keep=tuple(extras))
+  return common.predict(run, batches, keep=tuple(extras))
 
 
 def _label(key: str = 'label'):
@@ -84,7 +85,7 @@ def _top_k_suite(name: str, split: str):
     return {
       'dataset': name,
       'split': args.split or split,
-      'metrics': suite_common.top_k_metrics(found['logits'], found['label']),
+      'metrics': common.top_k_metrics(found['logits'], found['label']),
     }
 
   suite.__doc__ = f'Top-1/top-5 on TFDS {name} {split}.'
@@ -106,7 +107,7 @@ def real(run: Run, args: SuiteArgs) -> dict:
     },
   )
   tally = metrics_lib.real_tally(found['logits'], found['real'])
-  original = suite_common.top_k_metrics(found['logits'], found['label'])
+  original = common.top_k_metrics(found['logits'], found['label'])
   return {
     'dataset': 'imagenet2012_real',
     'split': args.split or 'validation',
@@ -124,7 +125,7 @@ def v2(run: Run, args: SuiteArgs) -> dict:
   for variant in V2_VARIANTS:
     name = f'imagenet_v2/{variant}'
     found = _read(run, args, name, 'test', _label())
-    for key, value in suite_common.top_k_metrics(
+    for key, value in common.top_k_metrics(
       found['logits'], found['label']
     ).items():
       out[f'{variant}_{key}'] = value
@@ -184,7 +185,7 @@ def _subset_suite(name: str):
     # The 200 classes are those of the whole split, also when a slice
     # ('test[:100]') or --limit is evaluated.
     whole = (args.split or 'test').split('[')[0]
-    everything = split_labels(name, whole, suite_common.data_dir_for(run, args))
+    everything = split_labels(name, whole, common.data_dir_for(run, args))
     subset = metrics_lib.subset_from_labels(everything)
     top1 = metrics_lib.subset_tally(found['logits'], found['label'], subset)
     return {

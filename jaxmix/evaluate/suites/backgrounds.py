@@ -1,4 +1,4 @@
-"""The Backgrounds Challenge suites (Xiao et al.; see `suite_registry`).
+"""The Backgrounds Challenge suites (Xiao et al.; see `jaxmix.evaluate.suites.registry`).
 
 ImageNet-9 (IN-9) of `jaxmix.datasets.backgrounds_challenge`, evaluated by
 the rules of the official repository (stated there):
@@ -41,11 +41,12 @@ import jax
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.data import crops
+from jaxmix.data import crops, eval_batches, eval_builders
 from jaxmix.datasets import backgrounds_challenge as bgc
-from jaxmix.evaluate import eval_batches, eval_builders, multihost, suite_common
+from jaxmix.evaluate import multihost
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import SuiteArgs
+from jaxmix.evaluate.suites import common
+from jaxmix.evaluate.suites.common import SuiteArgs
 
 NAME = bgc.NAME
 
@@ -137,7 +138,7 @@ def _batches(
   """Padded batches of one config's test split, read whole at the run's
   size; `whole`: every example on this process (no slicing)."""
   name = f'{NAME}/{config}'
-  data_dir = suite_common.data_dir_for(run, args)
+  data_dir = common.data_dir_for(run, args)
   # Not prepared: the error says where the manual files go.
   eval_builders.checked_builder(
     name, bgc.SPLIT, data_dir=data_dir, manual_dir=args.manual_dir
@@ -147,7 +148,7 @@ def _batches(
     bgc.SPLIT,
     data_dir=data_dir,
     image_size=run.image_size,
-    batch_size=suite_common.batch_size_for(run, args),
+    batch_size=common.batch_size_for(run, args),
     crop_pct=1.0,
     extras={'label': lambda ex: ex['label'], **extras},
     manual_dir=args.manual_dir,
@@ -173,7 +174,7 @@ def backgrounds(run: Run, args: SuiteArgs) -> dict:
   _check_run(run)
   top1, counts = {}, {}
   for variant in _variants(args):
-    found = suite_common.predict(
+    found = common.predict(
       run, _batches(run, args, variant, {}, limit=args.limit), keep=('label',)
     )
     top1[variant] = accuracy(in9_predictions(found['logits']), found['label'])
@@ -222,12 +223,12 @@ def challenge(run: Run, args: SuiteArgs) -> dict:
   """Challenge accuracy (adversarial backgrounds) and the clean top-1."""
   _check_run(run)
   masks = {'fg': _mask_extra(run.image_size)}
-  clean = suite_common.predict(
+  clean = common.predict(
     run, _batches(run, args, bgc.MASKS, {}, limit=args.limit), keep=('label',)
   )
   clean_top1 = accuracy(in9_predictions(clean['logits']), clean['label'])
   pool, count = _all_backgrounds(run, args)
-  local = suite_common.batch_size_for(run, args) // jax.process_count()
+  local = common.batch_size_for(run, args) // jax.process_count()
   parts = []  # per foreground batch: 'mask', 'index', 'fooled'
 
   def foregrounds():

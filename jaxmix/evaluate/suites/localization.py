@@ -40,19 +40,19 @@ import jax
 import numpy as np
 import tensorflow as tf
 
+from jaxmix.data import eval_builders
 from jaxmix.evaluate import (
   cam_boxes,
-  eval_builders,
   localization,
   multihost,
   plots,
   robustness,
-  suite_common,
 )
 from jaxmix.evaluate.cam_boxes import choose_cam_threshold
 from jaxmix.evaluate.metrics import Tally
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import SuiteArgs
+from jaxmix.evaluate.suites import common
+from jaxmix.evaluate.suites.common import SuiteArgs
 
 
 def _occlusion_fn(run: Run, sizes: np.ndarray):
@@ -66,7 +66,7 @@ def _occlusion_fn(run: Run, sizes: np.ndarray):
       mode='center',
       mask=m,
       normalize_fn=run.normalize,
-      fill_value=suite_common.mean_pixel(run),
+      fill_value=common.mean_pixel(run),
     )
   )
 
@@ -96,10 +96,10 @@ def evaluate_boxes(
   found = eval_builders.checked_builder(
     name,
     split,
-    data_dir=suite_common.data_dir_for(run, args),
+    data_dir=common.data_dir_for(run, args),
     manual_dir=args.manual_dir,
   )
-  suite_common.check_classes(run, found, name)
+  common.check_classes(run, found, name)
   size, cams_of = run.image_size, cam_boxes.cam_fn(run)
   chosen = choose_cam_threshold(run, args, name, extras, split, cams_of)
   threshold = chosen['value']

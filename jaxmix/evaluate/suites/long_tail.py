@@ -13,16 +13,16 @@ same seeded choice the trainer made); a run without a long tail counts its
 whole train split. A group without classes is reported as None.
 
 The subset is read on every process (it is chosen over the whole split, as
-in training); the predictions are those of `suite_common.predict`.
+in training); the predictions are those of `common.predict`.
 """
 
 import numpy as np
 
 from jaxmix.data import tfds_source
-from jaxmix.evaluate import suite_common
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import SuiteArgs
-from jaxmix.evaluate.suites_transfer import mean_class_accuracy
+from jaxmix.evaluate.suites import common
+from jaxmix.evaluate.suites.common import SuiteArgs
+from jaxmix.evaluate.suites.transfer import mean_class_accuracy
 
 # Training examples per class bounding the groups (Liu et al. 2019).
 MANY_ABOVE = 100
@@ -103,10 +103,10 @@ def train_counts(run: Run, data_dir: str | None = None) -> np.ndarray:
 
 def long_tail(run: Run, args: SuiteArgs) -> dict:
   """Top-1 overall and by many / medium / few-shot class group."""
-  batches, dataset, split = suite_common.eval_set(run, args)
-  found = suite_common.predict(run, batches, keep=('label',))
-  metrics = suite_common.top_k_metrics(found['logits'], found['label'])
-  counts = train_counts(run, suite_common.data_dir_for(run, args))
+  batches, dataset, split = common.eval_set(run, args)
+  found = common.predict(run, batches, keep=('label',))
+  metrics = common.top_k_metrics(found['logits'], found['label'])
+  counts = train_counts(run, common.data_dir_for(run, args))
   groups = group_accuracies(found['logits'], found['label'], counts)
   per_class = groups.pop('class_top1')
   metrics.update(groups)

@@ -15,9 +15,9 @@ Multi-host: every process reads its own slice; all get the same numbers.
 
 import numpy as np
 
-from jaxmix.evaluate import suite_common
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import SuiteArgs
+from jaxmix.evaluate.suites import common
+from jaxmix.evaluate.suites.common import SuiteArgs
 
 
 def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -33,9 +33,9 @@ def mean_class_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def transfer(run: Run, args: SuiteArgs) -> dict:
   """Top-1, top-5 and mean per-class top-1 on the run's eval split."""
-  batches, dataset, split = suite_common.eval_set(run, args)
-  found = suite_common.predict(run, batches, keep=('label',))
-  metrics = suite_common.top_k_metrics(found['logits'], found['label'])
+  batches, dataset, split = common.eval_set(run, args)
+  found = common.predict(run, batches, keep=('label',))
+  metrics = common.top_k_metrics(found['logits'], found['label'])
   metrics['mean_class_top1'] = mean_class_accuracy(
     found['logits'], found['label']
   )
