@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
       print(f'{run.name}: wrote {results[-1]["json"]}')
   if not multihost.is_primary():
     return 0
-  out = ns.out or os.fspath(paths.resolve(results[0]['workdir']) / 'eval')
+  out = os.fspath(runs.results_dir(results[0]['workdir'], ns.out))
   combined = None
   if ns.suite in ('wsol', 'digits'):
     path = os.path.join(out, f'{ns.suite}_cams_runs.png')

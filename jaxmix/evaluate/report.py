@@ -61,7 +61,7 @@ _RAW_SUFFIXES = ('_threshold', 'count')
 
 def load_results(run_dir: str | os.PathLike) -> list[dict]:
   """The suite results `RUN/eval/*.json` of one run, sorted by suite."""
-  eval_dir = paths.resolve(run_dir) / 'eval'
+  eval_dir = runs.results_dir(run_dir)
   found = sorted(eval_dir.glob('*.json')) if eval_dir.exists() else []
   results = []
   for path in found:

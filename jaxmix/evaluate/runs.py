@@ -30,7 +30,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
@@ -55,6 +54,17 @@ def method_of(config: Mapping[str, Any]) -> str:
   if config.get('relabel', {}).get('enabled', False):
     parts.append('relabel')
   return '+'.join(parts) or 'baseline'
+
+
+def results_dir(
+  workdir: str | os.PathLike, out: str | os.PathLike | None = None
+) -> paths.epath.Path:
+  """Where a run's evaluation results go: `out` if given, else `RUN/eval`.
+
+  The one place that names the folder: the suites write their JSON and
+  pictures there, and the report and the command line read them back.
+  """
+  return paths.resolve(out or paths.resolve(workdir) / 'eval')
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
@@ -90,75 +100,32 @@ def _abstract_state(config, mesh):
   return holder['model_def'], abstract
 
 
-def _restore_step(manager, directory, abstract: Any, step: int) -> Any:
-  """One step's verified 'state'; `CheckpointError` if it fails."""
-  path = directory / str(step)
-  checkpoints.drop_closed_loop_errors()
-  try:
-    restored = manager.restore(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract),
-        digest=ocp.args.JsonRestore(),
-      ),
-    )
-  except Exception as error:
-    reason = str(error).strip().splitlines()[0][:300] if str(error) else ''
-    raise checkpoints.CheckpointError(
-      step, path, f'{type(error).__name__}: {reason}'
-    ) from error
-  if not isinstance(restored.digest, dict):
-    raise checkpoints.CheckpointError(step, path, 'its digest is missing')
-  mismatch = checkpoints.digest_mismatch(restored.digest, restored.state)
-  if mismatch:
-    raise checkpoints.CheckpointError(step, path, mismatch)
-  return restored.state
-
-
 def _restore(
   directory: paths.PathLike, abstract: Any, step: int | None
 ) -> tuple[int, Any]:
-  """The verified 'state' of a `jaxmix.train.checkpoints.Checkpointer` step.
+  """The verified 'state' of a step of the trainer's checkpoints.
 
-  Opened read-only: a trainer may still be writing to the directory, and a
-  writable manager would clean up its in-flight temporary checkpoint.
-  Without `step`, the newest intact step (failures are logged).
+  Through the trainer's own `jaxmix.train.checkpoints.Checkpointer`, opened
+  read-only (a trainer may still be writing to the directory). Without
+  `step`, the newest intact step (the failed newer ones are logged).
   """
-  directory = paths.resolve(directory)
-  if not directory.is_dir():
-    raise FileNotFoundError(f'No checkpoint directory {directory}.')
-  manager = ocp.CheckpointManager(
-    directory,
-    options=ocp.CheckpointManagerOptions(
-      read_only=True, save_interval_steps=0, create=False
-    ),
-    item_names=checkpoints.ITEMS,
-  )
+  checkpointer = checkpoints.Checkpointer.open_read_only(directory)
   try:
-    available = sorted(manager.all_steps())
-    if not available:
-      raise FileNotFoundError(f'No checkpoint in {directory}.')
+    available = checkpointer.all_steps()
     if step is not None:
       if step not in available:
         raise ValueError(
-          f'step={step} has no checkpoint in {directory}; steps: {available}.'
+          f'step={step} has no checkpoint in {checkpointer.directory}; '
+          f'steps: {sorted(available)}.'
         )
-      return step, _restore_step(manager, directory, abstract, step)
-    failed = []
-    for candidate in reversed(available):
-      try:
-        return candidate, _restore_step(manager, directory, abstract, candidate)
-      except checkpoints.CheckpointError as error:
-        logging.warning('Skipping %s; trying the previous one.', error)
-        failed.append(error)
-    raise checkpoints.CheckpointError(
-      failed[0].step,
-      directory,
-      'no intact checkpoint: '
-      + '; '.join(f'step {e.step}: {e.reason}' for e in failed),
-    )
+      state, _ = checkpointer.restore(abstract, step)
+      return step, state
+    restored = checkpointer.restore_latest(abstract, log=logging.warning)
+    if restored is None:
+      raise FileNotFoundError(f'No checkpoint in {checkpointer.directory}.')
+    return restored.step, restored.state
   finally:
-    manager.close()
+    checkpointer.close()
 
 
 @dataclasses.dataclass

@@ -50,7 +50,7 @@ from jaxmix.evaluate import (
 )
 from jaxmix.evaluate.cam_boxes import choose_cam_threshold
 from jaxmix.evaluate.metrics import Tally
-from jaxmix.evaluate.runs import Run
+from jaxmix.evaluate.runs import Run, results_dir
 from jaxmix.evaluate.suites import common
 from jaxmix.evaluate.suites.common import SuiteArgs
 
@@ -170,7 +170,7 @@ def _draw(run, args, result, shown, threshold, suite) -> None:
     'true_boxes': true_boxes,
     'titles': titles,
   }
-  out = args.out or os.path.join(run.workdir, 'eval')
+  out = os.fspath(results_dir(run.workdir, args.out))
   result['_cams'] = pictures
   result['pictures'].append(
     plots.plot_cam_grid(

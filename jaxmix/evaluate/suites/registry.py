@@ -32,7 +32,7 @@ import json
 import numpy as np
 
 from jaxmix.evaluate.multihost import is_primary
-from jaxmix.evaluate.runs import Run
+from jaxmix.evaluate.runs import Run, results_dir
 from jaxmix.evaluate.suites import (
   backgrounds,
   imagenet,
@@ -61,7 +61,6 @@ __all__ = [
   'eval_set',
   'evaluate_run',
   'predict',
-  'results_dir',
   'top_k_metrics',
 ]
 
@@ -80,13 +79,8 @@ def _jsonable(value):
   return value
 
 
-def results_dir(run: Run, args: SuiteArgs) -> paths.epath.Path:
-  """Where a suite's JSON and pictures go: `args.out`, else `RUN/eval`."""
-  return paths.resolve(args.out or paths.resolve(run.workdir) / 'eval')
-
-
 def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
-  """Runs `suite` on `run` and writes `<suite>.json` to `results_dir`.
+  """Runs `suite` on `run` and writes `<suite>.json` to `jaxmix.evaluate.runs.results_dir`.
 
   Under `jax.distributed` every process must call it (the suites gather
   results from all processes); only process 0 writes.
@@ -103,7 +97,7 @@ def evaluate_run(run: Run, suite: str, args: SuiteArgs | None = None) -> dict:
   if suite not in SUITES:
     raise ValueError(f'Unknown suite {suite!r}; suites: {sorted(SUITES)}.')
   args = args or SuiteArgs()
-  directory = results_dir(run, args)
+  directory = results_dir(run.workdir, args.out)
   if is_primary():
     paths.check_writable(directory)
   result = SUITES[suite](run, args)

@@ -26,7 +26,7 @@ import numpy as np
 from jaxmix.evaluate import metrics as metrics_lib
 from jaxmix.evaluate import multihost, plots, robustness
 from jaxmix.evaluate import ood as ood_lib
-from jaxmix.evaluate.runs import Run
+from jaxmix.evaluate.runs import Run, results_dir
 from jaxmix.evaluate.suites.common import (
   SuiteArgs,
   batch_size_for,
@@ -39,8 +39,7 @@ from jaxmix.evaluate.suites.common import (
 
 def _picture(run: Run, args: SuiteArgs, name: str) -> str:
   # plots write through the path layer, which makes the folder (URLs too).
-  directory = args.out or os.path.join(run.workdir, 'eval')
-  return os.path.join(directory, f'{name}.png')
+  return os.fspath(results_dir(run.workdir, args.out) / f'{name}.png')
 
 
 def _summed(fn, run: Run, args: SuiteArgs, align: int = 1):
