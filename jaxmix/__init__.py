@@ -28,6 +28,7 @@ from jaxmix._src.draw_appliers import apply_draw
 from jaxmix._src.draw_samplers import draw_cutmix, draw_mixup
 from jaxmix._src.draws import MixDraw, Span, draw_mask, make_draw
 from jaxmix._src.erasing import cutout, random_erasing
+from jaxmix._src.label_map_pooling import pool_label_map, relabel_targets
 from jaxmix._src.labels import one_hot, smooth_labels, soft_cross_entropy
 from jaxmix._src.mix_or_cut import draw_mixup_or_cutmix, mixup_or_cutmix
 from jaxmix._src.mixing import (
@@ -40,6 +41,11 @@ from jaxmix._src.mixing import (
   sample_partners,
 )
 from jaxmix._src.mixtoken import mixtoken, token_labeling_loss
+from jaxmix._src.relabel_cutmix import (
+  localized_cutmix_targets,
+  region_crop_boxes,
+  relabel_cutmix,
+)
 from jaxmix._src.saliency import (
   saliency_cutmix,
   salient_peaks,
@@ -48,12 +54,6 @@ from jaxmix._src.saliency import (
 from jaxmix._src.sharding import per_shard
 from jaxmix._src.token_labels import token_boxes, token_label_targets
 from jaxmix._src.video import sample_videomix, videomix
-from jaxmix.relabel.cutmix import (
-  localized_cutmix_targets,
-  region_crop_boxes,
-  relabel_cutmix,
-)
-from jaxmix.relabel.pooling import pool_label_map, relabel_targets
 
 __version__ = '0.1.0'
 

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from jaxmix.relabel import store as label_maps
-from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.data.label_maps import store as label_maps
+from jaxmix.data.label_maps.store import LabelMapStore, MissingLabelMapError
+from jaxmix.data.label_maps.writer import LabelMapWriter
 
 S, K, CLASSES = 3, 2, 20
 

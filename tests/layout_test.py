@@ -27,9 +27,6 @@ LIBRARY = (
 RULES = {
   'jaxmix': LIBRARY,
   'jaxmix._src': LIBRARY,
-  'jaxmix.relabel': LIBRARY,
-  'jaxmix.relabel.pooling': LIBRARY,
-  'jaxmix.relabel.cutmix': LIBRARY,
   'jaxmix.io': ('jaxmix.', *HEAVY),
   'jaxmix.models': (
     'jaxmix.data',
@@ -41,15 +38,8 @@ RULES = {
   ),
   'jaxmix.data': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
   'jaxmix.datasets': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
-  'jaxmix.relabel.store': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
-  'jaxmix.relabel.writer': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
-  'jaxmix.relabel.join': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
-  'jaxmix.relabel.convert': ('jaxmix.train', 'jaxmix.evaluate', 'jaxmix.apps'),
-  'jaxmix.relabel.train_targets': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
   'jaxmix.train': ('jaxmix.evaluate', 'jaxmix.apps'),
   'jaxmix.evaluate': ('jaxmix.apps',),
-  'jaxmix.relabel.annotator': ('jaxmix.apps',),
-  'jaxmix.relabel.viewer': ('jaxmix.apps',),
   'jaxmix.apps': (),
 }
 

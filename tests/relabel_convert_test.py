@@ -13,8 +13,8 @@ import pytest
 from torch_file_util import torch_save_bytes, write_release
 
 import jaxmix
-from jaxmix.relabel import convert as relabel_convert
-from jaxmix.relabel.store import LabelMapStore
+from jaxmix.data.label_maps import convert as relabel_convert
+from jaxmix.data.label_maps.store import LabelMapStore
 
 S, K, CLASSES = 15, 5, 1000
 

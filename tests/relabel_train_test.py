@@ -9,11 +9,11 @@ import pytest
 
 import jaxmix
 from jaxmix.configs import default
-from jaxmix.relabel import join as label_map_join
-from jaxmix.relabel import train_targets
-from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.data.label_maps import join as label_map_join
+from jaxmix.data.label_maps.store import LabelMapStore, MissingLabelMapError
+from jaxmix.data.label_maps.writer import LabelMapWriter
 from jaxmix.train import augment, steps, validation
+from jaxmix.train import relabel as train_targets
 
 K, S, TOP = 10, 5, 3
 B = 16

@@ -10,9 +10,8 @@ from flax import nnx
 
 import jaxmix
 from jaxmix.configs import default
+from jaxmix.data.label_maps.writer import LabelMapWriter
 from jaxmix.models import create_model
-from jaxmix.relabel import train_targets
-from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import (
   build,
   setup,
@@ -20,6 +19,7 @@ from jaxmix.train import (
   token_labeling,
   validation,
 )
+from jaxmix.train import relabel as train_targets
 from jaxmix.train import (
   state as state_lib,
 )

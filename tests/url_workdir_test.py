@@ -28,10 +28,10 @@ from PIL import Image
 
 from jaxmix.apps import preview
 from jaxmix.datasets import synthetic
+from jaxmix.evaluate import label_map_viewer as viewer
 from jaxmix.evaluate import plots, report, runs
 from jaxmix.evaluate.suites import registry as suite_registry
 from jaxmix.io import paths
-from jaxmix.relabel import viewer
 from jaxmix.train import loop
 from tests.run_record_test import tiny_config
 

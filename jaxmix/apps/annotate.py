@@ -6,14 +6,14 @@
       --model tf_efficientnet_l2_ns_475 --dataset imagenet2012 \\
       --data_dir DIR --split train --out STORE
 
-The recipe and its steps are in `jaxmix.relabel.annotator`. Run the same
+The recipe and its steps are in `jaxmix.evaluate.annotator`. Run the same
 command again after an interruption and it resumes.
 """
 
 import argparse
 import sys
 
-from jaxmix.relabel import annotator
+from jaxmix.evaluate import annotator
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -4,7 +4,7 @@
       --out map.png [--data_dir DIR --dataset imagenet2012 --split train] \\
       [--crop y0,x0,y1,x1]
 
-The picture is `jaxmix.relabel.viewer.render`'s.
+The picture is `jaxmix.evaluate.label_map_viewer.render`'s.
 """
 
 import argparse
@@ -12,8 +12,8 @@ import sys
 
 import ml_collections
 
-from jaxmix.relabel import viewer
-from jaxmix.relabel.store import LabelMapStore
+from jaxmix.data.label_maps.store import LabelMapStore
+from jaxmix.evaluate import label_map_viewer as viewer
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,11 +29,10 @@ from absl import logging
 
 from jaxmix.data import minority
 from jaxmix.data import source as source_lib
+from jaxmix.data.label_maps import join as label_map_join
+from jaxmix.data.label_maps.store import LabelMapStore
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.io import paths
-from jaxmix.relabel import join as label_map_join
-from jaxmix.relabel import train_targets
-from jaxmix.relabel.store import LabelMapStore
 from jaxmix.train import (
   augment,
   build,
@@ -45,6 +44,7 @@ from jaxmix.train import (
   token_labeling,
   validation,
 )
+from jaxmix.train import relabel as train_targets
 from jaxmix.train import state as state_lib
 
 

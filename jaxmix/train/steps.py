@@ -185,7 +185,7 @@ def train_step(
     config: the static settings.
     targets_fn: `fn(batch) -> (targets, maps)` giving the dense targets
       instead of the (smoothed) one-hot labels, e.g. ReLabel's
-      (`jaxmix.relabel.train_targets`); `maps` is passed on to `augment_fn`.
+      (`jaxmix.train.relabel`); `maps` is passed on to `augment_fn`.
     token_loss_fn: token labeling's loss
       (`jaxmix.train.token_labeling.create_loss_fn`), which runs the model
       itself (MixToken mixes between its patch embedding and its blocks);

@@ -94,7 +94,7 @@ def create_loss_fn(settings: TokenSettings, mesh: Mesh) -> LossFn:
     `fn(model, images, labels, maps, key, mix_prob) -> (losses, logits)`:
     `images` float `[B, H, W, 3]` normalised, `labels` float `[B, K]` class
     targets, `maps = (scores, indices, crop_boxes, flips)` from
-    `jaxmix.relabel.train_targets`, `key` the mixing key, `mix_prob` a
+    `jaxmix.train.relabel`, `key` the mixing key, `mix_prob` a
     float32 scalar; returns float32 per-example losses `[B]` and the class
     logits `[B, K]`.
   """

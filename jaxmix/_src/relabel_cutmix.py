@@ -25,7 +25,7 @@ from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, mixing
-from jaxmix.relabel import pooling
+from jaxmix._src import label_map_pooling as pooling
 
 Array = jax.Array
 

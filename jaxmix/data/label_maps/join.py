@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxmix.relabel import pooling
-from jaxmix.relabel.store import LabelMapStore
+from jaxmix._src import label_map_pooling as pooling
+from jaxmix.data.label_maps.store import LabelMapStore
 
 MapsFn = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, ...]]
 SYNTHETIC_SIZE, SYNTHETIC_K = 7, 2

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxmix.relabel.store import (
+from jaxmix.data.label_maps.store import (
   INDICES,
   METADATA,
   NAMES,

@@ -25,7 +25,7 @@ the official annotator's `tf_efficientnet_l2_ns_475`):
    adaptive average pooling) when shrinking. Logits are linear in the
    features, so resizing logits equals resizing the feature map first.
 5. The top `k` classes per cell (`jax.lax.top_k`) are written with
-   `jaxmix.relabel.writer.LabelMapWriter`, keyed by file name.
+   `jaxmix.data.label_maps.writer.LabelMapWriter`, keyed by file name.
 
 Batches are split over this host's devices (`jit` on a 'data' mesh). The
 store is written in chunks; run the same command again after an
@@ -163,7 +163,7 @@ def make_annotate_fn(
 def annotate(args: argparse.Namespace) -> str:
   """Writes (or resumes) the store `args.out`; returns its path."""
   from jaxmix.data import full_images  # TensorFlow
-  from jaxmix.relabel.writer import LabelMapWriter
+  from jaxmix.data.label_maps.writer import LabelMapWriter
 
   devices = jax.local_device_count()
   if args.batch_size < 1 or args.batch_size % devices:
@@ -221,7 +221,7 @@ def annotate(args: argparse.Namespace) -> str:
     size=size,
     k=k,
     num_classes=classes,
-    source=f'jaxmix.relabel.annotator of {data_config.dataset} split {args.split}',
+    source=f'jaxmix.evaluate.annotator of {data_config.dataset} split {args.split}',
     annotator=f'{config.model.name} at {image_size}px, {source}',
     resume=True,
   )

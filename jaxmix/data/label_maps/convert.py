@@ -34,9 +34,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from jaxmix.data.label_maps.store import LabelMapStore
+from jaxmix.data.label_maps.writer import LabelMapWriter
 from jaxmix.io import torch_files
-from jaxmix.relabel.store import LabelMapStore
-from jaxmix.relabel.writer import LabelMapWriter
 
 ANNOTATOR = 'EfficientNet-L2 Noisy Student at 475x475 (official ReLabel maps)'
 
