@@ -1,7 +1,7 @@
 """ReLabel targets inside the train step, from label maps in the batch.
 
 The host joins every train batch with its label maps
-(`jaxmix.relabel.join`), so the device batch carries, beside 'image',
+(`jaxmix.data.label_maps.join`), so the device batch carries, beside 'image',
 'label', 'crop_box' and 'flip':
 
   'label_map_scores'   float16 `[B, S, S, k]`  top-k annotator logits
@@ -101,7 +101,7 @@ def check_batch(batch: Batch) -> None:
   if absent:
     raise ValueError(
       f'ReLabel needs batch keys {list(needed)}; missing {absent}. Join the '
-      'train iterator with jaxmix.relabel.join.join_label_maps.'
+      'train iterator with jaxmix.data.label_maps.join.join_label_maps.'
     )
 
 

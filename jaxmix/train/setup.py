@@ -238,7 +238,12 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     )
   label_maps = None
   if config.relabel.enabled:
-    maps_fn, label_maps = label_map_join.open_label_maps(config)
+    maps_fn, label_maps = label_map_join.open_label_maps(
+      config.relabel.store_dir,
+      missing=config.relabel.missing,
+      num_classes=config.data.num_classes,
+      synthetic=config.data.dataset == 'synthetic',
+    )
     train_iter = label_map_join.join_label_maps(
       train_iter, maps_fn, num_classes=config.data.num_classes
     )

@@ -5,11 +5,11 @@ tensor per ImageNet training image at `<wnid>/<stem>.pt`, shaped
 `[2, k, S, S]` = `[2, 5, 15, 15]`: top-k annotator logits, then their class
 ids stored as floats, channels first. This tool reads those files from the
 tar (streamed, never unpacked) or from an unpacked directory, checks them,
-and writes a store (`jaxmix.relabel.store`) keyed by the TFDS
+and writes a store (`jaxmix.data.label_maps.store`) keyed by the TFDS
 `imagenet2012` file name `<stem>.JPEG`, with maps channels last
 `[S, S, k]` (rows and columns as stored), float16 scores, uint16 ids:
 
-  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \\
+  python -m jaxmix.apps.convert_label_maps --src relabel_imagenet.tar \\
       --out /data/relabel_store --workers 8
 
 PyTorch is not needed: a `.pt` file is read as what it is, either a zip
@@ -22,7 +22,6 @@ code. A killed conversion resumes where its last chunk ended when run again.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import itertools
 import multiprocessing
@@ -216,27 +215,3 @@ def _bytes_per_map(store: LabelMapStore) -> float:
   files = ('scores.npy', 'indices.npy', 'names.npy', 'rows.npy')
   total = sum(os.path.getsize(os.path.join(store.path, f)) for f in files)
   return total / max(len(store), 1)
-
-
-def main(argv: list[str] | None = None) -> None:
-  """Command line: see the module docstring."""
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--src', required=True, help='release tar or its dir')
-  parser.add_argument('--out', required=True, help='store directory')
-  parser.add_argument('--workers', type=int, default=1)
-  parser.add_argument('--num_classes', type=int, default=1000)
-  parser.add_argument(
-    '--extension', default='.JPEG', help='image file-name suffix in TFDS'
-  )
-  args = parser.parse_args(argv)
-  convert(
-    args.src,
-    args.out,
-    num_classes=args.num_classes,
-    workers=args.workers,
-    extension=args.extension,
-  )
-
-
-if __name__ == '__main__':
-  main()

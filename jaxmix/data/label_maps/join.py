@@ -14,9 +14,9 @@ step, so a slow page-cache miss never stalls the training thread. The
 position (`get_state`/`set_state`) is the wrapped iterator's, so a resumed
 run rejoins exactly the batches it would have seen.
 
-`open_label_maps(config)` opens `config.relabel.store_dir` with the
-`config.relabel.missing` policy. Synthetic data (the `:smoke` configs) has
-no store: without `store_dir` it gets `synthetic_label_maps`, maps made from
+`open_label_maps(store_dir, missing=..., num_classes=...)` opens a store
+with a missing-map policy. Synthetic data (the `:smoke` configs) has no
+store: without `store_dir` it gets `synthetic_label_maps`, maps made from
 each example's label, so a ReLabel recipe's smoke run exercises the whole
 path. No TensorFlow here.
 """
@@ -90,7 +90,7 @@ def join_label_maps(
   """Wraps `iterator`; `maps_fn(batch) -> (scores, indices, found)`.
 
   With `num_classes`, every batch's crop boxes and class ids are checked
-  on the host (`jaxmix.relabel.pooling.check_label_map_inputs`), naming
+  on the host (`jaxmix._src.label_map_pooling.check_label_map_inputs`), naming
   the file of a bad row: pooling under `jit` cannot see values.
   """
   return LabelMapJoin(iterator, maps_fn, num_classes)
@@ -125,28 +125,42 @@ def synthetic_label_maps(
   return scores, indices, np.ones(count, bool)
 
 
-def open_label_maps(config: Any) -> tuple[MapsFn, LabelMapStore | None]:
+def open_label_maps(
+  store_dir: str | None,
+  *,
+  missing: str,
+  num_classes: int,
+  synthetic: bool = False,
+) -> tuple[MapsFn, LabelMapStore | None]:
   """The maps of a ReLabel run: `(maps_fn, store)` (store None if made up).
 
+  Args:
+    store_dir: the label-map store (a recipe's `config.relabel.store_dir`);
+      None only for synthetic data.
+    missing: the policy for a file name without a map ('error' or
+      'one_hot', `LabelMapStore.open`).
+    num_classes: the classifier's classes; the store must have as many.
+    synthetic: the data is synthetic: without a store, maps are made up
+      from each example's label (`synthetic_label_maps`).
+
   Raises:
-    ValueError: no `config.relabel.store_dir` for real data, or a store
-      whose class count differs from `config.data.num_classes`.
+    ValueError: no `store_dir` for real data, or a store whose class count
+      differs from `num_classes`.
   """
-  relabel, num_classes = config.relabel, config.data.num_classes
-  if relabel.store_dir is None:
-    if config.data.dataset == 'synthetic':
+  if store_dir is None:
+    if synthetic:
       return (
         lambda batch: synthetic_label_maps(batch, num_classes=num_classes)
       ), None
     raise ValueError(
-      'config.relabel.enabled needs config.relabel.store_dir, a label-map '
-      'store made by python -m jaxmix.relabel.convert (the official '
+      'ReLabel needs store_dir (config.relabel.store_dir), a label-map '
+      'store made by python -m jaxmix.apps.convert_label_maps (the official '
       'ReLabel maps) or python -m jaxmix.apps.annotate (your own annotator).'
     )
-  store = LabelMapStore.open(relabel.store_dir, missing=relabel.missing)
+  store = LabelMapStore.open(store_dir, missing=missing)
   if store.num_classes != num_classes:
     raise ValueError(
-      f'label-map store {relabel.store_dir} has {store.num_classes} classes, '
-      f'config.data.num_classes is {num_classes}.'
+      f'label-map store {store_dir} has {store.num_classes} classes, '
+      f'num_classes is {num_classes} (config.data.num_classes).'
     )
   return store_maps_fn(store), store

@@ -1,7 +1,7 @@
 """Label-map store: a dataset's top-k ReLabel maps in a few large files.
 
 A store is a directory written once per dataset (by
-`jaxmix.relabel.convert` or an annotator) and read by every host:
+`jaxmix.data.label_maps.convert` or an annotator) and read by every host:
 
   scores.npy     float16 `[N, S, S, k]`  top-k annotator logits, channels last
   indices.npy    uint16  `[N, S, S, k]`  their class ids
@@ -14,17 +14,11 @@ for ImageNet's 1,281,167 training images). While a store is written, rows
 are appended in chunks and `progress.json` records the committed rows, so
 an interrupted writer resumes; `metadata.json` appears only at the end.
 
-Joining examples with their maps, two ways:
-
-* `LabelMapStore.lookup(file_names)` on the host, e.g. on each numpy batch in
-  the iterator: the arrays are memory-mapped, so a host holds only the name
-  index (~40 MB for ImageNet) and the page cache serves the rows it reads.
-* `make_tf_join(store)` inside tf.data: a `tf.lookup.StaticHashTable` maps
-  names to rows; the rows are gathered by a host callback (default) or, with
-  `in_memory=True`, by `tf.gather` from TF variables holding both arrays
-  (5.8 GB of host memory for ImageNet, on every host).
-
-Either way the device gets float16 scores and uint16 indices beside the
+Examples are joined with their maps on the host, by
+`LabelMapStore.lookup(file_names)` on each numpy batch of the train iterator
+(`jaxmix.data.label_maps.join`): the arrays are memory-mapped, so a host
+holds only the name index (~40 MB for ImageNet) and the page cache serves
+the rows it reads. The device gets float16 scores and uint16 indices beside the
 image and crop box, and `jaxmix.pool_label_map` pools them in the train step.
 A file name without a map raises `MissingLabelMapError` naming it, unless the
 store was opened with `missing='one_hot'`: then its row is zeros, `found` is
@@ -35,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
@@ -102,7 +96,7 @@ class LabelMapStore:
       )
       raise ValueError(
         f'{path} is {state} label-map store (no {METADATA}); '
-        'write it with python -m jaxmix.relabel.convert.'
+        'write it with python -m jaxmix.apps.convert_label_maps.'
       )
     with open(meta_path) as f:
       metadata = json.load(f)
@@ -219,85 +213,3 @@ class LabelMapStore:
     rows, found = self.rows_of(file_names)
     self.check_found(file_names, found)
     return (*self.gather(rows), found)
-
-
-def make_tf_join(
-  store: LabelMapStore,
-  *,
-  in_memory: bool = False,
-  file_name_key: str = 'file_name',
-) -> Callable[[dict], dict]:
-  """A function for `tf.data.Dataset.map` that adds label maps to examples.
-
-  It reads `example[file_name_key]` (scalar or `[b]`; apply it after
-  `batch` to make one host call per batch) and adds 'label_map_scores'
-  float16 and 'label_map_indices' uint16, both `[..., S, S, k]`, and
-  'label_map_found' bool `[...]`. Rows come from a host callback into the
-  memory-mapped store, or with `in_memory=True` from `tf.gather` on copies
-  of the whole arrays in TF variables (`N * S * S * k * 4` bytes: 5.8 GB for
-  ImageNet). Missing maps follow `store.missing`; in memory, the error is a
-  `tf.errors.InvalidArgumentError` naming the files, and the fallback count
-  is left to the caller (`store.check_found` on the batch).
-  """
-  import tensorflow as tf  # The store itself works without TensorFlow.
-
-  names = [n.decode() for n in store._names]
-  table = tf.lookup.StaticHashTable(
-    tf.lookup.KeyValueTensorInitializer(
-      tf.constant(names, tf.string) if names else tf.zeros([0], tf.string),
-      tf.constant(store._rows, tf.int64),
-    ),
-    default_value=-1,
-  )
-  cell = (store.metadata['size'], store.metadata['size'], store.metadata['k'])
-  if in_memory:
-    scores = tf.Variable(np.asarray(store.scores), trainable=False)
-    indices = tf.Variable(np.asarray(store.indices), trainable=False)
-
-  def host_gather(file_names, rows):
-    store.check_found(file_names, rows >= 0)
-    return store.gather(rows.reshape(-1))
-
-  def join(example):
-    example = dict(example)
-    file_names = example[file_name_key]
-    rows = table.lookup(file_names)
-    found = rows >= 0
-    if in_memory:
-      if store.missing == 'error':
-        tf.debugging.Assert(
-          tf.reduce_all(found),
-          [
-            f'no label map in label-map store {store.path} for file_name(s):',
-            tf.boolean_mask(
-              tf.reshape(file_names, [-1]), tf.reshape(~found, [-1])
-            ),
-          ],
-          summarize=8,
-        )
-      safe = tf.maximum(rows, 0)
-      keep = tf.reshape(found, tf.concat([tf.shape(rows), [1, 1, 1]], 0))
-      out_scores = tf.where(
-        keep, tf.gather(scores, safe), tf.zeros([], tf.float16)
-      )
-      out_indices = tf.where(
-        keep, tf.gather(indices, safe), tf.zeros([], tf.uint16)
-      )
-    else:
-      out_scores, out_indices = tf.numpy_function(
-        host_gather,
-        [tf.reshape(file_names, [-1]), tf.reshape(rows, [-1])],
-        [tf.float16, tf.uint16],
-        stateful=True,
-      )
-      shape = tf.concat([tf.shape(rows), cell], 0)
-      out_scores = tf.reshape(out_scores, shape)
-      out_indices = tf.reshape(out_indices, shape)
-      out_scores.set_shape(rows.shape.concatenate(cell))
-      out_indices.set_shape(rows.shape.concatenate(cell))
-    example['label_map_scores'] = out_scores
-    example['label_map_indices'] = out_indices
-    example['label_map_found'] = found
-    return example
-
-  return join

@@ -1,4 +1,4 @@
-"""Writing a label-map store (the layout is in `jaxmix.relabel.store`).
+"""Writing a label-map store (the layout is in `jaxmix.data.label_maps.store`).
 
 `LabelMapWriter` appends rows in chunks to `scores.npy` and `indices.npy`,
 whose fixed-size .npy headers are rewritten in place when the store is
