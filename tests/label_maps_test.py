@@ -177,3 +177,28 @@ def test_padding_names_are_missing_not_malformed(tmp_path):
     store.lookup([b''])
   store.missing = 'one_hot'
   assert store.lookup([b'', 'a\nb'])[2].tolist() == [False, False]
+
+
+def test_npy_headers_are_numpys_and_keep_their_length():
+  """The writer's in-place headers: NumPy's own, the same 128 bytes as the
+  rows grow (golden: the bytes the hand-packed header had)."""
+  import io
+
+  from jaxmix.data.label_maps import writer
+
+  header = writer._npy_header(np.dtype(np.float16), (1281167, 15, 15, 5))
+  body = (
+    b"{'descr': '<f2', 'fortran_order': False, 'shape': (1281167, 15, 15, 5), }"
+  )
+  assert header == b'\x93NUMPY\x01\x00v\x00' + body.ljust(117) + b'\n'
+
+  for rows in (0, 10**15):
+    found = writer._npy_header(np.dtype(np.uint16), (rows, 7, 7, 2))
+    assert len(found) == 128
+    fp = io.BytesIO(found)
+    np.lib.format.read_magic(fp)
+    assert np.lib.format.read_array_header_1_0(fp) == (
+      (rows, 7, 7, 2),
+      False,
+      np.dtype(np.uint16),
+    )

@@ -11,12 +11,13 @@ most one chunk. `finalize` sorts the names into the index and writes
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import struct
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from jaxmix.data.label_maps.store import (
   INDICES,
@@ -35,11 +36,27 @@ _DTYPES = {SCORES: np.dtype(np.float16), INDICES: np.dtype(np.uint16)}
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
-  body = (
-    f"{{'descr': '{dtype.str}', 'fortran_order': False, 'shape': {shape!r}, }}"
-  ).encode('latin1')
-  magic = b'\x93NUMPY\x01\x00' + struct.pack('<H', _HEADER_BYTES - 10)
-  return magic + body.ljust(_HEADER_BYTES - 11) + b'\n'
+  """A v1.0 `.npy` header by `numpy.lib.format`, `_HEADER_BYTES` long.
+
+  NumPy pads the header so the first axis can grow to 21 digits without
+  changing its length, so it is rewritten in place as rows are added.
+  """
+  out = io.BytesIO()
+  npy_format.write_array_header_1_0(
+    out,
+    {
+      'descr': npy_format.dtype_to_descr(dtype),
+      'fortran_order': False,
+      'shape': shape,
+    },
+  )
+  header = out.getvalue()
+  if len(header) != _HEADER_BYTES:
+    raise ValueError(
+      f'The .npy header of shape {shape} is {len(header)} bytes, not '
+      f'{_HEADER_BYTES}.'
+    )
+  return header
 
 
 class LabelMapWriter:
