@@ -93,14 +93,15 @@ def row_for_run(run_dir: str | os.PathLike) -> dict:
     'method': None,
     'step': None,
   }
-  config_path = paths.resolve(run_dir) / 'config.json'
   for result in results:
     part = row_from_result(result)
     for key in _FIXED[1:]:
       row[key] = row[key] if part[key] is None else part[key]
     row.update({k: v for k, v in part.items() if k not in _FIXED})
-  if row['method'] is None and config_path.exists():
-    row['method'] = runs.method_of(json.loads(config_path.read_text()))
+  if (
+    row['method'] is None and (paths.resolve(run_dir) / 'config.json').exists()
+  ):
+    row['method'] = runs.method_of(runs.load_config(run_dir))
   return row
 
 

@@ -35,23 +35,25 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxmix.io import paths
-from jaxmix.train import build, checkpoints, steps
+from jaxmix.train import build, checkpoints, run_dir, steps
 from jaxmix.train import state as state_lib
 
 Variables = tuple[nnx.State, nnx.State]
 
 
 def method_of(config: Mapping[str, Any]) -> str:
-  """The training recipe of a config in a few words, e.g. 'cutmix+relabel'."""
+  """The training recipe of a config in a few words, e.g. 'cutmix+relabel'.
+
+  `config`: a full config (a recorded one through `load_config`).
+  """
   parts = []
-  mix = config.get('mix', {})
-  if mix and mix.get('method', 'none') != 'none':
-    parts.append(mix['method'])
-  if config.get('cutout', {}).get('size', 0):
+  if config['mix']['method'] != 'none':
+    parts.append(config['mix']['method'])
+  if config['cutout']['size']:
     parts.append('cutout')
-  if config.get('random_erasing', {}).get('prob', 0.0):
+  if config['random_erasing']['prob']:
     parts.append('random_erasing')
-  if config.get('relabel', {}).get('enabled', False):
+  if config['relabel']['enabled']:
     parts.append('relabel')
   return '+'.join(parts) or 'baseline'
 
@@ -68,21 +70,27 @@ def results_dir(
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
-  """The resolved config a run wrote to `workdir/config.json`."""
+  """The resolved config a run wrote to `workdir/config.json`, upgraded.
+
+  Fields added to the schema after the run was recorded hold the value the
+  run used (`jaxmix.train.run_dir.upgrade`), so every field reads directly.
+  """
   path = paths.resolve(workdir) / 'config.json'
   if not path.exists():
     raise FileNotFoundError(
       f'{path} does not exist: `workdir` must be a run directory written by '
       '`python -m jaxmix.apps.train` (it holds config.json and checkpoints/).'
     )
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  return ml_collections.ConfigDict(
+    run_dir.upgrade(json.loads(path.read_text()))
+  )
 
 
 def _abstract_state(config, mesh):
   """(ModelDef, abstract TrainState) shaped as the trainer's state."""
   # Only the optimiser state's structure matters, not the schedule.
   tx, _ = build.optimizer(config, steps_per_epoch=1)
-  ema = config.optimizer.get('ema_decay', 0.0) > 0
+  ema = config.optimizer.ema_decay > 0
   holder = {}
 
   def abstract_state():

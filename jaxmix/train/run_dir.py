@@ -142,6 +142,32 @@ def _schema_defaults() -> dict[str, Any]:
   return flatten(as_json(default.get_config()))
 
 
+def _recorded_around(flat: Mapping[str, Any], field: str) -> bool:
+  """Whether `flat` holds `field`, a field inside it or one around it."""
+  if field in flat or any(f.startswith(field + '.') for f in flat):
+    return True
+  parts = field.split('.')
+  return any('.'.join(parts[:i]) in flat for i in range(1, len(parts)))
+
+
+def upgrade(recorded: Mapping[str, Any]) -> dict[str, Any]:
+  """A recorded config (`config.json`) with the fields added since filled.
+
+  Every schema field the record lacks gets `value_before_field(field)`,
+  the value the run used (`ADDED_LATER` where the default changed since),
+  so code reading a recorded config reads every field directly, without a
+  fallback of its own. Recorded values, and fields the schema does not
+  know, stay as recorded.
+  """
+  flat = flatten(as_json(recorded))
+  added = {
+    field: value_before_field(field)
+    for field in _schema_defaults()
+    if not _recorded_around(flat, field)
+  }
+  return _unflatten({**flat, **added})
+
+
 def differences(
   recorded: Mapping[str, Any], requested: Mapping[str, Any]
 ) -> dict[str, tuple[Any, Any]]:
