@@ -15,7 +15,7 @@ so the requested config is compared with the recorded one field by field:
   the history shows.
 
 A field belongs to the most specific prefix of either list; fields of
-neither (none today, `tests/run_dir_test.py` checks the schema) count as
+neither (none today, `tests/run_record_test.py` checks the schema) count as
 identity.
 
 One trainer writes a run directory at a time: `RunLock` holds the file

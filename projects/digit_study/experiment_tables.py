@@ -1,4 +1,4 @@
-"""The tables and the plot of `jaxmix.apps.experiment`, from its record.
+"""The tables and the plot of `experiment`, from its record.
 
 `results_markdown(record, workdir)` turns the experiment's record (the
 contents of `WORKDIR/results.json`) into `WORKDIR/results.md` and draws

@@ -84,7 +84,7 @@ def check_classes(
 
   Args:
     run: the evaluated run (`num_classes`, `name`).
-    found: the dataset's builder (`datasets.checked_builder`).
+    found: the dataset's builder (`jaxmix.data.eval_builders.checked_builder`).
     name: the TFDS name, for the message.
     hint: appended to the message (e.g. which runs to evaluate).
   """

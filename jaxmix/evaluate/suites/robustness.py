@@ -1,7 +1,7 @@
 """The robustness suites on a run's own eval set (occlusion, FGSM, ...).
 
 Each suite is `fn(run, args) -> dict` (see `jaxmix.evaluate.suites.registry`) over
-the run's eval split (`suite_base.eval_set`), with the pure measures of
+the run's eval split (`jaxmix.evaluate.suites.common.eval_set`), with the pure measures of
 `jaxmix.evaluate.robustness` and `jaxmix.evaluate.ood`:
 
 - 'occlusion': top-1 under centre and boundary occlusion vs the hole side.
