@@ -26,6 +26,7 @@ SOURCES = sorted(
 BACKTICKED = re.compile(r'`([^`\n]+)`')
 NAME = re.compile(r'\bjaxmix(?:\.\w+)+')
 TEST_FILE = re.compile(r'\btests/[\w/]+\.py\b')
+COMMAND = re.compile(r'python -m ((?:jaxmix|projects)(?:\.\w+)+)')
 
 
 @functools.cache
@@ -121,6 +122,19 @@ def test_backticked_references_resolve(path):
     if why:
       bad.append(f'`{ref}`: {why}')
   assert not bad, f'{path.relative_to(ROOT)}:\n' + '\n'.join(bad)
+
+
+@pytest.mark.parametrize(
+  'path', SOURCES, ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_documented_commands_exist(path):
+  """`python -m NAME` names a module that runs as a command."""
+  bad = []
+  for name in sorted(set(COMMAND.findall(path.read_text()))):
+    module = _module_file(name.split('.'))
+    if module is None or "__name__ == '__main__'" not in module.read_text():
+      bad.append(name)
+  assert not bad, f'{path.relative_to(ROOT)}: no command {bad}'
 
 
 def test_the_resolver_catches_stale_names():
