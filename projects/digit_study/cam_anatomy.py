@@ -24,12 +24,13 @@ the 'digits' suite (`RUN/eval/digits.json`), so the numbers explain that
 suite's top-1 localisation.
 """
 
-import argparse
 import json
 import os
 
 import numpy as np
+from absl import flags
 
+from jaxmix.apps import command_line
 from jaxmix.evaluate import cam_boxes, localization, multihost
 from jaxmix.evaluate.suites.common import DEFAULT_CAM_THRESHOLD, SuiteArgs
 
@@ -143,30 +144,38 @@ def markdown(found: list[dict]) -> str:
   return '\n'.join(lines) + '\n'
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('dataset', None, 'Boxed TFDS dataset.', flag_values=FLAGS)
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_string('split', 'test', 'Its split.', flag_values=FLAGS)
+flags.DEFINE_float(
+  'threshold', None, "CAM threshold (default: each run's).", flag_values=FLAGS
+)
+flags.DEFINE_integer(
+  'limit', None, 'At most this many images.', flag_values=FLAGS
+)
+flags.DEFINE_string('out', None, 'Also write JSON here.', flag_values=FLAGS)
+flags.mark_flag_as_required('dataset', flag_values=FLAGS)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('runs', nargs='+')
-  parser.add_argument('--dataset', required=True)
-  parser.add_argument('--data_dir', default=None)
-  parser.add_argument('--split', default='test')
-  parser.add_argument('--threshold', type=float, default=None)
-  parser.add_argument('--limit', type=int, default=None)
-  parser.add_argument('--out', default=None, help='also write JSON here')
-  args = parser.parse_args(argv)
+  runs = command_line.parse(FLAGS, argv, __doc__, positional=True)
+  if not runs:
+    raise SystemExit('FATAL Give at least one run directory.')
   found = [
     anatomy(
       run,
-      args.dataset,
-      data_dir=args.data_dir,
-      split=args.split,
-      threshold=args.threshold,
-      limit=args.limit,
+      FLAGS.dataset,
+      data_dir=FLAGS.data_dir,
+      split=FLAGS.split,
+      threshold=FLAGS.threshold,
+      limit=FLAGS.limit,
     )
-    for run in args.runs
+    for run in runs
   ]
   print(markdown(found))
-  if args.out:
-    with open(args.out, 'w') as f:
+  if FLAGS.out:
+    with open(FLAGS.out, 'w') as f:
       json.dump(found, f, indent=1)
   return found
 

@@ -18,15 +18,16 @@ both objects' visible fractions (what a localised label such as ReLabel's
 pooled map would give, were the objects equally salient).
 """
 
-import argparse
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import mixing
+from jaxmix.apps import command_line
 from jaxmix.evaluate import localization
 
 GRID = 224  # CutMix boxes are sampled on this pixel grid.
@@ -189,20 +190,26 @@ def dataset_label_fit(
   return {'dataset': name, 'split': split, **fit}
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+  'dataset', 'digit_scenes', 'Boxed TFDS dataset.', flag_values=FLAGS
+)
+flags.DEFINE_string('split', 'test', 'Its split.', flag_values=FLAGS)
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_float(
+  'alpha', 1.0, "CutMix's Beta(alpha, alpha).", flag_values=FLAGS
+)
+flags.DEFINE_integer('seed', 0, 'Seed of the boxes.', flag_values=FLAGS)
+
+
 def main(argv: list[str] | None = None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--dataset', default='digit_scenes')
-  parser.add_argument('--split', default='test')
-  parser.add_argument('--data_dir', default=None)
-  parser.add_argument('--alpha', type=float, default=1.0)
-  parser.add_argument('--seed', type=int, default=0)
-  args = parser.parse_args(argv)
+  command_line.parse(FLAGS, argv, __doc__)
   result = dataset_label_fit(
-    args.dataset,
-    args.split,
-    data_dir=args.data_dir,
-    alpha=args.alpha,
-    seed=args.seed,
+    FLAGS.dataset,
+    FLAGS.split,
+    data_dir=FLAGS.data_dir,
+    alpha=FLAGS.alpha,
+    seed=FLAGS.seed,
   )
   print(json.dumps(result, indent=2))
   return result
