@@ -33,7 +33,6 @@ interruption and it resumes, skipping the names already written. One
 process writes one store: on a multi-host system run it on one host.
 """
 
-import argparse
 import sys
 import time
 from typing import Any
@@ -160,8 +159,11 @@ def make_annotate_fn(
   return jax.jit(annotate, in_shardings=(replicated, data), out_shardings=data)
 
 
-def annotate(args: argparse.Namespace) -> str:
-  """Writes (or resumes) the store `args.out`; returns its path."""
+def annotate(args: Any) -> str:
+  """Writes (or resumes) the store `args.out`; returns its path.
+
+  `args`: the flags of `jaxmix.apps.annotate`, as attributes.
+  """
   from jaxmix.data import full_images  # TensorFlow
   from jaxmix.data.label_maps.writer import LabelMapWriter
 
