@@ -164,3 +164,16 @@ def test_data_entry_points_are_one_hop():
     'import jaxmix.data as d; d.create_train_iterator; d.create_eval_iterator'
   )
   assert 'tensorflow' in loaded  # loaded on first use, not on import
+
+
+def test_every_command_parses_absl_flags():
+  """One command-line library: absl flags (the datasets' builders aside,
+  until `tfds build` runs without apache-beam)."""
+  commands = [
+    *(PACKAGE / 'apps').glob('*.py'),
+    *(PACKAGE / 'evaluate').rglob('*.py'),
+    *(PACKAGE / 'data').rglob('*.py'),
+    *(ROOT / 'projects').rglob('*.py'),
+  ]
+  found = [p.name for p in commands if 'argparse' in imported(p)]
+  assert not found, found
