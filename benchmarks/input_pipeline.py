@@ -15,7 +15,7 @@ Two pipelines read the same prepared imagenet2012 split on the same cores:
   law `--train-resize` (default 'area', the recipes' default; with
   `--compare-antialias` also a row with 'antialias'), and with `--relabel`
   its batches joined with label maps from a memory-mapped store
-  (`jaxmix.relabel.join`, in the background thread of `prefetch_to_mesh`).
+  (`jaxmix.data.label_maps.join`, in the background thread of `prefetch_to_mesh`).
 
 Recipe rows (unless `--no-recipe`): jaxmix with the data config of
 `--recipe` (default the ReLabel ResNet-50 recipe: torchvision crop, area
@@ -158,8 +158,8 @@ def _numpy_batches(ds):
 
 def _label_map_store(args, directory: str):
   """A store with a map for every train file name (random maps)."""
-  from jaxmix.relabel.store import LabelMapStore
-  from jaxmix.relabel.writer import LabelMapWriter
+  from jaxmix.data.label_maps.store import LabelMapStore
+  from jaxmix.data.label_maps.writer import LabelMapWriter
 
   builder = tfds.builder('imagenet2012', data_dir=args.data_dir)
   names = [
@@ -208,7 +208,7 @@ def _jaxmix_batches(args, store=None, *, bicubic=False):
     return it
   import jax
 
-  from jaxmix.relabel import join
+  from jaxmix.data.label_maps import join
 
   it = join.join_label_maps(it, join.store_maps_fn(store))
   # The join runs in the prefetcher's background thread, as in training.

@@ -27,10 +27,10 @@ from flax import nnx
 
 import jaxmix
 from jaxmix import models
-from jaxmix.relabel import store as label_maps
-from jaxmix.relabel import train_targets
-from jaxmix.relabel import writer as label_map_writer
+from jaxmix.data.label_maps import store as label_maps
+from jaxmix.data.label_maps import writer as label_map_writer
 from jaxmix.train import augment, augment_schedule, optimizers, state, steps
+from jaxmix.train import relabel as train_targets
 
 
 def _config(args) -> ml_collections.ConfigDict:

@@ -22,7 +22,7 @@ momentum, bfloat16 compute, synthetic data already on the devices):
   batches through `prefetch_to_mesh` (background thread, device copies
   ahead of the step), against the same step on a batch already on the
   devices (`cutmix`); `loop+join` adds the ReLabel label-map join on a
-  memory-mapped store (`jaxmix.relabel.join`) to the host side.
+  memory-mapped store (`jaxmix.data.label_maps.join`) to the host side.
 
 Rows are timed in interleaved rounds (median of `--rounds`), each round
 `--steps` steps after the compiled warm-up, ending in `block_until_ready`.
@@ -132,7 +132,7 @@ def _host_batch(args, rng, *, maps: bool) -> dict[str, np.ndarray]:
 
 
 def _store(path, names, classes, rng):
-  from jaxmix.relabel import writer
+  from jaxmix.data.label_maps import writer
 
   store = writer.LabelMapWriter(path, size=15, k=5, num_classes=classes)
   n = len(names)
@@ -173,8 +173,8 @@ def _time_jax(run, args) -> float:
 
 
 def _jax_rows(args) -> dict[str, float]:
+  from jaxmix.data.label_maps import join
   from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-  from jaxmix.relabel import join
 
   mesh = jax.make_mesh(
     (jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,)

@@ -35,6 +35,7 @@ from jaxmix._src.deprecated import (
 )
 from jaxmix._src.draws import MixDraw, Span, apply_draw, draw_mask, make_draw
 from jaxmix._src.erasing import cutout, random_erasing
+from jaxmix._src.label_map_pooling import pool_label_map, relabel_targets
 from jaxmix._src.labels import (
   check_class_ids,
   mixed_cross_entropy,
@@ -59,6 +60,12 @@ from jaxmix._src.photometric import (
   photometric,
   sample_photometric,
 )
+from jaxmix._src.relabel_cutmix import (
+  localized_cutmix_targets,
+  region_crop_boxes,
+  relabel_cutmix,
+  sample_relabel_cutmix,
+)
 from jaxmix._src.saliency import (
   saliency_cutmix,
   salient_peaks,
@@ -67,13 +74,6 @@ from jaxmix._src.saliency import (
 from jaxmix._src.sharding import device_key, per_shard
 from jaxmix._src.token_labels import token_boxes, token_label_targets
 from jaxmix._src.video import sample_videomix, videomix
-from jaxmix.relabel.cutmix import (
-  localized_cutmix_targets,
-  region_crop_boxes,
-  relabel_cutmix,
-  sample_relabel_cutmix,
-)
-from jaxmix.relabel.pooling import pool_label_map, relabel_targets
 
 __version__ = '0.1.0'
 
@@ -125,8 +125,8 @@ __all__ = (
   'sample_mixup',
   'sample_mixup_or_cutmix',
   'sample_partners',
-  'sample_relabel_cutmix',
   'sample_photometric',
+  'sample_relabel_cutmix',
   'sample_saliency_cutmix',
   'sample_videomix',
   'smooth_labels',

@@ -14,10 +14,10 @@ from jaxmix import models
 from jaxmix.apps import annotate as annotate_app
 from jaxmix.configs import default
 from jaxmix.data import full_images
+from jaxmix.data.label_maps.store import LabelMapStore
+from jaxmix.data.label_maps.writer import LabelMapWriter
 from jaxmix.datasets import digit_scenes
-from jaxmix.relabel import annotator
-from jaxmix.relabel.store import LabelMapStore
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.evaluate import annotator
 from jaxmix.train import checkpoints, optimizers, schedules, steps
 from jaxmix.train import state as state_lib
 

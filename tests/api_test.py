@@ -28,8 +28,8 @@ LIBRARY_MODULES = [
   'jaxmix._src.saliency',
   'jaxmix._src.token_labels',
   'jaxmix._src.video',
-  'jaxmix.relabel.pooling',
-  'jaxmix.relabel.cutmix',
+  'jaxmix._src.label_map_pooling',
+  'jaxmix._src.relabel_cutmix',
   'jaxmix._src.sharding',
 ]
 

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from jaxmix.apps import demo, digit_runs, experiment
+from jaxmix.apps import demo, digit_runs
+from projects.digit_study import experiment
 
 
 def test_recipes_load_and_smoke_keeps_the_recipe():
@@ -25,20 +26,6 @@ def test_recipes_load_and_smoke_keeps_the_recipe():
   assert localized.relabel.localized_cutmix and localized.mix.method == 'cutmix'
   with pytest.raises(ValueError, match="'cutmixx'"):
     digit_runs.load_recipe('cutmixx', smoke=True)
-
-
-def test_long_schedule_changes_only_the_regime():
-  for name in experiment.RECIPES:
-    short = digit_runs.load_recipe(name, smoke=False).to_dict()
-    long = digit_runs.load_recipe(name, smoke=False, long=True).to_dict()
-    assert long['data'].pop('train_split') == 'train[:3000]'
-    assert long['model']['kwargs'].pop('width') == 32
-    assert (long.pop('num_epochs'), short.pop('num_epochs')) == (60, 12)
-    long.pop('eval_every_epochs'), short.pop('eval_every_epochs')
-    short['data'].pop('train_split'), short['model']['kwargs'].pop('width')
-    assert long == short
-  small = digit_runs.load_recipe('cutmix', smoke=True, long=True)
-  assert small.data.train_split == 'train[:30%]'
 
 
 def _digits_json(run_dir):
@@ -81,3 +68,12 @@ def test_default_job_trains_evaluates_draws_and_resumes(tmp_path, capsys):
   second = _digits_json(run_dir)
   assert second['step'] == 32
   assert second['metrics'] == first['metrics']
+
+
+def test_flags(tmp_path):
+  with pytest.raises(SystemExit):
+    demo.main([])  # --workdir is required
+  for flags in (['--all'], ['--long'], ['--workdir', str(tmp_path), 'extra']):
+    with pytest.raises(SystemExit):
+      demo.main(['--workdir', str(tmp_path), *flags])
+  assert not os.listdir(tmp_path)

@@ -18,7 +18,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxmix.datasets import backgrounds_challenge as bgc
-from jaxmix.evaluate import suite_registry, suites_backgrounds
+from jaxmix.evaluate.suites import backgrounds as suites_backgrounds
+from jaxmix.evaluate.suites import registry as suite_registry
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from jaxmix.data import tfds_source
-from jaxmix.evaluate import imagenet_c, suite_registry, suites_imagenet
+from jaxmix.evaluate import imagenet_c
+from jaxmix.evaluate.suites import imagenet as suites_imagenet
+from jaxmix.evaluate.suites import registry as suite_registry
 
 K = fx.NUM_CLASSES
 NUM_VAL = 21  # ILSVRC2012_val_00000007 and _00000021 share a class

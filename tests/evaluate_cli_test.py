@@ -11,13 +11,9 @@ import pytest
 
 from jaxmix.apps import evaluate as cli
 from jaxmix.configs import default
-from jaxmix.evaluate import (
-  eval_batches,
-  eval_builders,
-  multihost,
-  runs,
-  suite_registry,
-)
+from jaxmix.data import eval_batches, eval_builders
+from jaxmix.evaluate import multihost, runs
+from jaxmix.evaluate.suites import registry as suite_registry
 from jaxmix.train import loop
 
 

@@ -210,3 +210,22 @@ def test_ood_metrics_of_separated_and_of_softmax_scores():
   np.testing.assert_allclose(scores, [0.5, 1 / (1 + np.exp(-10.0))], rtol=1e-6)
   with pytest.raises(ValueError, match='`out_scores`'):
     ood.auroc([1.0], [np.nan])
+
+
+def test_the_eval_step_and_the_suites_count_top_k_alike():
+  """One tally: `eval_step`'s counts are `top_k_tally`'s, ties included."""
+  from jaxmix.train import accuracy
+
+  logits = jax.random.normal(jax.random.key(0), (64, 7))
+  logits = logits.at[:8].set(0.0)  # ties: lower index first
+  labels = jax.random.randint(jax.random.key(1), (64,), 0, 7)
+  mask = jnp.arange(64) < 50
+  top1, top5 = accuracy.top_k_correct(logits, labels, (1, 5))
+  for k, hits in ((1, top1), (5, top5)):
+    tally = metrics.top_k_tally(logits, labels, k=k, mask=mask)
+    assert int(tally.correct) == int(jnp.sum(hits & mask))
+    order = np.argsort(-np.asarray(logits), axis=-1, kind='stable')[:, :k]
+    want = (order == np.asarray(labels)[:, None]).any(-1) & np.asarray(mask)
+    assert int(tally.correct) == int(want.sum())
+  with pytest.raises(ValueError, match=r'ks=\(0,\)'):
+    accuracy.top_k_correct(logits, labels, (0,))

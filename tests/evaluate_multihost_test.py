@@ -56,7 +56,9 @@ def _evaluate_in_one_process(runs_dir, digits_dir, imagenet_dir, out):
   """What the worker does, with the suites called directly on 4 devices."""
   import jax
 
-  from jaxmix.evaluate import eval_batches, runs, suite_registry
+  from jaxmix.data import eval_batches
+  from jaxmix.evaluate import runs
+  from jaxmix.evaluate.suites import registry as suite_registry
   from jaxmix.train import steps
 
   mesh = steps.create_mesh(jax.devices()[:4])

@@ -80,7 +80,9 @@ imagenet = ['--workdir', os.path.join(args.runs, 'imagenet'), *distributed]
 imagenet += ['--suite', 'imagenet', '--data_dir', args.imagenet_dir]
 assert cli.main([*imagenet, '--batch_size', '4']) == 0
 
-from jaxmix.evaluate import eval_batches, runs, suite_registry  # noqa: E402
+from jaxmix.data import eval_batches  # noqa: E402
+from jaxmix.evaluate import runs  # noqa: E402
+from jaxmix.evaluate.suites import registry as suite_registry  # noqa: E402
 
 run = runs.load_run(digits_run)
 found = suite_registry.predict(

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from jaxmix.apps import report as report_app
 from jaxmix.evaluate import report
 
 
@@ -66,7 +67,7 @@ def test_markdown_table_of_two_runs(two_runs):
 
 def test_cli_writes_stdout_and_out(two_runs, tmp_path, capsys):
   out = str(tmp_path / 'table.md')
-  assert report.main([*two_runs, '--out', out]) == 0
+  assert report_app.main([*two_runs, '--out', out]) == 0
   assert capsys.readouterr().out == EXPECTED
   with open(out) as f:
     assert f.read() == EXPECTED
@@ -115,11 +116,11 @@ def test_training_curves_picture(tmp_path):
     _write(str(run_dir), 'imagenet', {'top1': 0.5})
     runs.append(str(run_dir))
   png = str(tmp_path / 'curves.png')
-  assert report.main([*runs, '--curves', png]) == 0
+  assert report_app.main([*runs, '--curves', png]) == 0
   assert os.path.getsize(png) > 1000
 
 
 def test_every_suite_is_orderable_and_on_the_command_line():
-  from jaxmix.evaluate import suite_registry
+  from jaxmix.evaluate.suites import registry as suite_registry
 
   assert set(report.SUITE_ORDER) == set(suite_registry.SUITES)

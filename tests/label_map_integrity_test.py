@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 
 from jaxmix.apps import verify_label_maps
-from jaxmix.relabel import join
-from jaxmix.relabel import store as store_lib
-from jaxmix.relabel.store import LabelMapStore, LabelMapStoreError
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.data.label_maps import join
+from jaxmix.data.label_maps import store as store_lib
+from jaxmix.data.label_maps.store import LabelMapStore, LabelMapStoreError
+from jaxmix.data.label_maps.writer import LabelMapWriter
 
 S, K, CLASSES, N = 3, 2, 20, 6
 NAMES = [f'img_{i}.JPEG' for i in range(N)]

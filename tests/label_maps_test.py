@@ -7,9 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from jaxmix.relabel import store as label_maps
-from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.data.label_maps.store import LabelMapStore, MissingLabelMapError
+from jaxmix.data.label_maps.writer import LabelMapWriter
 
 S, K, CLASSES = 3, 2, 20
 
@@ -182,50 +181,34 @@ def test_empty_store_finds_nothing(tmp_path):
   assert scores.shape == (1, S, S, K)
 
 
-@pytest.mark.parametrize('in_memory', [False, True])
-def test_tf_join_adds_maps_to_batches_and_examples(tmp_path, in_memory):
-  import tensorflow as tf
-
-  store, scores, indices = _store(tmp_path)
-  order = [3, 1, 6, 0]
-  names = [_names(7)[i] for i in order]
-  join = label_maps.make_tf_join(store, in_memory=in_memory)
-  ds = tf.data.Dataset.from_tensor_slices({'file_name': names, 'label': order})
-  for batched in (ds.batch(2).map(join), ds.map(join).batch(2)):
-    spec = batched.element_spec['label_map_scores']
-    assert spec.dtype == tf.float16 and spec.shape[1:] == (S, S, K)
-    out = list(batched.as_numpy_iterator())
-    np.testing.assert_array_equal(
-      np.concatenate([b['label_map_scores'] for b in out]), scores[order]
-    )
-    np.testing.assert_array_equal(
-      np.concatenate([b['label_map_indices'] for b in out]), indices[order]
-    )
-    assert all(b['label_map_found'].all() for b in out)
-
-
-@pytest.mark.parametrize('in_memory', [False, True])
-def test_tf_join_missing_maps(tmp_path, in_memory):
-  import tensorflow as tf
-
-  store, scores, _ = _store(tmp_path)
-  ds = tf.data.Dataset.from_tensor_slices(
-    {'file_name': [_names(7)[2], 'lost_9.JPEG']}
-  ).batch(2)
-  join = label_maps.make_tf_join(store, in_memory=in_memory)
-  with pytest.raises(tf.errors.OpError, match=r'lost_9\.JPEG'):
-    list(ds.map(join).as_numpy_iterator())
-  store.missing = 'one_hot'
-  join = label_maps.make_tf_join(store, in_memory=in_memory)
-  (batch,) = list(ds.map(join).as_numpy_iterator())
-  assert batch['label_map_found'].tolist() == [True, False]
-  np.testing.assert_array_equal(batch['label_map_scores'][0], scores[2])
-  assert not batch['label_map_scores'][1].any()
-
-
 def test_padding_names_are_missing_not_malformed(tmp_path):
   store, _, _ = _store(tmp_path)
   with pytest.raises(MissingLabelMapError, match="file_name ''"):
     store.lookup([b''])
   store.missing = 'one_hot'
   assert store.lookup([b'', 'a\nb'])[2].tolist() == [False, False]
+
+
+def test_npy_headers_are_numpys_and_keep_their_length():
+  """The writer's in-place headers: NumPy's own, the same 128 bytes as the
+  rows grow (golden: the bytes the hand-packed header had)."""
+  import io
+
+  from jaxmix.data.label_maps import writer
+
+  header = writer._npy_header(np.dtype(np.float16), (1281167, 15, 15, 5))
+  body = (
+    b"{'descr': '<f2', 'fortran_order': False, 'shape': (1281167, 15, 15, 5), }"
+  )
+  assert header == b'\x93NUMPY\x01\x00v\x00' + body.ljust(117) + b'\n'
+
+  for rows in (0, 10**15):
+    found = writer._npy_header(np.dtype(np.uint16), (rows, 7, 7, 2))
+    assert len(found) == 128
+    fp = io.BytesIO(found)
+    np.lib.format.read_magic(fp)
+    assert np.lib.format.read_array_header_1_0(fp) == (
+      (rows, 7, 7, 2),
+      False,
+      np.dtype(np.uint16),
+    )

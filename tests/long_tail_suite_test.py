@@ -8,7 +8,8 @@ import pytest
 
 from jaxmix.configs import default
 from jaxmix.data import long_tail
-from jaxmix.evaluate import suite_registry, suites_long_tail
+from jaxmix.evaluate.suites import long_tail as suites_long_tail
+from jaxmix.evaluate.suites import registry as suite_registry
 
 
 def test_groups_follow_liu_et_al_bounds():

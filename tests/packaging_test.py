@@ -69,6 +69,21 @@ def test_wheel_holds_every_module_and_recipe(installed):
   assert sources <= names, sorted(sources - names)
 
 
+def test_wheel_holds_no_study_module(installed):
+  _, wheel, _ = installed
+  names = zipfile.ZipFile(wheel).namelist()
+  study = [
+    n
+    for n in names
+    if n.startswith('projects/')
+    or any(
+      word in n
+      for word in ('experiment', 'cam_anatomy', 'label_fit', 'study_runs')
+    )
+  ]
+  assert not study, study
+
+
 def test_a_checkout_on_the_path_shadows_no_user_package():
   # A checkout on sys.path (flax's examples/imagenet has its own `configs`)
   # must add `jaxmix` alone: no other importable package at the root.

@@ -13,8 +13,9 @@ import pytest
 from torch_file_util import torch_save_bytes, write_release
 
 import jaxmix
-from jaxmix.relabel import convert as relabel_convert
-from jaxmix.relabel.store import LabelMapStore
+from jaxmix.apps import convert_label_maps as convert_app
+from jaxmix.data.label_maps import convert as relabel_convert
+from jaxmix.data.label_maps.store import LabelMapStore
 
 S, K, CLASSES = 15, 5, 1000
 
@@ -220,7 +221,7 @@ def test_command_line_with_workers(tmp_path, capsys):
   with tarfile.open(tar_path, 'w') as tar:
     tar.add(tmp_path / 'release', arcname='.')
   out = str(tmp_path / 'store')
-  relabel_convert.main(['--src', str(tar_path), '--out', out, '--workers', '2'])
+  convert_app.main(['--src', str(tar_path), '--out', out, '--workers', '2'])
   assert 'B per map' in capsys.readouterr().err
   _check_store(LabelMapStore.open(out), maps)
 

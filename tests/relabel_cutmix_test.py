@@ -1,4 +1,4 @@
-"""Tests of jaxmix.relabel.cutmix: official and localised ReLabel + CutMix."""
+"""Tests of jaxmix._src.relabel_cutmix: official and localised ReLabel + CutMix."""
 
 import jax
 import jax.numpy as jnp

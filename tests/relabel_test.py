@@ -1,4 +1,4 @@
-"""Tests of jaxmix.relabel.pooling against a plain NumPy RoIAlign on dense maps."""
+"""Tests of jaxmix._src.label_map_pooling against a plain NumPy RoIAlign on dense maps."""
 
 import math
 

@@ -9,11 +9,11 @@ import pytest
 
 import jaxmix
 from jaxmix.configs import default
-from jaxmix.relabel import join as label_map_join
-from jaxmix.relabel import train_targets
-from jaxmix.relabel.store import LabelMapStore, MissingLabelMapError
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.data.label_maps import join as label_map_join
+from jaxmix.data.label_maps.store import LabelMapStore, MissingLabelMapError
+from jaxmix.data.label_maps.writer import LabelMapWriter
 from jaxmix.train import augment, augment_schedule, steps, validation
+from jaxmix.train import relabel as train_targets
 
 K, S, TOP = 10, 5, 3
 B = 16
@@ -221,12 +221,22 @@ class Batches:
     self.position = state['position']
 
 
+def open_maps(config):
+  """`open_label_maps` with a recipe's fields, as the trainer calls it."""
+  return label_map_join.open_label_maps(
+    config.relabel.store_dir,
+    missing=config.relabel.missing,
+    num_classes=config.data.num_classes,
+    synthetic=config.data.dataset == 'synthetic',
+  )
+
+
 def test_join_gives_the_rows_of_the_store_and_keeps_the_position(tmp_path):
   names = [b'b.jpg', b'a.jpg', b'c.jpg', b'd.jpg']
   scores, indices = write_store(tmp_path / 'maps', names)
   config = relabel_config(store_dir=str(tmp_path / 'maps'))
   config.data.update(dataset='imagenet2012', num_classes=K)
-  maps_fn, store = label_map_join.open_label_maps(config)
+  maps_fn, store = open_maps(config)
   joined = label_map_join.join_label_maps(Batches(names), maps_fn)
   next(joined)
   batch = next(joined)
@@ -282,12 +292,12 @@ def test_missing_map_errors_by_default_and_falls_back_when_asked(tmp_path):
   config = relabel_config(store_dir=str(tmp_path / 'maps'))
   config.data.update(dataset='imagenet2012', num_classes=K)
   names = [b'a.jpg', b'zebra.jpg']
-  maps_fn, _ = label_map_join.open_label_maps(config)
+  maps_fn, _ = open_maps(config)
   joined = label_map_join.join_label_maps(Batches(names), maps_fn)
   with pytest.raises(MissingLabelMapError, match=r"'zebra\.jpg'"):
     next(joined)
   config.relabel.missing = 'one_hot'
-  maps_fn, store = label_map_join.open_label_maps(config)
+  maps_fn, store = open_maps(config)
   batch = next(label_map_join.join_label_maps(Batches(names), maps_fn))
   assert batch['label_map_found'].tolist() == [True, False]
   assert not batch['label_map_scores'][1].any()
@@ -298,14 +308,14 @@ def test_open_label_maps_checks_store_dir_and_classes(tmp_path):
   config = relabel_config()
   config.data.dataset = 'imagenet2012'
   with pytest.raises(ValueError, match=r'config\.relabel\.store_dir'):
-    label_map_join.open_label_maps(config)
+    open_maps(config)
   write_store(tmp_path / 'maps', [b'a'], num_classes=12)
   config.relabel.store_dir = str(tmp_path / 'maps')
   with pytest.raises(ValueError, match='12 classes'):
-    label_map_join.open_label_maps(config)
+    open_maps(config)
   # Synthetic data without a store: made-up maps from the label.
   config = relabel_config()
-  maps_fn, store = label_map_join.open_label_maps(config)
+  maps_fn, store = open_maps(config)
   scores, indices, found = maps_fn({'label': np.array([3, 9])})
   assert store is None and found.all() and scores.dtype == np.float16
   assert indices[0, 3, 3, 0] == 3 and indices[1, 0, 0, 1] == 0

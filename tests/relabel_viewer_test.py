@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from jaxmix.apps import view_label_maps
-from jaxmix.relabel import viewer as relabel_viewer
-from jaxmix.relabel.writer import LabelMapWriter
+from jaxmix.data.label_maps.writer import LabelMapWriter
+from jaxmix.evaluate import label_map_viewer as relabel_viewer
 
 PNG = b'\x89PNG\r\n\x1a\n'
 

@@ -43,7 +43,8 @@ from jaxmix import models
 from jaxmix.apps import train as train_app
 from jaxmix.configs import default
 from jaxmix.datasets import synthetic
-from jaxmix.evaluate import runs, suite_registry
+from jaxmix.evaluate import runs
+from jaxmix.evaluate.suites import registry as suite_registry
 from jaxmix.io import paths
 from jaxmix.train import checkpoints, loop, run_dir, steps, validation
 from jaxmix.train import state as state_lib

@@ -1,6 +1,16 @@
-"""Tests for jaxmix.train.schedules at exact step values."""
+"""Tests for jaxmix.train.schedules at exact step values.
 
+The schedules are optax's since the hand-written ones were replaced;
+`test_every_recipe_keeps_its_learning_rates` holds them to the values the
+hand-written ones gave (recorded in tests/golden/schedules_before_optax.*)
+to float32 rounding: optax orders the arithmetic differently (the warm-up as
+`(0 - base) * (1 - step / W) + base`, the cosine as `cos(pi * step / D)`),
+which moves a rate by at most a unit in the last place of the base rate.
+"""
+
+import json
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +19,11 @@ import numpy as np
 import pytest
 
 from jaxmix.train.schedules import create_learning_rate_schedule
+
+GOLDEN = pathlib.Path(__file__).parent / 'golden' / 'schedules_before_optax'
+# optax's arithmetic against the hand-written schedules': float32 rounding
+# of the base rate (|lr| <= base; a float32 ulp of base is ~1.2e-7 * base).
+ROUNDING = 2.5e-7
 
 # ImageNet-1k at a global batch of 1024: ceil(1281167 / 1024) steps / epoch.
 STEPS = 1252
@@ -77,9 +92,10 @@ def test_step_decay_with_warmup_and_fractional_epochs():
     num_epochs=3,
   )
   values = [float(lr(s)) for s in range(20)]
-  np.testing.assert_allclose(values[:5], [0.0, 0.08, 0.16, 0.24, 0.32])
-  np.testing.assert_allclose(values[5:15], [0.4] * 10)
-  np.testing.assert_allclose(values[15:], [0.2] * 5)
+  close = dict(rtol=0, atol=ROUNDING * 0.4)
+  np.testing.assert_allclose(values[:5], [0.0, 0.08, 0.16, 0.24, 0.32], **close)
+  np.testing.assert_allclose(values[5:15], [0.4] * 10, **close)
+  np.testing.assert_allclose(values[15:], [0.2] * 5, **close)
 
 
 def test_constant_with_and_without_warmup():
@@ -95,6 +111,8 @@ def test_constant_with_and_without_warmup():
   np.testing.assert_allclose(
     [float(lr(s)) for s in range(6)],
     [0.0, 5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3],
+    rtol=0,
+    atol=ROUNDING * 2e-3,
   )
 
 
@@ -141,8 +159,34 @@ def test_exponential_staircase_changes_at_epoch_boundaries():
     num_epochs=450,
   )
   lrs = np.asarray(schedule(jnp.arange(0, 100)))
-  np.testing.assert_allclose(lrs[:30], 0.016 * np.arange(30) / 30, rtol=1e-6)
+  np.testing.assert_allclose(
+    lrs[:30], 0.016 * np.arange(30) / 30, rtol=0, atol=ROUNDING * 0.016
+  )
   epochs = np.arange(30, 100) // 10
   want = 0.016 * 0.97 ** np.floor(epochs / 2.4)
   np.testing.assert_allclose(lrs[30:], want, rtol=1e-6)
   assert lrs[49] == lrs[40] and lrs[50] < lrs[49]  # epoch 5 = 2 * 2.4 + 0.2
+
+
+def test_every_recipe_keeps_its_learning_rates():
+  """Every recipe's schedule (and warm-up variants of each kind) gives the
+  rates of the hand-written schedules it replaced, to float32 rounding
+  (optax multiplies the decay factors one by one where the hand-written
+  schedule raised the factor to a power: one ulp apart at most)."""
+  cases = json.loads(GOLDEN.with_suffix('.json').read_text())
+  golden = np.load(GOLDEN.with_suffix('.npz'))
+  assert len(cases) == 50
+  for key, case in cases.items():
+    schedule = create_learning_rate_schedule(
+      ml_collections.ConfigDict(case['schedule']),
+      base_learning_rate=0.1,
+      steps_per_epoch=7,
+      num_epochs=case['num_epochs'],
+    )
+    steps = golden[f'{key}/steps']
+    got = np.asarray(jax.jit(jax.vmap(schedule))(jnp.asarray(steps)))
+    want = golden[f'{key}/lr']
+    assert got.dtype == np.float32, key
+    np.testing.assert_allclose(
+      got, want, rtol=0, atol=ROUNDING * 0.1, err_msg=key
+    )

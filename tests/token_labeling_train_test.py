@@ -10,8 +10,8 @@ from flax import nnx
 
 import jaxmix
 from jaxmix.configs import default
+from jaxmix.data.label_maps.writer import LabelMapWriter
 from jaxmix.models import create_model
-from jaxmix.relabel.writer import LabelMapWriter
 from jaxmix.train import (
   augment,
   augment_schedule,

@@ -5,7 +5,7 @@ Each of the 24 pickles below would run a command (or import one) if it were
 unpickled by `pickle.load` or `torch.load(weights_only=False)`; each goes to
 the four readers that take `.pt`/`.pth` files: `read_torch_file` on the zip
 and the legacy format, `jaxmix.models.read_state_dict` (weights) and
-`jaxmix.relabel.convert.convert_map` (official label maps). The budget
+`jaxmix.data.label_maps.convert.convert_map` (official label maps). The budget
 cases are the issue's measurements: 637 bytes asking for 512 MB, shared
 references nested 11 deep, a zip member inflating 2000x, self-reference,
 100,000-deep nesting and damaged `.safetensors` files.
@@ -22,8 +22,8 @@ import pytest
 from torch_file_util import _zip, tensor_pickle, torch_save_bytes
 
 from jaxmix import models
+from jaxmix.data.label_maps import convert
 from jaxmix.io import torch_files
-from jaxmix.relabel import convert
 
 
 def text(s: str) -> bytes:

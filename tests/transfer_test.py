@@ -22,7 +22,9 @@ from flax import nnx
 from safetensors import numpy as safetensors_numpy
 
 from jaxmix import models
-from jaxmix.evaluate import report, runs, suite_registry, suites_transfer
+from jaxmix.evaluate import report, runs
+from jaxmix.evaluate.suites import registry as suite_registry
+from jaxmix.evaluate.suites import transfer as suites_transfer
 from jaxmix.models import torch_names
 from jaxmix.train import loop, recipes, validation
 

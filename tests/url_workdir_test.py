@@ -27,10 +27,12 @@ from orbax.checkpoint._src.serialization import tensorstore_utils
 from PIL import Image
 
 from jaxmix.apps import preview
+from jaxmix.apps import report as report_app
 from jaxmix.datasets import synthetic
-from jaxmix.evaluate import plots, report, runs, suite_registry
+from jaxmix.evaluate import label_map_viewer as viewer
+from jaxmix.evaluate import plots, report, runs
+from jaxmix.evaluate.suites import registry as suite_registry
 from jaxmix.io import paths
-from jaxmix.relabel import viewer
 from jaxmix.train import loop
 from tests.run_record_test import tiny_config
 
@@ -225,7 +227,7 @@ def test_report_reads_and_writes_gs_runs(fake_gcs, capsys):
     'step': 7,
     'imagenet/top1': 0.625,
   }
-  status = report.main(
+  status = report_app.main(
     [
       'gs://bucket/base',
       'gs://bucket/mix',

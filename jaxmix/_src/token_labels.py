@@ -18,8 +18,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
-from jaxmix.relabel import cutmix as relabel_cutmix
-from jaxmix.relabel import pooling
+from jaxmix._src import label_map_pooling as pooling
+from jaxmix._src import relabel_cutmix
 
 Array = jax.Array
 

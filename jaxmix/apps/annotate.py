@@ -6,42 +6,59 @@
       --model tf_efficientnet_l2_ns_475 --dataset imagenet2012 \\
       --data_dir DIR --split train --out STORE
 
-The recipe and its steps are in `jaxmix.relabel.annotator`. Run the same
+The recipe and its steps are in `jaxmix.evaluate.annotator`. Run the same
 command again after an interruption and it resumes.
 """
 
-import argparse
-import sys
+import types
 
-from jaxmix.relabel import annotator
+from absl import flags
+
+from jaxmix.apps import command_line
+from jaxmix.evaluate import annotator
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('workdir', None, 'A trained jaxmix run.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'weights',
+  None,
+  'A torchvision / timm state dict (with --model).',
+  flag_values=FLAGS,
+)
+flags.DEFINE_string(
+  'model', None, 'With --weights, e.g. tf_efficientnet_l2.', flag_values=FLAGS
+)
+flags.DEFINE_string(
+  'out', None, 'The label-map store to write.', flag_values=FLAGS
+)
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'dataset', None, "TFDS dataset (default: the run's).", flag_values=FLAGS
+)
+flags.DEFINE_string('split', 'train', 'Its split.', flag_values=FLAGS)
+flags.DEFINE_integer(
+  'size', None, 'S; default h (15 for --weights).', flag_values=FLAGS
+)
+flags.DEFINE_integer('top_k', 5, 'Classes kept per cell.', flag_values=FLAGS)
+flags.DEFINE_integer('batch_size', 256, 'Images per batch.', flag_values=FLAGS)
+flags.DEFINE_integer('image_size', None, 'R.', flag_values=FLAGS)
+flags.DEFINE_integer(
+  'log_every', 20, 'Progress every this many batches.', flag_values=FLAGS
+)
+flags.mark_flag_as_required('out', flag_values=FLAGS)
+flags.mark_flags_as_mutual_exclusive(
+  ['workdir', 'weights'], required=True, flag_values=FLAGS
+)
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument('--workdir', help='a trained jaxmix run')
-  source.add_argument(
-    '--weights', help='a torchvision / timm state dict (with --model)'
-  )
-  parser.add_argument(
-    '--model', default=None, help='with --weights, e.g. tf_efficientnet_l2'
-  )
-  parser.add_argument('--out', required=True, help='label-map store to write')
-  parser.add_argument('--data_dir', default=None, help='TFDS data_dir')
-  parser.add_argument('--dataset', default=None, help="default: the run's")
-  parser.add_argument('--split', default='train')
-  parser.add_argument(
-    '--size', type=int, default=None, help='S; default h (15 for --weights)'
-  )
-  parser.add_argument('--top_k', type=int, default=5)
-  parser.add_argument('--batch_size', type=int, default=256)
-  parser.add_argument('--image_size', type=int, default=None, help='R')
-  parser.add_argument('--log_every', type=int, default=20, help='batches')
-  return parser.parse_args(argv)
+def _parse(argv: list[str] | None) -> types.SimpleNamespace:
+  """The parsed flags, as a snapshot of their values."""
+  command_line.parse(FLAGS, argv, __doc__)
+  return types.SimpleNamespace(**FLAGS.flag_values_dict())
 
 
 def main(argv: list[str] | None = None) -> None:
-  annotator.annotate(_parse(sys.argv[1:] if argv is None else argv))
+  annotator.annotate(_parse(argv))
 
 
 if __name__ == '__main__':

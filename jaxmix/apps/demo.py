@@ -1,7 +1,6 @@
 """jaxmix's default job, offline: train with CutMix, evaluate, draw.
 
   python -m jaxmix.apps.demo --workdir workdir/demo
-  python -m jaxmix.apps.demo --all --workdir workdir/digits
 
 Runs from any directory (the recipes ship with jaxmix). Nothing is
 downloaded: the data is `digit_scenes` (`jaxmix.datasets.digit_scenes`), scenes
@@ -16,31 +15,29 @@ top-1, top-1 under occlusion, CAM localisation against the true boxes) and
 writes pictures: the augmentation preview, the training curves, CAMs with
 predicted and true boxes, and the occlusion curve.
 
-`--all` is the experiment behind the README's tables
-(`jaxmix.apps.experiment`): the baseline, Cutout, Mixup and CutMix at three
-object sizes of digit_scenes, and at ImageNet's object size also ReLabel
-(+ CutMix, + localised CutMix) with the label maps of a strong annotator,
-each over seeds 0, 1, 2; it writes `WORKDIR/results.md` (means, standard
-deviations, paired 95 % intervals), `WORKDIR/results.json` and
-`WORKDIR/gain_vs_coverage.png`. It resumes where an earlier call stopped.
-`--coverages`, `--recipes`, `--seeds`, `--jobs` narrow or spread it;
-`--tables_only` writes the tables of the runs finished so far (while the
-study is still under way, or after it was stopped);
-`--long` trains every run in the regime of `digit_runs.long_schedule`
-(3,000 training scenes, a CNN twice as wide, 60 epochs).
+The study behind the README's tables (every recipe at three object sizes,
+over seeds) is `projects/digit_study/` (not part of the installed package).
 
 `--smoke` shrinks everything to seconds (digit_scenes 'small', a tiny CNN,
 two short epochs) for tests.
 """
 
-import argparse
 import os
 
-from jaxmix.apps import digit_runs
+from absl import flags
+
+from jaxmix.apps import command_line, digit_runs
 from jaxmix.apps.digit_runs import COLUMN_NAMES, COLUMNS
 from jaxmix.io import paths
 
 DEFAULT_RECIPE = 'cutmix'
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('workdir', None, 'Output directory.', flag_values=FLAGS)
+flags.DEFINE_bool(
+  'smoke', False, 'Tiny data and model (seconds).', flag_values=FLAGS
+)
+flags.mark_flag_as_required('workdir', flag_values=FLAGS)
 
 
 def draw(run_dir: str) -> list[str]:
@@ -85,96 +82,12 @@ def default_job(workdir: str, *, smoke: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--workdir', required=True, help='Output directory.')
-  parser.add_argument(
-    '--all', action='store_true', help='Run every recipe, write a table.'
-  )
-  parser.add_argument(
-    '--long',
-    action='store_true',
-    help='With --all: the overfitting regime (3,000 scenes, 60 epochs).',
-  )
-  parser.add_argument(
-    '--recipes',
-    default=None,
-    help='With --all: comma-separated recipes at every coverage '
-    '(default: baseline,cutout,mixup,cutmix).',
-  )
-  parser.add_argument(
-    '--coverages',
-    default=None,
-    help='With --all: comma-separated digit_scenes configs '
-    '(default: default,medium,imagenet).',
-  )
-  parser.add_argument(
-    '--relabel_coverages',
-    default=None,
-    help='With --all: coverages that also run ReLabel (default: all of them; '
-    "'none' for none).",
-  )
-  parser.add_argument(
-    '--seeds', default=None, help='With --all: comma-separated (default 0,1,2).'
-  )
-  parser.add_argument(
-    '--jobs', type=int, default=None, help='With --all: runs at a time.'
-  )
-  parser.add_argument(
-    '--tables_only',
-    action='store_true',
-    help='With --all: train nothing, tabulate the runs finished so far.',
-  )
-  parser.add_argument(
-    '--smoke', action='store_true', help='Tiny data and model (seconds).'
-  )
-  args = parser.parse_args(argv)
+  command_line.parse(FLAGS, argv, __doc__)
   from jaxmix.train import metrics_log
 
   metrics_log.log_to_console()  # the trainer's progress lines
-  workdir = os.fspath(paths.resolve(args.workdir))  # a URL stays a URL
-  narrowing = (
-    args.recipes,
-    args.coverages,
-    args.relabel_coverages,
-    args.seeds,
-  )
-  if args.all:
-    from jaxmix.apps import experiment
-
-    experiment.run_experiment(
-      plan_from_args(args),
-      workdir,
-      jobs=args.jobs,
-      tables_only=args.tables_only,
-    )
-  elif args.long or args.jobs is not None or args.tables_only or any(narrowing):
-    parser.error(
-      '--long, --recipes, --coverages, --relabel_coverages, --seeds, '
-      '--jobs and --tables_only need --all.'
-    )
-  else:
-    default_job(workdir, smoke=args.smoke)
-
-
-def plan_from_args(args: argparse.Namespace):
-  """The experiment's Plan from the command line's --all flags."""
-  from jaxmix.apps import experiment
-
-  def names(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-      return None
-    return () if value == 'none' else tuple(v for v in value.split(',') if v)
-
-  fields = {
-    'recipes': names(args.recipes),
-    'coverages': names(args.coverages),
-    'relabel_coverages': names(args.relabel_coverages),
-    'seeds': None
-    if args.seeds is None
-    else tuple(int(s) for s in names(args.seeds)),
-  }
-  given = {k: v for k, v in fields.items() if v is not None}
-  return experiment.Plan(**given, smoke=args.smoke, long=args.long)
+  workdir = os.fspath(paths.resolve(FLAGS.workdir))  # a URL stays a URL
+  default_job(workdir, smoke=FLAGS.smoke)
 
 
 if __name__ == '__main__':

@@ -1,19 +1,16 @@
-"""One digit_scenes run of the offline experiments: recipe, train, evaluate.
+"""One digit_scenes run: recipe, train, evaluate.
 
-Shared by the default job (`jaxmix.apps.demo`) and the every-recipe
-experiment (`jaxmix.apps.experiment`): the recipes of `configs/digits/`
-(shipped as `jaxmix.configs.digits`), their `:smoke` and `--long` variants,
-and one run's training and 'digits' evaluation.
+The default job (`jaxmix.apps.demo`) and the digit study of
+`projects/digit_study/` build on it: the recipes of `configs/digits/`
+(shipped as `jaxmix.configs.digits`), their `:smoke` variants, and one
+run's training and 'digits' evaluation.
 """
 
 import dataclasses
 import importlib
-import json
 import time
 
 import ml_collections
-
-from jaxmix.io import paths
 
 COLUMNS = (
   'digits/top1',
@@ -31,26 +28,8 @@ COLUMN_NAMES = (
 )
 
 
-def long_schedule(config: ml_collections.ConfigDict) -> None:
-  """The overfitting regime of `--long`, in place.
-
-  The first 3,000 training scenes (of the 5,000 of the 'medium' and
-  'imagenet' configs, the 10,000 of 'default'), the CNN twice as wide (4x
-  the parameters: 298k) and 60 epochs: the baseline fits its training
-  labels (98 % train top-1) instead of underfitting them as in 6 epochs.
-  """
-  config.data.train_split = 'train[:3000]'
-  config.model.kwargs.width = 32
-  config.num_epochs = 60
-  config.eval_every_epochs = 20
-
-
-def load_recipe(
-  name: str, *, smoke: bool, long: bool = False
-) -> ml_collections.ConfigDict:
+def load_recipe(name: str, *, smoke: bool) -> ml_collections.ConfigDict:
   """The recipe `configs/digits/<name>.py` (packaged with jaxmix); with `smoke`, shrunk to seconds.
-
-  With `long`, in the regime of `long_schedule`.
 
   The smoke version keeps the recipe (mixing, Cutout, ReLabel) and the
   real data pipeline, on digit_scenes 'small' with a tiny CNN.
@@ -62,8 +41,6 @@ def load_recipe(
       f'Unknown digit_scenes recipe {name!r} (configs/digits/{name}.py).'
     ) from None
   config = module.get_config()
-  if long:
-    long_schedule(config)
   if smoke:
     config.data.dataset = 'digit_scenes/small'
     config.model.name = 'tiny_cnn'
@@ -75,8 +52,6 @@ def load_recipe(
     config.checkpoint.every_steps = 8
     config.log_every_steps = 8
     config.eval_every_epochs = 1
-    if long:  # 'small' has 256 training scenes
-      config.data.train_split = 'train[:30%]'
   return config
 
 
@@ -110,7 +85,8 @@ def evaluate(
   or 'digit_scenes/small' with `smoke`); `occlusion_sizes`: the hole sides
   of the occlusion curve (default the suite's nine; the table needs 0.5).
   """
-  from jaxmix.evaluate import runs, suite_registry
+  from jaxmix.evaluate import runs
+  from jaxmix.evaluate.suites import registry as suite_registry
 
   if dataset is None:
     dataset = 'digit_scenes/small' if smoke else 'digit_scenes'
@@ -118,34 +94,3 @@ def evaluate(
   if occlusion_sizes is not None:
     args = dataclasses.replace(args, occlusion_sizes=tuple(occlusion_sizes))
   return suite_registry.evaluate_run(runs.load_run(run_dir), 'digits', args)
-
-
-def logged_seconds(run_dir: str) -> float:
-  """Wall time between the first and last rows of `RUN/metrics.jsonl`.
-
-  The run's own training and evaluation time, also when it was resumed or
-  trained by an earlier call (without start-up and the first compilation).
-  """
-  text = paths.read_text(paths.resolve(run_dir) / 'metrics.jsonl')
-  times = [
-    json.loads(line)['time'] for line in text.splitlines() if line.strip()
-  ]
-  return max(times) - min(times) if times else 0.0
-
-
-def evaluated(run_dir: str) -> bool:
-  """Whether `RUN/eval/digits.json` is of the run's latest checkpoint.
-
-  Results of an older evaluation (CAM threshold not yet chosen on the
-  validation split: no 'top1_loc_threshold') count as not evaluated.
-  """
-  run = paths.resolve(run_dir)
-  path = run / 'eval' / 'digits.json'
-  if not path.exists():
-    return False
-  found = json.loads(paths.read_text(path))
-  step = found.get('step')
-  if 'top1_loc_threshold' not in found.get('metrics', {}):
-    return False
-  names = [p.name for p in (run / 'checkpoints').iterdir()]
-  return step == max((int(n) for n in names if n.isdigit()), default=None)

@@ -1,4 +1,4 @@
-"""Command line of the evaluation suite_registry.
+"""Command line of the evaluation suites.
 
   python -m jaxmix.apps.evaluate --workdir RUN --suite imagenet \
     [--data_dir DIR --split S --batch_size N --out DIR]
@@ -22,57 +22,93 @@ trainer's `config.distributed`); `--coordinator_address`,
 all get the same metrics and only process 0 writes and prints.
 """
 
-import argparse
 import dataclasses
 import os
 import sys
+import types
 
+from absl import flags
+
+from jaxmix.apps import command_line
 from jaxmix.evaluate import report
 
+FLAGS = flags.FlagValues()
+_str, _int = flags.DEFINE_string, flags.DEFINE_integer
+flags.DEFINE_multi_string(
+  'workdir', None, 'Run directory (repeat).', flag_values=FLAGS
+)
+flags.DEFINE_enum(
+  'suite', None, report.SUITE_ORDER, 'The suite.', flag_values=FLAGS
+)
+_str(
+  'data_dir',
+  None,
+  'TFDS data_dir (default: the run config).',
+  flag_values=FLAGS,
+)
+_str(
+  'manual_dir', None, 'Where manually downloaded files live.', flag_values=FLAGS
+)
+_str('split', None, "Split to read (default: the suite's).", flag_values=FLAGS)
+_str(
+  'dataset',
+  None,
+  'wsol: boxed dataset; ood: OOD dataset; digits.',
+  flag_values=FLAGS,
+)
+_int('batch_size', 128, 'Global batch size.', flag_values=FLAGS)
+_str(
+  'out', None, 'Directory for pictures (default RUN/eval).', flag_values=FLAGS
+)
+_int('limit', None, 'Read at most this many examples.', flag_values=FLAGS)
+_int('step', None, 'Checkpoint step (default: the latest).', flag_values=FLAGS)
+flags.DEFINE_bool(
+  'no_ema', False, 'Use raw, not EMA, params.', flag_values=FLAGS
+)
+_FLOATS = {
+  'occlusion_sizes': 'Hole sides / image side.',
+  'lambdas': 'In-between mixing weights.',
+  'epsilons': 'FGSM epsilons in pixels (0..255).',
+}
+for _name, _help in _FLOATS.items():
+  flags.DEFINE_list(_name, None, _help + ' Comma-separated.', flag_values=FLAGS)
+flags.DEFINE_float(
+  'cam_threshold',
+  None,
+  'CAM box threshold (default: best top-1 loc. on validation).',
+  flag_values=FLAGS,
+)
+_int('num_pictures', 8, 'Images in the pictures.', flag_values=FLAGS)
+_int('seed', 0, 'Seed.', flag_values=FLAGS)
+flags.DEFINE_bool(
+  'distributed', False, 'Multi-host: initialise.', flag_values=FLAGS
+)
+_str('coordinator_address', None, 'host:port of process 0.', flag_values=FLAGS)
+_int('num_processes', None, 'Processes (hosts) in all.', flag_values=FLAGS)
+_int('process_id', None, 'This process (0 .. n-1).', flag_values=FLAGS)
+flags.mark_flags_as_required(['workdir', 'suite'], flag_values=FLAGS)
 
-def _floats(text: str) -> tuple[float, ...]:
-  try:
-    return tuple(float(v) for v in text.split(','))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected comma-separated numbers, got {text!r}'
-    ) from None
+
+def parse_args(argv: list[str] | None = None) -> types.SimpleNamespace:
+  """The parsed flags as a snapshot; comma-separated numbers as tuples."""
+  command_line.parse(FLAGS, argv, __doc__)
+  ns = types.SimpleNamespace(**FLAGS.flag_values_dict())
+  for name in _FLOATS:
+    value = getattr(ns, name)
+    if value is None:
+      continue
+    try:
+      setattr(ns, name, tuple(float(v) for v in value))
+    except ValueError:
+      print(
+        f'FATAL --{name}: expected comma-separated numbers, got {value!r}.',
+        file=sys.stderr,
+      )
+      raise SystemExit(2) from None
+  return ns
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
-    prog='python -m jaxmix.apps.evaluate', description=__doc__.splitlines()[0]
-  )
-  add = parser.add_argument
-  add('--workdir', action='append', required=True, help='Run dir (repeat).')
-  add('--suite', required=True, choices=report.SUITE_ORDER)
-  add('--data_dir', help='TFDS data_dir (default: the run config).')
-  add('--manual_dir', help='Where manually downloaded files live.')
-  add('--split', help="Split to read (default: the suite's).")
-  add('--dataset', help='wsol: boxed dataset; ood: OOD dataset; digits.')
-  add('--batch_size', type=int, default=128)
-  add('--out', help='Directory for pictures (default RUN/eval).')
-  add('--limit', type=int, help='Read at most this many examples.')
-  add('--step', type=int, help='Checkpoint step (default: the latest).')
-  add('--no_ema', action='store_true', help='Use raw, not EMA, params.')
-  add('--occlusion_sizes', type=_floats, help='Hole sides / image side.')
-  add('--lambdas', type=_floats, help='In-between mixing weights.')
-  add('--epsilons', type=_floats, help='FGSM epsilons in pixels (0..255).')
-  add(
-    '--cam_threshold',
-    type=float,
-    help='CAM box threshold (default: best top-1 loc. on validation).',
-  )
-  add('--num_pictures', type=int, default=8)
-  add('--seed', type=int, default=0)
-  add('--distributed', action='store_true', help='Multi-host: initialise.')
-  add('--coordinator_address', help='host:port of process 0.')
-  add('--num_processes', type=int, help='Processes (hosts) in all.')
-  add('--process_id', type=int, help='This process (0 .. n-1).')
-  return parser.parse_args(argv)
-
-
-def initialize_distributed(ns: argparse.Namespace) -> None:
+def initialize_distributed(ns: types.SimpleNamespace) -> None:
   """`jax.distributed.initialize` with the given flags (as the trainer)."""
   explicit = {
     name: getattr(ns, name)
@@ -92,7 +128,7 @@ def initialize_distributed(ns: argparse.Namespace) -> None:
   jax.distributed.initialize(**explicit)
 
 
-def suite_args(ns: argparse.Namespace, suites_lib) -> object:
+def suite_args(ns: types.SimpleNamespace, suites_lib) -> object:
   """The `SuiteArgs` of parsed flags (unset tuples keep their defaults)."""
   fields = {
     k: getattr(ns, k)
@@ -120,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
   ns = parse_args(argv)
   initialize_distributed(ns)
   # Imported after parsing so that `--help` answers without loading JAX.
-  from jaxmix.evaluate import multihost, runs, suite_registry
+  from jaxmix.evaluate import multihost, runs
+  from jaxmix.evaluate.suites import registry as suite_registry
   from jaxmix.io import paths
 
   args = suite_args(ns, suite_registry)
@@ -137,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
       print(f'{run.name}: wrote {results[-1]["json"]}')
   if not multihost.is_primary():
     return 0
-  out = ns.out or os.fspath(paths.resolve(results[0]['workdir']) / 'eval')
+  out = os.fspath(runs.results_dir(results[0]['workdir'], ns.out))
   combined = None
   if ns.suite in ('wsol', 'digits'):
     path = os.path.join(out, f'{ns.suite}_cams_runs.png')

@@ -10,39 +10,39 @@ ViT (`vit_ti16`, `vit_s16`) load with `strict=True` and evaluate to the same
 logits (`jaxmix.models.save_torch_weights`).
 """
 
-import argparse
 import sys
 
+from absl import flags
+
 from jaxmix import models
+from jaxmix.apps import command_line
 from jaxmix.evaluate import runs
 
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
-    prog='python -m jaxmix.apps.export', description=__doc__.splitlines()[0]
-  )
-  parser.add_argument('--workdir', required=True, help='The run directory.')
-  parser.add_argument('--out', required=True, help='A .safetensors file.')
-  parser.add_argument('--step', type=int, help='Checkpoint (default: last).')
-  parser.add_argument(
-    '--no_ema', action='store_true', help='Raw, not EMA, parameters.'
-  )
-  return parser.parse_args(argv)
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('workdir', None, 'The run directory.', flag_values=FLAGS)
+flags.DEFINE_string('out', None, 'A .safetensors file.', flag_values=FLAGS)
+flags.DEFINE_integer(
+  'step', None, 'Checkpoint (default: last).', flag_values=FLAGS
+)
+flags.DEFINE_bool(
+  'no_ema', False, 'Raw, not EMA, parameters.', flag_values=FLAGS
+)
+flags.mark_flags_as_required(['workdir', 'out'], flag_values=FLAGS)
 
 
 def main(argv: list[str] | None = None) -> None:
-  ns = parse_args(argv)
-  if not ns.out.endswith('.safetensors'):
-    sys.exit(f'--out must end in .safetensors, got {ns.out!r}.')
-  run = runs.load_run(ns.workdir, step=ns.step, use_ema=not ns.no_ema)
+  command_line.parse(FLAGS, argv, __doc__)
+  if not FLAGS.out.endswith('.safetensors'):
+    sys.exit(f'--out must end in .safetensors, got {FLAGS.out!r}.')
+  run = runs.load_run(FLAGS.workdir, step=FLAGS.step, use_ema=not FLAGS.no_ema)
   try:
-    models.save_torch_weights(run.model, ns.out)
+    models.save_torch_weights(run.model, FLAGS.out)
   except TypeError as e:
     sys.exit(f'{run.config.model.name}: {e}')
   kind = 'EMA' if run.use_ema else 'raw'
   print(
     f'{run.name}: {run.config.model.name} step {run.step} ({kind} '
-    f'parameters) -> {ns.out}'
+    f'parameters) -> {FLAGS.out}'
   )
 
 

@@ -29,15 +29,16 @@ label weights (the kept-voxel fraction) beside it.
 Needs matplotlib and scikit-image (`pip install jaxmix[train]`).
 """
 
-import argparse
 import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 import jaxmix
+from jaxmix.apps import command_line
 from jaxmix.io import paths
 
 # scikit-image loader name -> class name shown in the figure.
@@ -353,22 +354,26 @@ def render_video(figure: VideoFigure, path: str) -> None:
   _save(fig, path)
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string(
+  'out', 'augment_preview.png', 'The PNG to write.', flag_values=FLAGS
+)
+flags.DEFINE_integer('seed', DEFAULT_SEED, 'Seed.', flag_values=FLAGS)
+flags.DEFINE_integer('size', 224, 'Image side.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'video_out', None, 'Also draw VideoMix to this PNG.', flag_values=FLAGS
+)
+
+
 def main(argv: list[str] | None = None) -> None:
   """Command line: `python -m jaxmix.apps.preview --out augment_preview.png`."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--out', default='augment_preview.png')
-  parser.add_argument('--seed', type=int, default=DEFAULT_SEED)
-  parser.add_argument('--size', type=int, default=224)
-  parser.add_argument(
-    '--video_out', default=None, help='also draw VideoMix to this PNG'
-  )
-  args = parser.parse_args(argv)
-  render(build_figure(seed=args.seed, size=args.size), args.out)
-  print(f'wrote {args.out}')
-  if args.video_out:
-    figure = build_video_figure(seed=args.seed, size=args.size)
-    render_video(figure, args.video_out)
-    print(f'wrote {args.video_out}')
+  command_line.parse(FLAGS, argv, __doc__)
+  render(build_figure(seed=FLAGS.seed, size=FLAGS.size), FLAGS.out)
+  print(f'wrote {FLAGS.out}')
+  if FLAGS.video_out:
+    figure = build_video_figure(seed=FLAGS.seed, size=FLAGS.size)
+    render_video(figure, FLAGS.video_out)
+    print(f'wrote {FLAGS.video_out}')
 
 
 if __name__ == '__main__':

@@ -11,11 +11,13 @@ Exits 1 naming each bad file, 0 when all are clean. What cannot be
 detected is in `jaxmix.data.jpeg_check`'s docstring.
 """
 
-import argparse
 import os
 import sys
 from collections.abc import Iterator
 
+from absl import flags
+
+from jaxmix.apps import command_line
 from jaxmix.data import jpeg_check
 
 _JPEG = ('.jpg', '.jpeg')
@@ -44,22 +46,28 @@ def _tfds(dataset: str, split: str, data_dir: str | None):
     yield (name.decode() if isinstance(name, bytes) else name), example['image']
 
 
+_FLAGS = flags.FlagValues()
+_DIR = flags.DEFINE_string(
+  'dir', None, 'a folder of JPEG files', flag_values=_FLAGS
+)
+_DATASET = flags.DEFINE_string(
+  'dataset', None, 'a prepared TFDS dataset', flag_values=_FLAGS
+)
+_SPLIT = flags.DEFINE_string('split', 'train', 'its split', flag_values=_FLAGS)
+_DATA_DIR = flags.DEFINE_string(
+  'data_dir', None, 'the TFDS data folder', flag_values=_FLAGS
+)
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(
-    prog='python -m jaxmix.apps.verify_images',
-    description=__doc__.splitlines()[0],
-  )
-  parser.add_argument('--dir', help='a folder of JPEG files')
-  parser.add_argument('--dataset', help='a prepared TFDS dataset')
-  parser.add_argument('--split', default='train')
-  parser.add_argument('--data_dir', default=None)
-  args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-  if (args.dir is None) == (args.dataset is None):
-    parser.error('give one of --dir and --dataset')
+  command_line.parse(_FLAGS, argv, __doc__)
+  if (_DIR.value is None) == (_DATASET.value is None):
+    print('FATAL give one of --dir and --dataset', file=sys.stderr)
+    raise SystemExit(2)
   images = (
-    _files(args.dir)
-    if args.dir
-    else _tfds(args.dataset, args.split, args.data_dir)
+    _files(_DIR.value)
+    if _DIR.value
+    else _tfds(_DATASET.value, _SPLIT.value, _DATA_DIR.value)
   )
   count, bad = 0, []
   for name, data in images:

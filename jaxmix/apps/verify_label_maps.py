@@ -5,26 +5,28 @@
 Recomputes the SHA-256 of each array file against the digest recorded when
 the store was written, and checks that every score is finite, every class
 id is below the store's class count and the name index is a sorted
-permutation (`jaxmix.relabel.store.verify`). Prints one line and exits 0
-when the store is whole; otherwise prints what is wrong (store, file, row,
+permutation (`jaxmix.data.label_maps.store.verify`). Prints one line and
+exits 0 when the store is whole; otherwise prints what is wrong (store, file, row,
 image) and exits 1.
 """
 
-import argparse
 import sys
 
-from jaxmix.relabel import store as store_lib
+from absl import flags
+
+from jaxmix.apps import command_line
+from jaxmix.data.label_maps import store as store_lib
+
+_FLAGS = flags.FlagValues()
+_STORE = flags.DEFINE_string(
+  'store', None, 'label-map store', required=True, flag_values=_FLAGS
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(
-    prog='python -m jaxmix.apps.verify_label_maps',
-    description=__doc__.splitlines()[0],
-  )
-  parser.add_argument('--store', required=True, help='label-map store')
-  args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+  command_line.parse(_FLAGS, argv, __doc__)
   try:
-    report = store_lib.verify(args.store)
+    report = store_lib.verify(_STORE.value)
   except ValueError as error:
     sys.exit(f'{error}')
   digests = (
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     else 'no digests recorded (written before they were)'
   )
   print(
-    f'label-map store {args.store}: {report["num_rows"]} maps whole '
+    f'label-map store {_STORE.value}: {report["num_rows"]} maps whole '
     f'({digests}; every value checked).'
   )
 

@@ -4,28 +4,36 @@
       --out map.png [--data_dir DIR --dataset imagenet2012 --split train] \\
       [--crop y0,x0,y1,x1]
 
-The picture is `jaxmix.relabel.viewer.render`'s.
+The picture is `jaxmix.evaluate.label_map_viewer.render`'s.
 """
 
-import argparse
 import sys
 
 import ml_collections
+from absl import flags
 
-from jaxmix.relabel import viewer
-from jaxmix.relabel.store import LabelMapStore
+from jaxmix.apps import command_line
+from jaxmix.data.label_maps.store import LabelMapStore
+from jaxmix.evaluate import label_map_viewer as viewer
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('store', None, 'The label-map store.', flag_values=FLAGS)
+flags.DEFINE_string('file_name', None, 'The image.', flag_values=FLAGS)
+flags.DEFINE_string('out', None, 'The PNG to write.', flag_values=FLAGS)
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'dataset', 'imagenet2012', 'TFDS dataset.', flag_values=FLAGS
+)
+flags.DEFINE_string('split', 'train', 'Its split.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'crop', '0.1,0.1,0.7,0.7', 'The crop: y0,x0,y1,x1.', flag_values=FLAGS
+)
+flags.mark_flags_as_required(['store', 'file_name', 'out'], flag_values=FLAGS)
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--store', required=True, help='label-map store')
-  parser.add_argument('--file_name', required=True)
-  parser.add_argument('--out', required=True, help='PNG to write')
-  parser.add_argument('--data_dir', default=None)
-  parser.add_argument('--dataset', default='imagenet2012')
-  parser.add_argument('--split', default='train')
-  parser.add_argument('--crop', default='0.1,0.1,0.7,0.7', help='y0,x0,y1,x1')
-  args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+  command_line.parse(FLAGS, argv, __doc__)
+  args = FLAGS
 
   crop = tuple(float(v) for v in args.crop.split(','))
   if len(crop) != 4:

@@ -168,8 +168,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.random_erasing.max_count = 1
 
   # ReLabel: soft targets pooled from label maps over each crop box (see
-  # jaxmix.relabel.train_targets); the store is written by
-  # jaxmix.relabel.convert or python -m jaxmix.apps.annotate.
+  # jaxmix.train.relabel); the store is written by
+  # jaxmix.data.label_maps.convert or python -m jaxmix.apps.annotate.
   config.relabel = ml_collections.ConfigDict()
   config.relabel.enabled = False
   # The label-map store; synthetic data without one gets made-up maps.

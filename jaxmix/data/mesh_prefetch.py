@@ -4,7 +4,7 @@ No TensorFlow: any iterator of host-local numpy dicts works (the tf.data
 pipeline, synthetic data, a plain generator, the ReLabel label-map join).
 
 A worker thread pulls host batches (so whatever the host iterator does --
-tf.data's numpy conversion, the label-map lookup of `jaxmix.relabel.join`
+tf.data's numpy conversion, the label-map lookup of `jaxmix.data.label_maps.join`
 -- runs off the training thread), starts their asynchronous copies to the
 devices and keeps up to `size` of them in a bounded queue. The training
 thread only takes finished arrays off the queue.

@@ -43,7 +43,7 @@ and for `fg_mask` 'mask' (uint8 `[H, W, 1]`, 1 on the foreground).
 
 The official evaluation rules (`in9_eval.py`, `challenge_eval.py`,
 `tools/model_utils.py` and `in_to_in9.json` of the repository), implemented
-in `jaxmix.evaluate.suites_backgrounds`:
+in `jaxmix.evaluate.suites.backgrounds`:
 
 - a 1000-class model's prediction is its ImageNet top-1 class mapped to IN-9
   by `in_to_in9.json` (`IMAGENET_TO_IN9`, kept here as ranges of ImageNet

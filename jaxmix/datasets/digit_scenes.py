@@ -81,7 +81,7 @@ NUM_OBJECTS_PROBS = (0.5, 0.3, 0.2)  # P(1, 2, 3 digits) in scene splits.
 EXTRA_SPLIT = 'extra'
 ALL_SPLITS = (*SPLITS, EXTRA_SPLIT)
 
-# The main digit's share of the image, as `jaxmix.evaluate.label_fit`
+# The main digit's share of the image, as `projects/digit_study/label_fit.py`
 # measures it on 2,000 test scenes (mean; quartiles):
 #   default (and small):   7.9 %  (5.3, 10.5)       today's small objects
 #   medium:               21 %                      in between

@@ -1,6 +1,6 @@
 """Per-image CAM boxes of a boxed dataset, and the CAM threshold choice.
 
-The localisation suites ('wsol', 'digits' in `jaxmix.evaluate.suites_localization`)
+The localisation suites ('wsol', 'digits' in `jaxmix.evaluate.suites.localization`)
 read images with boxes, compute class activation maps of the run's CNN
 (`localization.class_activation_map`) and read boxes off them at a
 threshold, a fraction of each map's maximum. Ground-truth boxes are moved
@@ -17,15 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmix.evaluate import (
-  eval_batches,
-  eval_builders,
-  localization,
-  multihost,
-  suite_common,
-)
+from jaxmix.data import eval_batches, eval_builders
+from jaxmix.evaluate import localization, multihost
 from jaxmix.evaluate.runs import Run
-from jaxmix.evaluate.suite_common import SuiteArgs
+from jaxmix.evaluate.suites import common as suite_common
+from jaxmix.evaluate.suites.common import SuiteArgs
 
 
 def cam_fn(run: Run):

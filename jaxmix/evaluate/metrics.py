@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxmix.train import accuracy
+
 
 class Tally(NamedTuple):
   """Exact counts: `correct` out of `total` (scalars, or `[K]` per class)."""
@@ -102,8 +104,7 @@ def top_k_tally(
   labels = _check_rows('labels', labels, (batch,))
   if not 1 <= k <= num_classes:
     raise ValueError(f'`k` must be in [1, {num_classes}], got {k}.')
-  _, top = jax.lax.top_k(logits, k)
-  hit = jnp.any(top == labels[:, None], axis=-1)
+  (hit,) = accuracy.top_k_correct(logits, labels, (k,))
   return _tally(hit, _valid(mask, batch))
 
 

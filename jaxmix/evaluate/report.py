@@ -1,6 +1,6 @@
 """Result tables and comparison pictures over several evaluated runs.
 
-  python -m jaxmix.evaluate.report RUN_DIR... [--out table.md]
+  python -m jaxmix.apps.report RUN_DIR... [--out table.md]
     [--curves curves.png] [--cams cams.png --data_dir DIR --dataset NAME]
 
 The table has one row per run (name, training method, checkpoint step),
@@ -16,10 +16,8 @@ dataset (digit_scenes by default). Run directories and outputs may be URLs
 (`gs://...`): every file goes through `jaxmix.io.paths`.
 """
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 
 from jaxmix.evaluate import runs
@@ -61,7 +59,7 @@ _RAW_SUFFIXES = ('_threshold', 'count')
 
 def load_results(run_dir: str | os.PathLike) -> list[dict]:
   """The suite results `RUN/eval/*.json` of one run, sorted by suite."""
-  eval_dir = paths.resolve(run_dir) / 'eval'
+  eval_dir = runs.results_dir(run_dir)
   found = sorted(eval_dir.glob('*.json')) if eval_dir.exists() else []
   results = []
   for path in found:
@@ -93,14 +91,15 @@ def row_for_run(run_dir: str | os.PathLike) -> dict:
     'method': None,
     'step': None,
   }
-  config_path = paths.resolve(run_dir) / 'config.json'
   for result in results:
     part = row_from_result(result)
     for key in _FIXED[1:]:
       row[key] = row[key] if part[key] is None else part[key]
     row.update({k: v for k, v in part.items() if k not in _FIXED})
-  if row['method'] is None and config_path.exists():
-    row['method'] = runs.method_of(json.loads(config_path.read_text()))
+  if (
+    row['method'] is None and (paths.resolve(run_dir) / 'config.json').exists()
+  ):
+    row['method'] = runs.method_of(runs.load_config(run_dir))
   return row
 
 
@@ -251,7 +250,8 @@ def plot_run_cams(
   """
   import tempfile
 
-  from jaxmix.evaluate import plots, suites_localization
+  from jaxmix.evaluate import plots
+  from jaxmix.evaluate.suites import localization as suites_localization
 
   results = []
   with tempfile.TemporaryDirectory() as scratch:
@@ -286,56 +286,3 @@ def plot_run_cams(
       'cannot share a grid.'
     )
   return combined
-
-
-def _parse(argv):
-  parser = argparse.ArgumentParser(
-    prog='python -m jaxmix.evaluate.report',
-    description=__doc__.splitlines()[0],
-  )
-  add = parser.add_argument
-  add('run_dirs', nargs='+', help='Run directories (with eval/*.json).')
-  add('--out', help='Also write the markdown table here.')
-  add('--curves', help='PNG of the metrics.jsonl curves of all runs.')
-  add('--curve_keys', help='Comma-separated metrics for --curves.')
-  add('--cams', help='PNG of the CAMs of all runs on the same images.')
-  add('--dataset', default='digit_scenes', help='Boxed TFDS dataset (--cams).')
-  add('--split', default='test', help='Split for --cams.')
-  add('--data_dir', help='TFDS data_dir for --cams.')
-  add('--num_images', type=int, default=8, help='Images in --cams.')
-  return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-  args = _parse(argv)
-  table = markdown_table([row_for_run(d) for d in args.run_dirs])
-  transfer = transfer_table([r for d in args.run_dirs for r in load_results(d)])
-  if transfer is not None:
-    table += '\nTransfer (top-1, by pretrained weights):\n\n' + transfer
-  sys.stdout.write(table)
-  if args.out:
-    paths.write_text(args.out, table)
-  if args.curves:
-    from jaxmix.evaluate import plots
-
-    runs = {
-      paths.resolve(d).name: paths.resolve(d) / 'metrics.jsonl'
-      for d in args.run_dirs
-    }
-    keys = args.curve_keys.split(',') if args.curve_keys else None
-    print(f'curves: {plots.plot_training_curves(runs, args.curves, keys=keys)}')
-  if args.cams:
-    path = plot_run_cams(
-      args.run_dirs,
-      args.cams,
-      dataset=args.dataset,
-      split=args.split,
-      data_dir=args.data_dir,
-      num_images=args.num_images,
-    )
-    print(f'cams: {path}')
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -30,49 +30,67 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxmix.io import paths
-from jaxmix.train import build, checkpoints, steps
+from jaxmix.train import build, checkpoints, run_dir, steps
 from jaxmix.train import state as state_lib
 
 Variables = tuple[nnx.State, nnx.State]
 
 
 def method_of(config: Mapping[str, Any]) -> str:
-  """The training recipe of a config in a few words, e.g. 'cutmix+relabel'."""
+  """The training recipe of a config in a few words, e.g. 'cutmix+relabel'.
+
+  `config`: a full config (a recorded one through `load_config`).
+  """
   parts = []
-  mix = config.get('mix', {})
-  if mix and mix.get('method', 'none') != 'none':
-    parts.append(mix['method'])
-  if config.get('cutout', {}).get('size', 0):
+  if config['mix']['method'] != 'none':
+    parts.append(config['mix']['method'])
+  if config['cutout']['size']:
     parts.append('cutout')
-  if config.get('random_erasing', {}).get('prob', 0.0):
+  if config['random_erasing']['prob']:
     parts.append('random_erasing')
-  if config.get('relabel', {}).get('enabled', False):
+  if config['relabel']['enabled']:
     parts.append('relabel')
   return '+'.join(parts) or 'baseline'
 
 
+def results_dir(
+  workdir: str | os.PathLike, out: str | os.PathLike | None = None
+) -> paths.epath.Path:
+  """Where a run's evaluation results go: `out` if given, else `RUN/eval`.
+
+  The one place that names the folder: the suites write their JSON and
+  pictures there, and the report and the command line read them back.
+  """
+  return paths.resolve(out or paths.resolve(workdir) / 'eval')
+
+
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
-  """The resolved config a run wrote to `workdir/config.json`."""
+  """The resolved config a run wrote to `workdir/config.json`, upgraded.
+
+  Fields added to the schema after the run was recorded hold the value the
+  run used (`jaxmix.train.run_dir.upgrade`), so every field reads directly.
+  """
   path = paths.resolve(workdir) / 'config.json'
   if not path.exists():
     raise FileNotFoundError(
       f'{path} does not exist: `workdir` must be a run directory written by '
       '`python -m jaxmix.apps.train` (it holds config.json and checkpoints/).'
     )
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  return ml_collections.ConfigDict(
+    run_dir.upgrade(json.loads(path.read_text()))
+  )
 
 
 def _abstract_state(config, mesh):
   """(ModelDef, abstract TrainState) shaped as the trainer's state."""
   # Only the optimiser state's structure matters, not the schedule.
   tx, _ = build.optimizer(config, steps_per_epoch=1)
-  ema = config.optimizer.get('ema_decay', 0.0) > 0
+  ema = config.optimizer.ema_decay > 0
   holder = {}
 
   def abstract_state():
@@ -90,75 +108,32 @@ def _abstract_state(config, mesh):
   return holder['model_def'], abstract
 
 
-def _restore_step(manager, directory, abstract: Any, step: int) -> Any:
-  """One step's verified 'state'; `CheckpointError` if it fails."""
-  path = directory / str(step)
-  checkpoints.drop_closed_loop_errors()
-  try:
-    restored = manager.restore(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract),
-        digest=ocp.args.JsonRestore(),
-      ),
-    )
-  except Exception as error:
-    reason = str(error).strip().splitlines()[0][:300] if str(error) else ''
-    raise checkpoints.CheckpointError(
-      step, path, f'{type(error).__name__}: {reason}'
-    ) from error
-  if not isinstance(restored.digest, dict):
-    raise checkpoints.CheckpointError(step, path, 'its digest is missing')
-  mismatch = checkpoints.digest_mismatch(restored.digest, restored.state)
-  if mismatch:
-    raise checkpoints.CheckpointError(step, path, mismatch)
-  return restored.state
-
-
 def _restore(
   directory: paths.PathLike, abstract: Any, step: int | None
 ) -> tuple[int, Any]:
-  """The verified 'state' of a `jaxmix.train.checkpoints.Checkpointer` step.
+  """The verified 'state' of a step of the trainer's checkpoints.
 
-  Opened read-only: a trainer may still be writing to the directory, and a
-  writable manager would clean up its in-flight temporary checkpoint.
-  Without `step`, the newest intact step (failures are logged).
+  Through the trainer's own `jaxmix.train.checkpoints.Checkpointer`, opened
+  read-only (a trainer may still be writing to the directory). Without
+  `step`, the newest intact step (the failed newer ones are logged).
   """
-  directory = paths.resolve(directory)
-  if not directory.is_dir():
-    raise FileNotFoundError(f'No checkpoint directory {directory}.')
-  manager = ocp.CheckpointManager(
-    directory,
-    options=ocp.CheckpointManagerOptions(
-      read_only=True, save_interval_steps=0, create=False
-    ),
-    item_names=checkpoints.ITEMS,
-  )
+  checkpointer = checkpoints.Checkpointer.open_read_only(directory)
   try:
-    available = sorted(manager.all_steps())
-    if not available:
-      raise FileNotFoundError(f'No checkpoint in {directory}.')
+    available = checkpointer.all_steps()
     if step is not None:
       if step not in available:
         raise ValueError(
-          f'step={step} has no checkpoint in {directory}; steps: {available}.'
+          f'step={step} has no checkpoint in {checkpointer.directory}; '
+          f'steps: {sorted(available)}.'
         )
-      return step, _restore_step(manager, directory, abstract, step)
-    failed = []
-    for candidate in reversed(available):
-      try:
-        return candidate, _restore_step(manager, directory, abstract, candidate)
-      except checkpoints.CheckpointError as error:
-        logging.warning('Skipping %s; trying the previous one.', error)
-        failed.append(error)
-    raise checkpoints.CheckpointError(
-      failed[0].step,
-      directory,
-      'no intact checkpoint: '
-      + '; '.join(f'step {e.step}: {e.reason}' for e in failed),
-    )
+      state, _ = checkpointer.restore(abstract, step)
+      return step, state
+    restored = checkpointer.restore_latest(abstract, log=logging.warning)
+    if restored is None:
+      raise FileNotFoundError(f'No checkpoint in {checkpointer.directory}.')
+    return restored.step, restored.state
   finally:
-    manager.close()
+    checkpointer.close()
 
 
 @dataclasses.dataclass

@@ -66,9 +66,9 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 import jaxmix
-from jaxmix.relabel import train_targets
 from jaxmix.train import augment_schedule, samplers
 from jaxmix.train import cmo as cmo_lib
+from jaxmix.train import relabel as train_targets
 
 MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix', 'mixtoken')
 # Methods that mix inside the model, not here (jaxmix.train.token_labeling).

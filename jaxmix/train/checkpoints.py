@@ -193,6 +193,29 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
       paths.resolve(directory), options=options, item_names=ITEMS
     )
+    self._read_only = False
+
+  @classmethod
+  def open_read_only(cls, directory: str) -> 'Checkpointer':
+    """An existing directory opened to restore from only (evaluation).
+
+    Nothing is saved, cleaned up or set aside: a trainer may still be
+    writing to the directory (a writable manager would delete its
+    in-flight temporary checkpoint).
+    """
+    path = paths.resolve(directory)
+    if not path.is_dir():
+      raise FileNotFoundError(f'No checkpoint directory {path}.')
+    self = cls.__new__(cls)
+    self._manager = ocp.CheckpointManager(
+      path,
+      options=ocp.CheckpointManagerOptions(
+        read_only=True, save_interval_steps=0, create=False
+      ),
+      item_names=ITEMS,
+    )
+    self._read_only = True
+    return self
 
   @property
   def directory(self) -> epath.Path:
@@ -290,7 +313,7 @@ class Checkpointer:
 
     Every failed step is logged (step, path, reason) and moved aside to
     `<directory>_rejected/<step>`, so that neither this run nor a later
-    one takes it for good. Call on every process.
+    one takes it for good (read-only: only logged). Call on every process.
 
     Returns:
       A `Restored`, or None when there is no checkpoint at all.
@@ -321,7 +344,7 @@ class Checkpointer:
   def _set_aside(
     self, failed: list[CheckpointError], log: Callable[[str], None]
   ) -> None:
-    if not failed:
+    if not failed or self._read_only:
       return
     if jax.process_count() > 1:
       # Every process has read (and rejected) the steps before they move.

@@ -1,7 +1,7 @@
 """Training logs: console lines, TensorBoard event files and metrics.jsonl.
 
-TensorBoard event files are written with the `tensorboard` package's
-TF-free record writer, so that logging needs no TensorFlow.
+TensorBoard event files are written with tensorboardX, so that logging
+needs neither TensorFlow nor tensorboard's internal modules.
 Only the primary process (index 0) writes; the others get a no-op logger.
 Files go through `jaxmix.io.paths`, so the run directory may be a URL.
 """
@@ -11,61 +11,61 @@ import json
 import logging as logging_lib
 import math
 import os
-import socket
 import sys
 import time
 from collections.abc import Mapping
 
+import tensorboardX
 from absl import logging
-from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.record_writer import RecordWriter
+from tensorboardX import record_writer
 
 from jaxmix.io import paths
+
+
+class _PathFiles:
+  """tensorboardX's writer factory for a URL scheme: files via `paths`.
+
+  So a `gs://` run directory gets its event files through the same path
+  layer as every other file of the run (tensorboardX's own `gs` writer
+  would need the google-cloud-storage client).
+  """
+
+  def open(self, path: str):
+    return paths.resolve(path).open('wb')
+
+  def directory_check(self, path: str) -> None:
+    paths.resolve(path).mkdir(parents=True, exist_ok=True)
 
 
 class EventFileWriter:
   """Appends scalar summaries to a TensorBoard event file in `logdir`.
 
-  Written with the `tensorboard` package's own TF-free record writer and
-  event protos (its `EventFileWriter` class would load TensorFlow for its
-  file I/O when TensorFlow is installed).
-
+  Written with tensorboardX (event files without TensorFlow or
+  tensorboard's internal modules); `tensorboard --logdir RUN` reads them.
   The file is created at the first summary, so a start that logs nothing
   (a resume with nothing to do) leaves the run directory as it was.
   """
 
   def __init__(self, logdir: paths.PathLike):
-    name = f'events.out.tfevents.{int(time.time())}.{socket.gethostname()}'
-    self.path = paths.resolve(logdir) / name
-    self._records = None
-
-  def _write(self, event: event_pb2.Event) -> None:
-    if self._records is None:
-      self.path.parent.mkdir(parents=True, exist_ok=True)
-      # Closed in close(); the header record starts every event file.
-      self._records = RecordWriter(self.path.open('ab'))
-      header = event_pb2.Event(file_version='brain.Event:2')
-      header.wall_time = time.time()
-      self._records.write(header.SerializeToString())
-    event.wall_time = time.time()
-    self._records.write(event.SerializeToString())
+    self.logdir = os.fspath(paths.resolve(logdir))
+    self._writer = None
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
-    summary = summary_pb2.Summary(
-      value=[
-        summary_pb2.Summary.Value(tag=tag, simple_value=value)
-        for tag, value in values.items()
-      ]
-    )
-    self._write(event_pb2.Event(step=step, summary=summary))
+    if self._writer is None:
+      if paths.is_url(self.logdir):
+        scheme = self.logdir.split(':', 1)[0]
+        record_writer.register_writer_factory(scheme, _PathFiles())
+      self._writer = tensorboardX.SummaryWriter(self.logdir, flush_secs=10)
+    for tag, value in values.items():
+      self._writer.add_scalar(tag, value, global_step=step)
 
   def flush(self) -> None:
-    if self._records is not None:
-      self._records.flush()
+    if self._writer is not None:
+      self._writer.flush()
 
   def close(self) -> None:
-    if self._records is not None:
-      self._records.close()
+    if self._writer is not None:
+      self._writer.close()
 
 
 def log_to_console() -> None:

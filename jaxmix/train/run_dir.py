@@ -15,7 +15,7 @@ so the requested config is compared with the recorded one field by field:
   the history shows.
 
 A field belongs to the most specific prefix of either list; fields of
-neither (none today, `tests/run_dir_test.py` checks the schema) count as
+neither (none today, `tests/run_record_test.py` checks the schema) count as
 identity.
 
 One trainer writes a run directory at a time: `RunLock` holds an
@@ -145,6 +145,32 @@ def _schema_defaults() -> dict[str, Any]:
   from jaxmix.configs import default  # the schema, shipped with jaxmix
 
   return flatten(as_json(default.get_config()))
+
+
+def _recorded_around(flat: Mapping[str, Any], field: str) -> bool:
+  """Whether `flat` holds `field`, a field inside it or one around it."""
+  if field in flat or any(f.startswith(field + '.') for f in flat):
+    return True
+  parts = field.split('.')
+  return any('.'.join(parts[:i]) in flat for i in range(1, len(parts)))
+
+
+def upgrade(recorded: Mapping[str, Any]) -> dict[str, Any]:
+  """A recorded config (`config.json`) with the fields added since filled.
+
+  Every schema field the record lacks gets `value_before_field(field)`,
+  the value the run used (`ADDED_LATER` where the default changed since),
+  so code reading a recorded config reads every field directly, without a
+  fallback of its own. Recorded values, and fields the schema does not
+  know, stay as recorded.
+  """
+  flat = flatten(as_json(recorded))
+  added = {
+    field: value_before_field(field)
+    for field in _schema_defaults()
+    if not _recorded_around(flat, field)
+  }
+  return _unflatten({**flat, **added})
 
 
 def differences(

@@ -16,6 +16,14 @@ rounded to whole steps):
   steps_per_epoch))`, `E` = `decay_every_epochs` (timm's step scheduler,
   per epoch: the EfficientNet recipes' x0.97 every 2.4 epochs);
 * 'constant': `lr = base`.
+
+Built from optax's schedules (`warmup_cosine_decay_schedule`,
+`linear_schedule`, `piecewise_constant_schedule`, `constant_schedule`,
+`join_schedules`); only timm's epoch-floored 'exponential' decay is written
+here, because optax's staircase decay floors steps, not epochs
+(`_epoch_floored_decay`). The rates equal the formulas above to float32
+rounding (optax orders the arithmetic differently; tests/schedules_test.py
+holds every recipe to the rates of the earlier hand-written schedules).
 """
 
 from typing import Any
@@ -74,14 +82,15 @@ def create_learning_rate_schedule(
   warmup_steps = round(warmup_epochs * steps_per_epoch)
   total_steps = max(round(num_epochs * steps_per_epoch), warmup_steps + 1)
 
+  warmup = optax.linear_schedule(0.0, base, warmup_steps)
   if name == 'cosine':
-    decay_steps = total_steps - warmup_steps
-
-    def main(step):
-      t = jnp.clip((step - warmup_steps) / decay_steps, 0.0, 1.0)
-      return base * 0.5 * (1.0 + jnp.cos(jnp.pi * t))
-
-  elif name == 'step':
+    # optax's warm-up and cosine: 0 -> base over W steps, then down to 0 at T.
+    return _float32(
+      optax.warmup_cosine_decay_schedule(
+        0.0, base, warmup_steps, total_steps, end_value=0.0
+      )
+    )
+  if name == 'step':
     decay_epochs = tuple(_field(schedule_config, 'decay_epochs', ()))
     factor = float(_field(schedule_config, 'decay_factor', 0.1))
     if list(decay_epochs) != sorted(decay_epochs) or any(
@@ -93,15 +102,14 @@ def create_learning_rate_schedule(
       )
     if not factor > 0:
       raise ValueError(f'`schedule.decay_factor` must be > 0, got {factor}.')
-    # NumPy, not jnp: building a schedule must not touch a device.
-    boundaries = np.asarray(
-      [round(e * steps_per_epoch) for e in decay_epochs], np.int32
-    ).reshape(-1)
-
-    def main(step):
-      passed = jnp.sum(step >= boundaries)
-      return base * factor ** passed.astype(jnp.float32)
-
+    # Boundaries in steps from the start of the run, as optax counts them
+    # after the warm-up (`join_schedules` restarts the count there); two
+    # epochs rounding to one step decay twice there.
+    scales = {}
+    for e in decay_epochs:
+      boundary = round(e * steps_per_epoch) - warmup_steps
+      scales[boundary] = scales.get(boundary, 1.0) * factor
+    main = optax.piecewise_constant_schedule(base, scales)
   elif name == 'exponential':
     every = float(_field(schedule_config, 'decay_every_epochs', 1.0))
     factor = float(_field(schedule_config, 'decay_factor', 0.1))
@@ -110,22 +118,36 @@ def create_learning_rate_schedule(
         '`schedule.decay_every_epochs` and `schedule.decay_factor` must be '
         f'> 0, got {every} and {factor}.'
       )
-
-    # timm counts whole epochs: the rate changes at epoch boundaries only.
-    def main(step):
-      epochs = jnp.floor(step / steps_per_epoch)
-      return base * factor ** jnp.floor(epochs / every)
-
+    main = _epoch_floored_decay(
+      base, factor, every, steps_per_epoch, offset=warmup_steps
+    )
   else:
+    main = optax.constant_schedule(base)
+  if not warmup_steps:
+    return _float32(main)
+  return _float32(optax.join_schedules([warmup, main], [warmup_steps]))
 
-    def main(step):
-      return jnp.full(jnp.shape(step), base)
+
+def _epoch_floored_decay(
+  base: float, factor: float, every: float, steps_per_epoch: int, *, offset
+) -> optax.Schedule:
+  """timm's step scheduler: x`factor` every `every` epochs, whole epochs.
+
+  Kept by hand because optax cannot express it: `optax.exponential_decay`
+  with `staircase=True` floors `step / (every * steps_per_epoch)`, while
+  timm floors the epoch first (`floor(floor(step / steps_per_epoch) /
+  every)`), so with a fractional `every` (the EfficientNet recipes' 2.4)
+  the rate changes at epoch boundaries only, never inside an epoch.
+  `offset`: the warm-up steps before it (`optax.join_schedules` counts from
+  there; the decay counts from the start of the run).
+  """
 
   def schedule(step):
-    step = jnp.asarray(step)
-    lr = main(step)
-    if warmup_steps:
-      lr = jnp.where(step < warmup_steps, base * step / warmup_steps, lr)
-    return jnp.asarray(lr, jnp.float32)
+    epochs = jnp.floor((step + offset) / steps_per_epoch)
+    return base * factor ** jnp.floor(epochs / every)
 
   return schedule
+
+
+def _float32(schedule: optax.Schedule) -> optax.Schedule:
+  return lambda step: jnp.asarray(schedule(jnp.asarray(step)), jnp.float32)

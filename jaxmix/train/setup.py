@@ -30,10 +30,10 @@ from absl import logging
 
 from jaxmix.data import minority
 from jaxmix.data import source as source_lib
+from jaxmix.data.label_maps import join as label_map_join
+from jaxmix.data.label_maps.store import LabelMapStore
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.io import paths
-from jaxmix.relabel import join as label_map_join
-from jaxmix.relabel.store import LabelMapStore
 from jaxmix.train import (
   augment,
   build,
@@ -253,7 +253,12 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
   train_iter = label_check.CheckedLabels(train_iter, config.data.num_classes)
   label_maps = None
   if config.relabel.enabled:
-    maps_fn, label_maps = label_map_join.open_label_maps(config)
+    maps_fn, label_maps = label_map_join.open_label_maps(
+      config.relabel.store_dir,
+      missing=config.relabel.missing,
+      num_classes=config.data.num_classes,
+      synthetic=config.data.dataset == 'synthetic',
+    )
     train_iter = label_map_join.join_label_maps(
       train_iter, maps_fn, num_classes=config.data.num_classes
     )

@@ -22,7 +22,7 @@ import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 import jaxmix
-from jaxmix.train import augment, augment_schedule, optimizers
+from jaxmix.train import accuracy, augment, augment_schedule, optimizers
 from jaxmix.train import state as state_lib
 
 Batch = dict[str, jax.Array]
@@ -285,16 +285,16 @@ def eval_step(
     normalize(batch['image'], config.mean, config.std, config.compute_dtype)
   )
   labels, mask = batch['label'], batch['mask']
-  k = min(5, config.num_classes)
-  _, top_k = jax.lax.top_k(logits, k)
-  in_top_k = top_k == labels[:, None]
+  top1, top5 = accuracy.top_k_correct(
+    logits, labels, (1, min(5, config.num_classes))
+  )
   # From the integer labels: no [B, K] one-hot target beside the logits.
   loss = optax.softmax_cross_entropy_with_integer_labels(
     logits.astype(jnp.float32), labels
   )
   return {
-    'top1_correct': jnp.sum(in_top_k[:, 0] & mask, dtype=jnp.int32),
-    'top5_correct': jnp.sum(in_top_k.any(-1) & mask, dtype=jnp.int32),
+    'top1_correct': jnp.sum(top1 & mask, dtype=jnp.int32),
+    'top5_correct': jnp.sum(top5 & mask, dtype=jnp.int32),
     'count': jnp.sum(mask, dtype=jnp.int32),
     'loss_sum': jnp.sum(jnp.where(mask, loss, 0.0)),
   }

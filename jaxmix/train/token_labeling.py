@@ -95,7 +95,7 @@ def create_loss_fn(settings: TokenSettings, mesh: Mesh) -> LossFn:
     step's `loss_fn`: `augmented` the `jaxmix.train.augment.Augmented` of
     the step (images float `[B, H, W, 3]` normalised, float `[B, K]` class
     targets, `maps = (scores, indices, crop_boxes, flips)` from
-    `jaxmix.relabel.train_targets`), `key` the mixing key, `schedule` the
+    `jaxmix.train.relabel`), `key` the mixing key, `schedule` the
     epoch's `Schedule` (its `mix_prob`); returns float32 per-example losses
     `[B]` and the class logits `[B, K]`.
   """

@@ -2,7 +2,7 @@
 
 ReLabel's machine annotator in miniature: trained on the extra 'annotator'
 split (5,000 images of one centred digit, whose single label is right),
-then run fully convolutionally over the train scenes by `jaxmix.relabel.annotator`
+then run fully convolutionally over the train scenes by `jaxmix.evaluate.annotator`
 to write the label maps that `relabel.py` and `relabel_cutmix.py` pool.
 
 Command:

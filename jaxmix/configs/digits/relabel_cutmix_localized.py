@@ -4,7 +4,7 @@ As `relabel_cutmix.py`, but the pasted box's target is the partner's label
 map pooled over the pasted region (through the partner's crop box) and the
 rest comes from the image's own map, instead of mixing the two crops'
 targets by pasted area. Digits cover ~8 % of a scene, so area weights are
-far from what is pasted (`python -m jaxmix.evaluate.label_fit`: the partner
+far from what is pasted (`python -m projects.digit_study.label_fit`: the partner
 is labelled without any of its digit in ~39 % of the mixes); the localised
 rule labels what is in the pixels.
 

@@ -8,7 +8,7 @@ on the train split (the students' 5,000 scenes; at the 'default' size
 `extra` split, drawn from source digits the students never see (5x the
 data, 6x at 'default'), with a CNN 1.5x as wide (2.2x the parameters) for
 3 epochs (2.5x the students' images at twice the batch, 3x at
-'default'). `jaxmix.apps.experiment` checks on the validation
+'default'). The digit study (`projects/digit_study/`) checks on the validation
 scenes that it beats the baseline students before its maps are used.
 
 Command (after `python -m jaxmix.datasets.digit_scenes --config imagenet`):

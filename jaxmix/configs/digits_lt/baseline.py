@@ -34,7 +34,7 @@ def long_tailed(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The digit setting on the ratio-100 long-tailed train split."""
   # ImageNet's object size: CMO labels a pasted box by area as the minority
   # class, and on the small-digit scenes 39 % of CutMix boxes hold none of
-  # the pasted scene's digit (8.5 % here; `jaxmix.evaluate.label_fit`).
+  # the pasted scene's digit (8.5 % here; `projects/digit_study/label_fit.py`).
   config.data.dataset = 'digit_scenes/imagenet'
   config.data.long_tail.imbalance_ratio = 100.0
   config.data.long_tail.seed = 0

@@ -1,7 +1,7 @@
 """ImageNet ResNet-50 trained on ReLabel targets (ReLabel paper, Table 2).
 
 Command (the label-map store is made once, from the official release):
-  python -m jaxmix.relabel.convert --src relabel_imagenet.tar \
+  python -m jaxmix.apps.convert_label_maps --src relabel_imagenet.tar \
     --out $DATA/relabel_store --workers 8
   python -m jaxmix.apps.train --config configs/imagenet/relabel_resnet50.py \
     --config.relabel.store_dir=$DATA/relabel_store \

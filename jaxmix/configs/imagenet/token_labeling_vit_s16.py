@@ -36,7 +36,7 @@ defaults to 1.0 and the README's commands do not set it). What differs:
 the model is DeiT's ViT-S/16 (LV-ViT-S adds a convolutional stem, 16
 blocks, MLP ratio 3 and residual scaling); the maps are a ReLabel store
 (e.g. the official ReLabel EfficientNet-L2 15 x 15 top-5 maps,
-`python -m jaxmix.relabel.convert`) rather than the paper's NFNet-F6
+`python -m jaxmix.apps.convert_label_maps`) rather than the paper's NFNet-F6
 14 x 14 maps; no RandAugment (not in jaxmix); label smoothing 0 (the
 targets are already soft).
 

@@ -26,7 +26,7 @@ images. Not yet run with jaxmix.
 
 Expected result: none stated here. ReLabel reports the fine-tuned top-1 of
 its ResNet-50s on this dataset; jaxmix has not checked the figure against
-the paper, so it is left to the user. `python -m jaxmix.evaluate.report`
+the paper, so it is left to the user. `python -m jaxmix.apps.report`
 tabulates the runs' 'transfer' top-1 by pretrained file and dataset.
 """
 
