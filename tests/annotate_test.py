@@ -25,10 +25,10 @@ IMAGE = 32
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
+def run(tmp_path_factory, digit_scenes_small):
   """digit_scenes/small and a tiny_cnn run directory (fresh weights, EMA)."""
   root = tmp_path_factory.mktemp('annotate')
-  data_dir = str(root / 'tfds')
+  data_dir = digit_scenes_small
   builder = digit_scenes.prepare(data_dir, 'small')
   config = default.get_config('smoke')
   config.data.update(dataset='digit_scenes/small', data_dir=data_dir)

@@ -210,13 +210,15 @@ def test_smoke_cmo_run_trains_and_saves_both_positions(tmp_path):
 
 
 @pytest.mark.slow
-def test_long_tailed_digit_scenes_through_the_tfds_pipeline(tmp_path):
+def test_long_tailed_digit_scenes_through_the_tfds_pipeline(
+  digit_scenes_small,
+):
   import tensorflow_datasets as tfds
 
   from jaxmix.data import input_pipeline
   from jaxmix.datasets import digit_scenes
 
-  data_dir = str(tmp_path / 'tfds')
+  data_dir = digit_scenes_small
   builder = digit_scenes.prepare(data_dir, 'small')
   labels = np.array(
     [ex['label'] for ex in tfds.as_numpy(builder.as_dataset(split='train'))]

@@ -363,10 +363,10 @@ def digit_scenes_names(data_dir):
 
 
 @pytest.mark.slow
-def test_relabel_run_end_to_end_on_digit_scenes(tmp_path):
+def test_relabel_run_end_to_end_on_digit_scenes(tmp_path, digit_scenes_small):
   from jaxmix.train import loop
 
-  data_dir = str(tmp_path / 'tfds')
+  data_dir = digit_scenes_small
   names = digit_scenes_names(data_dir)
   assert len(names) == 256
   # Maps for all but the first 16 images; those train on one-hot labels.

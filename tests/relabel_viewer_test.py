@@ -50,12 +50,12 @@ def test_render_rejects_bad_boxes_and_maps(tmp_path):
 
 
 @pytest.mark.slow
-def test_command_line_draws_a_digit_scene(tmp_path):
+def test_command_line_draws_a_digit_scene(tmp_path, digit_scenes_small):
   import tensorflow_datasets as tfds
 
   from jaxmix.datasets import digit_scenes
 
-  data_dir = str(tmp_path / 'tfds')
+  data_dir = digit_scenes_small
   builder = digit_scenes.prepare(data_dir, 'small')
   (example,) = tfds.as_numpy(builder.as_dataset(split='train').take(1))
   name = example['file_name'].decode()

@@ -280,11 +280,13 @@ def digit_store(data_dir, store_dir, size=8):
 
 
 @pytest.mark.slow
-def test_smoke_recipe_trains_on_digit_scenes_label_maps(tmp_path):
+def test_smoke_recipe_trains_on_digit_scenes_label_maps(
+  tmp_path, digit_scenes_small
+):
   from jaxmix.configs.imagenet import token_labeling_vit_s16 as recipe
   from jaxmix.train import loop
 
-  data_dir, store = str(tmp_path / 'tfds'), tmp_path / 'maps'
+  data_dir, store = digit_scenes_small, tmp_path / 'maps'
   digit_store(data_dir, store)
   config = recipe.get_config('smoke')
   config.data.data_dir = data_dir
