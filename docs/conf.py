@@ -12,6 +12,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'docs' / '_ext'))
+# The notebook's kernel is a subprocess: it finds jaxmix the same way.
+os.environ['PYTHONPATH'] = os.pathsep.join(
+  filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])
+)
 # The API pages import jaxmix.data (TensorFlow): keep TF on the CPU and quiet.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
