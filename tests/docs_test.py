@@ -247,3 +247,35 @@ def test_browser_loads_the_notebook_pictures(site, server):
   # The photos with CutMix and Mixup, the preview, and the label map.
   assert seen['images'] >= 3 and not seen['broken'], seen['broken']
   assert 'left third' in seen['text']
+
+
+README = ROOT / 'README.md'
+
+
+def test_readme_is_short_and_its_links_resolve():
+  text = README.read_text()
+  assert len(text.encode()) <= 10 * 1024, 'README.md is over 10 KB'
+  for target in re.findall(r'\]\(([^)#]+)[^)]*\)', text):
+    if '://' not in target:
+      assert (ROOT / target).exists(), target
+
+
+def test_readme_recipe_table_agrees_with_the_recipes():
+  """Each row's expected numbers are those its recipes' docstrings state."""
+  rows = {
+    r['recipe'].removeprefix('configs/'): r
+    for r in recipe_table.recipe_rows(['imagenet', 'cifar100'])
+  }
+  checked = 0
+  for line in README.read_text().splitlines():
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    if len(cells) != 5 or not cells[0].startswith('`'):
+      continue
+    recipe = cells[0].split('`')[1]
+    numbers = re.findall(r'\d+\.\d+', cells[2])
+    assert recipe in rows, recipe
+    assert numbers and numbers[0] in rows[recipe]['expected'], (recipe, cells)
+    assert cells[3] == rows[recipe]['status'], recipe
+    assert (cells[4] == 'tested') == (rows[recipe]['parity'] == 'yes'), recipe
+    checked += 1
+  assert checked >= 10
