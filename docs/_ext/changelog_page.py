@@ -24,9 +24,11 @@ def setup(app: Sphinx) -> dict:
   # Rebuild the page when CHANGELOG.md changes.
   app.connect(
     'env-get-outdated',
-    lambda app, env, added, changed, removed: ['changelog']
-    if CHANGELOG.exists()
-    and env.all_docs.get('changelog', 0) < CHANGELOG.stat().st_mtime
-    else [],
+    lambda app, env, added, changed, removed: (
+      ['changelog']
+      if CHANGELOG.exists()
+      and env.all_docs.get('changelog', 0) < CHANGELOG.stat().st_mtime
+      else []
+    ),
   )
   return {'parallel_read_safe': True, 'parallel_write_safe': True}

@@ -17,7 +17,6 @@ import pathlib
 import re
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
@@ -73,19 +72,35 @@ class RecipeTable(SphinxDirective):
     folders = self.arguments[0].split()
     for folder in folders:
       self.env.note_dependency(str(CONFIGS / folder))
-    header = ('recipe', 'paper row', 'expected (source)', 'status', 'step parity')
+    header = (
+      'recipe',
+      'paper row',
+      'expected (source)',
+      'status',
+      'step parity',
+    )
     keys = ('recipe', 'row', 'expected', 'status', 'parity')
-    lines = ['.. list-table::', '   :header-rows: 1', '']
-    for i, cells in enumerate(
-      [header] + [[r[k] for k in keys] for r in recipe_rows(folders)]
-    ):
+    rows = [[r[k] for k in keys] for r in recipe_rows(folders)]
+    # Built as nodes: the page may be Markdown, so no reST table source.
+    table = nodes.table(classes=['recipe-table'])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for _ in header:
+      group += nodes.colspec(colwidth=1)
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    group += body
+    for cells, parent in [(header, head)] + [(row, body) for row in rows]:
+      tr = nodes.row()
       for j, cell in enumerate(cells):
-        if i and j == 0:
-          cell = f'``{cell}``'
-        lines.append(f'   {"*" if j == 0 else " "} - {cell}'.rstrip())
-    container = nodes.container()
-    self.state.nested_parse(StringList(lines), self.content_offset, container)
-    return container.children
+        text = (
+          nodes.literal(text=cell)
+          if parent is body and j == 0
+          else nodes.Text(cell)
+        )
+        tr += nodes.entry('', nodes.paragraph('', '', text))
+      parent += tr
+    return [table]
 
 
 def setup(app: Sphinx) -> dict:
