@@ -24,7 +24,7 @@ import jaxmix  # noqa: E402
 
 project = 'jaxmix'
 author = 'jaxmix authors'
-copyright = 'jaxmix authors'  # noqa: A001
+copyright = 'jaxmix authors'
 release = version = jaxmix.__version__
 
 extensions = [
