@@ -8,6 +8,7 @@ page resolves, every public name has its page, and headless Chromium
 the signature, and loads every image. Select these tests with `-m docs`.
 """
 
+import contextlib
 import doctest
 import functools
 import http.server
@@ -42,8 +43,7 @@ def _conf_api_modules() -> list[str]:
   return api_pages.expand(re.findall(r"'([\w.*]+)'", block))
 
 
-@pytest.fixture(scope='module')
-def site(tmp_path_factory) -> pathlib.Path:
+def _build(tmp_path_factory) -> pathlib.Path:
   """The built HTML site (a build that warns fails here)."""
   out = tmp_path_factory.mktemp('docs')
   html = out / 'html'
@@ -130,7 +130,7 @@ def test_docstring_examples_run(module_name):
   assert result.failed == 0, module_name
 
 
-def test_every_public_name_has_a_page(site):
+def _every_public_name_has_a_page(site):
   missing = [
     f'{module}.{name}'
     for module in _conf_api_modules()
@@ -140,7 +140,7 @@ def test_every_public_name_has_a_page(site):
   assert not missing
 
 
-def test_internal_links_resolve(site):
+def _internal_links_resolve(site):
   broken = []
   for page in site.rglob('*.html'):
     for ref in re.findall(r'(?:href|src)="([^"]+)"', page.read_text()):
@@ -153,8 +153,8 @@ def test_internal_links_resolve(site):
   assert not broken, broken[:20]
 
 
-@pytest.fixture(scope='module')
-def server(site):
+@contextlib.contextmanager
+def _served(site):
   """The site over HTTP on localhost, as `python -m http.server` serves it."""
   handler = functools.partial(
     http.server.SimpleHTTPRequestHandler, directory=str(site)
@@ -162,8 +162,21 @@ def server(site):
   handler.log_message = lambda *args: None
   httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
   threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  yield f'http://127.0.0.1:{httpd.server_address[1]}'
-  httpd.shutdown()
+  try:
+    yield f'http://127.0.0.1:{httpd.server_address[1]}'
+  finally:
+    httpd.shutdown()
+
+
+def test_the_built_site(tmp_path_factory, tmp_path):
+  """One build (one test, so parallel workers never build twice)."""
+  site = _build(tmp_path_factory)
+  _every_public_name_has_a_page(site)
+  _internal_links_resolve(site)
+  with _served(site) as server:
+    _browser_loads_index_with_images(site, server, tmp_path)
+    _browser_shows_the_cutmix_signature(site, server)
+    _browser_loads_the_notebook_pictures(site, server)
 
 
 def _chromium(*args: str) -> str:
@@ -220,7 +233,7 @@ def _open(site, server, page: str) -> dict:
   return json.loads(html.unescape(found))
 
 
-def test_browser_loads_index_with_images(site, server, tmp_path):
+def _browser_loads_index_with_images(site, server, tmp_path):
   seen = _open(site, server, 'index.html')
   assert seen['title'].startswith('jaxmix')
   assert seen['images'] >= 1 and not seen['broken'], seen['broken']
@@ -231,7 +244,7 @@ def test_browser_loads_index_with_images(site, server, tmp_path):
   assert shot.read_bytes().startswith(b'\x89PNG')
 
 
-def test_browser_shows_the_cutmix_signature(site, server):
+def _browser_shows_the_cutmix_signature(site, server):
   import jaxmix
 
   seen = _open(site, server, 'api/_generated/jaxmix.cutmix.html')
@@ -242,7 +255,7 @@ def test_browser_shows_the_cutmix_signature(site, server):
   assert not seen['broken']
 
 
-def test_browser_loads_the_notebook_pictures(site, server):
+def _browser_loads_the_notebook_pictures(site, server):
   seen = _open(site, server, 'getting_started.html')
   # The photos with CutMix and Mixup, the preview, and the label map.
   assert seen['images'] >= 3 and not seen['broken'], seen['broken']
