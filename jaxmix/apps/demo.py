@@ -20,9 +20,23 @@ over seeds) is `projects/digit_study/` (not part of the installed package).
 
 `--smoke` shrinks everything to seconds (digit_scenes 'small', a tiny CNN,
 two short epochs) for tests.
+
+What it prints: a line as each stage starts, one every 15 s while a stage
+that has no progress of its own runs (data, evaluation, pictures), the
+trainer's progress lines, and the results. The libraries' own chatter
+(TFDS's dataset banner and progress bars, orbax's and TensorFlow's Python
+log lines below ERROR) is hidden; `--verbose` shows it. TensorFlow's C++
+start-up lines are printed before any setting can reach them.
 """
 
+import contextlib
+import io
+import logging
 import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
 
 from absl import flags
 
@@ -36,6 +50,12 @@ FLAGS = flags.FlagValues()
 flags.DEFINE_string('workdir', None, 'Output directory.', flag_values=FLAGS)
 flags.DEFINE_bool(
   'smoke', False, 'Tiny data and model (seconds).', flag_values=FLAGS
+)
+flags.DEFINE_bool(
+  'verbose',
+  False,
+  "Also show the libraries' own output (TFDS, orbax, TensorFlow).",
+  flag_values=FLAGS,
 )
 flags.mark_flag_as_required('workdir', flag_values=FLAGS)
 
@@ -57,16 +77,96 @@ def draw(run_dir: str) -> list[str]:
   return [out, video_out, curves]
 
 
-def default_job(workdir: str, *, smoke: bool = False) -> dict:
-  """Prepare, train CutMix, evaluate, draw; returns the digits metrics."""
+# Libraries whose log lines a demo user does not need (their errors show).
+_QUIET_LIBRARIES = ('orbax', 'tensorflow_datasets', 'tensorflow')
+
+
+def _library_chatter(record: logging.LogRecord) -> bool:
+  """False for the quiet libraries' records below ERROR."""
+  path = record.pathname.replace(os.sep, '/')
+  return record.levelno >= logging.ERROR or not any(
+    f'/{name}/' in path for name in _QUIET_LIBRARIES
+  )
+
+
+def quiet_libraries() -> None:
+  """Hides TFDS's progress bars and orbax's, TFDS's and TF's log lines."""
+  from absl import logging as absl_logging
+
+  absl_logging.get_absl_logger().addFilter(_library_chatter)
+  logging.getLogger('tensorflow').setLevel(logging.ERROR)
+  import tensorflow_datasets as tfds
+
+  tfds.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def stage(
+  what: str, *, every: float = 15.0, hide_stdout: bool = False
+) -> Iterator[None]:
+  """Prints `what`, then a line every `every` seconds until it is done.
+
+  With `hide_stdout`, what the stage prints is dropped (TFDS prints its
+  "Downloading and preparing dataset Unknown size" banner, misleading for
+  an offline build) unless it fails, when it is shown.
+  """
+  start = time.perf_counter()
+  print(f'{what} ...', flush=True)
+  done = threading.Event()
+
+  def beat() -> None:
+    while not done.wait(every):
+      elapsed = time.perf_counter() - start
+      print(f'  ... {elapsed:.0f} s', file=sys.__stdout__)
+      sys.__stdout__.flush()
+
+  thread = threading.Thread(target=beat, daemon=True)
+  thread.start()
+  captured = io.StringIO()
+  redirect = (
+    contextlib.redirect_stdout(captured)
+    if hide_stdout
+    else contextlib.nullcontext()
+  )
+  try:
+    with redirect:
+      yield
+  except BaseException:
+    sys.stdout.write(captured.getvalue())
+    raise
+  finally:
+    done.set()
+    thread.join()
+  print(f'  done in {time.perf_counter() - start:.0f} s', flush=True)
+
+
+def default_job(
+  workdir: str, *, smoke: bool = False, verbose: bool = True
+) -> dict:
+  """Prepare, train CutMix, evaluate, draw; returns the digits metrics.
+
+  With `verbose=False` the data preparation's own output is hidden.
+  """
   data_dir = os.path.join(workdir, 'data')
-  digit_runs.prepare_data(data_dir, smoke=smoke)
+  with stage(
+    f'Preparing digit_scenes in {data_dir} (offline; about a minute the '
+    'first time, nothing to do after)',
+    hide_stdout=not verbose,
+  ):
+    digit_runs.prepare_data(data_dir, smoke=smoke)
   config = digit_runs.load_recipe(DEFAULT_RECIPE, smoke=smoke)
   config.data.data_dir = data_dir
   run_dir = os.path.join(workdir, DEFAULT_RECIPE)
+  print(
+    f'Training configs/digits/{DEFAULT_RECIPE}.py in {run_dir}: a line every '
+    f'{config.log_every_steps} steps, the first once the step is compiled',
+    flush=True,
+  )
   seconds = digit_runs.train(config, run_dir)
-  result = digit_runs.evaluate(run_dir, data_dir, smoke=smoke)
-  pictures = draw(run_dir)
+  with stage('Evaluating on the test split (top-1, occlusion, CAM boxes)'):
+    result = digit_runs.evaluate(run_dir, data_dir, smoke=smoke)
+  with stage('Drawing the pictures'):
+    pictures = draw(run_dir)
   eval_dir = os.path.join(run_dir, 'eval')
   pictures += sorted(os.fspath(p) for p in paths.resolve(eval_dir).iterdir())
   metrics = result['metrics']
@@ -83,11 +183,14 @@ def default_job(workdir: str, *, smoke: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
   command_line.parse(FLAGS, argv, __doc__)
+  print(f'jaxmix demo: writing to {FLAGS.workdir}', flush=True)
+  if not FLAGS.verbose:
+    quiet_libraries()
   from jaxmix.train import metrics_log
 
   metrics_log.log_to_console()  # the trainer's progress lines
   workdir = os.fspath(paths.resolve(FLAGS.workdir))  # a URL stays a URL
-  default_job(workdir, smoke=FLAGS.smoke)
+  default_job(workdir, smoke=FLAGS.smoke, verbose=FLAGS.verbose)
 
 
 if __name__ == '__main__':

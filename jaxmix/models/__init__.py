@@ -74,6 +74,7 @@ __all__ = [
 
 _p = functools.partial
 
+#: Model constructors by name; `create_model(name, ...)` builds from it.
 MODELS: dict[str, Callable[..., nnx.Module]] = {
   'resnet18': _p(ResNet, BasicBlock, (2, 2, 2, 2)),
   'resnet34': _p(ResNet, BasicBlock, (3, 4, 6, 3)),

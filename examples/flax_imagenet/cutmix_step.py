@@ -1,0 +1,60 @@
+"""The train step of flax's `examples/imagenet`, in its shape.
+
+A Linen model with BatchNorm, a `TrainState` that carries `batch_stats`,
+integer labels, and a step run under `jax.pmap(..., axis_name='batch')`.
+`plain_step.py` is the step without mixing, `cutmix_step.py` the same step
+with CutMix; the docs ("Using jaxmix in your own Flax training step") show
+the difference, and `tests/examples_test.py` runs both on a tiny model.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+import jaxmix
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: dict
+
+
+def cross_entropy_loss(logits, targets):
+  return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def train_step(state, batch, key, learning_rate_fn, num_classes=1000):
+  """One SGD step on one device's `batch` ('image' [b, H, W, C], 'label' [b])."""
+  # A new draw each step, and a different one on each device: the key is
+  # replicated, so fold in the step and the device's index on the axis.
+  key = jax.random.fold_in(key, state.step)
+  key = jax.random.fold_in(key, jax.lax.axis_index('batch'))
+  targets = jaxmix.one_hot(batch['label'], num_classes)
+  images, targets = jaxmix.cutmix(key, batch['image'], targets, alpha=1.0)
+
+  def loss_fn(params):
+    logits, new_model_state = state.apply_fn(
+      {'params': params, 'batch_stats': state.batch_stats},
+      images,
+      mutable=['batch_stats'],
+    )
+    loss = cross_entropy_loss(logits, targets)
+    l2 = sum(jnp.sum(x**2) for x in jax.tree.leaves(params) if x.ndim > 1)
+    return loss + 1e-4 * 0.5 * l2, (new_model_state, logits)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  (loss, (new_model_state, logits)), grads = grad_fn(state.params)
+  grads = jax.lax.pmean(grads, axis_name='batch')
+  metrics = {
+    'loss': jax.lax.pmean(loss, 'batch'),
+    # Against the larger share of each mixed target.
+    'accuracy': jax.lax.pmean(
+      jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1)), 'batch'
+    ),
+    'learning_rate': learning_rate_fn(state.step),
+  }
+  new_state = state.apply_gradients(
+    grads=grads,
+    batch_stats=jax.lax.pmean(new_model_state['batch_stats'], 'batch'),
+  )
+  return new_state, metrics
