@@ -46,7 +46,7 @@ api_modules = [
   'jaxmix.data',
   'jaxmix.models',
   'jaxmix.train.*',
-  'jaxmix.relabel.store',
+  'jaxmix.data.label_maps.store',
 ]
 api_intro = (
   'Generated from the docstrings. The public names of each module are its '
