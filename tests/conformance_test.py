@@ -68,13 +68,13 @@ def _mix(op, sampler, roles, **fixed):
   """The op and its composition from `sampler` and `apply_draw`."""
 
   def run(key, images, labels, **knobs):
-    return op(key, images, labels, **fixed, **knobs)
+    return op(key, images, labels, **{**fixed, **knobs})  # knobs override
 
   def composed(key, images, labels, axis_name=None, **knobs):
     b, h, w = images.shape[:3]
     size = {} if sampler is jaxmix.sample_mixup else {'height': h, 'width': w}
     draw = sampler(
-      key, batch_size=b, **size, **fixed, **knobs, axis_name=axis_name
+      key, batch_size=b, **size, **{**fixed, **knobs}, axis_name=axis_name
     )
     return jaxmix.apply_draw((images, labels), draw, roles=roles)
 
