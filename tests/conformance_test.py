@@ -383,7 +383,9 @@ def test_vmap_over_batches_equals_loop(name):
 
 
 def _slices(arrays, device, per_device):
-  return [a[device * per_device : (device + 1) * per_device] for a in arrays]
+  return tuple(
+    a[device * per_device : (device + 1) * per_device] for a in arrays
+  )
 
 
 @pytest.mark.parametrize('name', EACH_OP)
