@@ -68,13 +68,13 @@ def _mix(op, sampler, roles, **fixed):
   """The op and its composition from `sampler` and `apply_draw`."""
 
   def run(key, images, labels, **knobs):
-    return op(key, images, labels, **fixed, **knobs)
+    return op(key, images, labels, **{**fixed, **knobs})  # knobs override
 
   def composed(key, images, labels, axis_name=None, **knobs):
     b, h, w = images.shape[:3]
     size = {} if sampler is jaxmix.sample_mixup else {'height': h, 'width': w}
     draw = sampler(
-      key, batch_size=b, **size, **fixed, **knobs, axis_name=axis_name
+      key, batch_size=b, **size, **{**fixed, **knobs}, axis_name=axis_name
     )
     return jaxmix.apply_draw((images, labels), draw, roles=roles)
 
@@ -383,7 +383,9 @@ def test_vmap_over_batches_equals_loop(name):
 
 
 def _slices(arrays, device, per_device):
-  return [a[device * per_device : (device + 1) * per_device] for a in arrays]
+  return tuple(
+    a[device * per_device : (device + 1) * per_device] for a in arrays
+  )
 
 
 @pytest.mark.parametrize('name', EACH_OP)
@@ -464,6 +466,7 @@ def test_per_shard_equals_the_op_on_each_shard_with_folded_keys(name):
   mesh = jax.make_mesh((NUM_DEVICES,), ('data',))
   arrays = _batch(name, batch=2 * NUM_DEVICES)
   out = jaxmix.per_shard(op, mesh)(KEY, *arrays)
+  out = jax.tree_util.tree_map(np.asarray, out)  # sliced on the host
   for device in range(NUM_DEVICES):
     shard = _slices(arrays, device, 2)
     expected = _jitted(name)(jax.random.fold_in(KEY, device), *shard)
