@@ -508,8 +508,11 @@ def test_same_key_same_output_other_key_other_output(name):
   op, arrays = CASES[name].op, _batch(name)
   first = op(KEY, *arrays)
   _equal(first, op(KEY, *arrays))
-  other = op(jax.random.key(123), *arrays)
-  assert not np.array_equal(first[0], other[0])
+  # Some ops may leave a batch as it was for one key (CMO pastes with
+  # probability 0.5; a coarse token grid can draw an empty box): another
+  # key among a few must change it.
+  others = [op(jax.random.key(k), *arrays)[0] for k in (123, 7, 2024)]
+  assert any(not np.array_equal(first[0], other) for other in others)
 
 
 @pytest.mark.parametrize('name', EACH_OP)

@@ -139,7 +139,7 @@ def token_grid(size: int) -> int:
 def _mixtoken(key, images, labels, partners):
   """MixToken with the figure's fixed partners, back to pixels.
 
-  The draw is `jaxmix.mixtoken`'s (`jaxmix.draw_cutmix` on the token grid)
+  The draw is `jaxmix.mixtoken`'s (`jaxmix.sample_cutmix` on the token grid)
   with the pairs fixed, applied as `mixtoken` applies it: tokens and token
   labels select, the class labels take the kept-token fraction. Returns the
   mixed images and the mean of the mixed token labels, which equals the
@@ -160,7 +160,7 @@ def _mixtoken(key, images, labels, partners):
   token_labels = jnp.broadcast_to(
     labels[:, None, None], (count, grid, grid, labels.shape[-1])
   )
-  draw = jaxmix.draw_cutmix(key, batch_size=count, height=grid, width=grid)
+  draw = jaxmix.sample_cutmix(key, batch_size=count, height=grid, width=grid)
   draw = dataclasses.replace(draw, partners=partners)
   tokens, _, mixed_token_labels = jaxmix.apply_draw(
     (to_tokens(images), labels, token_labels),
@@ -168,6 +168,30 @@ def _mixtoken(key, images, labels, partners):
     roles=('mask', 'target', 'mask'),
   )
   return to_pixels(tokens), mixed_token_labels.mean((1, 2))
+
+
+def _blend(images, labels, weight, partners):
+  """Mixup's blend with the figure's fixed partners and weights `[B]`."""
+  draw = jaxmix.make_draw(
+    weight=weight,
+    blend=weight,
+    partners=partners,
+    box=jaxmix.Box(0, 0, 0, 0),
+    height=1,
+    width=1,
+  )
+  return jaxmix.apply_draw((images, labels), draw, roles=('image', 'target'))
+
+
+def _paste(images, labels, box, partners):
+  """CutMix's paste of `box` with the figure's fixed partners; the label
+  weight is the kept-pixel fraction."""
+  _, height, width, _ = images.shape
+  kept = 1.0 - jaxmix.box_area(box).astype(jnp.float32) / (height * width)
+  draw = jaxmix.make_draw(
+    weight=kept, partners=partners, box=box, height=height, width=width
+  )
+  return jaxmix.apply_draw((images, labels), draw, roles=('mask', 'target'))
 
 
 def _saliency_cutmix(images, labels, partners, lam):
@@ -188,7 +212,7 @@ def _saliency_cutmix(images, labels, partners, lam):
       )
     )
   )
-  return jaxmix.cutmix_with_box(images, labels, box=box, partners=partners)
+  return _paste(images, labels, box, partners)
 
 
 def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
@@ -213,10 +237,10 @@ def build_figure(*, seed: int = DEFAULT_SEED, size: int = 224) -> Figure:
   box = jaxmix.sample_cutmix_box(keys[3], height=size, width=size, weight=lam)
   outputs = (
     (images, labels),
-    jaxmix.cutout(keys[0], images, labels, size=size // 2),
-    jaxmix.mixup_with_weight(images, labels, weight=weight, partners=partners),
-    jaxmix.cutmix_with_box(images, labels, box=box, partners=partners),
-    jaxmix.random_erasing(keys[4], images, labels, prob=1.0, fill='pixel'),
+    (jaxmix.cutout(keys[0], images, size=size // 2), labels),
+    _blend(images, labels, weight, partners),
+    _paste(images, labels, box, partners),
+    (jaxmix.random_erasing(keys[4], images, prob=1.0, fill='pixel'), labels),
     _saliency_cutmix(images, labels, partners, lam),
     jaxmix.cmo(
       jax.random.fold_in(keys[0], 1),
