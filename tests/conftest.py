@@ -18,16 +18,13 @@ import tempfile
 
 import pytest
 
-# The test programs are tiny: most of XLA's time goes to compiling them,
-# much of it in LLVM's optimisation passes. Level 1 compiles the trainer's
-# step in a third less CPU time and keeps the default's arithmetic (FMA
-# contraction included: level 0 drops it and changes the last bit of
-# a * b + c). The command-line tests, whose subprocesses reset XLA_FLAGS,
-# compile at the default level.
+# XLA's CPU backend compiles at its default optimisation level: levels 0
+# and 1 compile faster but round some fused programs differently (the
+# trainer's recorded losses move by an ulp), and the golden and parity
+# tests hold the default's bits.
 os.environ['XLA_FLAGS'] = (
   os.environ.get('XLA_FLAGS', '')
   + ' --xla_force_host_platform_device_count=8'
-  + ' --xla_backend_optimization_level=1'
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # TensorFlow (used by jaxmix.data only) must never grab an accelerator or spam.
