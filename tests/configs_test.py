@@ -222,11 +222,11 @@ def spy_on_ops(monkeypatch):
     monkeypatch.setitem(samplers.SAMPLERS, name, sample)
   for name in OCCLUSIONS:
 
-    def record(key, images, labels, _name=name, **knobs):
+    def record(key, images, _name=name, **knobs):
       calls[_name] = knobs
-      return images, labels
+      return images
 
-    monkeypatch.setattr(jaxmix, name, record)
+    monkeypatch.setattr(samplers, name, record)
   return calls
 
 
