@@ -149,7 +149,7 @@ def test_cmo_is_on_in_the_official_epochs_only():
 def test_step_cmo_pastes_minority_boxes_and_is_off_at_prob_zero():
   mesh = steps.create_mesh()
   config = cmo_config()
-  fn = cmo.create_cmo_fn(config, mesh, normalize=lambda x: x / 255.0)
+  fn = cmo.create_cmo_fn(config, mesh, normalize=lambda key, x: x / 255.0)
   rng = np.random.default_rng(0)
   images = jnp.zeros((16, 8, 8, 3))
   labels = jaxmix.one_hot(jnp.arange(16) % 4, K)
