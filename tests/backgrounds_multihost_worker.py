@@ -32,7 +32,7 @@ jax.distributed.initialize(
 
 import backgrounds_fixtures as bf  # noqa: E402
 
-from jaxmix.evaluate import suite_registry  # noqa: E402
+from jaxmix.evaluate.suites import registry as suite_registry  # noqa: E402
 
 run = bf.switch_run(args.workdir)
 found = {}

@@ -23,8 +23,7 @@ import pytest
 # trainer's recorded losses move by an ulp), and the golden and parity
 # tests hold the default's bits.
 os.environ['XLA_FLAGS'] = (
-  os.environ.get('XLA_FLAGS', '')
-  + ' --xla_force_host_platform_device_count=8'
+  os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # TensorFlow (used by jaxmix.data only) must never grab an accelerator or spam.

@@ -20,11 +20,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from unittest import mock
 
 import jax
-import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxmix.configs import default
 from jaxmix.datasets import imagenet_fixture
 from jaxmix.evaluate import runs
 from jaxmix.train import steps
@@ -88,11 +88,10 @@ class PlantedRun(runs.Run):
 
 def planted_run(workdir: str, image_size: int = 32) -> PlantedRun:
   """A 1000-class `PlantedRun` with the trainer's eval crop (0.875)."""
-  config = ml_collections.ConfigDict()
+  # A full config, as a recorded run's is after `run_dir.upgrade`.
+  config = default.get_config()
   config.image_size = image_size
-  config.data = ml_collections.ConfigDict(
-    {'num_classes': NUM_CLASSES, 'crop_pct': 0.875, 'data_dir': None}
-  )
+  config.data.update(num_classes=NUM_CLASSES, crop_pct=0.875, data_dir=None)
   return PlantedRun(
     workdir=workdir,
     name='planted',

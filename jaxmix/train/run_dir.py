@@ -122,6 +122,9 @@ ADDED_LATER = {
   'data.color_jitter_clip': True,
   'data.train_resize': 'antialias',
   'mix.targets': 'dense',
+  # Colour jitter and lighting ran in the host pipeline before they moved
+  # to the device.
+  'data.photometric': 'host',
   # flax's running-variance rule (the PyTorch recipes now take torch's).
   'model.kwargs.unbiased_running_var': False,
 }
