@@ -83,7 +83,7 @@ def test_public_names_follow_all():
 
   assert api_pages.public_names('jaxmix') == sorted(jaxmix.__all__)
   # A module without __all__: the functions and classes it defines.
-  store = api_pages.public_names('jaxmix.relabel.store')
+  store = api_pages.public_names('jaxmix.data.label_maps.store')
   assert 'LabelMapStore' in store
   assert all(not name.startswith('_') for name in store)
 
