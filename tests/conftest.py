@@ -34,6 +34,18 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   _cache = tempfile.mkdtemp(prefix='jaxmix-test-xla-cache-')
   os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache
   atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+# One cache folder per xdist worker (and the subprocesses it starts): two
+# workers compiling the same program at once could otherwise read an entry
+# the other is still writing, which crashes the reader.
+if os.environ.get('PYTEST_XDIST_WORKER') and not os.environ.get(
+  'JAXMIX_TEST_WORKER_CACHE'
+):
+  _worker_cache = os.path.join(
+    os.environ['JAX_COMPILATION_CACHE_DIR'], os.environ['PYTEST_XDIST_WORKER']
+  )
+  os.makedirs(_worker_cache, exist_ok=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _worker_cache
+  os.environ['JAXMIX_TEST_WORKER_CACHE'] = '1'
 # Cache every program, however small or quick to compile.
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
