@@ -710,6 +710,7 @@ def test_a_field_added_later_compares_as_the_value_old_runs_used():
     'data.color_jitter_clip': preprocess.jitter_clip(empty),
     'data.train_resize': preprocess.train_resize(empty),
     'mix.targets': augment.targets(ml_collections.ConfigDict({'mix': {}})),
+    'data.photometric': preprocess.photometric_placement(empty),
     'model.kwargs.unbiased_running_var': inspect.signature(models.create_model)
     .parameters['unbiased_running_var']
     .default,
