@@ -1,89 +1,95 @@
-"""Cost of jaxmix's RandAugment / AutoAugment per image, against timm's PIL.
+"""Where RandAugment / AutoAugment are cheapest: device JAX or host PIL.
 
   python benchmarks/auto_augment_cost.py --batch 64 --size 224
 
-Times `jax.vmap(rand_augment)` and `jax.vmap(auto_augment)` jit-compiled
-on one uint8 `[B, size, size, 3]` batch on the default JAX backend (the
-median of `--repeats` calls after one warm-up, each ending in
-`jax.block_until_ready`), and, for the host reference, the same policy's
-ops through PIL one image at a time (timm's RandAugment is these PIL
-calls): the RandAugment of `rand-m9-mstd0.5-inc1` drawn with NumPy, the
-PIL op per image and layer. Prints milliseconds per image for each.
+Per image, on one uint8 `[B, size, size, 3]` batch of noise:
+
+* `jax.vmap` of `jaxmix._src.auto_augment.rand_augment` / `auto_augment`,
+  jit-compiled, on the default JAX backend (the step's placement; median of
+  `--repeats` calls after a warm-up, each ending in `block_until_ready`);
+* the input pipeline's placement, `jaxmix.data.auto_augment_host.augment`
+  (timm's PIL calls): one thread, then inside tf.data's parallel map
+  (`jaxmix.data.preprocess.apply_policy` with the pipeline's options, one
+  thread per core), wall time per image and the cores it had.
+
+Policies: `rand-m9-mstd0.5-inc1` (DeiT, ConvNeXt) and `original`
+(AutoAugment's ImageNet policy).
 """
 
 import argparse
+import os
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
 
 from jaxmix._src import auto_augment as aa
+from jaxmix.data import auto_augment_host
+
+POLICIES = ('rand-m9-mstd0.5-inc1', 'original')
 
 
-def _time(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())
+def _median(fn, repeats: int) -> float:
+  fn()
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(fn())
+    fn()
     times.append(time.perf_counter() - start)
   return statistics.median(times)
 
 
-def _pil_op(img: Image.Image, name: str, m: float, sign: float):
-  """timm's op `name` at magnitude m through PIL (the host reference)."""
-  fill, bicubic = aa.IMAGENET_FILL, Image.BICUBIC
-  w, h = img.size
-  if name == 'AutoContrast':
-    return ImageOps.autocontrast(img)
-  if name == 'Equalize':
-    return ImageOps.equalize(img)
-  if name == 'Invert':
-    return ImageOps.invert(img)
-  if name == 'Rotate':
-    return img.rotate(sign * m * 3, resample=bicubic, fillcolor=fill)
-  if name == 'PosterizeIncreasing':
-    return ImageOps.posterize(img, max(1, 4 - int(m / 10 * 4)))
-  if name == 'SolarizeIncreasing':
-    return ImageOps.solarize(img, 256 - min(256, int(m / 10 * 256)))
-  if name == 'SolarizeAdd':
-    add = min(128, int(m / 10 * 110))
-    lut = [min(255, i + add) if i < 128 else i for i in range(256)]
-    return img.point(lut * 3)
-  enhance = {
-    'ColorIncreasing': ImageEnhance.Color,
-    'ContrastIncreasing': ImageEnhance.Contrast,
-    'BrightnessIncreasing': ImageEnhance.Brightness,
-    'SharpnessIncreasing': ImageEnhance.Sharpness,
+def _device(images: np.ndarray, repeats: int) -> None:
+  x = jnp.asarray(images)
+  keys = jax.random.split(jax.random.key(0), len(images))
+  fns = {
+    POLICIES[0]: jax.jit(jax.vmap(aa.rand_augment)),
+    POLICIES[1]: jax.jit(jax.vmap(aa.auto_augment)),
   }
-  if name in enhance:
-    return enhance[name](img).enhance(max(0.1, 1 + sign * m / 10 * 0.9))
-  s = sign * m / 10 * 0.3
-  t = sign * m / 10 * 0.45
-  matrix = {
-    'ShearX': (1, s, 0, 0, 1, 0),
-    'ShearY': (1, 0, 0, s, 1, 0),
-    'TranslateXRel': (1, 0, t * w, 0, 1, 0),
-    'TranslateYRel': (1, 0, 0, 0, 1, t * h),
-  }[name]
-  return img.transform(img.size, Image.AFFINE, matrix, bicubic, fillcolor=fill)
+  for spec, fn in fns.items():
+    t = _median(lambda fn=fn: jax.block_until_ready(fn(keys, x)), repeats)
+    print(
+      f'{spec:22s} JAX vmap ({jax.default_backend()}): '
+      f'{t * 1e3 / len(images):7.3f} ms/image'
+    )
 
 
-def _pil_rand_augment(images: np.ndarray, rng: np.random.Generator):
-  ops = aa.RAND_INCREASING_OPS
-  out = []
-  for image in images:
-    img = Image.fromarray(image)
-    for _ in range(2):
-      name = ops[rng.integers(len(ops))]
-      if rng.random() < 0.5:
-        m = float(np.clip(rng.normal(9, 0.5), 0, 10))
-        img = _pil_op(img, name, m, 1.0 if rng.random() < 0.5 else -1.0)
-    out.append(np.asarray(img))
-  return np.stack(out)
+def _host(images: np.ndarray, repeats: int) -> None:
+  import tensorflow as tf
+
+  from jaxmix.data import input_pipeline, preprocess
+
+  cores = len(os.sched_getaffinity(0))
+  seeds = np.stack([np.arange(len(images)), np.zeros(len(images))], 1)
+  seeds = seeds.astype(np.int64)
+  for spec in POLICIES:
+
+    def serial(spec=spec):
+      for image, seed in zip(images, seeds):
+        auto_augment_host.augment(image, seed, spec)
+
+    t = _median(serial, repeats)
+    print(
+      f'{spec:22s} PIL, 1 thread:      {t * 1e3 / len(images):7.3f} ms/image'
+    )
+    ds = tf.data.Dataset.from_tensor_slices((images, seeds)).map(
+      lambda x, s, spec=spec: preprocess.apply_policy(x, s, spec),
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
+    ds = ds.with_options(input_pipeline.dataset_options())
+
+    def parallel(ds=ds):
+      for _ in ds:
+        pass
+
+    t = _median(parallel, repeats)
+    print(
+      f'{spec:22s} PIL in tf.data map ({cores} cores): '
+      f'{t * 1e3 / len(images):7.3f} ms/image wall'
+    )
 
 
 def main() -> None:
@@ -91,27 +97,14 @@ def main() -> None:
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--size', type=int, default=224)
   parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--skip-device', action='store_true')
   args = parser.parse_args()
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (args.batch, args.size, args.size, 3))
   images = images.astype(np.uint8)
-  x = jnp.asarray(images)
-  keys = jax.random.split(jax.random.key(0), args.batch)
-  rand = jax.jit(jax.vmap(aa.rand_augment))
-  auto = jax.jit(jax.vmap(aa.auto_augment))
-  per = 1e3 / args.batch
-  backend = jax.default_backend()
-  t = _time(lambda: rand(keys, x), args.repeats)
-  print(f'jaxmix rand_augment ({backend}): {t * per:.3f} ms/image')
-  t = _time(lambda: auto(keys, x), args.repeats)
-  print(f'jaxmix auto_augment ({backend}): {t * per:.3f} ms/image')
-  times = []
-  for _ in range(args.repeats):
-    start = time.perf_counter()
-    _pil_rand_augment(images, rng)
-    times.append(time.perf_counter() - start)
-  t = statistics.median(times)
-  print(f'PIL rand_augment (host, 1 thread): {t * per:.3f} ms/image')
+  _host(images, args.repeats)
+  if not args.skip_device:
+    _device(images, args.repeats)
 
 
 if __name__ == '__main__':

@@ -61,6 +61,16 @@ def get_data_config() -> ml_collections.ConfigDict:
   # host then only decodes, crops, resizes and flips) or 'host' (TF ops in
   # the input pipeline: jaxmix.data.photometric). The same laws either way.
   data.photometric = 'device'
+  # A per-example policy on the uint8 crop after the flip, in timm's order
+  # (crop, flip, policy; normalisation and Random Erasing follow on the
+  # device), through PIL on the host (jaxmix.data.auto_augment_host): ''
+  # (off), a timm RandAugment string ('rand-m9-mstd0.5-inc1': DeiT's and
+  # ConvNeXt's) or 'original' (AutoAugment's ImageNet policy).
+  data.auto_augment = ''
+  # DeiT's repeated augmentation: each epoch shows its first 1/r examples r
+  # times each, the copies augmented apart and spread over the devices
+  # (jaxmix.data.repeated). 1 = off; DeiT uses 3.
+  data.repeated_augmentation = 1
   # A long-tailed subset of the train split (CIFAR-LT's rule): class c keeps
   # n_max * ratio ** (-c / (K - 1)) of its examples (exponential profile),
   # the kept ones chosen with `seed` (jaxmix.data.long_tail). 1.0 = off.

@@ -10,7 +10,9 @@ The entry points are one hop away and load TensorFlow on first use only
 Modules, one job each: `source` (the `DataSource` interface and its choice
 by dataset name), `tfds_source` (one process's slice of a TFDS split),
 `crops` (random crops with their boxes), `photometric` (colour jitter, PCA
-lighting), `preprocess` (the per-example train and eval transforms),
+lighting), `auto_augment_host` (RandAugment and AutoAugment through PIL),
+`preprocess` (the per-example train and eval transforms), `repeated`
+(repeated augmentation's law),
 `input_pipeline` (batching, shuffling, savable positions), `full_images`
 (whole images for the annotator), `mesh_prefetch` (host batches to global
 device arrays). Dataset builders live in `jaxmix.datasets`.

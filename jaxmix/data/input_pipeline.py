@@ -5,9 +5,12 @@ Train: each process reads its own slice of the split
 same number of steps), in one tf.data pipeline for all epochs:
 
   epochs e, e+1, ...: files shuffled(seed, e) -> read bytes -> enumerate
-  (example index) -> shuffle buffer(seed, e) -> the epoch's full batches
-  -> enumerate (position) -> skip(restored position, first epoch only)
-  -> decode + crop + flip + colour (parallel, deterministic) -> batch
+  (example index) -> shuffle buffer(seed, e) -> [repeated augmentation:
+  the first ceil(n / r) examples, each r times with its copy number] ->
+  the epoch's full batches -> enumerate (position) -> skip(restored
+  position, first epoch only) -> decode + crop + flip + colour + policy
+  (parallel, deterministic) -> batch [-> rows laid over the local devices,
+  `jaxmix.data.repeated`]
 
 Every random choice is a stateless op seeded by (seed, epoch, example
 index), and each epoch's order by (seed, epoch), so the same seed gives the
@@ -34,7 +37,7 @@ import tensorflow as tf
 from absl import logging
 
 from jaxmix.data import preprocess as preprocess_lib
-from jaxmix.data import tfds_source
+from jaxmix.data import repeated, tfds_source
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.data.preprocess import CorruptImageError
 from jaxmix.data.source import Batch, BatchIterator
@@ -121,7 +124,10 @@ class _TrainIterator(BatchIterator):
   (seed, epoch). The next epoch is opened (files, shuffle buffer) while the
   current one is consumed, so no epoch starts with a drained pipeline or an
   empty shuffle buffer; the price is a second buffer's worth of host memory
-  (`data.shuffle_buffer` encoded images).
+  (`data.shuffle_buffer` encoded images). With `repeats` > 1 an epoch's
+  samples are its first examples, each `repeats` times
+  (`jaxmix.data.repeated`), and each batch's rows are laid over
+  `replicas` devices as DeiT's ranks read them.
   """
 
   def __init__(
@@ -132,8 +138,14 @@ class _TrainIterator(BatchIterator):
     batch_size,
     seed,
     steps,
+    repeats=1,
+    replicas=1,
   ):
     self._source = source
+    self._repeats = repeats
+    self._rows = (
+      repeated.replica_rows(batch_size, replicas) if repeats > 1 else None
+    )
     self._preprocess_fn = preprocess_fn
     # Traced once, for one-by-one decoding when looking for a bad image.
     self._preprocess = tf.function(preprocess_fn)
@@ -148,12 +160,18 @@ class _TrainIterator(BatchIterator):
   def _raw(self, epoch: int, position: int) -> tf.data.Dataset:
     """Undecoded examples from (epoch, position) on, over all epochs."""
     buffer = min(self._source.config.shuffle_buffer, max(self._source.size, 1))
-    per_epoch = self._per_epoch
+    per_epoch, repeats = self._per_epoch, self._repeats
+
+    def copies(ex):
+      numbers = tf.data.Dataset.range(repeats)
+      return numbers.map(lambda copy: {**ex, 'copy': copy})
 
     def one_epoch(e):
       seeds = epoch_seeds(self._seed, e)
       ds = self._source.read_epoch(seeds[0])
       ds = ds.shuffle(buffer, seed=seeds[1], reshuffle_each_iteration=False)
+      if repeats > 1:
+        ds = ds.take(repeated.distinct(per_epoch, repeats)).flat_map(copies)
       ds = ds.take(per_epoch).enumerate()
       ds = ds.map(lambda pos, ex: {**ex, 'position': pos, 'epoch': e})
       return ds.skip(tf.where(e == epoch, tf.constant(position, tf.int64), 0))
@@ -189,7 +207,9 @@ class _TrainIterator(BatchIterator):
       raw = self._raw(self._epoch, self._position)
       raise self._source.find_corrupt(raw, self._preprocess, e) from e
     positions, epochs = batch.pop('position'), batch.pop('epoch')
-    batch.pop('index')
+    batch.pop('index'), batch.pop('copy', None)
+    if self._rows is not None and len(self._rows) == len(positions):
+      batch = {k: v[self._rows] for k, v in batch.items()}
     epoch, position = int(epochs[-1]), int(positions[-1]) + 1
     if self._skip:
       # Examples read (up to this batch's last) that did not arrive.
@@ -236,13 +256,16 @@ def create_train_iterator(
   seed: int,
   process_index: int | None = None,
   process_count: int | None = None,
+  replicas: int | None = None,
 ) -> BatchIterator:
   """Infinite train batches of this process (see the module docstring).
 
   Yields dicts: 'image' uint8 `[b, S, S, 3]`, 'label' int32 `[b]`,
   'crop_box' float32 `[b, 4]` (ymin, xmin, ymax, xmax) normalised in the
   original image, 'flip' bool `[b]`, 'file_name' bytes `[b]`, with
-  b = global_batch_size // process_count and S = image_size.
+  b = global_batch_size // process_count and S = image_size. `replicas`:
+  the devices a batch is sharded over, over which repeated augmentation
+  spreads an example's copies (None: this process's local devices).
   """
   tfds_source.hide_accelerators()
   index, count = process_args(process_index, process_count)
@@ -261,8 +284,18 @@ def create_train_iterator(
   preprocess_fn = preprocess_lib.train_preprocess(
     data_config, image_size=image_size, seed=seed
   )
+  repeats = repeated.check(data_config.get('repeated_augmentation', 1))
+  if repeats > 1:
+    replicas = jax.local_device_count() if replicas is None else replicas
+    repeated.replica_rows(batch_size, replicas)  # a ValueError if uneven
   return _TrainIterator(
-    source, preprocess_fn, batch_size=batch_size, seed=seed, steps=steps
+    source,
+    preprocess_fn,
+    batch_size=batch_size,
+    seed=seed,
+    steps=steps,
+    repeats=repeats,
+    replicas=replicas or 1,
   )
 
 

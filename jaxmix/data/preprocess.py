@@ -3,8 +3,10 @@
 `train_preprocess` and `eval_preprocess` return the functions that tf.data
 maps over examples {'image_bytes', 'label', 'file_name', 'index'}. They
 decode (only the crop, for JPEGs), resize to `image_size`, flip (and colour,
-with `data.photometric='host'`) the image, and emit the crop box and flip bit beside it. All randomness is
-stateless, seeded by (seed, epoch, example index).
+with `data.photometric='host'`) the image, apply `data.auto_augment`'s
+policy (timm's order: crop, flip, policy), and emit the crop box and flip
+bit beside it. All randomness is stateless, seeded by (seed, epoch, example
+index, and the copy of a repeated example).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from jaxmix.data import crops, photometric
+from jaxmix.data import auto_augment_host, crops, photometric
 
 AUGMENTS = ('inception', 'cifar', 'none')
 # The law of the 'inception' (random-resized) crop; see jaxmix.data.crops.
@@ -56,6 +58,12 @@ def photometric_placement(data_config) -> str:
   return data_config.get('photometric', 'host')
 
 
+def auto_augment(data_config) -> str:
+  """The policy of `data.auto_augment` ('' when off or absent: configs
+  written before the field existed had none)."""
+  return data_config.get('auto_augment', '')
+
+
 def jitter_clip(data_config) -> bool:
   """Whether colour jitter clips after each step (missing: it did)."""
   return bool(data_config.get('color_jitter_clip', True))
@@ -86,6 +94,7 @@ def check_config(data_config) -> None:
       f'data.photometric must be one of {PHOTOMETRIC}, '
       f'got {photometric_placement(data_config)!r}'
     )
+  auto_augment_host.check_spec(auto_augment(data_config))
   if data_config.on_corrupt not in ON_CORRUPT:
     raise ValueError(
       f'data.on_corrupt must be one of {ON_CORRUPT}, '
@@ -144,14 +153,37 @@ def _resize(
   return image
 
 
-def example_seed(seed: int, epoch: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-  """int64 `[2]` stateless seed of one example in one epoch."""
+def example_seed(
+  seed: int, epoch: tf.Tensor, index: tf.Tensor, copy: tf.Tensor | None = None
+) -> tf.Tensor:
+  """int64 `[2]` stateless seed of one example in one epoch.
+
+  `copy` (repeated augmentation: which of an example's copies) is folded in
+  when given, so each copy is augmented independently.
+  """
   base = tf.stack(
     [tf.constant(seed % 2**63, tf.int64), tf.cast(epoch, tf.int64)]
   )
-  return tf.random.experimental.stateless_fold_in(
-    base, tf.cast(index, tf.int64)
+  key = tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
+  if copy is not None:
+    key = tf.random.experimental.stateless_fold_in(key, tf.cast(copy, tf.int64))
+  return key
+
+
+def apply_policy(image: tf.Tensor, seed: tf.Tensor, spec: str) -> tf.Tensor:
+  """`auto_augment_host.augment` of one uint8 `[S, S, 3]` image, in a graph.
+
+  PIL releases the GIL in its pixel loops, so tf.data's parallel map runs
+  the ops of several images at once.
+  """
+  out = tf.numpy_function(
+    lambda x, s: auto_augment_host.augment(x, s, spec),
+    [image, seed],
+    tf.uint8,
+    stateful=False,
   )
+  out.set_shape(image.shape)
+  return out
 
 
 def train_preprocess(
@@ -162,25 +194,30 @@ def train_preprocess(
   Args:
     data_config: the data config (augment, crop_sampler, crop_*,
       train_resize, random_flip, color_jitter, color_jitter_clip,
-      pca_lighting, photometric: jitter and lighting only when 'host').
+      pca_lighting, photometric: jitter and lighting only when 'host',
+      auto_augment).
     image_size: output side S.
     seed: run seed.
 
   Returns:
     fn(example) -> {'image' uint8 `[S, S, 3]`, 'label', 'crop_box' float32
     `[4]`, 'flip' bool, 'file_name', ...the other input keys}; the example
-    needs int64 'index' and 'epoch', which seed its random choices.
+    needs int64 'index' and 'epoch', which seed its random choices (and
+    'copy' under repeated augmentation).
   """
   cfg = data_config
   sampler = crop_sampler(cfg)
   law = train_resize(cfg)
   # With 'device' the train step jitters and lights the uint8 crop.
   on_host = photometric_placement(cfg) == 'host'
+  policy = auto_augment(cfg)
 
   def fn(example: Example) -> Example:
-    seeds = tf.random.experimental.stateless_split(
-      example_seed(seed, example['epoch'], example['index']), num=4
+    key = example_seed(
+      seed, example['epoch'], example['index'], example.get('copy')
     )
+    # Prefix-stable: the first four are those of a split into four.
+    seeds = tf.random.experimental.stateless_split(key, num=5)
     if cfg.augment == 'inception' and sampler == 'torchvision':
 
       def window_fn(shape):
@@ -234,9 +271,13 @@ def train_preprocess(
       )
     if lighting:
       image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)
+    if jitter or lighting:
+      image = _to_uint8(image)
+    if policy:
+      image = apply_policy(image, seeds[4], policy)
     out = {k: v for k, v in example.items() if k != 'image_bytes'}
     out.update(
-      image=_to_uint8(image) if jitter or lighting else image,
+      image=image,
       crop_box=crops.window_to_box(window, shape),
       flip=flip,
     )

@@ -10,6 +10,13 @@ Each global batch of `global_batch_size` examples is split into
 `process_count` contiguous slices; process `p` gets slice `p`. This is the
 order `jax.make_array_from_process_local_data` expects, so the global batch
 is the same whatever the number of processes.
+
+The train stream honours the data config's sample-level augmentations
+that need no decoding: `data.auto_augment` (the host policy of
+`jaxmix.data.auto_augment_host`, per example from (seed, epoch, example,
+copy)) and `data.repeated_augmentation` (DeiT's law over the global batch
+laid on all devices, `jaxmix.data.repeated`); crops and flips are not
+simulated.
 """
 
 from collections.abc import Mapping
@@ -18,6 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxmix.data import repeated
 from jaxmix.data.source import BatchIterator
 
 # Distinct noise tiles reused across examples, so that making a batch costs a
@@ -120,6 +128,8 @@ class SyntheticTrainIterator(BatchIterator):
 
   Yields dicts: 'image' uint8 `[b, S, S, 3]`, 'label' int32 `[b]`, 'crop_box'
   float32 `[b, 4]` (the whole image), 'flip' bool `[b]`, 'file_name` `[b]`.
+  `replicas`: the devices a global batch is sharded over (None: all), over
+  which repeated augmentation spreads an example's copies.
   """
 
   def __init__(
@@ -131,8 +141,20 @@ class SyntheticTrainIterator(BatchIterator):
     seed: int,
     process_index: int | None = None,
     process_count: int | None = None,
+    replicas: int | None = None,
   ):
     self._examples = _Examples(data_config.num_classes, image_size, 0)
+    self._policy = data_config.get('auto_augment', '')
+    if self._policy:
+      from jaxmix.data import auto_augment_host  # Pillow, only when asked
+
+      auto_augment_host.check_spec(self._policy)
+      self._augment = auto_augment_host.augment
+    self._repeats = repeated.check(data_config.get('repeated_augmentation', 1))
+    self._rows = None
+    if self._repeats > 1:
+      count = jax.device_count() if replicas is None else replicas
+      self._rows = repeated.replica_rows(global_batch_size, count)
     self._indices = train_indices(data_config)
     self._size = len(self._indices)
     self._steps = steps_per_epoch(data_config, global_batch_size)
@@ -149,8 +171,24 @@ class SyntheticTrainIterator(BatchIterator):
     if self._order is None:
       rng = np.random.default_rng([self._seed, self._epoch])
       self._order = self._indices[rng.permutation(self._size)]
-    begin = self._batch_in_epoch * self._global_batch + self._start
-    batch = self._examples.batch(self._order[begin : begin + self._local])
+      self._copies = np.zeros(self._size, np.int64)
+      if self._repeats > 1:
+        self._order, self._copies = repeated.epoch_sequence(
+          self._order, self._steps * self._global_batch, self._repeats
+        )
+    first = self._batch_in_epoch * self._global_batch
+    rows = np.arange(self._global_batch)
+    if self._rows is not None:
+      rows = self._rows
+    rows = first + rows[self._start : self._start + self._local]
+    indices, copies = self._order[rows], self._copies[rows]
+    batch = self._examples.batch(indices)
+    if self._policy:
+      for row, (index, copy) in enumerate(zip(indices, copies)):
+        seed = np.array([self._seed, self._epoch, index, copy], np.int64)
+        batch['image'][row] = self._augment(
+          batch['image'][row], seed, self._policy
+        )
     self._batch_in_epoch += 1
     if self._batch_in_epoch == self._steps:
       self._epoch, self._batch_in_epoch, self._order = self._epoch + 1, 0, None
@@ -222,6 +260,7 @@ def create_train_iterator(
   seed: int,
   process_index: int | None = None,
   process_count: int | None = None,
+  replicas: int | None = None,
 ) -> SyntheticTrainIterator:
   """The synthetic twin of `input_pipeline.create_train_iterator`."""
   return SyntheticTrainIterator(
@@ -231,6 +270,7 @@ def create_train_iterator(
     seed=seed,
     process_index=process_index,
     process_count=process_count,
+    replicas=replicas,
   )
 
 

@@ -224,6 +224,27 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _check_relabel(config)
   _check_token_labels(config)
   _check_cmo(config)
+  _check_sample_augmentation(config.data)
+
+
+def _check_sample_augmentation(data: ml_collections.ConfigDict) -> None:
+  """`data.auto_augment` and `data.repeated_augmentation`, and the host
+  photometric that would come before the policy (timm's order is policy,
+  then any forced colour jitter, as the device photometric runs)."""
+  from jaxmix.data import auto_augment_host, repeated  # TF-free
+
+  auto_augment_host.check_spec(data.auto_augment)
+  repeated.check(data.repeated_augmentation)
+  if not data.auto_augment or data.photometric != 'host':
+    return
+  for field in ('color_jitter', 'pca_lighting'):
+    if data[field] > 0:
+      raise ValueError(
+        f"config.data.{field}={data[field]} with data.photometric='host' "
+        'would run before config.data.auto_augment='
+        f'{data.auto_augment!r}; timm applies its policy first. Use '
+        "data.photometric='device' (after the policy) or turn one off."
+      )
 
 
 def _check_alphas(config: ml_collections.ConfigDict) -> None:

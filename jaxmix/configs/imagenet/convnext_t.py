@@ -14,7 +14,10 @@ TRAINING.md command for convnext_tiny: AdamW lr 4e-3 for batch 4096,
 weight decay 0.05 (not on biases, norms and layer scales), 20 warm-up
 epochs then cosine, label smoothing 0.1, Mixup alpha 0.8 or CutMix alpha
 1.0 on every batch (switch prob 0.5; timm's Mixup mode 'batch' in each
-DDP process, hence `mix.draw='device'`), Random Erasing 0.25 per pixel,
+DDP process, hence `mix.draw='device'`), RandAugment
+`rand-m9-mstd0.5-inc1` per example on the uint8 crop after the flip
+through timm's PIL ops (`data.auto_augment`; colour jitter off, as timm
+turns it off under RandAugment), Random Erasing 0.25 per pixel,
 stochastic depth 0.1 (linear over the 18 blocks, per example), layer scale
 1e-6, an EMA of the weights with decay 0.9999 evaluated beside the raw
 weights at every evaluation (`ema_` metrics; the official
@@ -23,11 +26,8 @@ weights at every evaluation (`ema_` metrics; the official
 resizes with a box filter), evaluation at crop 0.875, bfloat16 compute
 (the official runs used float32 or AMP).
 
-What differs: RandAugment `rand-m9-mstd0.5-inc1` is part of the official
-recipe and exists in jaxmix (`jaxmix._src.auto_augment.rand_augment`, per
-example on uint8 crops) but is not yet applied by the trainer's input
-pipeline, so expect less than the paper until it is; the official EMA is
-kept in float32 per GPU process, here once for the replicated parameters.
+What still differs: the official EMA is kept in float32 per GPU process,
+here once for the replicated parameters; the crop's resize (above).
 """
 
 import ml_collections
@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.schedule.warmup_epochs = 20.0
   config.data.crop_sampler = 'torchvision'
   config.data.crop_pct = 0.875
+  config.data.auto_augment = 'rand-m9-mstd0.5-inc1'
   config.mix.method = 'mixup_or_cutmix'
   config.mix.mixup_alpha = 0.8
   config.mix.cutmix_alpha = 1.0
