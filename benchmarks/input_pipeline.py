@@ -23,6 +23,9 @@ resize, flip, colour jitter 0.4 and lighting 0.1 placed on the device, so
 the host decodes, crops, resizes and flips only) and, for a ReLabel
 recipe, the label-map join; `--host-photometric` adds the same recipe with
 `data.photometric='host'` (jitter and lighting as TF ops on the host).
+`--policy SPEC` adds jaxmix with `data.auto_augment=SPEC` (RandAugment or
+AutoAugment through PIL in the parallel map); a recipe row uses its
+recipe's policy.
 
 Each round builds a fresh iterator of each pipeline in turn, warms it up and
 times `--steps` batches (crossing epoch boundaries on a small set); rounds
@@ -84,6 +87,7 @@ def _data_config(args):
       color_jitter_clip=True,
       pca_lighting=args.pca_lighting,
       photometric=args.photometric,
+      auto_augment=getattr(args, 'auto_augment', ''),
       shuffle_buffer=16384,
       on_corrupt='error',
       mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
@@ -264,6 +268,7 @@ def _recipe_args(args, placement: str) -> argparse.Namespace:
       'color_jitter': data.color_jitter,
       'pca_lighting': data.pca_lighting,
       'photometric': placement,
+      'auto_augment': data.auto_augment,
     }
   )
 
@@ -332,6 +337,12 @@ def main() -> None:
     '--stages', action='store_true', help='Also time cut-down pipelines.'
   )
   parser.add_argument(
+    '--policy',
+    default='',
+    help='Also time jaxmix with data.auto_augment=POLICY (e.g. '
+    "'rand-m9-mstd0.5-inc1').",
+  )
+  parser.add_argument(
     '--compare-antialias',
     action='store_true',
     help="Also time jaxmix with data.train_resize='antialias'.",
@@ -343,6 +354,9 @@ def main() -> None:
     'reference': lambda: _numpy_batches(reference_dataset(args)),
     'jaxmix': lambda: _jaxmix_batches(args),
   }
+  if args.policy:
+    policy = argparse.Namespace(**{**vars(args), 'auto_augment': args.policy})
+    rows[f'jaxmix + {args.policy}'] = lambda: _jaxmix_batches(policy)
   if args.compare_antialias:
     exact = argparse.Namespace(**{**vars(args), 'train_resize': 'antialias'})
     rows['jaxmix, antialias resize'] = lambda: _jaxmix_batches(exact)

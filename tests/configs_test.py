@@ -98,6 +98,9 @@ def test_smoke_variant_is_a_tiny_cpu_run(at_root, path):
   assert smoke.mix.to_dict().keys() == full.mix.to_dict().keys()
   assert (smoke.random_erasing.prob > 0) == (full.random_erasing.prob > 0)
   assert (smoke.cutout.size > 0) == (full.cutout.size > 0)
+  # The synthetic source applies both (jaxmix.datasets.synthetic).
+  assert smoke.data.auto_augment == full.data.auto_augment
+  assert smoke.data.repeated_augmentation == full.data.repeated_augmentation
 
 
 def test_overrides_work_and_misspelled_fields_fail(at_root):
@@ -138,6 +141,14 @@ def test_paper_settings(at_root):
   assert deit.mix.method == 'mixup_or_cutmix'
   assert (deit.mix.mixup_alpha, deit.mix.cutmix_alpha) == (0.8, 1.0)
   assert deit.label_smoothing == 0.1 and deit.random_erasing.prob == 0.25
+  # DeiT's main.py: RandAugment rand-m9-mstd0.5-inc1, repeated aug 3, and
+  # no colour jitter under RandAugment; ConvNeXt's: the same RandAugment.
+  convnext = load('configs/imagenet/convnext_t.py')
+  for recipe in (deit, convnext):
+    assert recipe.data.auto_augment == 'rand-m9-mstd0.5-inc1'
+    assert recipe.data.color_jitter == 0 and recipe.data.pca_lighting == 0
+  assert deit.data.repeated_augmentation == 3
+  assert convnext.data.repeated_augmentation == 1
   assert load('configs/imagenet/cutout_resnet50.py').cutout.size == 112
   assert load('configs/imagenet/mixup_resnet50.py').mix.method == 'mixup'
 

@@ -10,9 +10,10 @@ samples as the data set (not r times as many): it shows the first
 image sit at consecutive positions, that is on different replicas of
 (mostly) the same step, each copy augmented on its own.
 
-jaxmix keeps that law with its own epoch length (the trainer's
-`steps_per_epoch` full batches, as without repetition; DeiT's rounding to
-256 gives the same step count on ImageNet) and its data layout:
+jaxmix keeps that law with its own epoch length, the trainer's
+`steps_per_epoch` full batches as without repetition (`n // B` for a
+global batch B; DeiT's `(N // 256 * 256) // B` is the same whenever B is a
+multiple of 256, as DeiT's 1024), and its data layout:
 
 * `epoch_sequence`: the first `ceil(n / r)` examples of the epoch's order,
   each `r` times in a row (copy numbers 0..r-1), cut to the epoch's `n`;

@@ -1,4 +1,4 @@
-"""DeiT-S (ViT-S/16) on ImageNet with Mixup/CutMix (the DeiT recipe).
+"""DeiT-S (ViT-S/16) on ImageNet with the full DeiT recipe.
 
 Command:
   python -m jaxmix.apps.train --config configs/imagenet/deit_s_mixup_cutmix.py \
