@@ -178,8 +178,11 @@ def train_preprocess(
   on_host = photometric_placement(cfg) == 'host'
 
   def fn(example: Example) -> Example:
-    seeds = tf.random.experimental.stateless_split(
-      example_seed(seed, example['epoch'], example['index']), num=4
+    seeds = tf.unstack(
+      tf.random.experimental.stateless_split(
+        example_seed(seed, example['epoch'], example['index']), num=4
+      ),
+      num=4,
     )
     if cfg.augment == 'inception' and sampler == 'torchvision':
 
@@ -209,8 +212,9 @@ def train_preprocess(
       def window_fn(shape):
         return crops.center_window(shape, cfg.crop_pct)
 
+    # Only CIFAR's padded window may stick out of the image.
     crop, window, shape = crops.decode_and_crop(
-      example['image_bytes'], window_fn
+      example['image_bytes'], window_fn, inside=cfg.augment != 'cifar'
     )
     image = _resize(crop, image_size, law)
     jitter = on_host and cfg.color_jitter > 0
@@ -258,7 +262,9 @@ def eval_preprocess(
 
   def fn(example: Example) -> Example:
     crop, window, shape = crops.decode_and_crop(
-      example['image_bytes'], lambda s: crops.center_window(s, crop_pct)
+      example['image_bytes'],
+      lambda s: crops.center_window(s, crop_pct),
+      inside=True,
     )
     out = {k: v for k, v in example.items() if k != 'image_bytes'}
     out.update(
