@@ -320,31 +320,38 @@ def decode_and_crop(
   Returns:
     (crop uint8 `[height, width, 3]`, window int32 `[4]`, shape int32 `[3]`).
   """
+  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
+
+  def other_shape():
+    image = decode_full(image_bytes)
+    return tf.shape(image), image
+
+  # The window is drawn once, outside the branches: tf.data runs a map
+  # function with its conds lowered, so the ops of the branch not taken
+  # are still visited (as dead) for every example.
+  shape, image = tf.cond(
+    is_jpeg,
+    lambda: (
+      tf.image.extract_jpeg_shape(image_bytes),
+      tf.zeros([0, 0, 3], tf.uint8),
+    ),
+    other_shape,
+  )
+  window = tf.cast(window_fn(shape), tf.int32)
 
   def jpeg():
-    shape = tf.image.extract_jpeg_shape(image_bytes)
-    window = tf.cast(window_fn(shape), tf.int32)
     if inside:
-      crop = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
-      return crop, window, shape
+      return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
     within = tf.reduce_all(window[:2] >= 0) & tf.reduce_all(
       window[:2] + window[2:] <= shape[:2]
     )
-    crop = tf.cond(
+    return tf.cond(
       within,
       lambda: tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3),
       lambda: crop_decoded(decode_full(image_bytes), window),
     )
-    return crop, window, shape
 
-  def other():
-    image = decode_full(image_bytes)
-    shape = tf.shape(image)
-    window = tf.cast(window_fn(shape), tf.int32)
-    return crop_decoded(image, window), window, shape
-
-  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
-  crop, window, shape = tf.cond(is_jpeg, jpeg, other)
+  crop = tf.cond(is_jpeg, jpeg, lambda: crop_decoded(image, window))
   crop.set_shape([None, None, 3])
   return crop, window, shape
 
