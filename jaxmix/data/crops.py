@@ -56,6 +56,10 @@ CIFAR_PADDING = 4
 
 def _shape_hw(image_shape: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   image_shape = tf.cast(image_shape, tf.int32)
+  if image_shape.shape.rank == 1 and image_shape.shape[0] is not None:
+    # One unstack, not two slices: in a tf.data map function every op is
+    # a node run per example, and these ops are all tiny.
+    return tuple(tf.unstack(image_shape))[:2]
   return image_shape[0], image_shape[1]
 
 
@@ -180,21 +184,25 @@ def torchvision_crop_window(
   """
   height = tf.cast(height, tf.int32)
   width = tf.cast(width, tf.int32)
-  u = tf.cast(uniforms, tf.float64)
+  # Columns by one unstack and the winner by one gather (not a slice per
+  # value): fewer ops per example, the same arithmetic.
+  u_area, u_aspect, u_top, u_left = tf.unstack(
+    tf.cast(uniforms, tf.float64), num=UNIFORMS_PER_ATTEMPT, axis=1
+  )
   h_f, w_f = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-  area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u[:, 0])
+  area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u_area)
   log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-  aspect = tf.exp(log_lo + (log_hi - log_lo) * u[:, 1])
+  aspect = tf.exp(log_lo + (log_hi - log_lo) * u_aspect)
   # tf.round rounds half to even, as Python's round in torchvision.
   crop_w = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
   crop_h = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
   accepted = (crop_w > 0) & (crop_w <= width) & (crop_h > 0)
   accepted &= crop_h <= height
   # Offsets of rejected attempts are meaningless and never selected.
-  top = _uniform_index(u[:, 2], tf.maximum(height - crop_h + 1, 1))
-  left = _uniform_index(u[:, 3], tf.maximum(width - crop_w + 1, 1))
+  top = _uniform_index(u_top, tf.maximum(height - crop_h + 1, 1))
+  left = _uniform_index(u_left, tf.maximum(width - crop_w + 1, 1))
   first = tf.argmax(tf.cast(accepted, tf.int32), output_type=tf.int32)
-  sampled = tf.stack([top[first], left[first], crop_h[first], crop_w[first]])
+  sampled = tf.gather(tf.stack([top, left, crop_h, crop_w], axis=1), first)
   fell_back = tf.logical_not(tf.reduce_any(accepted))
   fallback = torchvision_fallback_window(height, width, ratio)
   return tf.where(fell_back, fallback, sampled), fell_back
@@ -257,11 +265,9 @@ def window_to_box(window: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
     float32 `[4]`.
   """
   h, w = _shape_hw(image_shape)
-  window = tf.cast(window, tf.float32)
+  y, x, height, width = tf.unstack(tf.cast(window, tf.float32), num=4)
   hw = tf.cast(tf.stack([h, w, h, w]), tf.float32)
-  corners = tf.stack(
-    [window[0], window[1], window[0] + window[2], window[1] + window[3]]
-  )
+  corners = tf.stack([y, x, y + height, x + width])
   return tf.clip_by_value(corners / hw, 0.0, 1.0)
 
 
@@ -294,7 +300,10 @@ def crop_decoded(image: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
 
 
 def decode_and_crop(
-  image_bytes: tf.Tensor, window_fn: Callable[[tf.Tensor], tf.Tensor]
+  image_bytes: tf.Tensor,
+  window_fn: Callable[[tf.Tensor], tf.Tensor],
+  *,
+  inside: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
   """Decodes the window `window_fn(shape)` of an encoded image.
 
@@ -304,32 +313,45 @@ def decode_and_crop(
   Args:
     image_bytes: string `[]`, encoded image.
     window_fn: maps the int32 `[3]` image shape to an int32 `[4]` window.
+    inside: the windows of `window_fn` always lie inside the image (random
+      resized and centre crops), so a JPEG skips the check, one branch per
+      example fewer; False where they may stick out (CIFAR's).
 
   Returns:
     (crop uint8 `[height, width, 3]`, window int32 `[4]`, shape int32 `[3]`).
   """
+  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
+
+  def other_shape():
+    image = decode_full(image_bytes)
+    return tf.shape(image), image
+
+  # The window is drawn once, outside the branches: tf.data runs a map
+  # function with its conds lowered, so the ops of the branch not taken
+  # are still visited (as dead) for every example.
+  shape, image = tf.cond(
+    is_jpeg,
+    lambda: (
+      tf.image.extract_jpeg_shape(image_bytes),
+      tf.zeros([0, 0, 3], tf.uint8),
+    ),
+    other_shape,
+  )
+  window = tf.cast(window_fn(shape), tf.int32)
 
   def jpeg():
-    shape = tf.image.extract_jpeg_shape(image_bytes)
-    window = tf.cast(window_fn(shape), tf.int32)
-    inside = tf.reduce_all(window[:2] >= 0) & tf.reduce_all(
+    if inside:
+      return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    within = tf.reduce_all(window[:2] >= 0) & tf.reduce_all(
       window[:2] + window[2:] <= shape[:2]
     )
-    crop = tf.cond(
-      inside,
+    return tf.cond(
+      within,
       lambda: tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3),
       lambda: crop_decoded(decode_full(image_bytes), window),
     )
-    return crop, window, shape
 
-  def other():
-    image = decode_full(image_bytes)
-    shape = tf.shape(image)
-    window = tf.cast(window_fn(shape), tf.int32)
-    return crop_decoded(image, window), window, shape
-
-  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
-  crop, window, shape = tf.cond(is_jpeg, jpeg, other)
+  crop = tf.cond(is_jpeg, jpeg, lambda: crop_decoded(image, window))
   crop.set_shape([None, None, 3])
   return crop, window, shape
 

@@ -217,7 +217,9 @@ def train_preprocess(
       seed, example['epoch'], example['index'], example.get('copy')
     )
     # Prefix-stable: the first four are those of a split into four.
-    seeds = tf.random.experimental.stateless_split(key, num=5)
+    seeds = tf.unstack(
+      tf.random.experimental.stateless_split(key, num=5), num=5
+    )
     if cfg.augment == 'inception' and sampler == 'torchvision':
 
       def window_fn(shape):
@@ -246,8 +248,9 @@ def train_preprocess(
       def window_fn(shape):
         return crops.center_window(shape, cfg.crop_pct)
 
+    # Only CIFAR's padded window may stick out of the image.
     crop, window, shape = crops.decode_and_crop(
-      example['image_bytes'], window_fn
+      example['image_bytes'], window_fn, inside=cfg.augment != 'cifar'
     )
     image = _resize(crop, image_size, law)
     jitter = on_host and cfg.color_jitter > 0
@@ -299,7 +302,9 @@ def eval_preprocess(
 
   def fn(example: Example) -> Example:
     crop, window, shape = crops.decode_and_crop(
-      example['image_bytes'], lambda s: crops.center_window(s, crop_pct)
+      example['image_bytes'],
+      lambda s: crops.center_window(s, crop_pct),
+      inside=True,
     )
     out = {k: v for k, v in example.items() if k != 'image_bytes'}
     out.update(
