@@ -36,6 +36,7 @@ from flax import nnx
 from jaxmix.models.layers import (
   BN_MOMENTUM,
   CONV_INIT,
+  BatchNorm,
   CNNClassifier,
   DropPath,
   check_input,
@@ -110,8 +111,9 @@ class _Conv(nnx.Module):
     return self.conv(x)
 
 
-def _bn(features: int, kw: dict) -> nnx.BatchNorm:
-  return nnx.BatchNorm(
+def _bn(features: int, kw: dict) -> BatchNorm:
+  # jaxmix's BatchNorm: torch's running-variance rule is an option (off).
+  return BatchNorm(
     features,
     momentum=BN_MOMENTUM,
     epsilon=kw['eps'],
