@@ -19,7 +19,9 @@ Width and depth multipliers (B1 1.0/1.1, B2 1.1/1.2, B3 1.2/1.4, L2 4.3/5.3)
 scale channels to multiples of 8 (never below 90 % of the exact value) and
 repeats up (ceil), as timm does. `tf_padding=True` pads as TensorFlow's
 'SAME' (the `tf_` weights were trained so) and uses BatchNorm epsilon 1e-3;
-the default is torch's symmetric padding and epsilon 1e-5.
+the default is torch's symmetric padding and epsilon 1e-5. The BatchNorms
+take torch's running-variance rule as an option, as every jaxmix family's
+(`create_model(..., unbiased_running_var=True)`, `layers.BatchNorm`).
 
 Like the ResNets, `features(x) -> [B, h, w, D]` is the map before global
 pooling and `head` the classifier, so class activation maps and the ReLabel
