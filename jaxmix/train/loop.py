@@ -13,7 +13,10 @@ after its steps were checked, and carries a digest that restore verifies,
 so the last one kept is good. SIGTERM (and JAX's multi-host preemption
 notice) saves at the next step boundary and returns with status
 'preempted'; `train` says how a run ended (`Outcome`), the command line
-turns that into its exit code.
+turns that into its exit code. A full disk (a checkpoint save, the logs,
+the start) stops the run with one `run_dir.DiskFullError` naming the run
+directory, the checkpoint step and the last good one, raised once the run
+is closed and unlocked, so the same command resumes when space is freed.
 """
 
 import contextlib
