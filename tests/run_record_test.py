@@ -9,6 +9,7 @@
 | resume with model.kwargs.width | buried in tracebacks | refused, one line |
 | truncated / emptied / deleted / flipped | crash or silent load | fallback |
 | two trainers | interleaved logs | second refused, stale lock taken |
+| a full disk at a save | 6-30 tracebacks | one line, unlocked, resumes |
 | gs:// workdir | `./gs:/...` local folder | works (url_workdir_test.py) |
 | preemption | exit 0 | status 'preempted', exit 75 |
 | evaluation, read-only run | results lost | checked first, --out |
