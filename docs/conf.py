@@ -47,6 +47,8 @@ api_modules = [
   'jaxmix.models',
   'jaxmix.train.*',
   'jaxmix.data.label_maps.store',
+  'jaxmix.data.label_maps.manifest',
+  'jaxmix.data.label_maps.integrity',
 ]
 api_intro = (
   'Generated from the docstrings. The public names of each module are its '

@@ -117,3 +117,73 @@ def test_an_old_run_resumes_with_the_flax_rule_it_used():
     'model.kwargs.unbiased_running_var': (False, True)
   }
   assert run_dir.differences(recorded, flax_rule) == {}
+
+
+# Every model family with BatchNorm, small. The last EfficientNet stages see
+# 1x1 maps of 2 images, where torch's factor n / (n - 1) is 2.
+FAMILIES = {
+  'resnet18': {'width': 8},
+  'cifar_resnet': {'depth': 8, 'width': 4},
+  'pyramidnet': {'depth': 11, 'alpha': 12, 'bottleneck': True},
+  'tiny_cnn': {'width': 4},
+  'efficientnet_b0': {},
+  'tf_efficientnet_b0': {},
+}
+
+
+@pytest.mark.parametrize('name', FAMILIES)
+def test_every_family_takes_torchs_running_variance_rule(name, monkeypatch):
+  """Each BatchNorm's running variance against torch's and flax's formula.
+
+  The inputs each BatchNorm saw are recorded; torch's rule averages their
+  unbiased variance (ddof 1) into the running variance, flax's the biased.
+  """
+  seen = {}
+  call = layers.BatchNorm.__call__
+
+  def recording(self, x, *args, **kwargs):
+    seen[id(self)] = (np.asarray(x, np.float64), np.asarray(self.var[...]))
+    return call(self, x, *args, **kwargs)
+
+  monkeypatch.setattr(layers.BatchNorm, '__call__', recording)
+  x = jax.random.normal(jax.random.key(2), (2, 32, 32, 3))
+  outputs = []
+  for ddof in (1, 0):  # unbiased_running_var on, off
+    model = models.create_model(
+      name,
+      num_classes=10,
+      rngs=nnx.Rngs(0),
+      unbiased_running_var=ddof == 1,
+      **FAMILIES[name],
+    )
+    outputs.append(model(x))
+    norms = [
+      m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)
+    ]
+    assert norms and all(isinstance(m, layers.BatchNorm) for m in norms)
+    factors = []
+    for norm in norms:
+      inputs, before = seen[id(norm)]
+      flat = inputs.reshape(-1, inputs.shape[-1])
+      want = 0.9 * before + 0.1 * flat.var(0, ddof=ddof)
+      np.testing.assert_allclose(norm.var[...], want, rtol=1e-4, atol=1e-7)
+      factors.append(len(flat) / (len(flat) - 1))
+  # The rule changes the running variance only, never the output.
+  np.testing.assert_array_equal(outputs[0], outputs[1])
+  if 'efficientnet' in name:
+    assert max(factors) == 2.0
+
+
+def test_efficientnets_loaded_from_torch_keep_torchs_rule(tmp_path):
+  model = models.create_model(
+    'efficientnet_b0', num_classes=10, rngs=nnx.Rngs(0)
+  )
+  path = tmp_path / 'b0.safetensors'
+  models.save_torch_weights(model, path)
+  loaded = models.load_torch_weights('efficientnet_b0', path)
+  rules = [
+    m.unbiased_running_var
+    for _, m in nnx.iter_modules(loaded)
+    if isinstance(m, nnx.BatchNorm)
+  ]
+  assert len(rules) == 49 and all(rules)

@@ -1,5 +1,7 @@
 """Tests of checkpoints: orbax round trip, retention, preemption, resume."""
 
+import errno
+import logging
 import os
 import signal
 import subprocess
@@ -206,6 +208,36 @@ def test_restore_without_checkpoint_names_the_directory(tmp_path):
   ckpt = checkpoints.Checkpointer(str(tmp_path), every_steps=1, keep=1)
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
     ckpt.restore(jnp.zeros(()))
+
+
+def test_a_checkpointer_drops_only_the_disk_full_reports_of_orbax(tmp_path):
+  """orbax's threads and asyncio each log the one ENOSPC with a traceback."""
+  checkpoints.Checkpointer(str(tmp_path), every_steps=1, keep=1)
+  full = ValueError(
+    'RESOURCE_EXHAUSTED: Failed writing: "x": No space left on device '
+    "[os_error_code='28']"
+  )
+
+  def record(name, path, error, level=logging.ERROR, message='failed'):
+    info = (type(error), error, None) if error else None
+    return logging.LogRecord(name, level, path, 1, message, (), info)
+
+  orbax = '/site-packages/orbax/checkpoint/checkpoint_manager.py'
+  absl, asyncio_logger = logging.getLogger('absl'), logging.getLogger('asyncio')
+  dropped = [
+    (absl, record('absl', orbax, full)),
+    (absl, record('absl', orbax, None, message=f'raised: {full}')),
+    (absl, record('absl', orbax, OSError(errno.ENOSPC, 'No space left'))),
+    (asyncio_logger, record('asyncio', 'base_events.py', full)),
+  ]
+  kept = [
+    (absl, record('absl', orbax, ValueError('NOT_FOUND: no file'))),
+    (absl, record('absl', '/jaxmix/train/loop.py', full)),  # not orbax
+    (absl, record('absl', orbax, full, level=logging.WARNING)),
+    (asyncio_logger, record('asyncio', 'base_events.py', KeyError('x'))),
+  ]
+  assert [bool(logger.filter(r)) for logger, r in dropped] == [False] * 4
+  assert [bool(logger.filter(r)) for logger, r in kept] == [True] * 4
 
 
 def test_a_checkpointer_silences_the_echoes_of_a_failed_save(

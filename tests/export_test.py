@@ -52,6 +52,17 @@ def test_export_holds_the_runs_ema_weights(exported):
 
 
 @pytest.mark.slow
+def test_export_says_which_batchnorm_rule_the_run_kept(exported, capsys):
+  """The fixture's run keeps flax's rule; torch's needs no note."""
+  workdir, out = exported
+  export.main(['--workdir', workdir, '--out', out])
+  said = capsys.readouterr().out
+  assert "20 BatchNorm running variances by flax's rule" in said
+  config = runs.load_config(workdir)
+  assert not config.model.kwargs.get('unbiased_running_var', False)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('num_classes', [10, 5])
 def test_init_from_starts_a_run_from_the_file(
   exported, tmp_path, caplog, num_classes

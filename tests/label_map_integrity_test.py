@@ -10,6 +10,7 @@ store, the file and, for a value, the row and the image.
 | rows.npy pointing past the arrays | IndexError | open |
 | scores.npy truncated | 'mmap length is greater than file size' | open |
 | garbage metadata.json | bare JSONDecodeError | open, one line |
+| the same under the trainer | JSONDecodeError, once masked | one error |
 | NaN score in one map | 'non-finite training loss' | the batch |
 | class id >= K in one map | silent | the batch |
 | a flipped byte | silent | verify (digest) |
@@ -209,3 +210,40 @@ def test_the_command_prints_one_line_and_no_traceback(store_dir):
   assert 'Traceback' not in damaged.stderr
   assert damaged.stderr.strip().count('\n') == 0
   assert 'metadata.json' in damaged.stderr
+
+
+def test_the_trainer_on_a_damaged_store_stops_with_one_error(
+  store_dir, tmp_path
+):
+  """The issue's run: garbage metadata.json under the trainer's command.
+
+  Before, a bare JSONDecodeError, once masked by "cannot schedule new
+  futures after interpreter shutdown"; now one error naming the store and
+  the file, and the run directory left unlocked.
+  """
+  (store_dir / 'metadata.json').write_text('{"num_rows": 6, "size"')
+  workdir = tmp_path / 'run'
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  failed = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'jaxmix.apps.train',
+      '--config=configs/default.py:smoke',
+      f'--workdir={workdir}',
+      '--config.relabel.enabled=True',
+      f'--config.relabel.store_dir={store_dir}',
+    ],
+    cwd=root,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert failed.returncode == 1, failed.stderr[-3000:]
+  assert failed.stderr.count('Traceback') == 1, failed.stderr[-3000:]
+  assert 'cannot schedule new futures' not in failed.stderr
+  last = failed.stderr.strip().splitlines()[-1]
+  assert (
+    f'LabelMapStoreError: label-map store {store_dir}: metadata.json' in last
+  )
+  assert not (workdir / 'owner.json').exists()

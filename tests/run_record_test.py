@@ -9,6 +9,7 @@
 | resume with model.kwargs.width | buried in tracebacks | refused, one line |
 | truncated / emptied / deleted / flipped | crash or silent load | fallback |
 | two trainers | interleaved logs | second refused, stale lock taken |
+| a full disk at a save | 6-30 tracebacks | one line, unlocked, resumes |
 | gs:// workdir | `./gs:/...` local folder | works (url_workdir_test.py) |
 | preemption | exit 0 | status 'preempted', exit 75 |
 | evaluation, read-only run | results lost | checked first, --out |
@@ -17,11 +18,13 @@
 | NCHW images, bad label-map boxes/ids | accepted | errors |
 """
 
+import contextlib
 import errno
 import inspect
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -422,46 +425,147 @@ def test_a_start_failing_on_a_full_disk_leaves_the_run_startable(
   assert not (workdir / run_dir.OWNER).exists()
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path):
-  """A real 1 MiB tmpfs filled to the last byte, and its filler file.
+@contextlib.contextmanager
+def tmpfs_leaving(mount, free_bytes):
+  """A real 4 MiB tmpfs at `mount` with `free_bytes` left; yields the filler.
 
   Mounting needs root on Linux; elsewhere the test is skipped (the injected
-  `ENOSPC` above covers the same path).
+  `ENOSPC` above covers the start; nothing can inject a full disk into
+  TensorStore's own writes).
   """
-  mount = tmp_path / 'disk'
-  mount.mkdir()
+  mount.mkdir(exist_ok=True)
   if sys.platform != 'linux' or os.geteuid() != 0:
     pytest.skip('mounting a tmpfs needs root on Linux')
   done = subprocess.run(
-    ['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mount)],
+    ['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount)],
     capture_output=True,
   )
   if done.returncode:
     pytest.skip(f'cannot mount a tmpfs: {done.stderr.decode().strip()}')
   try:
     filler = mount / 'filler'
-    fd = os.open(filler, os.O_CREAT | os.O_WRONLY)
-    try:
-      with pytest.raises(OSError) as full:
-        while True:
-          os.write(fd, b'\0' * 4096)
-    finally:
-      os.close(fd)
-    assert full.value.errno == errno.ENOSPC
-    yield mount, filler
+    filler.touch()
+    leave_free(filler, free_bytes)
+    yield filler
   finally:
     subprocess.run(['umount', str(mount)], check=True)
+
+
+def leave_free(filler, free_bytes):
+  """Grows (with written zeros) or shrinks `filler` to leave `free_bytes`."""
+  fd = os.open(filler, os.O_WRONLY | os.O_APPEND)
+  try:
+    if shutil.disk_usage(filler.parent).free <= free_bytes:
+      os.ftruncate(
+        fd,
+        os.fstat(fd).st_size
+        - (free_bytes - shutil.disk_usage(filler.parent).free),
+      )
+      return
+    with pytest.raises(OSError) as full:  # fill to the last byte
+      while True:
+        os.write(fd, b'\0' * 4096)
+    assert full.value.errno == errno.ENOSPC
+    os.ftruncate(fd, os.fstat(fd).st_size - free_bytes)
+  finally:
+    os.close(fd)
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+  """A real tmpfs filled to the last byte, and its filler file."""
+  with tmpfs_leaving(tmp_path / 'disk', 0) as filler:
+    yield filler.parent, filler
 
 
 def test_a_start_on_a_really_full_disk_then_with_space_freed(full_tmpfs):
   mount, filler = full_tmpfs
   workdir = mount / 'run'
-  with pytest.raises(OSError, match='No space left'):
+  with pytest.raises(run_dir.DiskFullError, match=r'ENOSPC.*starting'):
     loop.train(tiny_config(), str(workdir))
   filler.unlink()
-  with run_dir.RunLock(workdir) as lock:  # the run's files need > 1 MiB
+  with run_dir.RunLock(workdir) as lock:
     assert lock.held
+
+
+def tmpfs_footprint(tree, mount):
+  """Bytes a copy of the directory `tree` takes on the tmpfs at `mount`."""
+  before = shutil.disk_usage(mount).used
+  shutil.copytree(tree, mount / 'probe')
+  taken = shutil.disk_usage(mount).used - before
+  shutil.rmtree(mount / 'probe')
+  return taken
+
+
+@pytest.mark.parametrize('room', [0.5, 2.0], ids=['first_save', 'later_save'])
+def test_a_save_on_a_full_disk_prints_one_message_and_resumes(
+  tmp_path, finished_run, room
+):
+  """The command on a real tmpfs with room for `room` checkpoints.
+
+  Before, orbax's threads and asyncio printed 6-30 tracebacks of the one
+  ENOSPC (and, when the first save failed, once in three runs over a
+  hundred lines of shutdown noise).
+  """
+  with tmpfs_leaving(tmp_path / 'disk', 1 << 20) as filler:
+    mount = filler.parent
+    one_step = tmpfs_footprint(finished_run / 'checkpoints' / '2', mount)
+    leave_free(filler, int(room * one_step))
+    workdir = mount / 'run'
+    overrides = {
+      'image_size': 16,
+      'model.kwargs.width': 4,
+      'num_epochs': 1,
+      'eval_every_epochs': 100,
+      'checkpoint.every_steps': 1,
+    }
+    failed = subprocess.run(
+      [
+        sys.executable,
+        '-m',
+        'jaxmix.apps.train',
+        '--config=configs/default.py:smoke',
+        f'--workdir={workdir}',
+        *(f'--config.{k}={v}' for k, v in overrides.items()),
+      ],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+    assert failed.returncode == train_app.EXIT_ERROR, failed.stderr[-3000:]
+    assert 'Traceback' not in failed.stderr, failed.stderr[-3000:]
+    # Everything but absl's INFO lines: the one message.
+    said = [x for x in failed.stderr.splitlines() if not x.startswith('I')]
+    assert len(said) == 1, failed.stderr[-3000:]
+    match = re.match(
+      rf'FATAL: run directory {re.escape(str(workdir))}: the disk is full '
+      r'\(ENOSPC\) while saving checkpoint step (\d+)\. (No checkpoint was '
+      r'written|Last good checkpoint: step (\d+) in )',
+      said[0],
+    )
+    assert match, said[0]
+    step, kept = int(match[1]), match[3] and int(match[3])
+    if room < 1:
+      assert (step, kept) == (1, None)
+    else:
+      assert 2 <= step <= 4 and kept == step - 1
+    assert not (workdir / run_dir.OWNER).exists()  # unlocked
+    intact = checkpoints.Checkpointer(
+      workdir / 'checkpoints', every_steps=1, keep=3
+    )
+    assert intact.latest_step() == kept
+    intact.close()
+    filler.unlink()  # space freed: the same run resumes and finishes
+    resumed = loop.train(tiny_config(), str(workdir))
+    assert (resumed.status, resumed.step) == ('finished', 4)
+    digests = [
+      json.loads(
+        (run / 'checkpoints' / '4' / 'digest' / 'metadata').read_text()
+      )
+      for run in (workdir, finished_run)
+    ]
+    assert digests[0] == digests[1]  # bit for bit the uninterrupted run
 
 
 def test_a_second_trainer_fails_at_once_and_writes_nothing(finished_run):

@@ -8,15 +8,25 @@ run kept them (`--no_ema` for the raw ones), with the BatchNorm statistics,
 and writes what `torchvision.models.<name>()` (ResNets) or timm's DeiT /
 ViT (`vit_ti16`, `vit_s16`) load with `strict=True` and evaluate to the same
 logits (`jaxmix.models.save_torch_weights`).
+
+BatchNorm running variances: torch averages the unbiased batch variance
+into them, flax the biased one (`jaxmix.models.layers.BatchNorm`). A run
+trained with flax's rule is exported as it is, and the command says so: its
+running variances are a factor up to n / (n - 1) (n the values per channel
+in a batch) below what torch would have kept. The recipes of the PyTorch
+papers train with torch's rule (`model.kwargs.unbiased_running_var=True`),
+and models loaded from torch files keep it.
 """
 
 import sys
 
 from absl import flags
+from flax import nnx
 
 from jaxmix import models
 from jaxmix.apps import command_line
 from jaxmix.evaluate import runs
+from jaxmix.models import layers
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('workdir', None, 'The run directory.', flag_values=FLAGS)
@@ -44,6 +54,18 @@ def main(argv: list[str] | None = None) -> None:
     f'{run.name}: {run.config.model.name} step {run.step} ({kind} '
     f'parameters) -> {FLAGS.out}'
   )
+  flax_rule = [
+    m
+    for _, m in nnx.iter_modules(run.model)
+    if isinstance(m, layers.BatchNorm) and not m.unbiased_running_var
+  ]
+  if flax_rule:
+    print(
+      f'Note: {run.name} kept its {len(flax_rule)} BatchNorm running '
+      "variances by flax's rule (the biased batch variance), not torch's "
+      '(unbiased); train with --config.model.kwargs.unbiased_running_var=True '
+      "for torch's."
+    )
 
 
 if __name__ == '__main__':

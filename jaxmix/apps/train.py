@@ -15,7 +15,9 @@ intact checkpoint. `--workdir` may be a URL (`gs://bucket/run`).
 Exit status (what a scheduler needs to requeue a preempted job):
 
   0   finished: the run reached its last step (and saved it).
-  1   an error (a bad config field, a corrupt dataset, a non-finite loss).
+  1   an error (a bad config field, a corrupt dataset, a non-finite loss,
+      a full disk: one line naming the run directory and the checkpoint
+      step; the run resumes once space is freed).
   3   nothing to do: the run had already reached its last step; nothing
       was trained or recorded.
   4   refused: the run directory holds a run of another config (identity
@@ -84,6 +86,9 @@ def main(argv: list[str]) -> int:
   except (run_dir.RunIdentityError, run_dir.RunLockedError) as error:
     print(f'FATAL: {error}', file=sys.stderr)
     return EXIT_REFUSED
+  except run_dir.DiskFullError as error:
+    print(f'FATAL: {error}', file=sys.stderr)
+    return EXIT_ERROR
   return EXIT_CODES[outcome.status]
 
 

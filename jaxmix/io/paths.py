@@ -15,6 +15,7 @@ turn them into a local folder `./gs:/b/r`).
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import uuid
@@ -123,3 +124,20 @@ def check_writable(directory: PathLike) -> epath.Path:
       '(e.g. with --out).'
     ) from None
   return directory
+
+
+def disk_full(error: BaseException | None) -> bool:
+  """Whether `error`, or an error it was raised from, is a full disk.
+
+  An `OSError` with `errno.ENOSPC`, or TensorStore's (orbax's writer)
+  `RESOURCE_EXHAUSTED` error, which carries the code in its text only.
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return True
+    if f"os_error_code='{errno.ENOSPC}'" in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False

@@ -19,7 +19,9 @@ Width and depth multipliers (B1 1.0/1.1, B2 1.1/1.2, B3 1.2/1.4, L2 4.3/5.3)
 scale channels to multiples of 8 (never below 90 % of the exact value) and
 repeats up (ceil), as timm does. `tf_padding=True` pads as TensorFlow's
 'SAME' (the `tf_` weights were trained so) and uses BatchNorm epsilon 1e-3;
-the default is torch's symmetric padding and epsilon 1e-5.
+the default is torch's symmetric padding and epsilon 1e-5. The BatchNorms
+take torch's running-variance rule as an option, as every jaxmix family's
+(`create_model(..., unbiased_running_var=True)`, `layers.BatchNorm`).
 
 Like the ResNets, `features(x) -> [B, h, w, D]` is the map before global
 pooling and `head` the classifier, so class activation maps and the ReLabel
@@ -36,6 +38,7 @@ from flax import nnx
 from jaxmix.models.layers import (
   BN_MOMENTUM,
   CONV_INIT,
+  BatchNorm,
   CNNClassifier,
   DropPath,
   check_input,
@@ -110,8 +113,9 @@ class _Conv(nnx.Module):
     return self.conv(x)
 
 
-def _bn(features: int, kw: dict) -> nnx.BatchNorm:
-  return nnx.BatchNorm(
+def _bn(features: int, kw: dict) -> BatchNorm:
+  # jaxmix's BatchNorm: torch's running-variance rule is an option (off).
+  return BatchNorm(
     features,
     momentum=BN_MOMENTUM,
     epsilon=kw['eps'],

@@ -282,9 +282,10 @@ def load_torch_weights(
   Returns:
     The model in eval mode: `model(x)` maps normalised `[B, H, W, 3]` images
     to float32 logits `[B, K]` equal to the torch model's on `[B, 3, H, W]`.
-    A ViT is sized for the image side its position embeddings give. Its
-    BatchNorms keep torch's running-variance rule when trained
-    (`unbiased_running_var`), so that it trains on as in torch.
+    A ViT is sized for the image side its position embeddings give. The
+    BatchNorms of a ResNet or an EfficientNet keep torch's running-variance
+    rule when trained (`unbiased_running_var`), so that it trains on as in
+    torch.
   """
   model_name = ALIASES.get(name, name)
   if model_name not in TORCH_MODELS:
@@ -319,8 +320,9 @@ def load_torch_weights(
   from jaxmix.models import create_model
 
   kwargs = {'image_size': _vit_image_size(state_dict, where)} if vit else {}
-  if model_name.startswith('resnet'):
-    kwargs['unbiased_running_var'] = True  # torch's BatchNorm rule
+  # torch's BatchNorm rule for the families that have BatchNorm.
+  if model_name.startswith(('resnet', 'efficientnet', 'tf_efficientnet')):
+    kwargs['unbiased_running_var'] = True
 
   def create() -> nnx.Module:
     return create_model(

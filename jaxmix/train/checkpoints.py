@@ -24,7 +24,9 @@ into a flag the loop checks at the next step boundary.
 """
 
 import dataclasses
+import errno
 import hashlib
+import logging
 import signal
 import sys
 import types
@@ -56,7 +58,29 @@ class CheckpointError(ValueError):
     super().__init__(f'checkpoint step {step} ({path}): {reason}')
 
 
-def _one_line(error: BaseException, limit: int = 300) -> str:
+class CheckpointSaveError(OSError):
+  """A checkpoint step that could not be written (a full disk, other I/O).
+
+  The steps saved before it are untouched: orbax writes a step to a
+  temporary directory and only renames a complete one.
+
+  Attributes:
+    step: the step being saved.
+    path: its directory.
+    reason: what failed, in one line.
+    errno: `errno.ENOSPC` when the disk is full, else None.
+  """
+
+  def __init__(self, step: int | None, path: Any, reason: str, *, full: bool):
+    super().__init__(errno.ENOSPC if full else None, reason)
+    self.step, self.path, self.reason = step, path, reason
+    self.message = f'checkpoint step {step} ({path}) was not saved: {reason}'
+
+  def __str__(self) -> str:
+    return self.message
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
   """An exception as one short line (orbax's tree dumps run for pages)."""
   lines = [x for x in str(error).strip().splitlines() if x.strip()]
   text = f'{type(error).__name__}: {lines[0] if lines else ""}'.strip()
@@ -90,6 +114,38 @@ def drop_closed_loop_errors() -> None:
 
   hook.drops_closed_loop_errors = True
   sys.unraisablehook = hook
+
+
+def drop_disk_full_logs() -> None:
+  """Drops the echoes orbax and asyncio log of a save on a full disk.
+
+  A save that fails with ENOSPC is logged with a full traceback by each of
+  orbax's threads it reaches (array writer, sharding writer, commit,
+  finalize), and asyncio logs each of the step's other writes that failed
+  too ("Future exception was never retrieved"): from five to dozens of
+  tracebacks of one error. The `Checkpointer` raises it once, as a
+  `CheckpointSaveError` naming the step, so only those records of a full
+  disk are dropped; any other error is still logged. Installed once per
+  process (by every `Checkpointer`).
+  """
+  # orbax logs through absl's logger, asyncio through its own.
+  loggers = [logging.getLogger('absl'), logging.getLogger('asyncio')]
+  if any(getattr(f, 'drops_disk_full_logs', False) for f in loggers[0].filters):
+    return
+
+  def keep(record: logging.LogRecord) -> bool:
+    if record.levelno < logging.ERROR:
+      return True
+    if record.name != 'asyncio' and 'orbax' not in record.pathname:
+      return True
+    error = record.exc_info[1] if record.exc_info else None
+    return not (
+      paths.disk_full(error) or paths.disk_full(OSError(record.getMessage()))
+    )
+
+  keep.drops_disk_full_logs = True
+  for logger in loggers:
+    logger.addFilter(keep)
 
 
 def _host_copy(leaf: Any) -> np.ndarray | None:
@@ -190,6 +246,8 @@ class Checkpointer:
       cleanup_tmp_directories=True,
     )
     drop_closed_loop_errors()  # a failed save echoes like a failed restore
+    drop_disk_full_logs()
+    self._in_flight = None  # the step of the async save not yet committed
     self._manager = ocp.CheckpointManager(
       paths.resolve(directory), options=options, item_names=ITEMS
     )
@@ -215,6 +273,7 @@ class Checkpointer:
       item_names=ITEMS,
     )
     self._read_only = True
+    self._in_flight = None
     return self
 
   @property
@@ -251,18 +310,27 @@ class Checkpointer:
 
     Returns:
       Whether a save was started.
+
+    Raises:
+      CheckpointSaveError: this step, or the one still in flight, could not
+        be written (`errno` is ENOSPC on a full disk).
     """
     if not (force or self._manager.should_save(step)):
       return False
-    return self._manager.save(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data_iter=ocp.args.JsonSave(dict(data_state)),
-        digest=ocp.args.JsonSave(state_digest(state)),
-      ),
-      force=force,
-    )
+    self.wait()  # orbax would wait too; a failure names the step in flight
+    self._in_flight = step
+    try:
+      return self._manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data_iter=ocp.args.JsonSave(dict(data_state)),
+          digest=ocp.args.JsonSave(state_digest(state)),
+        ),
+        force=force,
+      )
+    except Exception as error:
+      raise self._save_error(error) from error
 
   def restore(
     self, target: Any, step: int | None = None
@@ -298,7 +366,7 @@ class Checkpointer:
         ),
       )
     except Exception as error:
-      raise CheckpointError(step, path, _one_line(error)) from error
+      raise CheckpointError(step, path, one_line(error)) from error
     if not isinstance(restored.digest, dict):
       raise CheckpointError(step, path, 'its digest item is missing')
     mismatch = digest_mismatch(restored.digest, restored.state)
@@ -366,13 +434,33 @@ class Checkpointer:
       multihost_utils.sync_global_devices('jaxmix_checkpoint_set_aside_done')
     self._manager.reload()
 
+  def _save_error(self, error: Exception) -> CheckpointSaveError:
+    step, self._in_flight = self._in_flight, None
+    return CheckpointSaveError(
+      step,
+      self.directory / str(step),
+      one_line(error),
+      full=paths.disk_full(error),
+    )
+
   def wait(self) -> None:
-    """Blocks until the pending async save has been committed."""
-    self._manager.wait_until_finished()
+    """Blocks until the pending async save has been committed.
+
+    Raises:
+      CheckpointSaveError: that save failed (see `save`).
+    """
+    try:
+      self._manager.wait_until_finished()
+    except Exception as error:
+      raise self._save_error(error) from error
+    self._in_flight = None
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for the pending save (see `wait`), then closes the manager."""
+    try:
+      self.wait()
+    finally:
+      self._manager.close()
 
 
 class PreemptionGuard:

@@ -13,7 +13,10 @@ after its steps were checked, and carries a digest that restore verifies,
 so the last one kept is good. SIGTERM (and JAX's multi-host preemption
 notice) saves at the next step boundary and returns with status
 'preempted'; `train` says how a run ended (`Outcome`), the command line
-turns that into its exit code.
+turns that into its exit code. A full disk (a checkpoint save, the logs,
+the start) stops the run with one `run_dir.DiskFullError` naming the run
+directory, the checkpoint step and the last good one, raised once the run
+is closed and unlocked, so the same command resumes when space is freed.
 """
 
 import contextlib
@@ -27,7 +30,14 @@ import ml_collections
 import numpy as np
 
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-from jaxmix.train import augment_schedule, checkpoints, metrics_log, setup
+from jaxmix.io import paths
+from jaxmix.train import (
+  augment_schedule,
+  checkpoints,
+  metrics_log,
+  run_dir,
+  setup,
+)
 from jaxmix.train import state as state_lib
 
 
@@ -125,7 +135,19 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Outcome:
   Returns:
     The `Outcome`.
   """
-  return run_training(setup.build_run(config, workdir))
+  try:
+    run = setup.build_run(config, workdir)
+  except OSError as error:
+    if not paths.disk_full(error):
+      raise
+    # Everything the start made is closed and unlocked again.
+    raise run_dir.DiskFullError(
+      workdir,
+      'while starting the run',
+      'Nothing was trained.',
+      checkpoints.one_line(error),
+    ) from None
+  return run_training(run)
 
 
 def train_and_evaluate(
@@ -162,6 +184,47 @@ def _run_eval(run: setup.TrainingRun, state: state_lib.TrainState) -> dict:
   return results
 
 
+def _close(
+  run: setup.TrainingRun, failure: BaseException | None, *, step: int
+) -> BaseException | None:
+  """Closes `run` (reader, pending save, logs, lock); returns what to raise.
+
+  That is `failure` (None when the loop ended well), or the save in flight
+  failing, explained: a non-finite loss names the last good checkpoint, and
+  a full disk (anywhere: a save, the logs) becomes one `DiskFullError`
+  naming the run directory, the checkpoint step and the one kept.
+  """
+  ckpt = run.checkpointer
+  if hasattr(run.device_batches, 'close'):
+    run.device_batches.close()  # stops its reader thread
+  try:
+    ckpt.wait()  # the last save may still be in flight
+  except checkpoints.CheckpointSaveError as error:
+    if failure is None or paths.disk_full(failure):
+      failure = error  # the cause, naming the step being saved
+  last = ckpt.latest_step()
+  kept = (
+    'No checkpoint was written.'
+    if last is None
+    else f'Last good checkpoint: step {last} in {ckpt.directory}.'
+  )
+  try:
+    run.close()  # unlocks even if closing the logs fails
+  except Exception as error:
+    failure = failure or error
+  if isinstance(failure, FloatingPointError):
+    return FloatingPointError(f'{failure} {kept}')
+  if paths.disk_full(failure):
+    doing = (
+      f'while saving checkpoint step {failure.step}'
+      if isinstance(failure, checkpoints.CheckpointSaveError)
+      else f'after step {step}'
+    )
+    detail = getattr(failure, 'reason', None) or checkpoints.one_line(failure)
+    return run_dir.DiskFullError(run.workdir, doing, kept, detail)
+  return failure
+
+
 def run_training(run: setup.TrainingRun) -> Outcome:
   """Runs a built run from its start step to the end (or a preemption)."""
   config, logger, ckpt = run.config, run.logger, run.checkpointer
@@ -193,6 +256,7 @@ def run_training(run: setup.TrainingRun) -> Outcome:
     if jax.process_count() == 1
     else contextlib.nullcontext()
   )
+  failure, done = None, run.start_step
   try:
     with guard:
       for step in range(run.start_step, total_steps):
@@ -227,17 +291,9 @@ def run_training(run: setup.TrainingRun) -> Outcome:
           if done < total_steps:
             status, step_reached = 'preempted', done
           break
-  except FloatingPointError as error:
-    ckpt.wait()  # the last good save may still be in flight
-    last = ckpt.latest_step()
-    kept = (
-      'No checkpoint was written.'
-      if last is None
-      else f'Last good checkpoint: step {last} in {ckpt.directory}.'
-    )
-    raise FloatingPointError(f'{error} {kept}') from None
-  finally:
-    if hasattr(device_batches, 'close'):
-      device_batches.close()  # stops its reader thread
-    run.close()  # waits for the pending async save, then unlocks
+  except BaseException as error:  # raised below, once the run is closed
+    failure = error
+  failure = _close(run, failure, step=done)
+  if failure is not None:
+    raise failure
   return Outcome(state, status, step_reached, total_steps)

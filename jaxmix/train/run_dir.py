@@ -27,6 +27,7 @@ it on process 0.
 from __future__ import annotations
 
 import datetime
+import errno
 import functools
 import json
 import os
@@ -78,6 +79,27 @@ class RunIdentityError(ValueError):
 
 class RunLockedError(RuntimeError):
   """Another trainer holds the run directory."""
+
+
+class DiskFullError(OSError):
+  """The run directory's disk filled up (`errno.ENOSPC`); the run stopped.
+
+  Raised once the run is closed: the checkpoints saved before are intact
+  and the lock is released, so the same command resumes once space is
+  freed. The message names the run directory, what was being written (the
+  checkpoint step) and the last intact checkpoint.
+  """
+
+  def __init__(self, workdir: Any, doing: str, kept: str, detail: str):
+    super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    self.message = (
+      f'run directory {workdir}: the disk is full (ENOSPC) {doing}. {kept} '
+      'The run directory is unlocked: free some space, then start the same '
+      f'command again to resume. ({detail})'
+    )
+
+  def __str__(self) -> str:
+    return self.message
 
 
 def may_change(field: str) -> bool:

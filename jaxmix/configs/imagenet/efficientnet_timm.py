@@ -55,6 +55,7 @@ def recipe(member: str) -> ml_collections.ConfigDict:
   config.model.name = f'efficientnet_{member}'
   config.model.dtype = 'bfloat16'
   config.model.kwargs.drop_path_rate = 0.2
+  config.model.kwargs.unbiased_running_var = True  # torch's BatchNorm rule
   config.image_size = size
   config.data.crop_pct = crop_pct
   config.data.crop_sampler = 'torchvision'

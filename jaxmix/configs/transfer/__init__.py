@@ -78,6 +78,8 @@ def get_config(dataset: Dataset, arg: str | None) -> ml_collections.ConfigDict:
   config.model.name = 'resnet50'
   config.model.dtype = 'bfloat16'
   config.model.init_required = True  # fine-tuning; no silent scratch run
+  # torch's BatchNorm rule: the weights and statistics come from torch.
+  config.model.kwargs.unbiased_running_var = True
   config.image_size = 224
 
   data = config.data

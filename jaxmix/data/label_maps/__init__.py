@@ -4,6 +4,9 @@ Imported by path (nothing is imported here):
 
 - `jaxmix.data.label_maps.store`: the label-map store (`LabelMapStore`),
   memory-mapped top-k maps keyed by file name.
+- `jaxmix.data.label_maps.manifest`: its files, metadata and the checks
+  made at every open; `jaxmix.data.label_maps.integrity`: the digests and
+  value checks of `verify`.
 - `jaxmix.data.label_maps.writer`: `LabelMapWriter` writes one.
 - `jaxmix.data.label_maps.join`: attaches maps to host train batches by
   file name (`open_label_maps`).

@@ -1,4 +1,4 @@
-"""Writing a label-map store (the layout is in `jaxmix.data.label_maps.store`).
+"""Writing a label-map store (its layout: `label_maps.manifest`).
 
 `LabelMapWriter` appends rows in chunks to `scores.npy` and `indices.npy`,
 whose fixed-size .npy headers are rewritten in place when the store is
@@ -20,17 +20,17 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib import format as npy_format
 
-from jaxmix.data.label_maps import store as store_lib
-from jaxmix.data.label_maps.store import (
+from jaxmix.data.label_maps.manifest import (
   INDICES,
   METADATA,
   NAMES,
   PROGRESS,
   ROWS,
   SCORES,
-  LabelMapStore,
   encode_name,
+  file_record,
 )
+from jaxmix.data.label_maps.store import LabelMapStore
 
 _PENDING_NAMES = 'names.txt'  # Committed names in row order, one a line.
 _HEADER_BYTES = 128  # Room for any [N, S, S, k] shape in a v1.0 header.
@@ -221,7 +221,7 @@ class LabelMapWriter:
     np.save(os.path.join(self.path, NAMES), names[order])
     np.save(os.path.join(self.path, ROWS), order.astype(np.int64))
     files = {
-      name: store_lib.file_record(os.path.join(self.path, name))
+      name: file_record(os.path.join(self.path, name))
       for name in (SCORES, INDICES, NAMES, ROWS)
     }
     metadata = {
