@@ -128,7 +128,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.mix = ml_collections.ConfigDict()
   # 'none' | 'mixup' | 'cutmix' | 'mixup_or_cutmix' | 'mixtoken' (CutMix of
   # a ViT's patch tokens and token labels, with cutmix_alpha; needs
-  # relabel.token_labels).
+  # relabel.token_labels) | 'manifold_mixup' (Mixup of the hidden state at a
+  # point drawn per step from `manifold_layers`, with mixup_alpha; a model
+  # with the `mix_at` hook: the ResNets, tiny_cnn).
   config.mix.method = 'none'
   config.mix.mixup_alpha = 1.0  # Beta concentration of Mixup
   config.mix.cutmix_alpha = 1.0  # Beta concentration of CutMix
@@ -154,6 +156,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # with relabel.enabled, relabel.token_labels or cmo.enabled).
   config.mix.targets = 'dense'
   config.mix.off_epoch = 0  # no mixing in the last `off_epoch` epochs
+  # manifold_mixup's points, drawn uniformly per step: 0 the input, k the
+  # output of block group k (the authors' ResNet set: input, stages 1, 2).
+  config.mix.manifold_layers = (0, 1, 2)
 
   config.cutout = ml_collections.ConfigDict()
   config.cutout.size = 0  # square side in pixels; 0 = off

@@ -39,6 +39,7 @@ from jaxmix.train import (
   build,
   checkpoints,
   label_check,
+  manifold_mixup,
   metrics_log,
   run_dir,
   steps,
@@ -303,6 +304,8 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     loss_fn = token_labeling.create_loss_fn(
       token_labeling.TokenSettings.from_config(config), mesh
     )
+  elif config.mix.method == 'manifold_mixup':
+    loss_fn = manifold_mixup.create_loss_fn(config, mesh, step_config=settings)
   train_step = steps.jit_train_step(
     mesh,
     model_def=model_def,

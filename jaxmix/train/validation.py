@@ -86,6 +86,7 @@ _DOMAINS = {
   'mix.switch_prob': '[0, 1]',
   'mix.mixup_alpha': '[0, inf)',
   'mix.cutmix_alpha': '[0, inf)',
+  'mix.manifold_layers': '[0, inf)',
   'cutout.size': '[0, inf)',
   'cutout.prob': '[0, 1]',
   'cutout.count': '(0, inf)',
@@ -220,6 +221,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f'config.image_size ({config.image_size}).'
     )
   _check_mix_forms(config)
+  _check_manifold_layers(config)
   if config.relabel.enabled:
     _check_relabel(config)
   _check_token_labels(config)
@@ -250,6 +252,7 @@ def _check_alphas(config: ml_collections.ConfigDict) -> None:
     'mixup': 'mixup_alpha',
     'cutmix': 'cutmix_alpha',
     'mixtoken': 'cutmix_alpha',
+    'manifold_mixup': 'mixup_alpha',
   }.get(method)
   if needs is None:
     return
@@ -289,6 +292,18 @@ def _check_mix_forms(config: ml_collections.ConfigDict) -> None:
         f'cannot be combined with config.{field}=True ({why} are dense '
         "[B, K]); use config.mix.targets='dense'."
       )
+
+
+def _check_manifold_layers(config: ml_collections.ConfigDict) -> None:
+  """Manifold Mixup's points: distinct integers (domain checked above)."""
+  layers = tuple(config.mix.manifold_layers)
+  if any(isinstance(k, bool) or not isinstance(k, int) for k in layers) or (
+    len(set(layers)) != len(layers)
+  ):
+    raise ValueError(
+      'config.mix.manifold_layers must be distinct integer mixing points '
+      f'(0: the input, k: the output of block group k), got {layers}.'
+    )
 
 
 def _check_token_labels(config: ml_collections.ConfigDict) -> None:
