@@ -260,6 +260,11 @@ def test_the_recipe_is_the_authors_law_and_its_smoke_trains(tmp_path):
   assert full.mix.method == 'manifold_mixup'
   assert tuple(full.mix.manifold_layers) == (0, 1, 2)
   assert full.mix.mixup_alpha == 2.0 and full.model.name == 'resnet50'
+  # The knobs reach the Mixup sampler the step draws with.
+  assert samplers.mix_op(full) == (
+    'mixup',
+    {'alpha': 2.0, 'per_example': False},
+  )
   smoke = recipes.load('imagenet/manifold_mixup_resnet50.py:smoke')
   smoke.num_epochs = 1
   run = setup.build_run(smoke, str(tmp_path / 'run'))

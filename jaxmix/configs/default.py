@@ -67,6 +67,9 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.long_tail = ml_collections.ConfigDict()
   data.long_tail.imbalance_ratio = 1.0
   data.long_tail.seed = 0
+  # Train on the examples a keep list names (label cleaning: written by
+  # python -m jaxmix.apps.clean_labels; jaxmix.data.keep_list). None = all.
+  data.keep_list = config_dict.placeholder(str)
   data.shuffle_buffer = 16384
   data.on_corrupt = 'error'  # 'error' | 'skip'
   data.mean = IMAGENET_MEAN
@@ -202,6 +205,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.cmo.start_epoch = 3
   config.cmo.stop_epochs = 3
 
+  # Knowledge distillation with an online teacher (Hinton et al.): the
+  # frozen teacher runs in eval mode inside the step on every augmented
+  # (and mixed) crop; the loss is (1 - alpha) CE(targets) + alpha T^2
+  # KL(softmax(t / T) || softmax(s / T)) (jaxmix.train.distill).
+  config.distill = ml_collections.ConfigDict()
+  config.distill.enabled = False
+  # A jaxmix run directory, or a torchvision / timm state dict (with
+  # teacher_model); synthetic data without one gets a randomly initialised
+  # teacher_model (as it gets made-up label maps).
+  config.distill.teacher = config_dict.placeholder(str)
+  config.distill.teacher_model = config_dict.placeholder(str)
+  config.distill.temperature = 1.0  # T
+  config.distill.alpha = 1.0  # weight of the distillation term
+
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000
   config.checkpoint.keep = 3
@@ -259,6 +276,9 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   lt = config.data.long_tail
   lt.imbalance_ratio = min(lt.imbalance_ratio, 2.0)
   config.cutout.size = min(config.cutout.size, 8)
+  if config.distill.enabled:  # a random tiny teacher on the synthetic data
+    config.distill.teacher = None
+    config.distill.teacher_model = 'tiny_cnn'
   config.checkpoint.every_steps = 4
   config.log_every_steps = 2
   config.eval_every_epochs = 1

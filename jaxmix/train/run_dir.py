@@ -59,6 +59,7 @@ IDENTITY = (
   'random_erasing',
   'relabel',
   'cmo',
+  'distill',
 )
 MAY_CHANGE = (
   'num_epochs',

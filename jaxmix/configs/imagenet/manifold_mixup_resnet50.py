@@ -10,7 +10,10 @@ run with jaxmix.
 
 Expected result: 77.50 % top-1 (the Manifold Mixup row of the CutMix
 paper's ImageNet ResNet-50 table, 300 epochs, run by the CutMix authors).
-The baseline recipe (`resnet50_baseline.py`) plus Manifold Mixup as its
+The baseline recipe (`resnet50_baseline.py`: torchvision's
+RandomResizedCrop law, the CutMix code's unclipped ColorJitter(0.4),
+Lighting(0.1), SGD nesterov, lr 0.1 / 10 every 75 epochs) plus Manifold
+Mixup as its
 authors' code defines it (vikasverma1077/manifold_mixup): every batch draws
 one mixing point uniformly from {input, output of stage 1, output of stage
 2} (`mix.manifold_layers=(0, 1, 2)`) and one lambda ~ Beta(alpha, alpha);
