@@ -325,3 +325,33 @@ def test_bad_teachers_fail_naming_the_field(teacher_dir, tmp_path):
     config.distill.enabled = True
     config.distill.teacher = teacher_dir
     distill.load_teacher(config, mesh)
+
+
+def test_the_recipe_is_the_comparison_and_its_smoke_distils(tmp_path):
+  from jaxmix.train import recipes
+
+  full = recipes.load('imagenet/kd_resnet50.py')
+  relabel = recipes.load('imagenet/relabel_resnet50.py')
+  assert full.distill.enabled and not full.relabel.enabled
+  assert full.distill.teacher_model == 'tf_efficientnet_l2_ns_475'
+  assert (full.distill.temperature, full.distill.alpha) == (1.0, 1.0)
+  # The same student recipe as ReLabel's, the targets aside.
+  for field in ('model', 'optimizer', 'schedule', 'mix'):
+    assert full[field].to_dict() == relabel[field].to_dict(), field
+  assert full.num_epochs == relabel.num_epochs
+  smoke = recipes.load('imagenet/kd_resnet50.py:smoke')
+  assert smoke.distill.teacher is None  # a random tiny teacher
+  smoke.num_epochs = 1
+  run = setup.build_run(smoke, str(tmp_path / 'run'))
+  try:
+    state = run.state
+    for _ in range(2):
+      state, metrics = run.train_step(
+        state,
+        next(run.device_batches),
+        augment_schedule.schedule_at(smoke, 0),
+      )
+      assert metrics['finite'] == 1.0
+  finally:
+    run.device_batches.close()
+    run.close()

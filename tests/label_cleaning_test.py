@@ -75,7 +75,7 @@ def cleaned(imagenet, tmp_path_factory):
   truth = _names_and_labels(imagenet)
   planted = next(iter(truth.values()))
   model = models.create_model('resnet18', num_classes=1000, rngs=nnx.Rngs(0))
-  model.head.bias.value = model.head.bias.value.at[planted].set(1e4)
+  model.head.bias[...] = model.head.bias[...].at[planted].set(1e4)
   root = tmp_path_factory.mktemp('cleaned')
   weights = root / 'scorer.safetensors'
   models.save_torch_weights(model, weights)
@@ -216,3 +216,15 @@ def test_a_missing_damaged_or_foreign_list_is_named(tmp_path):
   )
   with pytest.raises(ValueError, match=r'1 of the 2 names in .*foreign'):
     synthetic.num_examples(synthetic_config(foreign).data, 'train')
+
+
+def test_the_recipe_is_relabels_recipe_on_one_hot_labels():
+  from jaxmix.train import recipes
+
+  full = recipes.load('imagenet/label_cleaning_resnet50.py')
+  relabel = recipes.load('imagenet/relabel_resnet50.py')
+  assert not full.relabel.enabled and full.data.keep_list is None
+  for field in ('model', 'optimizer', 'schedule', 'mix'):
+    assert full[field].to_dict() == relabel[field].to_dict(), field
+  smoke = recipes.load('imagenet/label_cleaning_resnet50.py:smoke')
+  validation.check_config(smoke)
