@@ -24,7 +24,8 @@ checkpoints, the EMA parameters when it kept them) or a torchvision / timm
 state dict read by `jaxmix.models.load_torch_weights`
 (`config.distill.teacher_model` names the model); synthetic data without a
 teacher gets a randomly initialised `teacher_model` (its `:smoke`). It runs in eval mode
-(BatchNorm by its running averages, no dropout or drop path), its logits
+(BatchNorm by its running averages, no dropout or drop path), in the
+student's compute dtype (a run directory's teacher: its own), its logits
 behind `jax.lax.stop_gradient`, and its variables are an argument of the
 jitted step (`jaxmix.train.steps.FrozenInputs`), never part of the train
 state: they are neither updated nor checkpointed. Its input is the
@@ -47,8 +48,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxmix.io import paths
+from jaxmix.train import build, steps, trained
 from jaxmix.train import state as state_lib
-from jaxmix.train import steps, trained
 
 LossFn = steps.LossFn
 
@@ -129,7 +130,8 @@ def _is_run_dir(path) -> bool:
 def random_teacher(config: ml_collections.ConfigDict, mesh: Mesh) -> Teacher:
   """`config.distill.teacher_model`, randomly initialised (synthetic runs).
 
-  Seeded by `config.seed + 1`; its input statistics are the student's.
+  Seeded by `config.seed + 1`; its input statistics and compute dtype are
+  the student's.
   """
   from jaxmix.models import create_model
 
@@ -137,6 +139,7 @@ def random_teacher(config: ml_collections.ConfigDict, mesh: Mesh) -> Teacher:
     config.distill.teacher_model,
     num_classes=config.data.num_classes,
     rngs=nnx.Rngs(config.seed + 1),
+    dtype=build.DTYPES[config.model.dtype],
   )
   model_def, params, batch_stats = state_lib.split_model(model)
   replicated = NamedSharding(mesh, PartitionSpec())
@@ -205,7 +208,11 @@ def load_teacher(config: ml_collections.ConfigDict, mesh: Mesh) -> Teacher:
     from jaxmix.models import load_torch_weights
 
     try:
-      model = load_torch_weights(distill.teacher_model, os.fspath(where))
+      model = load_torch_weights(
+        distill.teacher_model,
+        os.fspath(where),
+        dtype=build.DTYPES[config.model.dtype],
+      )
     except ValueError as e:
       raise ValueError(
         f'config.distill.teacher / config.distill.teacher_model: {e}'
