@@ -193,8 +193,11 @@ def train_step(
     loss_fn: `fn(model, augmented, key, schedule) -> (losses [B], logits
       [B, K])` when the loss runs the model itself (token labeling,
       `jaxmix.train.token_labeling.create_loss_fn`: MixToken mixes between
-      the patch embedding and the blocks); `key` is its own. None: the
-      cross-entropy of `model(images)` against the targets.
+      the patch embedding and the blocks; Manifold Mixup,
+      `jaxmix.train.manifold_mixup`; distillation,
+      `jaxmix.train.distill`, through `jit_train_step`'s `frozen`); `key`
+      is its own. None: the cross-entropy of `model(images)` against the
+      targets.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
