@@ -5,6 +5,8 @@ GPU, all in one run.
   python benchmarks/train_step.py                  # ResNet-50, bf16, 224 px
   python benchmarks/train_step.py --tiny           # seconds, on a CPU
   python benchmarks/train_step.py --peer           # + timm (torch, CUDA)
+  python benchmarks/train_step.py --rows relabel,kd,relabel+cutmix,kd+cutmix \
+      --teacher tf_efficientnet_l2                 # KD vs ReLabel
 
 jaxmix rows (the trainer's own jitted step, `jaxmix.train.steps`, SGD with
 momentum, bfloat16 compute, synthetic data already on the devices):
@@ -18,6 +20,12 @@ momentum, bfloat16 compute, synthetic data already on the devices):
   with the uint8 -> compute-dtype normalisation; `jaxmix.photometric`), so
   `photometric` against `none` is its cost (target < 1 % of a ResNet-50
   step on a GPU).
+* `relabel`, `kd`, `kd+cutmix`: knowledge distillation against ReLabel
+  with the same student (`jaxmix.train.distill`): the step with a frozen
+  teacher (`--teacher`, randomly initialised; its weights do not change
+  the cost) run in eval mode on every augmented crop, against the step
+  with ReLabel's pooled label-map targets (`relabel`, `relabel+cutmix`).
+  `kd / relabel` is the per-step cost of the online teacher.
 * `loop`: the `cutmix` step fed as the trainer feeds it: host numpy
   batches through `prefetch_to_mesh` (background thread, device copies
   ahead of the step), against the same step on a batch already on the
@@ -83,13 +91,27 @@ def _steps(args, mesh):
     std=tuple(config.data.std),
   )
 
-  def jitted(method, relabel=False, photometric=False):
+  teacher = None
+  if any(row.startswith('kd') for row in args.rows):
+    from jaxmix.train import distill
+
+    config.distill.teacher_model = args.teacher
+    teacher = distill.random_teacher(config, mesh)
+
+  def jitted(method, relabel=False, photometric=False, kd=False):
     config.mix.method = method
     config.mix.prob = 1.0
     config.mix.cutmix_alpha = config.mix.mixup_alpha = 1.0
     config.relabel.enabled = relabel
+    frozen = None
+    if kd:
+      config.distill.enabled = True
+      frozen = distill.frozen_inputs(
+        config, mesh, step_config=settings, teacher=teacher
+      )
     return steps.jit_train_step(
       mesh,
+      frozen=frozen,
       model_def=model_def,
       tx=tx,
       learning_rate_fn=lambda step: 0.1,
@@ -108,7 +130,11 @@ def _steps(args, mesh):
     'relabel+cutmix': jitted('cutmix', relabel=True),
     'photometric': jitted('none', photometric=True),
     'photometric+cutmix': jitted('cutmix', photometric=True),
+    'relabel': jitted('none', relabel=True),
   }
+  if teacher is not None:
+    out['kd'] = jitted('none', kd=True)
+    out['kd+cutmix'] = jitted('cutmix', kd=True)
   return out, state
 
 
@@ -218,7 +244,7 @@ def _jax_rows(args) -> dict[str, float]:
         return metrics
 
     else:
-      batch = on_device if name == 'relabel+cutmix' else plain
+      batch = on_device if name.startswith('relabel') else plain
 
       def run():
         states[name], metrics = jitted[name](states[name], batch, prob)
@@ -327,6 +353,12 @@ def main() -> None:
     help='Comma-separated rows to time (none and cutmix always are).',
   )
   parser.add_argument(
+    '--teacher',
+    default='resnet152',
+    help="The kd rows' teacher (a jaxmix.models name; "
+    "'tf_efficientnet_l2' is ReLabel's annotator).",
+  )
+  parser.add_argument(
     '--tiny',
     action='store_true',
     help='tiny_cnn, batch 8, 32 px, 3 steps: checks the script on a CPU.',
@@ -338,7 +370,7 @@ def main() -> None:
   args.rows = args.rows.split(',')
   if args.tiny:
     args.model, args.batch, args.size, args.steps = 'tiny_cnn', 8, 32, 3
-    args.classes, args.rounds = 10, 1
+    args.classes, args.rounds, args.teacher = 10, 1, 'tiny_cnn'
 
   import jaxmix
 
@@ -348,6 +380,8 @@ def main() -> None:
     f'({jax.devices()[0].device_kind}), host {platform.machine()}, '
     f'{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}'
   )
+  if any(row.startswith('kd') for row in args.rows):
+    print(f'kd teacher: {args.teacher}')
   print(
     f'{args.model} {args.dtype}, batch {args.batch} x {args.size} px, '
     f'K = {args.classes}, median of {args.rounds} rounds of {args.steps} '
@@ -363,6 +397,11 @@ def main() -> None:
       f'| {name} | {rate:.0f} | {ms:.2f} | {rates["none"] / rate:.4f} | '
       f'{rate / rates["cutmix"]:.4f} |'
     )
+  if 'kd' in rates and 'relabel' in rates:
+    print(f'\nkd / relabel step time: {rates["relabel"] / rates["kd"]:.3f}')
+  if 'kd+cutmix' in rates and 'relabel+cutmix' in rates:
+    ratio = rates['relabel+cutmix'] / rates['kd+cutmix']
+    print(f'kd+cutmix / relabel+cutmix step time: {ratio:.3f}')
   if peer is not None:
     print(
       f'| timm cutmix (torch.compile) | {peer:.0f} | '

@@ -159,6 +159,7 @@ DRAWS = {
   'configs/imagenet/cutmix_resnet50.py': 'batch',
   'configs/imagenet/mixup_resnet50.py': 'batch',
   'configs/imagenet/cutout_resnet50.py': 'batch',
+  'configs/imagenet/manifold_mixup_resnet50.py': 'batch',
   'configs/cifar100/pyramidnet200_cutmix.py': 'batch',
   'configs/imagenet/relabel_cutmix_resnet50.py': 'device',  # DDP processes
   'configs/imagenet/relabel_cutmix_resnet18.py': 'device',
@@ -281,9 +282,10 @@ def test_recipe_knobs_reach_the_ops_they_name(at_root, monkeypatch, path):
       'switch_prob': 0.23,
     },
   }
-  if method == 'mixtoken':
-    # Mixes patch tokens in the model: token_labeling_train_test checks it.
-    assert 'mixtoken' not in calls
+  if method in augment.MODEL_MIX_METHODS:
+    # Mixes inside the model (patch tokens, hidden states):
+    # token_labeling_train_test and manifold_mixup_train_test check them.
+    assert not calls.keys() & {'mixtoken', 'mixup'}
   elif method != 'none':
     knobs = calls.pop(method)
     for name, value in expected[method].items():

@@ -40,6 +40,8 @@ RULES = {
   'jaxmix.train.relabel': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
   'jaxmix.train.cmo': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
   'jaxmix.train.token_labeling': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
+  'jaxmix.train.manifold_mixup': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
+  'jaxmix.train.distill': ('jaxmix.evaluate', 'jaxmix.apps', *TF),
   # Measures, suites, the annotator and the label-map viewer.
   'jaxmix.evaluate': ('jaxmix.apps',),
   'jaxmix.apps': (),

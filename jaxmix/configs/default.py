@@ -77,6 +77,9 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.long_tail = ml_collections.ConfigDict()
   data.long_tail.imbalance_ratio = 1.0
   data.long_tail.seed = 0
+  # Train on the examples a keep list names (label cleaning: written by
+  # python -m jaxmix.apps.clean_labels; jaxmix.data.keep_list). None = all.
+  data.keep_list = config_dict.placeholder(str)
   data.shuffle_buffer = 16384
   data.on_corrupt = 'error'  # 'error' | 'skip'
   data.mean = IMAGENET_MEAN
@@ -138,7 +141,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.mix = ml_collections.ConfigDict()
   # 'none' | 'mixup' | 'cutmix' | 'mixup_or_cutmix' | 'mixtoken' (CutMix of
   # a ViT's patch tokens and token labels, with cutmix_alpha; needs
-  # relabel.token_labels).
+  # relabel.token_labels) | 'manifold_mixup' (Mixup of the hidden state at a
+  # point drawn per step from `manifold_layers`, with mixup_alpha; a model
+  # with the `mix_at` hook: the ResNets, tiny_cnn).
   config.mix.method = 'none'
   config.mix.mixup_alpha = 1.0  # Beta concentration of Mixup
   config.mix.cutmix_alpha = 1.0  # Beta concentration of CutMix
@@ -164,6 +169,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # with relabel.enabled, relabel.token_labels or cmo.enabled).
   config.mix.targets = 'dense'
   config.mix.off_epoch = 0  # no mixing in the last `off_epoch` epochs
+  # manifold_mixup's points, drawn uniformly per step: 0 the input, k the
+  # output of block group k (the authors' ResNet set: input, stages 1, 2).
+  config.mix.manifold_layers = (0, 1, 2)
 
   config.cutout = ml_collections.ConfigDict()
   config.cutout.size = 0  # square side in pixels; 0 = off
@@ -206,6 +214,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.cmo.prob = 0.5
   config.cmo.start_epoch = 3
   config.cmo.stop_epochs = 3
+
+  # Knowledge distillation with an online teacher (Hinton et al.): the
+  # frozen teacher runs in eval mode inside the step on every augmented
+  # (and mixed) crop; the loss is (1 - alpha) CE(targets) + alpha T^2
+  # KL(softmax(t / T) || softmax(s / T)) (jaxmix.train.distill).
+  config.distill = ml_collections.ConfigDict()
+  config.distill.enabled = False
+  # A jaxmix run directory, or a torchvision / timm state dict (with
+  # teacher_model); synthetic data without one gets a randomly initialised
+  # teacher_model (as it gets made-up label maps).
+  config.distill.teacher = config_dict.placeholder(str)
+  config.distill.teacher_model = config_dict.placeholder(str)
+  config.distill.temperature = 1.0  # T
+  config.distill.alpha = 1.0  # weight of the distillation term
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000
@@ -264,6 +286,9 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   lt = config.data.long_tail
   lt.imbalance_ratio = min(lt.imbalance_ratio, 2.0)
   config.cutout.size = min(config.cutout.size, 8)
+  if config.distill.enabled:  # a random tiny teacher on the synthetic data
+    config.distill.teacher = None
+    config.distill.teacher_model = 'tiny_cnn'
   config.checkpoint.every_steps = 4
   config.log_every_steps = 2
   config.eval_every_epochs = 1

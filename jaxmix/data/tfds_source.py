@@ -13,6 +13,12 @@ read as its long-tailed subset (`jaxmix.data.long_tail`): the split's labels
 and file names (or TFDS ids) are read once in the split's fixed order, the
 kept names go into a hash table, and every read filters by it. Single
 process only (the kept subset is chosen over the whole split).
+
+Keep list: with `data.keep_list` (`jaxmix.data.keep_list`, label
+cleaning) the train split is read as the examples it names, by the same
+hash table; every name must be an example of the split. With a long tail
+too, the long-tailed subset is chosen among the kept examples. Single
+process only, as the long tail (every process must take as many steps).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from jaxmix import datasets
-from jaxmix.data import long_tail
+from jaxmix.data import keep_list, long_tail
 from jaxmix.data.preprocess import CorruptImageError
 
 
@@ -140,6 +146,13 @@ def prepare(data_config) -> None:
   builder.download_and_prepare(download_config=download_config)
 
 
+def kept_only(data_config, split: str) -> bool:
+  """Whether `split` is read as the examples of `data.keep_list`."""
+  return bool(data_config.get('keep_list')) and split == data_config.get(
+    'train_split'
+  )
+
+
 def long_tailed(data_config, split: str) -> bool:
   """Whether `split` is read as its long-tailed subset."""
   ratio = data_config.get('long_tail', {}).get('imbalance_ratio', 1.0)
@@ -150,7 +163,7 @@ def long_tailed(data_config, split: str) -> bool:
 def num_examples(data_config, split: str) -> int:
   """Number of examples of `split` (slices like 'train[:10%]' work; the
   long-tailed subset's size when `long_tailed`)."""
-  if long_tailed(data_config, split):
+  if long_tailed(data_config, split) or kept_only(data_config, split):
     return Source(data_config, split, 0, 1, drop_remainder=True).size
   return _checked_builder(data_config, split).info.splits[split].num_examples
 
@@ -181,18 +194,27 @@ class Source:
     self.size = self.builder.info.splits[split].num_examples
     self.has_file_name = data_config.file_name_key in self.builder.info.features
     self._fixed_order = None
-    self._kept = None  # the long tail's hash table of kept names
-    self.labels = None  # int [size], the kept examples' labels (long tail)
-    if long_tailed(data_config, self.split):
+    self._kept = None  # the hash table of kept names (keep list, long tail)
+    self.labels = None  # int [size], the kept examples' labels (subsets)
+    subsets = [
+      field
+      for field, on in (
+        ('data.keep_list', kept_only(data_config, self.split)),
+        ('data.long_tail', long_tailed(data_config, self.split)),
+      )
+      if on
+    ]
+    if subsets:
       if count > 1:
         raise ValueError(
-          'data.long_tail needs a single process (the subset is chosen over '
-          f'the whole split); this run has {count}.'
+          f'{" and ".join(subsets)} need a single process (every process '
+          f'must take as many steps); this run has {count}.'
         )
-      self._select_long_tail()
+      self._select_subset(subsets[0])
 
-  def _select_long_tail(self) -> None:
-    """Reads the split's labels once and keeps its long-tailed subset."""
+  def _select_subset(self, field: str) -> None:
+    """Reads the split's names and labels once and keeps the examples of
+    the keep list, then of the long tail."""
     names, labels = [], []
     for ex in self.read(shuffle_seed=None).map(
       lambda ex: {'file_name': ex['file_name'], 'label': ex['label']}
@@ -201,16 +223,32 @@ class Source:
       labels.append(int(ex['label']))
     if len(set(names)) != len(names):
       raise ValueError(
-        f'data.long_tail needs unique file names; {self.describe()} repeats '
+        f'{field} needs unique file names; {self.describe()} repeats '
         f'some in data.file_name_key={self.config.file_name_key!r}.'
       )
-    lt = self.config.long_tail
-    kept = long_tail.kept_indices(
-      np.asarray(labels, np.int64),
-      num_classes=self.config.num_classes,
-      imbalance_ratio=float(lt.imbalance_ratio),
-      seed=int(lt.seed),
-    )
+    kept = np.arange(len(names))
+    if kept_only(self.config, self.split):
+      record = keep_list.read(self.config.keep_list)
+      keep_list.check_known(
+        record['kept'],
+        names,
+        path=self.config.keep_list,
+        where=self.describe(),
+      )
+      wanted = set(record['kept'])
+      kept = np.array(
+        [i for i, n in enumerate(names) if n.decode() in wanted], np.int64
+      )
+    if long_tailed(self.config, self.split):
+      lt = self.config.long_tail
+      kept = kept[
+        long_tail.kept_indices(
+          np.asarray(labels, np.int64)[kept],
+          num_classes=self.config.num_classes,
+          imbalance_ratio=float(lt.imbalance_ratio),
+          seed=int(lt.seed),
+        )
+      ]
     self._kept = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(
         tf.constant([names[i] for i in kept], tf.string),
@@ -222,7 +260,7 @@ class Source:
     self.labels = np.asarray(labels, np.int32)[kept]
 
   def _filtered(self, ds: tf.data.Dataset) -> tf.data.Dataset:
-    """`ds` (selected examples) without the ones the long tail drops."""
+    """`ds` (selected examples) without the ones the subsets drop."""
     if self._kept is None:
       return ds
     kept = self._kept

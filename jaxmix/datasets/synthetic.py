@@ -33,22 +33,42 @@ from jaxmix.data.source import BatchIterator
 _NUM_TILES = 17
 
 
+def file_name(index: int) -> str:
+  """The name of synthetic example `index` (its 'file_name')."""
+  return f'synthetic_{index:08d}'
+
+
 def train_indices(data_config: Any) -> np.ndarray:
-  """The train split's example indices: all of them, or the long-tailed
-  subset of `data.long_tail` (`jaxmix.data.long_tail`)."""
+  """The train split's example indices: all of them, those `data.keep_list`
+  names (`jaxmix.data.keep_list`), and of those the long-tailed subset of
+  `data.long_tail` (`jaxmix.data.long_tail`)."""
   size = int(data_config.synthetic.train_examples)
+  indices = np.arange(size)
+  path = data_config.get('keep_list')
+  if path:
+    from jaxmix.data import keep_list
+
+    record = keep_list.read(path)
+    names = [file_name(i) for i in indices]
+    keep_list.check_known(
+      record['kept'], names, path=path, where='the synthetic train split'
+    )
+    wanted = set(record['kept'])
+    indices = np.array([i for i, n in zip(indices, names) if n in wanted])
   ratio = data_config.get('long_tail', {}).get('imbalance_ratio', 1.0)
   if ratio <= 1.0:
-    return np.arange(size)
+    return indices.astype(np.int64)
   from jaxmix.data import long_tail
 
   examples = _Examples(data_config.num_classes, 1, 0)
-  return long_tail.kept_indices(
-    examples.labels(np.arange(size)),
-    num_classes=data_config.num_classes,
-    imbalance_ratio=ratio,
-    seed=int(data_config.long_tail.seed),
-  )
+  return indices[
+    long_tail.kept_indices(
+      examples.labels(indices),
+      num_classes=data_config.num_classes,
+      imbalance_ratio=ratio,
+      seed=int(data_config.long_tail.seed),
+    )
+  ]
 
 
 def num_examples(data_config: Any, split: str) -> int:
@@ -118,7 +138,7 @@ class _Examples:
       'crop_box': np.tile(np.array([0, 0, 1, 1], np.float32), (count, 1)),
       'flip': np.zeros((count,), bool),
       'file_name': np.array(
-        [f'synthetic_{i:08d}'.encode() for i in indices], dtype=object
+        [file_name(i).encode() for i in indices], dtype=object
       ),
     }
 

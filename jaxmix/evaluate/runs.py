@@ -30,13 +30,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-from absl import logging
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxmix.io import paths
-from jaxmix.train import build, checkpoints, run_dir, steps
 from jaxmix.train import state as state_lib
+from jaxmix.train import steps, trained
 
 Variables = tuple[nnx.State, nnx.State]
 
@@ -55,6 +53,10 @@ def method_of(config: Mapping[str, Any]) -> str:
     parts.append('random_erasing')
   if config['relabel']['enabled']:
     parts.append('relabel')
+  if config.get('distill', {}).get('enabled'):
+    parts.append('kd')
+  if config['data'].get('keep_list'):
+    parts.append('cleaned')
   return '+'.join(parts) or 'baseline'
 
 
@@ -69,71 +71,10 @@ def results_dir(
   return paths.resolve(out or paths.resolve(workdir) / 'eval')
 
 
-def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
-  """The resolved config a run wrote to `workdir/config.json`, upgraded.
-
-  Fields added to the schema after the run was recorded hold the value the
-  run used (`jaxmix.train.run_dir.upgrade`), so every field reads directly.
-  """
-  path = paths.resolve(workdir) / 'config.json'
-  if not path.exists():
-    raise FileNotFoundError(
-      f'{path} does not exist: `workdir` must be a run directory written by '
-      '`python -m jaxmix.apps.train` (it holds config.json and checkpoints/).'
-    )
-  return ml_collections.ConfigDict(
-    run_dir.upgrade(json.loads(path.read_text()))
-  )
-
-
-def _abstract_state(config, mesh):
-  """(ModelDef, abstract TrainState) shaped as the trainer's state."""
-  # Only the optimiser state's structure matters, not the schedule.
-  tx, _ = build.optimizer(config, steps_per_epoch=1)
-  ema = config.optimizer.ema_decay > 0
-  holder = {}
-
-  def abstract_state():
-    holder['model_def'], state = state_lib.create_train_state(
-      build.model_fn(config), tx, mesh=mesh, ema=ema
-    )
-    return state
-
-  abstract = jax.eval_shape(abstract_state)
-  replicated = NamedSharding(mesh, PartitionSpec())
-  abstract = jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-    abstract,
-  )
-  return holder['model_def'], abstract
-
-
-def _restore(
-  directory: paths.PathLike, abstract: Any, step: int | None
-) -> tuple[int, Any]:
-  """The verified 'state' of a step of the trainer's checkpoints.
-
-  Through the trainer's own `jaxmix.train.checkpoints.Checkpointer`, opened
-  read-only (a trainer may still be writing to the directory). Without
-  `step`, the newest intact step (the failed newer ones are logged).
-  """
-  checkpointer = checkpoints.Checkpointer.open_read_only(directory)
-  try:
-    available = checkpointer.all_steps()
-    if step is not None:
-      if step not in available:
-        raise ValueError(
-          f'step={step} has no checkpoint in {checkpointer.directory}; '
-          f'steps: {sorted(available)}.'
-        )
-      state, _ = checkpointer.restore(abstract, step)
-      return step, state
-    restored = checkpointer.restore_latest(abstract, log=logging.warning)
-    if restored is None:
-      raise FileNotFoundError(f'No checkpoint in {checkpointer.directory}.')
-    return restored.step, restored.state
-  finally:
-    checkpointer.close()
+# One restore path, the trainer's (`jaxmix.train.trained`).
+load_config = trained.load_config
+_abstract_state = trained.abstract_state
+_restore = trained.restore_state
 
 
 @dataclasses.dataclass
@@ -247,12 +188,10 @@ def load_run(
     A `Run`.
   """
   path = paths.resolve(workdir)
-  config = load_config(path)
   mesh = steps.create_mesh() if mesh is None else mesh
-  model_def, abstract = _abstract_state(config, mesh)
-  step, state = _restore(path / 'checkpoints', abstract, step)
-  ema = use_ema and state.ema_params is not None
-  params = state.ema_params if ema else state.params
+  config, model_def, variables, step, ema = trained.restore_variables(
+    path, mesh=mesh, step=step, use_ema=use_ema
+  )
   return Run(
     workdir=os.fspath(path),
     name=path.name,
@@ -260,6 +199,6 @@ def load_run(
     step=int(step),
     use_ema=ema,
     model_def=model_def,
-    variables=(params, state.batch_stats),
+    variables=variables,
     mesh=mesh,
   )

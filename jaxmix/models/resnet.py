@@ -393,9 +393,31 @@ class TinyCNN(CNNClassifier):
     self.bns = nnx.List([batch_norm(o, **kw) for o in widths])
     self.head = make_head(widths[-1], num_classes, param_dtype, rngs)
 
-  def features(self, x: jax.Array) -> jax.Array:
-    """`[B, H, W, 3] -> [B, ceil(H/4), ceil(W/4), 4 * width]`."""
+  def features(
+    self,
+    x: jax.Array,
+    *,
+    mix_at: jax.Array | None = None,
+    mix_fn: MixFn | None = None,
+  ) -> jax.Array:
+    """`[B, H, W, 3] -> [B, ceil(H/4), ceil(W/4), 4 * width]`.
+
+    Manifold Mixup as `ResNet.features`: point 0 is the input, point k the
+    output of conv layer k (1, 2, 3).
+    """
     check_input(x, 3)
-    for c, bn in zip(self.convs, self.bns):
-      x = nnx.relu(bn(c(x)))
+    x = mix_if_at(x, 0, mix_at, mix_fn)
+    for k, (c, bn) in enumerate(zip(self.convs, self.bns), start=1):
+      x = mix_if_at(nnx.relu(bn(c(x))), k, mix_at, mix_fn)
     return x
+
+  def __call__(
+    self,
+    x: jax.Array,
+    *,
+    mix_at: jax.Array | None = None,
+    mix_fn: MixFn | None = None,
+  ) -> jax.Array:
+    """float32 logits `[B, K]`; `mix_at` / `mix_fn` as in `features`."""
+    features = self.features(x, mix_at=mix_at, mix_fn=mix_fn)
+    return self.head(jnp.mean(features.astype(jnp.float32), axis=(1, 2)))

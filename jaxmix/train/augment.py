@@ -17,7 +17,8 @@ CMO. Its parts, in timm's and DeiT's order:
    `labels[draw.partners]` beside `draw.weight` (`TwoTargets`, no ``[B, K]``
    target); the localised ReLabel + CutMix pools the pasted box from the
    partner's label map (`jaxmix.localized_cutmix_targets`) and smooths.
-   'mixtoken' mixes inside the model (`jaxmix.train.token_labeling`).
+   'mixtoken' and 'manifold_mixup' mix inside the model
+   (`jaxmix.train.token_labeling`, `jaxmix.train.manifold_mixup`).
 3. CMO (`jaxmix.train.cmo`), with the schedule's `cmo_prob`.
 
 The mixing runs under `jaxmix.per_shard`, so partners are drawn inside each
@@ -70,9 +71,17 @@ from jaxmix.train import augment_schedule, samplers
 from jaxmix.train import cmo as cmo_lib
 from jaxmix.train import relabel as train_targets
 
-MIX_METHODS = ('none', 'mixup', 'cutmix', 'mixup_or_cutmix', 'mixtoken')
-# Methods that mix inside the model, not here (jaxmix.train.token_labeling).
-MODEL_MIX_METHODS = ('mixtoken',)
+MIX_METHODS = (
+  'none',
+  'mixup',
+  'cutmix',
+  'mixup_or_cutmix',
+  'mixtoken',
+  'manifold_mixup',
+)
+# Methods that mix inside the model, not here (jaxmix.train.token_labeling,
+# jaxmix.train.manifold_mixup).
+MODEL_MIX_METHODS = ('mixtoken', 'manifold_mixup')
 MIX_DRAWS = ('batch', 'device', 'example', 'pair')
 MIX_TARGETS = ('dense', 'two_target')
 

@@ -60,6 +60,7 @@ IDENTITY = (
   'random_erasing',
   'relabel',
   'cmo',
+  'distill',
 )
 MAY_CHANGE = (
   'num_epochs',

@@ -50,11 +50,13 @@ def mix_op(config: Any) -> tuple[str, dict[str, Any]]:
   `config.mix.minmax` boxes do not use the CutMix alpha (timm sets it to 1).
   """
   mix = config.mix
+  # Manifold Mixup draws as Mixup; it applies the draw to a hidden state.
+  method = 'mixup' if mix.method == 'manifold_mixup' else mix.method
   minmax = None if mix.minmax is None else tuple(mix.minmax)
   per_example = mix.draw == 'example'
-  if mix.method == 'mixup_or_cutmix' or mix.draw == 'pair':
-    mixes_up = mix.method in ('mixup', 'mixup_or_cutmix')
-    cuts = mix.method in ('cutmix', 'mixup_or_cutmix')
+  if method == 'mixup_or_cutmix' or mix.draw == 'pair':
+    mixes_up = method in ('mixup', 'mixup_or_cutmix')
+    cuts = method in ('cutmix', 'mixup_or_cutmix')
     return 'mixup_or_cutmix', {
       'mixup_alpha': mix.mixup_alpha if mixes_up else 0.0,
       'cutmix_alpha': mix.cutmix_alpha if cuts else 0.0,
@@ -64,7 +66,7 @@ def mix_op(config: Any) -> tuple[str, dict[str, Any]]:
       'correct_lam': mix.correct_lam,
       'minmax': minmax if cuts else None,
     }
-  if mix.method == 'mixup':
+  if method == 'mixup':
     return 'mixup', {'alpha': mix.mixup_alpha, 'per_example': per_example}
   return 'cutmix', {
     'alpha': mix.cutmix_alpha if minmax is None else 1.0,

@@ -38,7 +38,9 @@ from jaxmix.train import (
   augment,
   build,
   checkpoints,
+  distill,
   label_check,
+  manifold_mixup,
   metrics_log,
   run_dir,
   steps,
@@ -226,6 +228,15 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
   logger.info(
     '%s: %d parameters', config.model.name, state_lib.count_params(state)
   )
+  teacher = None
+  if config.distill.enabled:  # a bad teacher fails before anything is recorded
+    teacher = distill.load_teacher(config, mesh)
+    logger.info(
+      'Distillation from %s (T=%s, alpha=%s)',
+      teacher.source,
+      config.distill.temperature,
+      config.distill.alpha,
+    )
   checkpointer = checkpoints.Checkpointer(
     workdir / 'checkpoints',
     every_steps=config.checkpoint.every_steps,
@@ -303,8 +314,16 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
     loss_fn = token_labeling.create_loss_fn(
       token_labeling.TokenSettings.from_config(config), mesh
     )
+  elif config.mix.method == 'manifold_mixup':
+    loss_fn = manifold_mixup.create_loss_fn(config, mesh, step_config=settings)
+  frozen = None
+  if teacher is not None:
+    frozen = distill.frozen_inputs(
+      config, mesh, step_config=settings, teacher=teacher
+    )
   train_step = steps.jit_train_step(
     mesh,
+    frozen=frozen,
     model_def=model_def,
     tx=tx,
     learning_rate_fn=learning_rate_fn,

@@ -14,7 +14,7 @@ examples per GPU); with small per-device batches the two differ slightly.
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -193,8 +193,11 @@ def train_step(
     loss_fn: `fn(model, augmented, key, schedule) -> (losses [B], logits
       [B, K])` when the loss runs the model itself (token labeling,
       `jaxmix.train.token_labeling.create_loss_fn`: MixToken mixes between
-      the patch embedding and the blocks); `key` is its own. None: the
-      cross-entropy of `model(images)` against the targets.
+      the patch embedding and the blocks; Manifold Mixup,
+      `jaxmix.train.manifold_mixup`; distillation,
+      `jaxmix.train.distill`, through `jit_train_step`'s `frozen`); `key`
+      is its own. None: the cross-entropy of `model(images)` against the
+      targets.
 
   Returns:
     The new state and scalar metrics: 'loss' (mean soft-target
@@ -300,11 +303,32 @@ def eval_step(
   }
 
 
-def jit_train_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
+class FrozenInputs(NamedTuple):
+  """Arrays every step reads and never updates, and the loss that reads them.
+
+  A distillation teacher's variables (`jaxmix.train.distill`): passed to
+  the jitted step as an argument, so they are neither baked into the
+  compiled program as constants nor part of the train state (neither
+  updated nor checkpointed).
+
+  Attributes:
+    variables: a pytree of arrays, replicated over the mesh.
+    loss_fn: `fn(variables) -> LossFn`, called inside the step's trace.
+  """
+
+  variables: Any
+  loss_fn: Callable[[Any], LossFn]
+
+
+def jit_train_step(
+  mesh: Mesh, *, frozen: FrozenInputs | None = None, **kwargs: Any
+) -> Callable[..., Any]:
   """`train_step` jitted over `mesh` with the state donated.
 
   Args:
     mesh: the 'data' mesh.
+    frozen: a distillation run's frozen inputs; the step's `loss_fn` is
+      then `frozen.loss_fn(frozen.variables)` (not with `loss_fn`).
     **kwargs: the keyword arguments of `train_step`.
 
   Returns:
@@ -312,11 +336,30 @@ def jit_train_step(mesh: Mesh, **kwargs: Any) -> Callable[..., Any]:
   """
   replicated = NamedSharding(mesh, PartitionSpec())
   data = NamedSharding(mesh, PartitionSpec('data'))
-  return jax.jit(
-    functools.partial(train_step, **kwargs),
-    in_shardings=(replicated, data, replicated),
+  if frozen is None:
+    return jax.jit(
+      functools.partial(train_step, **kwargs),
+      in_shardings=(replicated, data, replicated),
+      out_shardings=(replicated, replicated),
+      donate_argnums=0,
+    )
+  if kwargs.get('loss_fn') is not None:
+    raise ValueError('jit_train_step takes `frozen` or `loss_fn`, not both.')
+  kwargs.pop('loss_fn', None)
+
+  def step(state, batch, schedule, variables):
+    loss_fn = frozen.loss_fn(variables)
+    return train_step(state, batch, schedule, **kwargs, loss_fn=loss_fn)
+
+  jitted = jax.jit(
+    step,
+    in_shardings=(replicated, data, replicated, replicated),
     out_shardings=(replicated, replicated),
     donate_argnums=0,
+  )
+  variables = frozen.variables
+  return lambda state, batch, schedule: jitted(
+    state, batch, schedule, variables
   )
 
 

@@ -17,7 +17,12 @@ from typing import Any
 import ml_collections
 
 from jaxmix.models import MODELS
-from jaxmix.train.augment import MIX_DRAWS, MIX_METHODS, MIX_TARGETS
+from jaxmix.train.augment import (
+  MIX_DRAWS,
+  MIX_METHODS,
+  MIX_TARGETS,
+  MODEL_MIX_METHODS,
+)
 from jaxmix.train.optimizers import OPTIMIZERS
 from jaxmix.train.schedules import SCHEDULES
 
@@ -86,6 +91,7 @@ _DOMAINS = {
   'mix.switch_prob': '[0, 1]',
   'mix.mixup_alpha': '[0, inf)',
   'mix.cutmix_alpha': '[0, inf)',
+  'mix.manifold_layers': '[0, inf)',
   'cutout.size': '[0, inf)',
   'cutout.prob': '[0, 1]',
   'cutout.count': '(0, inf)',
@@ -100,6 +106,8 @@ _DOMAINS = {
   'cmo.alpha': '[0, inf)',
   'cmo.start_epoch': '[-1, inf)',
   'cmo.stop_epochs': '[0, inf)',
+  'distill.temperature': '(0, inf)',
+  'distill.alpha': '[0, 1]',
 }
 # (min, max) pairs: the first must not exceed the second.
 _ORDERED_PAIRS = (
@@ -220,11 +228,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       f'config.image_size ({config.image_size}).'
     )
   _check_mix_forms(config)
+  _check_manifold_layers(config)
   if config.relabel.enabled:
     _check_relabel(config)
   _check_token_labels(config)
   _check_cmo(config)
   _check_sample_augmentation(config.data)
+  _check_distill(config)
 
 
 def _check_sample_augmentation(data: ml_collections.ConfigDict) -> None:
@@ -271,6 +281,7 @@ def _check_alphas(config: ml_collections.ConfigDict) -> None:
     'mixup': 'mixup_alpha',
     'cutmix': 'cutmix_alpha',
     'mixtoken': 'cutmix_alpha',
+    'manifold_mixup': 'mixup_alpha',
   }.get(method)
   if needs is None:
     return
@@ -312,6 +323,18 @@ def _check_mix_forms(config: ml_collections.ConfigDict) -> None:
       )
 
 
+def _check_manifold_layers(config: ml_collections.ConfigDict) -> None:
+  """Manifold Mixup's points: distinct integers (domain checked above)."""
+  layers = tuple(config.mix.manifold_layers)
+  if any(isinstance(k, bool) or not isinstance(k, int) for k in layers) or (
+    len(set(layers)) != len(layers)
+  ):
+    raise ValueError(
+      'config.mix.manifold_layers must be distinct integer mixing points '
+      f'(0: the input, k: the output of block group k), got {layers}.'
+    )
+
+
 def _check_token_labels(config: ml_collections.ConfigDict) -> None:
   """Token labeling and MixToken need each other's fields."""
   relabel, method = config.relabel, config.mix.method
@@ -342,6 +365,39 @@ def _check_token_labels(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       'config.relabel.localized_cutmix cannot be combined with '
       'config.relabel.token_labels.'
+    )
+
+
+def _check_distill(config: ml_collections.ConfigDict) -> None:
+  """The teacher's fields (its file or run is opened at start)."""
+  distill = config.distill
+  if not distill.enabled:
+    return
+  if distill.teacher is None:
+    # Needed at start (`jaxmix.train.distill.load_teacher`), as ReLabel's
+    # store, so a recipe may leave it to the command line.
+    if config.data.dataset != 'synthetic':
+      return
+    if distill.teacher_model not in MODELS:
+      raise ValueError(
+        'config.distill.teacher_model must name the random teacher of a '
+        f'synthetic run, one of {tuple(MODELS)}, got '
+        f'{distill.teacher_model!r}.'
+      )
+  elif not isinstance(distill.teacher, str) or not distill.teacher:
+    raise ValueError(
+      'config.distill.teacher must be a run directory or a state-dict file, '
+      f'got {distill.teacher!r}.'
+    )
+  if config.mix.method in MODEL_MIX_METHODS or config.relabel.token_labels:
+    what = (
+      'config.relabel.token_labels'
+      if config.relabel.token_labels
+      else f'config.mix.method={config.mix.method!r}'
+    )
+    raise ValueError(
+      f'config.distill.enabled cannot be combined with {what}: the teacher '
+      'sees the input images, which that method does not mix.'
     )
 
 
