@@ -126,3 +126,51 @@ def cutmix_with_box(
     weight=weight, partners=partners, box=box, height=height, width=width
   )
   return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))
+
+
+# Host-side helpers that moved up to the trainer and the input pipeline: each
+# alias imports its new home on the call only, so `import jaxmix` stays light
+# (the one import upwards the layers allow, for one release).
+
+
+def cmo_active(epoch: int, **knobs: Any) -> bool:
+  """Deprecated: `jaxmix.train.augment_schedule.cmo_active`, the same call.
+
+  Args:
+    epoch: the epoch, counted from 0.
+    **knobs: `num_epochs`, `start`, `stop_margin`.
+
+  Returns:
+    Whether CMO runs in `epoch`, after a `DeprecationWarning`.
+
+  Examples:
+    >>> cmo_active.__name__
+    'cmo_active'
+  """
+  from jaxmix.train.augment_schedule import cmo_active as moved
+
+  _warn('cmo_active', 'jaxmix.train.augment_schedule.cmo_active')
+  return moved(epoch, **knobs)
+
+
+def minority_example_weights(example_classes: ArrayLike, **knobs: Any):
+  """Deprecated: `jaxmix.data.minority.minority_example_weights`, the same.
+
+  Args:
+    example_classes: int ``[N]``, the class of every training example.
+    **knobs: `num_classes`, `alpha`.
+
+  Returns:
+    float64 ``[N]`` probabilities, after a `DeprecationWarning`.
+
+  Examples:
+    >>> minority_example_weights.__name__
+    'minority_example_weights'
+  """
+  from jaxmix.data.minority import minority_example_weights as moved
+
+  _warn(
+    'minority_example_weights',
+    'jaxmix.data.minority.minority_example_weights',
+  )
+  return moved(example_classes, **knobs)
