@@ -59,6 +59,13 @@ def test_mixup_with_weight_warns_and_equals_apply_draw():
       images, labels, weight=draw.weight, partners=draw.partners
     )
   _equal(old, jaxmix.mixup(KEY, images, labels, alpha=1.0))
+  with (
+    pytest.raises(TypeError, match='for mixup_with_weight, which blends'),
+    pytest.warns(DeprecationWarning),
+  ):
+    jaxmix.mixup_with_weight(
+      images.astype(jnp.uint8), labels, weight=0.5, partners=jnp.arange(4)
+    )
 
 
 @pytest.mark.parametrize('op', ['cutout', 'random_erasing'])

@@ -94,22 +94,23 @@ def sample_cmo(
     >>> draw.partners.tolist()
     [0, 1]
   """
-  key_weight, key_box, key_gate = mixing.start_draw(
-    key, alpha=alpha, prob=prob, axis_name=axis_name, num_keys=3
+  shape, (key_weight, key_box, key_gate) = mixing.start_draw(
+    key,
+    alpha=alpha,
+    prob=prob,
+    axis_name=axis_name,
+    num_keys=3,
+    per_example=per_example,
+    batch_size=batch_size,
+    within_batch=False,
   )
-  shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   box = boxes_lib.sample_cutmix_box(
     key_box, height=height, width=width, weight=lam
   )
-  box = boxes_lib.empty_unless(mixing.gate(key_gate, prob, shape), box)
-  return draws.make_draw(
-    weight=boxes_lib.kept_fraction(box, height=height, width=width),
-    partners=jnp.arange(batch_size, dtype=jnp.int32),
-    box=box,
-    height=height,
-    width=width,
-  )
+  apply = mixing.gate(key_gate, prob, shape)
+  partners = jnp.arange(batch_size, dtype=jnp.int32)
+  return mixing.box_draw(box, apply, partners, height=height, width=width)
 
 
 def cmo(
