@@ -71,12 +71,6 @@ def check_labels(labels: ArrayLike, batch_size: int) -> None:
     )
 
 
-def check_batch(images: ArrayLike, labels: ArrayLike) -> None:
-  """Checks the `(images, labels)` pair of the augmentation contract."""
-  check_images(images)
-  check_labels(labels, jnp.shape(images)[0])
-
-
 def is_number(value) -> bool:
   """Whether a knob is a Python number (checked now; traced ones are not)."""
   return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -194,4 +188,4 @@ def check_blend_batch(
       '(cutmix, cutout, videomix, saliency_cutmix, cmo) accept uint8'
       f'{hint}.'
     )
-  check_batch(images, labels)
+  check_select_batch(images, labels)

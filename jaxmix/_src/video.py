@@ -104,7 +104,6 @@ def sample_videomix(
   checks.check_key(key)
   if mode not in MODES:
     raise ValueError(f'`mode` must be one of {MODES}, got {mode!r}.')
-  checks.check_int('batch_size', batch_size)
   checks.check_int('num_frames', num_frames)
   checks.check_int('height', height)
   checks.check_int('width', width)
