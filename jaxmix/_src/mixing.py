@@ -132,9 +132,15 @@ def gate(key: Array, prob: ArrayLike, shape: tuple[int, ...]) -> Array:
 
 
 def cutmix_box(
-  key: Array, *, lam, minmax, height, width, shape
+  key: Array,
+  *,
+  lam: Array | None,
+  minmax: tuple[float, float] | None,
+  height: int,
+  width: int,
+  shape: tuple[int, ...],
 ) -> boxes_lib.Box:
-  """The official box for `lam`, or timm's `minmax` box (then `lam` unused)."""
+  """The official box for `lam` ``[*shape]``, or timm's `minmax` box."""
   if minmax is None:
     return boxes_lib.sample_cutmix_box(
       key, height=height, width=width, weight=lam
@@ -144,7 +150,15 @@ def cutmix_box(
   )
 
 
-def box_draw(box, apply, partners, *, height, width, weight=None):
+def box_draw(
+  box: boxes_lib.Box,
+  apply: ArrayLike,
+  partners: ArrayLike,
+  *,
+  height: int,
+  width: int,
+  weight: ArrayLike | None = None,
+) -> draws.MixDraw:
   """A draw that pastes `box` where `apply` (empty elsewhere), blend 1.
 
   The label weight is the kept-pixel fraction unless `weight` is given.
