@@ -1,6 +1,5 @@
 """Tests of jaxmix._src.saliency and of uint8 in the select-only ops."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
