@@ -19,18 +19,14 @@ from jaxmix._src.boxes import (
   sample_cutmix_box,
   sample_cutmix_box_minmax,
 )
-from jaxmix._src.cmo import (
-  cmo,
+from jaxmix._src.cmo import cmo, sample_cmo, sample_minority_indices
+from jaxmix._src.deprecated import (  # noqa: F401 (two outside __all__)
   cmo_active,
-  minority_example_weights,
-  sample_cmo,
-  sample_minority_indices,
-)
-from jaxmix._src.deprecated import (
   cutmix_with_box,
   draw_cutmix,
   draw_mixup,
   draw_mixup_or_cutmix,
+  minority_example_weights,
   mixup_with_weight,
 )
 from jaxmix._src.draws import MixDraw, Span, apply_draw, draw_mask, make_draw
@@ -88,7 +84,6 @@ __all__ = (
   'box_mask',
   'check_class_ids',
   'cmo',
-  'cmo_active',
   'cutmix',
   'cutmix_with_box',
   'cutout',
@@ -99,7 +94,6 @@ __all__ = (
   'draw_mixup_or_cutmix',
   'localized_cutmix_targets',
   'make_draw',
-  'minority_example_weights',
   'mixed_cross_entropy',
   'mixtoken',
   'mixup',

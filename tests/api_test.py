@@ -77,7 +77,8 @@ def test_import_jaxmix_stays_light():
   code = (
     'import sys, jaxmix; '
     "heavy = [m for m in ('tensorflow', 'tensorflow_datasets', 'orbax', "
-    "'orbax.checkpoint', 'flax', 'optax', 'torch') if m in sys.modules]; "
+    "'orbax.checkpoint', 'flax', 'optax', 'torch', 'jaxmix.train', "
+    "'jaxmix.data') if m in sys.modules]; "
     'print(heavy)'
   )
   out = subprocess.run(

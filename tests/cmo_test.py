@@ -1,10 +1,15 @@
-"""Tests of jaxmix._src.cmo: the minority stream's law and the paste."""
+"""Tests of jaxmix._src.cmo: the minority stream's law and the paste.
+
+The host-side weights and the epoch window are tested with the trainer
+(tests/cmo_train_test.py).
+"""
 
 import jax
 import numpy as np
 import pytest
 
 import jaxmix
+from jaxmix.data import minority
 from tests.augment_cases import make_batch
 
 KEY = jax.random.key(0)
@@ -23,7 +28,9 @@ def _long_tail(num_classes=5, ratio=100):
 @pytest.mark.parametrize('alpha', [1.0, 0.5])
 def test_sampled_class_frequencies_follow_one_over_count_to_the_alpha(alpha):
   classes, counts = _long_tail()
-  weights = jaxmix.minority_example_weights(classes, num_classes=5, alpha=alpha)
+  weights = minority.minority_example_weights(
+    classes, num_classes=5, alpha=alpha
+  )
   np.testing.assert_allclose(weights.sum(), 1.0)
   # Every example of a class has weight proportional to 1 / n_c ** alpha.
   np.testing.assert_allclose(
@@ -33,19 +40,6 @@ def test_sampled_class_frequencies_follow_one_over_count_to_the_alpha(alpha):
   frequencies = np.bincount(classes[np.asarray(picks)], minlength=5) / 40000
   expected = counts ** (1 - alpha) / (counts ** (1 - alpha)).sum()
   np.testing.assert_allclose(frequencies, expected, atol=0.01)
-
-
-def test_minority_weights_reject_bad_classes():
-  with pytest.raises(ValueError, match=r'must lie in \[0, 3\)'):
-    jaxmix.minority_example_weights([0, 3], num_classes=3)
-  with pytest.raises(ValueError, match='integer class ids'):
-    jaxmix.minority_example_weights([0.5], num_classes=3)
-
-
-def test_cmo_window_is_the_official_one():
-  on = [e for e in range(200) if jaxmix.cmo_active(e, num_epochs=200)]
-  # cifar_train.py: start_data_aug < epoch < epochs - end_data_aug, 0-based.
-  assert on[0] == 4 and on[-1] == 196 and len(on) == 193
 
 
 def _streams(batch=8):

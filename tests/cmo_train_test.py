@@ -10,7 +10,7 @@ import pytest
 import jaxmix
 from jaxmix.configs import default
 from jaxmix.data import long_tail, minority
-from jaxmix.train import augment_schedule, cmo, steps, validation
+from jaxmix.train import augment, augment_schedule, samplers, steps, validation
 
 K = 10
 
@@ -146,29 +146,48 @@ def test_cmo_is_on_in_the_official_epochs_only():
   assert augment_schedule.schedule_at(config, 100).cmo_prob == 0.0
 
 
-def test_step_cmo_pastes_minority_boxes_and_is_off_at_prob_zero():
+def test_step_cmo_pastes_minority_boxes_and_is_off_at_prob_zero(monkeypatch):
+  calls = []
+  real = samplers.SAMPLERS['cmo']
+
+  def counted(*args, **kwargs):
+    calls.append(kwargs['batch_size'])
+    return real(*args, **kwargs)
+
+  monkeypatch.setitem(samplers.SAMPLERS, 'cmo', counted)
   mesh = steps.create_mesh()
   config = cmo_config()
-  fn = cmo.create_cmo_fn(config, mesh, normalize=lambda key, x: x / 255.0)
+  config.data.num_classes = K
+  fn = augment.create_augment_fn(
+    config, mesh, prepare_images=lambda key, x: x / 255.0
+  )
   rng = np.random.default_rng(0)
   images = jnp.zeros((16, 8, 8, 3))
-  labels = jaxmix.one_hot(jnp.arange(16) % 4, K)
+  labels = np.arange(16, dtype=np.int32) % 4
   batch = {
+    'label': labels,
     'minority_image': np.full((16, 8, 8, 3), 255, np.uint8),
     'minority_label': rng.integers(5, K, 16).astype(np.int32),
   }
-  run = jax.jit(fn)
-  same_images, same_labels = run(
-    jax.random.key(0), images, labels, batch, jnp.float32(0.0)
-  )
+
+  @jax.jit
+  def run(key, prob):
+    schedule = augment_schedule.Schedule(jnp.float32(1.0), prob)
+    out = fn(key, images, batch, schedule)
+    return out.images, out.targets
+
+  same_images, same_labels = run(jax.random.key(0), jnp.float32(0.0))
+  assert calls == [16 // jax.device_count()]  # one draw per shard
   np.testing.assert_array_equal(same_images, images)
-  np.testing.assert_array_equal(same_labels, labels)
-  pasted, mixed = run(jax.random.key(0), images, labels, batch, jnp.float32(1))
+  np.testing.assert_array_equal(same_labels, jaxmix.one_hot(labels, K))
+  pasted, mixed = run(jax.random.key(0), jnp.float32(1))
   # The minority label's weight is the pasted (white) share of each image.
   minority_one_hot = jaxmix.one_hot(batch['minority_label'], K)
   share = (mixed * minority_one_hot).sum(-1)
   np.testing.assert_allclose(share, pasted.mean((1, 2, 3)), atol=1e-6)
   assert share.max() > 0  # something was pasted
+  # Each device drew its own box: the pasted shares are not all equal.
+  assert len(set(np.round(share, 6).tolist())) > 1
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import jaxmix
+from jaxmix.data import minority
+from jaxmix.train import augment_schedule
 
 KEY = jax.random.key(3)
 SIZE = {'batch_size': 4, 'height': 8, 'width': 8}
@@ -57,6 +59,13 @@ def test_mixup_with_weight_warns_and_equals_apply_draw():
       images, labels, weight=draw.weight, partners=draw.partners
     )
   _equal(old, jaxmix.mixup(KEY, images, labels, alpha=1.0))
+  with (
+    pytest.raises(TypeError, match='for mixup_with_weight, which blends'),
+    pytest.warns(DeprecationWarning),
+  ):
+    jaxmix.mixup_with_weight(
+      images.astype(jnp.uint8), labels, weight=0.5, partners=jnp.arange(4)
+    )
 
 
 @pytest.mark.parametrize('op', ['cutout', 'random_erasing'])
@@ -70,3 +79,24 @@ def test_occlusions_called_with_labels_warn_and_return_them(op):
   assert old_labels is labels
   with pytest.raises(TypeError, match='positional arguments'):
     getattr(jaxmix, op)(KEY, images, labels, labels, **knobs)
+
+
+@pytest.mark.parametrize(
+  'old, home, args, knobs',
+  [
+    ('cmo_active', augment_schedule, (5,), {'num_epochs': 9}),
+    (
+      'minority_example_weights',
+      minority,
+      ([0, 0, 0, 1, 2],),
+      {'num_classes': 4, 'alpha': 0.5},
+    ),
+  ],
+)
+def test_helpers_that_moved_up_warn_and_equal_their_new_home(
+  old, home, args, knobs
+):
+  assert old not in jaxmix.__all__
+  with pytest.warns(DeprecationWarning, match=f'{home.__name__}.{old}'):
+    got = getattr(jaxmix, old)(*args, **knobs)
+  _equal(got, getattr(home, old)(*args, **knobs))

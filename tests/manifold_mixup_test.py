@@ -20,7 +20,7 @@ def resnet():
 
 
 def mixer(key, batch_size):
-  draw = jaxmix.draw_mixup(key, batch_size=batch_size, alpha=1.0)
+  draw = jaxmix.sample_mixup(key, batch_size=batch_size, alpha=1.0)
 
   def mix_fn(h):
     return jaxmix.apply_draw(h, draw, roles='image')

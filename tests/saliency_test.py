@@ -1,7 +1,5 @@
 """Tests of jaxmix._src.saliency and of uint8 in the select-only ops."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,7 +93,7 @@ def _op(key, images, labels, saliency):
 # ----------------------------------------------- uint8 in select-only ops
 
 SELECT_OPS = {
-  'cutout': functools.partial(jaxmix.cutout, size=4),
+  'cutout': lambda key, x, y: (jaxmix.cutout(key, x, size=4), y),
   'saliency_cutmix': lambda key, x, y: jaxmix.saliency_cutmix(
     key, x, y, saliency=jnp.ones((x.shape[0], 2, 2))
   ),

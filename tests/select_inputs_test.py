@@ -92,8 +92,6 @@ def test_blending_ops_refuse_integer_images_and_say_why():
   images, labels = _uint8_batch()
   with pytest.raises(TypeError, match='float array for mixup, which blends'):
     jaxmix.mixup(KEY, images, labels)
-  with pytest.raises(TypeError, match='for mixup_with_weight, which blends'):
-    jaxmix.mixup_with_weight(images, labels, weight=0.5, partners=jnp.arange(8))
   with pytest.raises(TypeError, match=r'mixup_or_cutmix with mixup_alpha=0'):
     jaxmix.mixup_or_cutmix(
       KEY, images, labels, mixup_alpha=0.8, cutmix_alpha=1.0

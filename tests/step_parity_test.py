@@ -3,8 +3,8 @@
 `tools/parity/official_steps.py` ran the official steps in PyTorch
 (torchvision ResNet-18, 100 classes, 8 images of 64x64, 10 steps) and wrote
 `tests/golden/step_parity.npz`. Here jaxmix's own pure train step
-(`jaxmix.train.steps.train_step`, its SGD and AdamP, `jaxmix.cutmix_with_box`
-and `jaxmix.relabel_targets`) runs from the same seeded weights, started
+(`jaxmix.train.steps.train_step`, its SGD and AdamP, `jaxmix.apply_draw` of
+the given CutMix draw and `jaxmix.relabel_targets`) runs from the same seeded weights, started
 through the trainer's `init_from` path, on the same batch with the same
 draws (lambda, box centre and permutation per step, from the golden file),
 and must match within float32 tolerances.
@@ -163,8 +163,18 @@ def _augment_fn(relabel: bool, cutmix: bool):
       targets = jaxmix.one_hot(batch['label'], seeded.NUM_CLASSES)
     if cutmix:
       box = jaxmix.Box(*(batch['box'][i] for i in range(4)))
-      images, targets = jaxmix.cutmix_with_box(
-        images, targets, box=box, partners=batch['perm']
+      height, width = images.shape[1:3]
+      # The official label weight: the kept-pixel fraction.
+      kept = 1.0 - jaxmix.box_area(box).astype(jnp.float32) / (height * width)
+      draw = jaxmix.make_draw(
+        weight=kept,
+        partners=batch['perm'],
+        box=box,
+        height=height,
+        width=width,
+      )
+      images, targets = jaxmix.apply_draw(
+        (images, targets), draw, roles=('mask', 'target')
       )
     return augment.Augmented(images, targets, None)
 

@@ -71,25 +71,27 @@ def check_labels(labels: ArrayLike, batch_size: int) -> None:
     )
 
 
-def check_batch(images: ArrayLike, labels: ArrayLike) -> None:
-  """Checks the `(images, labels)` pair of the augmentation contract."""
-  check_images(images)
-  check_labels(labels, jnp.shape(images)[0])
-
-
-def _is_python_number(value) -> bool:
+def is_number(value) -> bool:
+  """Whether a knob is a Python number (checked now; traced ones are not)."""
   return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, *, minimum: int = 1) -> None:
+  """A static size or count must be a Python int >= `minimum` (1 or 0)."""
+  if not isinstance(value, int) or value < minimum:
+    kind = 'positive' if minimum == 1 else 'non-negative'
+    raise ValueError(f'`{name}` must be a {kind} Python int, got {value!r}.')
 
 
 def check_positive(name: str, value) -> None:
   """A concentration such as `alpha` must be > 0 when given as a number."""
-  if _is_python_number(value) and not value > 0:
+  if is_number(value) and not value > 0:
     raise ValueError(f'`{name}` must be > 0, got {value}.')
 
 
 def check_probability(name: str, value) -> None:
   """A probability must lie in [0, 1] when given as a number."""
-  if _is_python_number(value) and not 0.0 <= value <= 1.0:
+  if is_number(value) and not 0.0 <= value <= 1.0:
     raise ValueError(f'`{name}` must be in [0, 1], got {value}.')
 
 
@@ -186,4 +188,4 @@ def check_blend_batch(
       '(cutmix, cutout, videomix, saliency_cutmix, cmo) accept uint8'
       f'{hint}.'
     )
-  check_batch(images, labels)
+  check_select_batch(images, labels)

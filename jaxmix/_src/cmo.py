@@ -11,8 +11,10 @@ The second stream's rule (the official `get_weighted_sampler`): every
 training example of class `c` is drawn, with replacement, with weight
 `1 / n_c ** alpha` (`alpha = 1`), so class `c` as a whole is drawn with
 probability proportional to `n_c ** (1 - alpha)`: uniform over classes for
-`alpha = 1`. The official recipe runs CMO in the epochs `3 < epoch < E - 3`
-(0-based, `cmo_active`).
+`alpha = 1`. The input pipeline computes these weights on the host
+(`jaxmix.data.minority`); `sample_minority_indices` draws from them on the
+device. The official recipe runs CMO in the epochs `3 < epoch < E - 3`
+(0-based; the trainer's `jaxmix.train.augment_schedule.cmo_active`).
 
 Pairing is by position: example `i` of the main batch takes its box from
 example `i` of the minority batch: `sample_cmo`'s draw has the identity as
@@ -22,52 +24,12 @@ partners, and `jaxmix.apply_draw` takes the minority batch as its
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mixing
 
 Array = jax.Array
-
-
-def minority_example_weights(
-  example_classes: ArrayLike, *, num_classes: int, alpha: float = 1.0
-) -> np.ndarray:
-  """Each example's weight `1 / n_c ** alpha` in the minority stream.
-
-  Computed with NumPy on the host, once per dataset: the input pipeline draws
-  from it (e.g. `sample_minority_indices` or `numpy.random.Generator.choice`
-  with a seed per epoch, which keeps the stream deterministic and
-  resumable).
-
-  Args:
-    example_classes: int ``[N]``, the class of every training example.
-    num_classes: K. Static.
-    alpha: the exponent (1 in the paper).
-
-  Returns:
-    float64 ``[N]`` probabilities summing to one.
-
-  Examples:
-    >>> w = minority_example_weights([0, 0, 0, 1], num_classes=2)
-    >>> w.round(3).tolist()  # each class drawn half the time
-    [0.167, 0.167, 0.167, 0.5]
-  """
-  classes = np.asarray(example_classes)
-  if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer):
-    raise ValueError(
-      '`example_classes` must be integer class ids [N], got shape '
-      f'{classes.shape} and dtype {classes.dtype}.'
-    )
-  if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
-    raise ValueError(
-      f'`example_classes` must lie in [0, {num_classes}), got '
-      f'[{classes.min()}, {classes.max()}].'
-    )
-  counts = np.bincount(classes, minlength=num_classes).astype(np.float64)
-  weights = counts[classes] ** -float(alpha)
-  return weights / weights.sum()
 
 
 def sample_minority_indices(
@@ -77,7 +39,7 @@ def sample_minority_indices(
 
   Args:
     key: a PRNG key (e.g. `fold_in(seed_key, step)` for a resumable stream).
-    weights: float ``[N]`` from `minority_example_weights`.
+    weights: float ``[N]``, e.g. `jaxmix.data.minority.minority_example_weights`.
     num_samples: how many indices. Static.
 
   Returns:
@@ -96,31 +58,6 @@ def sample_minority_indices(
     raise ValueError(f'`weights` must be [N], got shape {weights.shape}.')
   picks = jax.random.categorical(key, jnp.log(weights), shape=(num_samples,))
   return picks.astype(jnp.int32)
-
-
-def cmo_active(
-  epoch: int, *, num_epochs: int, start: int = 3, stop_margin: int = 3
-) -> bool:
-  """Whether CMO runs in `epoch` (0-based): `start < epoch < E - margin`.
-
-  The official rule (`cifar_train.py`: `args.start_data_aug < epoch <
-  (args.epochs - args.end_data_aug)`, epochs counted from 0), both bounds
-  strict: with the defaults and 200 epochs, epochs 4 to 196.
-
-  Args:
-    epoch: the current epoch, counted from 0.
-    num_epochs: E, the run's number of epochs.
-    start: CMO runs after this epoch (3 in the official recipe).
-    stop_margin: CMO stops before epoch `E - stop_margin` (3 officially).
-
-  Returns:
-    A Python bool.
-
-  Examples:
-    >>> [cmo_active(e, num_epochs=9) for e in range(9)]
-    [False, False, False, False, True, True, False, False, False]
-  """
-  return start < epoch < num_epochs - stop_margin
 
 
 def sample_cmo(
@@ -157,22 +94,23 @@ def sample_cmo(
     >>> draw.partners.tolist()
     [0, 1]
   """
-  key_weight, key_box, key_gate = mixing.start_draw(
-    key, alpha=alpha, prob=prob, axis_name=axis_name, num_keys=3
+  shape, (key_weight, key_box, key_gate) = mixing.start_draw(
+    key,
+    alpha=alpha,
+    prob=prob,
+    axis_name=axis_name,
+    num_keys=3,
+    per_example=per_example,
+    batch_size=batch_size,
+    within_batch=False,
   )
-  shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   box = boxes_lib.sample_cutmix_box(
     key_box, height=height, width=width, weight=lam
   )
-  box = boxes_lib.empty_unless(mixing.gate(key_gate, prob, shape), box)
-  return draws.make_draw(
-    weight=boxes_lib.kept_fraction(box, height=height, width=width),
-    partners=jnp.arange(batch_size, dtype=jnp.int32),
-    box=box,
-    height=height,
-    width=width,
-  )
+  apply = mixing.gate(key_gate, prob, shape)
+  partners = jnp.arange(batch_size, dtype=jnp.int32)
+  return mixing.box_draw(box, apply, partners, height=height, width=width)
 
 
 def cmo(

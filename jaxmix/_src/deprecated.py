@@ -4,10 +4,8 @@ Each warns with a `DeprecationWarning` naming the call that replaces it and
 returns what it returned before, through the new code.
 """
 
-import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import jax
 from jax.typing import ArrayLike
@@ -25,23 +23,22 @@ def _warn(old: str, new: str) -> None:
   )
 
 
-def _renamed(new: Callable[..., Any], old: str) -> Callable[..., Any]:
-  """`new` under its old name `old`, warning on every call."""
+def _alias(old: str, new: str, target: Callable[[], Callable]) -> Callable:
+  """`target()` under its old name `old`, warning that `new` replaces it."""
 
-  @functools.wraps(new)
   def alias(*args, **kwargs):
-    _warn(old, f'jaxmix.{new.__name__}, which takes the same arguments')
-    return new(*args, **kwargs)
+    _warn(old, f'{new}, which takes the same arguments')
+    return target()(*args, **kwargs)
 
   alias.__name__ = alias.__qualname__ = old
-  alias.__doc__ = f"""Deprecated alias of `jaxmix.{new.__name__}`.
+  alias.__doc__ = f"""Deprecated alias of `{new}`.
 
   Args:
-    *args: those of `jaxmix.{new.__name__}`.
-    **kwargs: those of `jaxmix.{new.__name__}`.
+    *args: those of `{new}`.
+    **kwargs: those of `{new}`.
 
   Returns:
-    Its `MixDraw`, after a `DeprecationWarning`.
+    What `{new}` returns, after a `DeprecationWarning`.
 
   Examples:
     >>> {old}.__name__
@@ -50,10 +47,39 @@ def _renamed(new: Callable[..., Any], old: str) -> Callable[..., Any]:
   return alias
 
 
-draw_mixup = _renamed(mixing.sample_mixup, 'draw_mixup')
-draw_cutmix = _renamed(mixing.sample_cutmix, 'draw_cutmix')
-draw_mixup_or_cutmix = _renamed(
-  mix_or_cut.sample_mixup_or_cutmix, 'draw_mixup_or_cutmix'
+def _cmo_active() -> Callable:
+  from jaxmix.train.augment_schedule import cmo_active as moved
+
+  return moved
+
+
+def _minority_example_weights() -> Callable:
+  from jaxmix.data.minority import minority_example_weights as moved
+
+  return moved
+
+
+draw_mixup = _alias(
+  'draw_mixup', 'jaxmix.sample_mixup', lambda: mixing.sample_mixup
+)
+draw_cutmix = _alias(
+  'draw_cutmix', 'jaxmix.sample_cutmix', lambda: mixing.sample_cutmix
+)
+draw_mixup_or_cutmix = _alias(
+  'draw_mixup_or_cutmix',
+  'jaxmix.sample_mixup_or_cutmix',
+  lambda: mix_or_cut.sample_mixup_or_cutmix,
+)
+# Host-side helpers that moved up to the trainer and the input pipeline: the
+# alias imports the new home on the call only, so `import jaxmix` stays
+# light (the one import upwards the layers allow, for one release).
+cmo_active = _alias(
+  'cmo_active', 'jaxmix.train.augment_schedule.cmo_active', _cmo_active
+)
+minority_example_weights = _alias(
+  'minority_example_weights',
+  'jaxmix.data.minority.minority_example_weights',
+  _minority_example_weights,
 )
 
 
@@ -73,10 +99,8 @@ def mixup_with_weight(
     partners: int ``[B]``, the partner of each example.
 
   Returns:
-    `(images, labels)`, as `jaxmix.apply_draw((images, labels), draw,
-    roles=('image', 'target'))` with `draw = jaxmix.make_draw(weight=w,
-    blend=w, partners=partners, box=jaxmix.Box(0, 0, 0, 0), height=1,
-    width=1)`.
+    `(images, labels)`, as `apply_draw` with roles `('image', 'target')`
+    of the draw `make_draw(weight=weight, blend=weight, ...)`, empty box.
 
   Examples:
     >>> mixup_with_weight.__name__
@@ -109,9 +133,7 @@ def cutmix_with_box(
     weight: the label weight; by default the kept-pixel fraction.
 
   Returns:
-    `(images, labels)`, as `jaxmix.apply_draw((images, labels), draw,
-    roles=('mask', 'target'))` with `draw = jaxmix.make_draw(weight=w,
-    partners=partners, box=box, height=H, width=W)`.
+    `(images, labels)`, as `apply_draw` with roles `('mask', 'target')`.
 
   Examples:
     >>> cutmix_with_box.__name__
@@ -120,9 +142,7 @@ def cutmix_with_box(
   _warn('cutmix_with_box', "jaxmix.apply_draw(..., roles=('mask', ...))")
   checks.check_select_batch(images, labels)
   _, height, width, _ = images.shape
-  if weight is None:
-    weight = boxes_lib.kept_fraction(box, height=height, width=width)
-  draw = draws.make_draw(
-    weight=weight, partners=partners, box=box, height=height, width=width
+  draw = mixing.box_draw(
+    box, True, partners, height=height, width=width, weight=weight
   )
   return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))

@@ -96,10 +96,8 @@ def cutout(
   with_labels = _labels_argument('cutout', images, labels)
   checks.check_pixels(images)
   checks.check_probability('prob', prob)
-  if not isinstance(size, int) or size < 0:
-    raise ValueError(f'`size` must be a non-negative Python int, got {size!r}.')
-  if not isinstance(count, int) or count < 1:
-    raise ValueError(f'`count` must be a positive Python int, got {count!r}.')
+  checks.check_int('size', size, minimum=0)
+  checks.check_int('count', count)
   images = jnp.asarray(images)
   if images.dtype == jnp.uint8 and not 0 <= fill_value <= 255:
     raise ValueError(
@@ -229,10 +227,7 @@ def random_erasing(
   checks.check_probability('prob', prob)
   checks.check_range('area', tuple(area), 0.0, 1.0)
   checks.check_range('aspect', tuple(aspect), 1e-6, math.inf)
-  if not isinstance(max_count, int) or max_count < 1:
-    raise ValueError(
-      f'`max_count` must be a positive Python int, got {max_count!r}.'
-    )
+  checks.check_int('max_count', max_count)
   images = jnp.asarray(images)
   batch_size, height, width, channels = images.shape
   key = sharding.device_key(key, axis_name)

@@ -28,14 +28,9 @@ import numpy as np
 from jax.experimental import checkify
 from jax.typing import ArrayLike
 
-from jaxmix._src import draws
+from jaxmix._src import checks, draws
 
 Array = jax.Array
-
-
-def _check_smoothing(smoothing) -> None:
-  if isinstance(smoothing, (int, float)) and not 0.0 <= smoothing <= 1.0:
-    raise ValueError(f'`smoothing` must be in [0, 1], got {smoothing}.')
 
 
 def smooth_labels(labels: ArrayLike, smoothing: ArrayLike) -> jax.Array:
@@ -65,7 +60,7 @@ def smooth_labels(labels: ArrayLike, smoothing: ArrayLike) -> jax.Array:
       f'`labels` must be float [..., K], got dtype {labels.dtype}; use '
       'jaxmix.one_hot(labels, num_classes, smoothing=...) for integer labels.'
     )
-  _check_smoothing(smoothing)
+  checks.check_probability('smoothing', smoothing)
   num_classes = labels.shape[-1]
   smoothed = labels * (1.0 - smoothing) + smoothing / num_classes
   return smoothed.astype(labels.dtype)
@@ -104,10 +99,7 @@ def one_hot(
       f'`labels` must hold integer class indices, got dtype {labels.dtype} '
       f'and shape {labels.shape}.'
     )
-  if not isinstance(num_classes, int) or num_classes < 1:
-    raise ValueError(
-      f'`num_classes` must be a positive Python int, got {num_classes!r}.'
-    )
+  checks.check_int('num_classes', num_classes)
   targets = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
   return smooth_labels(targets, smoothing).astype(dtype)
 
@@ -218,7 +210,7 @@ def dense_labels(
   already be dense); otherwise they must be integer ``[B]``.
   """
   if num_classes is None:
-    if isinstance(smoothing, (int, float)) and smoothing != 0:
+    if checks.is_number(smoothing) and smoothing != 0:
       raise ValueError(
         '`smoothing` applies to integer labels and needs `num_classes`; '
         'smooth dense labels with jaxmix.smooth_labels.'
@@ -344,7 +336,7 @@ def two_target_cross_entropy(
     raise ValueError(
       f'`weight` must be a scalar or have shape ({batch},), got {weight.shape}.'
     )
-  _check_smoothing(smoothing)
+  checks.check_probability('smoothing', smoothing)
   logits = logits.astype(jnp.float32)
   lse = jax.nn.logsumexp(logits, axis=-1)
   smooth_part = lse - logits.mean(axis=-1)

@@ -32,8 +32,6 @@ and accepts uint8 images (output bit-identical to the float path cast
 back); otherwise it blends and needs float images.
 """
 
-import numbers
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -45,23 +43,19 @@ from jaxmix._src import labels as labels_lib
 Array = jax.Array
 
 
-def _is_number(value) -> bool:
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_alphas(mixup_alpha, cutmix_alpha, minmax) -> None:
   for name, value in (
     ('mixup_alpha', mixup_alpha),
     ('cutmix_alpha', cutmix_alpha),
   ):
-    if _is_number(value) and not value >= 0:
+    if checks.is_number(value) and not value >= 0:
       raise ValueError(
         f'`{name}` must be >= 0 (0 switches its branch off), got {value}.'
       )
   if (
     minmax is None
-    and _is_number(mixup_alpha)
-    and _is_number(cutmix_alpha)
+    and checks.is_number(mixup_alpha)
+    and checks.is_number(cutmix_alpha)
     and mixup_alpha == 0
     and cutmix_alpha == 0
   ):
@@ -167,14 +161,9 @@ def sample_mixup_or_cutmix(
   use_cutmix = jnp.where(mixup_on, use_cutmix, True) & cutmix_on
   mix_lam = mixing.sample_mix_weight(keys[2], alpha=mixup_alpha, shape=shape)
   cut_lam = mixing.sample_mix_weight(keys[3], alpha=cutmix_alpha, shape=shape)
-  if minmax is None:
-    box = boxes_lib.sample_cutmix_box(
-      keys[4], height=height, width=width, weight=cut_lam
-    )
-  else:
-    box = boxes_lib.sample_cutmix_box_minmax(
-      keys[4], height=height, width=width, minmax=minmax, shape=shape
-    )
+  box = mixing.cutmix_box(
+    keys[4], lam=cut_lam, minmax=minmax, height=height, width=width, shape=shape
+  )
   box = boxes_lib.empty_unless(apply & use_cutmix, box)
   kept = boxes_lib.kept_fraction(box, height=height, width=width)
   cut_weight = kept if correct_lam or minmax is not None else cut_lam
@@ -259,7 +248,7 @@ def mixup_or_cutmix(
   """
   labels = labels_lib.dense_labels(labels, num_classes, smoothing)
   checks.check_key(key)
-  selects_only = _is_number(mixup_alpha) and mixup_alpha == 0
+  selects_only = checks.is_number(mixup_alpha) and mixup_alpha == 0
   if selects_only:
     checks.check_select_batch(images, labels)
   else:

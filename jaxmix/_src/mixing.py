@@ -95,10 +95,7 @@ def sample_partners(key: Array, *, batch_size: int) -> Array:
     [0, 1, 2, 3]
   """
   checks.check_key(key)
-  if not isinstance(batch_size, int) or batch_size < 1:
-    raise ValueError(
-      f'`batch_size` must be a positive Python int, got {batch_size!r}.'
-    )
+  checks.check_int('batch_size', batch_size)
   return jax.random.permutation(key, batch_size).astype(jnp.int32)
 
 
@@ -109,24 +106,69 @@ def start_draw(
   prob: ArrayLike,
   axis_name: str | None,
   num_keys: int,
-  batch_size: int | None = None,
-) -> Array:
-  """The samplers' common start: checks, the device's key, split in keys.
+  per_example: bool,
+  batch_size: int,
+  within_batch: bool = True,
+) -> tuple[tuple[int, ...], Array]:
+  """The samplers' common start: checks, the draw's shape, the device's keys.
 
-  Checks the key, the knobs given as numbers, and (when given) that the
-  batch can be mixed within itself; returns `num_keys` keys.
+  Checks the key, the knobs given as numbers and (for partners drawn
+  `within_batch`) that the batch can be mixed within itself; returns the
+  shape of one draw (`()` per batch, ``(B,)`` per example) and `num_keys`
+  keys.
   """
   checks.check_key(key)
-  if batch_size is not None:
+  if within_batch:
     checks.check_batch_size(batch_size)
   checks.check_positive('alpha', alpha)
   checks.check_probability('prob', prob)
-  return jax.random.split(sharding.device_key(key, axis_name), num_keys)
+  shape = (batch_size,) if per_example else ()
+  return shape, jax.random.split(sharding.device_key(key, axis_name), num_keys)
 
 
 def gate(key: Array, prob: ArrayLike, shape: tuple[int, ...]) -> Array:
   """True with probability `prob` (exactly never at 0, always at 1)."""
   return jax.random.uniform(key, shape) < jnp.asarray(prob, jnp.float32)
+
+
+def cutmix_box(
+  key: Array,
+  *,
+  lam: Array | None,
+  minmax: tuple[float, float] | None,
+  height: int,
+  width: int,
+  shape: tuple[int, ...],
+) -> boxes_lib.Box:
+  """The official box for `lam` ``[*shape]``, or timm's `minmax` box."""
+  if minmax is None:
+    return boxes_lib.sample_cutmix_box(
+      key, height=height, width=width, weight=lam
+    )
+  return boxes_lib.sample_cutmix_box_minmax(
+    key, height=height, width=width, minmax=minmax, shape=shape
+  )
+
+
+def box_draw(
+  box: boxes_lib.Box,
+  apply: ArrayLike,
+  partners: ArrayLike,
+  *,
+  height: int,
+  width: int,
+  weight: ArrayLike | None = None,
+) -> draws.MixDraw:
+  """A draw that pastes `box` where `apply` (empty elsewhere), blend 1.
+
+  The label weight is the kept-pixel fraction unless `weight` is given.
+  """
+  box = boxes_lib.empty_unless(apply, box)
+  if weight is None:
+    weight = boxes_lib.kept_fraction(box, height=height, width=width)
+  return draws.make_draw(
+    weight=weight, partners=partners, box=box, height=height, width=width
+  )
 
 
 def sample_mixup(
@@ -159,15 +201,15 @@ def sample_mixup(
     >>> draw.weight.shape, bool((draw.blend == draw.weight).all())
     ((4,), True)
   """
-  key_weight, key_gate, key_partners = start_draw(
+  shape, (key_weight, key_gate, key_partners) = start_draw(
     key,
     alpha=alpha,
     prob=prob,
     axis_name=axis_name,
     num_keys=3,
+    per_example=per_example,
     batch_size=batch_size,
   )
-  shape = (batch_size,) if per_example else ()
   weight = sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   weight = jnp.where(gate(key_gate, prob, shape), weight, 1.0)
   return draws.make_draw(
@@ -226,36 +268,28 @@ def sample_cutmix(
     >>> draw.box.top.shape, draw.height
     ((4,), 8)
   """
-  key_weight, key_box, key_gate, key_partners = start_draw(
+  shape, (key_weight, key_box, key_gate, key_partners) = start_draw(
     key,
     alpha=alpha,
     prob=prob,
     axis_name=axis_name,
     num_keys=4,
+    per_example=per_example,
     batch_size=batch_size,
   )
-  shape = (batch_size,) if per_example else ()
   apply = gate(key_gate, prob, shape)
+  lam = None
   if minmax is None:
     lam = sample_mix_weight(key_weight, alpha=alpha, shape=shape)
-    box = boxes_lib.sample_cutmix_box(
-      key_box, height=height, width=width, weight=lam
-    )
-  else:
-    box = boxes_lib.sample_cutmix_box_minmax(
-      key_box, height=height, width=width, minmax=minmax, shape=shape
-    )
-  box = boxes_lib.empty_unless(apply, box)
+  box = cutmix_box(
+    key_box, lam=lam, minmax=minmax, height=height, width=width, shape=shape
+  )
+  weight = None
   if minmax is None and not correct_lam:
     weight = jnp.where(apply, lam, 1.0)
-  else:
-    weight = boxes_lib.kept_fraction(box, height=height, width=width)
-  return draws.make_draw(
-    weight=weight,
-    partners=sample_partners(key_partners, batch_size=batch_size),
-    box=box,
-    height=height,
-    width=width,
+  partners = sample_partners(key_partners, batch_size=batch_size)
+  return box_draw(
+    box, apply, partners, height=height, width=width, weight=weight
   )
 
 

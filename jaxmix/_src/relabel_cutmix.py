@@ -227,8 +227,6 @@ def relabel_cutmix(
   """
   checks.check_key(key)
   checks.check_images(images)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
   images = jnp.asarray(images)
   batch_size, height, width, _ = images.shape
   own_targets = pooling.relabel_targets(

@@ -96,10 +96,15 @@ def sample_saliency_cutmix(
   peaks = salient_peaks(saliency, height=height, width=width)
   batch_size = saliency.shape[0]
   checks.check_batch_size(batch_size, name='saliency.shape[0]')
-  key_weight, key_gate, key_partners = mixing.start_draw(
-    key, alpha=alpha, prob=prob, axis_name=axis_name, num_keys=3
+  shape, (key_weight, key_gate, key_partners) = mixing.start_draw(
+    key,
+    alpha=alpha,
+    prob=prob,
+    axis_name=axis_name,
+    num_keys=3,
+    per_example=per_example,
+    batch_size=batch_size,
   )
-  shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   lam = jnp.broadcast_to(lam, (batch_size,))
   ratio = jnp.sqrt(jnp.clip(1.0 - lam, 0.0, 1.0))
@@ -113,14 +118,7 @@ def sample_saliency_cutmix(
     width=width,
   )
   apply = jnp.broadcast_to(mixing.gate(key_gate, prob, shape), (batch_size,))
-  box = boxes_lib.empty_unless(apply, box)
-  return draws.make_draw(
-    weight=boxes_lib.kept_fraction(box, height=height, width=width),
-    partners=partners,
-    box=box,
-    height=height,
-    width=width,
-  )
+  return mixing.box_draw(box, apply, partners, height=height, width=width)
 
 
 def saliency_cutmix(

@@ -15,6 +15,7 @@ leaves the device and costs no communication.
 """
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -48,22 +49,23 @@ def device_key(key: jax.Array, axis_name: str | None) -> jax.Array:
   return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
 
+def _names(axis: str | tuple[str, ...]) -> tuple[str, ...]:
+  return (axis,) if isinstance(axis, str) else tuple(axis)
+
+
 def _axis_size(mesh: jax.sharding.Mesh, axis: str | tuple[str, ...]) -> int:
-  names = (axis,) if isinstance(axis, str) else tuple(axis)
+  names = _names(axis)
   for name in names:
     if name not in mesh.shape:
       raise ValueError(
         f'`axis` {name!r} is not an axis of the mesh {dict(mesh.shape)}.'
       )
-  size = 1
-  for name in names:
-    size *= mesh.shape[name]
-  return size
+  return math.prod(mesh.shape[name] for name in names)
 
 
 def _is_explicit(mesh: jax.sharding.Mesh, axis: str | tuple[str, ...]) -> bool:
   """Whether `axis` is an Explicit-sharding axis (`jax.make_mesh`'s default)."""
-  names = (axis,) if isinstance(axis, str) else tuple(axis)
+  names = _names(axis)
   types = dict(
     zip(mesh.axis_names, getattr(mesh, 'axis_types', ()), strict=False)
   )

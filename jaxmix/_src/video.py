@@ -104,24 +104,19 @@ def sample_videomix(
   checks.check_key(key)
   if mode not in MODES:
     raise ValueError(f'`mode` must be one of {MODES}, got {mode!r}.')
-  for name, size in (
-    ('batch_size', batch_size),
-    ('num_frames', num_frames),
-    ('height', height),
-    ('width', width),
-  ):
-    if not isinstance(size, int) or size < 1:
-      raise ValueError(f'`{name}` must be a positive Python int, got {size!r}.')
-  keys = mixing.start_draw(
+  checks.check_int('num_frames', num_frames)
+  checks.check_int('height', height)
+  checks.check_int('width', width)
+  shape, keys = mixing.start_draw(
     key,
     alpha=alpha,
     prob=prob,
     axis_name=axis_name,
     num_keys=6,
+    per_example=per_example,
     batch_size=batch_size,
   )
   key_weight, key_gate, key_t, key_y, key_x, key_partners = keys
-  shape = (batch_size,) if per_example else ()
   lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
   cut_time, cut_space = _CUTS[mode]
   ratio = jnp.clip(1.0 - lam, 0.0, 1.0) ** (1.0 / (cut_time + 2 * cut_space))

@@ -27,15 +27,49 @@ from typing import Any
 
 import numpy as np
 
-import jaxmix
 from jaxmix.data.source import Batch, BatchIterator
 
 MINORITY_SEED = 0x5EED  # keeps the stream's draws apart from the main order
 Fetch = Callable[[np.ndarray, int, int], Batch]
 
 
-# One home: the library's host-side helper (NumPy, once per dataset).
-minority_example_weights = jaxmix.minority_example_weights
+def minority_example_weights(
+  example_classes: Any, *, num_classes: int, alpha: float = 1.0
+) -> np.ndarray:
+  """Each example's probability `1 / n_c ** alpha` in the minority stream.
+
+  Computed with NumPy on the host, once per dataset (the official
+  `get_weighted_sampler`): class `c` as a whole is drawn with probability
+  proportional to `n_c ** (1 - alpha)`, uniform over classes for `alpha = 1`.
+  (Before jaxmix 0.2 this was `jaxmix.minority_example_weights`.)
+
+  Args:
+    example_classes: int `[N]`, the class of every training example.
+    num_classes: K.
+    alpha: the exponent (1 in the paper).
+
+  Returns:
+    float64 `[N]` probabilities summing to one.
+
+  Examples:
+    >>> w = minority_example_weights([0, 0, 0, 1], num_classes=2)
+    >>> w.round(3).tolist()  # each class drawn half the time
+    [0.167, 0.167, 0.167, 0.5]
+  """
+  classes = np.asarray(example_classes)
+  if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer):
+    raise ValueError(
+      '`example_classes` must be integer class ids [N], got shape '
+      f'{classes.shape} and dtype {classes.dtype}.'
+    )
+  if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+    raise ValueError(
+      f'`example_classes` must lie in [0, {num_classes}), got '
+      f'[{classes.min()}, {classes.max()}].'
+    )
+  counts = np.bincount(classes, minlength=num_classes).astype(np.float64)
+  weights = counts[classes] ** -float(alpha)
+  return weights / weights.sum()
 
 
 class MinorityStream(BatchIterator):

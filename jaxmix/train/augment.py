@@ -9,20 +9,23 @@ CMO. Its parts, in timm's and DeiT's order:
 1. The per-example occlusions (Cutout, Random Erasing) when enabled, as
    those loaders erase each sample before batching; so erasing never paints
    over a blend and a pasted CutMix box carries the partner's erased pixels.
-2. One mixing draw per shard (`create_mix_fn`): the sampler that
-   `config.mix` names (`jaxmix.train.samplers.mix_sampler`, never looked up
-   by name) draws a `jaxmix.MixDraw`, `jaxmix.apply_draw` applies it to the
-   images, and every kind of target is built from that same draw: dense
-   targets blend with `draw.weight`; 'two_target' gathers
+2. One draw per shard (`create_mix_fn`): the sampler that `config.mix`
+   names, or CMO's (`jaxmix.train.samplers.mix_sampler`, `cmo_sampler`,
+   never looked up by name), draws a `jaxmix.MixDraw`, `jaxmix.apply_draw`
+   applies it to the images, and every kind of target is built from that
+   same draw: dense targets blend with `draw.weight`; 'two_target' gathers
    `labels[draw.partners]` beside `draw.weight` (`TwoTargets`, no ``[B, K]``
    target); the localised ReLabel + CutMix pools the pasted box from the
-   partner's label map (`jaxmix.localized_cutmix_targets`) and smooths.
-   'mixtoken' and 'manifold_mixup' mix inside the model
-   (`jaxmix.train.token_labeling`, `jaxmix.train.manifold_mixup`).
-3. CMO (`jaxmix.train.cmo`), with the schedule's `cmo_prob`.
+   partner's label map (`jaxmix.localized_cutmix_targets`) and smooths;
+   CMO's partner is the minority example at the same position
+   (`jaxmix.train.cmo`, with the schedule's `cmo_prob`). CMO runs without
+   pixel mixing, so a step draws at most once. 'mixtoken' and
+   'manifold_mixup' mix inside the model (`jaxmix.train.token_labeling`,
+   `jaxmix.train.manifold_mixup`).
 
-The mixing runs under `jaxmix.per_shard`, so partners are drawn inside each
-device's shard (no cross-device traffic). `config.mix.draw` sets how many
+The occlusions and the draw run in one function under `jaxmix.per_shard`,
+so partners are drawn inside each device's shard (no cross-device
+traffic). `config.mix.draw` sets how many
 draws a step makes:
 
 - 'batch': one for the whole global batch, the same key on every device
@@ -146,23 +149,30 @@ def _localized(config: Any) -> bool:
   )
 
 
+def _cmo(config: Any) -> bool:
+  return bool((config.get('cmo') or {}).get('enabled', False))
+
+
 def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
-  """The occlusions and the one mixing draw of a shard, on given targets.
+  """The occlusions and the one draw of a shard (mixing or CMO), on targets.
 
   Args:
-    config: the trainer config (reads `mix`, `cutout`, `random_erasing`,
-      `relabel`), validated by `jaxmix.train.validation`.
+    config: the trainer config (reads `mix`, `cmo`, `cutout`,
+      `random_erasing`, `relabel`), validated by `jaxmix.train.validation`.
     mesh: the 'data' mesh the batch is sharded over.
 
   Returns:
-    `fn(key, images, labels, *, mix_prob, maps=None) -> (images, targets)`
-    on float `[B, H, W, C]` normalised images, where `mix_prob` is a
-    float32 scalar and `maps` the ReLabel `(scores, indices, crop_boxes,
-    flips)` (read by the localised ReLabel + CutMix only). With dense
+    `fn(key, images, labels, *, mix_prob, cmo_prob=0, maps=None,
+    minority=None) -> (images, targets)` on float `[B, H, W, C]` normalised
+    images, where `mix_prob` and `cmo_prob` are float32 scalars, `maps` the
+    ReLabel `(scores, indices, crop_boxes, flips)` (read by the localised
+    ReLabel + CutMix only) and `minority` CMO's `(images, targets)` of the
+    minority stream (`jaxmix.train.cmo.minority_inputs`). With dense
     targets the labels are ``[B, K]`` in and out; with 'two_target' they
     are int ``[B]`` in and `TwoTargets` out. With nothing enabled the
     function returns its inputs (`unmixed_targets` for 'two_target').
   """
+  use_cmo = _cmo(config)
   use_mix = config.mix.method not in ('none', *MODEL_MIX_METHODS)
   localized = _localized(config)
   use_cutout = config.cutout.size > 0
@@ -181,8 +191,13 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
   )
   num_classes, smoothing = config.data.num_classes, config.label_smoothing
   two_target = targets(config) == 'two_target'
-  sampler = samplers.mix_sampler(config) if use_mix else None
-  same_draw_everywhere = config.mix.draw == 'batch'
+  # CMO is a run's only draw (validation: it needs mix.method='none').
+  sampler = None
+  if use_mix:
+    sampler = samplers.mix_sampler(config)
+  elif use_cmo:
+    sampler = samplers.cmo_sampler(config)
+  same_draw_everywhere = use_mix and config.mix.draw == 'batch'
   relabel = config.get('relabel') or {}
   official_box_order = bool(relabel.get('official_box_order', False))
   temperature = float(relabel.get('temperature', 1.0))
@@ -199,14 +214,18 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
       )
     return images
 
-  def mixed_targets(draw, labels, maps, size):
+  def mixed_targets(draw, labels, extras, size):
     """Every kind of target, from the draw that mixed the images."""
     if two_target:
       labels = jnp.asarray(labels, jnp.int32)
       return TwoTargets(labels, labels[draw.partners], draw.weight)
+    if use_cmo:  # The minority example at the same position.
+      return jaxmix.apply_draw(
+        labels, draw, roles='target', partner_tree=extras[1]
+      )
     if not localized:
       return jaxmix.apply_draw(labels, draw, roles='target')
-    scores, indices, crop_boxes, flips = maps
+    scores, indices, crop_boxes, flips = extras
     pooled = jaxmix.localized_cutmix_targets(
       scores,
       indices,
@@ -224,28 +243,35 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
       pooled = jaxmix.smooth_labels(pooled, smoothing)
     return pooled
 
-  def augment(key, images, labels, *maps, mix_prob):
+  def augment(key, images, labels, *extras, prob):
     mix_key, cutout_key, erasing_key = jax.random.split(key, 3)
     images = occlude(cutout_key, erasing_key, images)
-    if not use_mix:
+    if sampler is None:
       return images, unmixed_targets(labels) if two_target else labels
+    if use_cmo:
+      # CMO's key of old (`fold_in(key, 2)`), so recorded runs keep their
+      # draws; the mixing's split keys are never replayed.
+      mix_key = jax.random.fold_in(key, 2)
     if not same_draw_everywhere:
       mix_key = jax.random.fold_in(mix_key, jax.lax.axis_index('data'))
     batch_size, height, width = images.shape[:3]
     draw = sampler(
-      mix_key,
-      batch_size=batch_size,
-      height=height,
-      width=width,
-      prob=mix_prob,
+      mix_key, batch_size=batch_size, height=height, width=width, prob=prob
     )
-    images = jaxmix.apply_draw(images, draw, roles='image')
-    return images, mixed_targets(draw, labels, maps, (height, width))
+    if use_cmo:  # CMO only selects: pixels of the minority example.
+      images = jaxmix.apply_draw(
+        images, draw, roles='mask', partner_tree=extras[0]
+      )
+    else:
+      images = jaxmix.apply_draw(images, draw, roles='image')
+    return images, mixed_targets(draw, labels, extras, (height, width))
 
   # Keys are folded per device above, where each draw needs it.
   sharded = jaxmix.per_shard(augment, mesh, axis='data', per_device_keys=False)
 
-  def mix_fn(key, images, labels, *, mix_prob, maps=None):
+  def mix_fn(
+    key, images, labels, *, mix_prob, cmo_prob=0.0, maps=None, minority=None
+  ):
     if two_target and (
       jnp.ndim(labels) != 1 or not jnp.issubdtype(labels.dtype, jnp.integer)
     ):
@@ -253,10 +279,15 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
         "config.mix.targets='two_target' takes integer labels [B], got shape "
         f'{jnp.shape(labels)} and dtype {labels.dtype}.'
       )
-    if not (use_mix or use_cutout or use_erasing):
+    if not (sampler or use_cutout or use_erasing):
       return images, unmixed_targets(labels) if two_target else labels
-    extra = tuple(maps) if localized else ()
-    return sharded(key, images, labels, *extra, mix_prob=jnp.asarray(mix_prob))
+    extras = ()
+    if localized:
+      extras = tuple(maps)
+    elif use_cmo:
+      extras = tuple(minority)
+    prob = cmo_prob if use_cmo else mix_prob
+    return sharded(key, images, labels, *extras, prob=jnp.asarray(prob))
 
   return mix_fn
 
@@ -290,14 +321,12 @@ def create_augment_fn(
     relabel_fn = train_targets.create_targets_fn(
       train_targets.RelabelSettings.from_config(config), mesh
     )
-  cmo_fn = None
-  if (config.get('cmo') or {}).get('enabled', False):
-    if prepare_images is None:
-      raise ValueError(
-        'config.cmo.enabled: create_augment_fn needs prepare_images, the '
-        "step's preparation of the minority images."
-      )
-    cmo_fn = cmo_lib.create_cmo_fn(config, mesh, normalize=prepare_images)
+  use_cmo = _cmo(config)
+  if use_cmo and prepare_images is None:
+    raise ValueError(
+      'config.cmo.enabled: create_augment_fn needs prepare_images, the '
+      "step's preparation of the minority images."
+    )
   mix_fn = create_mix_fn(config, mesh)
 
   def augment_fn(key, images, batch, schedule):
@@ -308,14 +337,20 @@ def create_augment_fn(
       labels = jaxmix.one_hot(batch['label'], num_classes, smoothing=smoothing)
     else:
       labels, maps = relabel_fn(batch)
-    images, labels = mix_fn(
-      key, images, labels, mix_prob=schedule.mix_prob, maps=maps
-    )
-    if cmo_fn is not None:
-      # A key of its own: CMO must not replay the mixing's draws.
-      images, labels = cmo_fn(
-        jax.random.fold_in(key, 2), images, labels, batch, schedule.cmo_prob
+    minority = None
+    if use_cmo:
+      minority = cmo_lib.minority_inputs(
+        key, batch, images, labels, config=config, normalize=prepare_images
       )
+    images, labels = mix_fn(
+      key,
+      images,
+      labels,
+      mix_prob=schedule.mix_prob,
+      cmo_prob=schedule.cmo_prob,
+      maps=maps,
+      minority=minority,
+    )
     return Augmented(images, labels, maps)
 
   return augment_fn

@@ -11,8 +11,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-import jaxmix
-
 
 class Schedule(NamedTuple):
   """The probabilities of one epoch, float32 scalars.
@@ -29,8 +27,21 @@ class Schedule(NamedTuple):
   cmo_prob: Any
 
 
-# One home: the library's epoch-window rule of the official CMO code.
-cmo_active = jaxmix.cmo_active
+def cmo_active(
+  epoch: int, *, num_epochs: int, start: int = 3, stop_margin: int = 3
+) -> bool:
+  """Whether CMO runs in `epoch` (0-based): `start < epoch < E - margin`.
+
+  The official rule (`cifar_train.py`: `args.start_data_aug < epoch <
+  (args.epochs - args.end_data_aug)`, epochs counted from 0), both bounds
+  strict: with the defaults and 200 epochs, epochs 4 to 196. (Before
+  jaxmix 0.2 this was `jaxmix.cmo_active`.)
+
+  Examples:
+    >>> [cmo_active(e, num_epochs=9) for e in range(9)]
+    [False, False, False, False, True, True, False, False, False]
+  """
+  return start < epoch < num_epochs - stop_margin
 
 
 def mix_prob_at(config: Any, epoch: int) -> float:

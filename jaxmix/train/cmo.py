@@ -2,82 +2,72 @@
 
 A run with `config.cmo.enabled` reads a second stream beside the main one
 (`jaxmix.data.minority`: examples drawn with weights `1 / n_c ** alpha`,
-batch keys 'minority_image' and 'minority_label'). In the step, after the
-per-example occlusions, `jaxmix.cmo` pastes a CutMix box (lambda ~
-Beta(beta, beta)) of each minority image onto the main image at the same
-place, with probability `cmo_prob` per batch, and mixes the (smoothed)
-one-hot labels by the kept-pixel fraction: the official
-`loss * lam + loss_2 * (1 - lam)` is this soft target's cross-entropy.
-One box and gate per device shard (the official code: one per batch).
+batch keys 'minority_image' and 'minority_label'). `minority_inputs`
+prepares that stream's images as the step prepares its own and one-hot
+encodes its labels; the step's augmentation (`jaxmix.train.augment`) then
+draws CMO's sampler (`jaxmix.train.samplers.cmo_sampler`, i.e.
+`jaxmix.sample_cmo`: a CutMix box with lambda ~ Beta(beta, beta), the gate
+`cmo_prob`, partners by position) once per device shard, after the
+per-example occlusions, and applies that draw with the minority batch as
+`jaxmix.apply_draw`'s `partner_tree`: the minority image inside the box, the
+(smoothed) one-hot labels mixed by the kept-pixel fraction. The official
+`loss * lam + loss_2 * (1 - lam)` is this soft target's cross-entropy. One
+box and gate per device shard (the official code: one per batch).
 
 `cmo_prob` is a traced scalar the loop sets per epoch
 (`jaxmix.train.augment_schedule.cmo_prob_at`): `config.cmo.prob` in the
 epochs `start_epoch < epoch < num_epochs - stop_epochs` (0-based,
 `augment_schedule.cmo_active`), 0 elsewhere, so switching it off needs no
-recompilation. The step's augmentation hook (`jaxmix.train.augment`) calls
-this after the pixel augmentation.
+recompilation.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
-import jax.numpy as jnp
-import ml_collections
-from jax.sharding import Mesh
 
 import jaxmix
 
-CmoFn = Callable[..., tuple[jax.Array, jax.Array]]
 
-
-def create_cmo_fn(
-  config: ml_collections.ConfigDict, mesh: Mesh, *, normalize: Callable
-) -> CmoFn:
-  """The step's CMO.
+def minority_inputs(
+  key: jax.Array,
+  batch: dict[str, jax.Array],
+  images: jax.Array,
+  labels: jax.Array,
+  *,
+  config: Any,
+  normalize: Callable,
+) -> tuple[jax.Array, jax.Array]:
+  """The minority stream's images and targets, ready to paste.
 
   Args:
-    config: the trainer config (`cmo`, `data.num_classes`,
-      `label_smoothing`).
-    mesh: the 'data' mesh.
+    key: the step's augmentation key.
+    batch: the host batch, with 'minority_image' uint8 ``[B, H, W, C]`` and
+      'minority_label' int ``[B]``.
+    images: the step's prepared images (their dtype is kept).
+    labels: the step's float ``[B, K]`` targets (their dtype is kept).
+    config: the trainer config (`data.num_classes`, `label_smoothing`).
     normalize: `fn(key, uint8 images) -> float images` as the step prepares
       its own images (`steps.prepare_images`).
 
   Returns:
-    `fn(key, images, labels, batch, cmo_prob) -> (images, labels)` on the
-    normalised `[B, H, W, C]` images and float32 `[B, K]` targets;
-    `batch` holds 'minority_image' uint8 and 'minority_label' int32 `[B]`.
+    `(minority_images, minority_targets)` of `images`' and `labels`' shapes
+    and dtypes.
   """
-  beta = float(config.cmo.beta)
-  num_classes, smoothing = config.data.num_classes, config.label_smoothing
-
-  def paste(key, images, labels, minority, minority_labels, *, prob):
-    return jaxmix.cmo(
-      key, images, labels, minority, minority_labels, alpha=beta, prob=prob
-    )
-
-  sharded = jaxmix.per_shard(paste, mesh, axis='data')
-
-  def cmo_fn(key, images, labels, batch, cmo_prob):
-    for name in ('minority_image', 'minority_label'):
-      if name not in batch:
-        raise ValueError(
-          f'config.cmo.enabled needs the batch key {name!r}: the train '
-          'iterator must be paired with the minority stream '
-          '(jaxmix.data.minority.PairedBatches).'
-        )
-    # A key of its own for the minority images' colour jitter and lighting.
-    minority = normalize(jax.random.fold_in(key, 7), batch['minority_image'])
-    minority = minority.astype(images.dtype)
-    minority_labels = jaxmix.one_hot(
-      batch['minority_label'], num_classes, smoothing=smoothing
-    )
-    return sharded(
-      key,
-      images,
-      labels,
-      minority,
-      minority_labels.astype(labels.dtype),
-      prob=jnp.asarray(cmo_prob, jnp.float32),
-    )
-
-  return cmo_fn
+  for name in ('minority_image', 'minority_label'):
+    if name not in batch:
+      raise ValueError(
+        f'config.cmo.enabled needs the batch key {name!r}: the train '
+        'iterator must be paired with the minority stream '
+        '(jaxmix.data.minority.PairedBatches).'
+      )
+  # The keys of old: CMO's own (fold 2), and in it the minority images'
+  # colour jitter and lighting (fold 7).
+  jitter_key = jax.random.fold_in(jax.random.fold_in(key, 2), 7)
+  minority = normalize(jitter_key, batch['minority_image'])
+  minority_labels = jaxmix.one_hot(
+    batch['minority_label'],
+    config.data.num_classes,
+    smoothing=config.label_smoothing,
+  )
+  return minority.astype(images.dtype), minority_labels.astype(labels.dtype)

@@ -1,11 +1,11 @@
 """The library calls the trainer's augmentation makes, in one table.
 
 The trainer never looks an op up by name: `SAMPLERS` maps each pixel
-mixing method to the library's `MixDraw` sampler, written out here, and
-`mix_sampler` turns `config.mix` into one function of the key, the shard's
-sizes and the traced probability. The occlusions (`cutout`,
-`random_erasing`) take and return images only. A rename in the library's
-vocabulary touches this module alone.
+mixing method, and CMO, to the library's `MixDraw` sampler, written out
+here; `mix_sampler` turns `config.mix` and `cmo_sampler` turns `config.cmo`
+into one function of the key, the shard's sizes and the traced probability.
+The occlusions (`cutout`, `random_erasing`) take and return images only. A
+rename in the library's vocabulary touches this module alone.
 """
 
 from collections.abc import Callable
@@ -36,6 +36,7 @@ SAMPLERS: dict[str, Callable[..., jaxmix.MixDraw]] = {
   'mixup': jaxmix.sample_mixup,
   'cutmix': jaxmix.sample_cutmix,
   'mixup_or_cutmix': jaxmix.sample_mixup_or_cutmix,
+  'cmo': jaxmix.sample_cmo,
 }
 # Samplers that draw no box, and so take no image size.
 _SIZELESS = ('mixup',)
@@ -76,9 +77,8 @@ def mix_op(config: Any) -> tuple[str, dict[str, Any]]:
   }
 
 
-def mix_sampler(config: Any) -> Sampler:
-  """The sampler of a pixel-mixing `config.mix` (its method validated)."""
-  name, knobs = mix_op(config)
+def _bound(name: str, knobs: dict[str, Any]) -> Sampler:
+  """`SAMPLERS[name]` with the run's fixed `knobs`, as a `Sampler`."""
   sample = SAMPLERS[name]
 
   def sampler(key, *, batch_size, height, width, prob):
@@ -86,6 +86,20 @@ def mix_sampler(config: Any) -> Sampler:
     return sample(key, batch_size=batch_size, prob=prob, **size, **knobs)
 
   return sampler
+
+
+def mix_sampler(config: Any) -> Sampler:
+  """The sampler of a pixel-mixing `config.mix` (its method validated)."""
+  return _bound(*mix_op(config))
+
+
+def cmo_sampler(config: Any) -> Sampler:
+  """CMO's sampler: one box and gate, lambda ~ Beta(`cmo.beta`, `cmo.beta`).
+
+  Its draw pairs by position (identity partners): apply it with the
+  minority batch as `jaxmix.apply_draw`'s `partner_tree`.
+  """
+  return _bound('cmo', {'alpha': float(config.cmo.beta)})
 
 
 cutout = jaxmix.cutout
