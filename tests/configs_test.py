@@ -253,8 +253,15 @@ def run_augment(config, mix_prob=None, keys=(1,)):
   labels = jaxmix.one_hot(jnp.arange(64) % 4, 4)
   prob = config.mix.prob if mix_prob is None else mix_prob
 
+  cmo = {}
+  if config.cmo.enabled:  # The minority stream CMO pastes from.
+    minority = jax.random.normal(jax.random.key(1), images.shape)
+    cmo = dict(minority=(minority, labels[::-1]))
+
   @jax.jit
   def run(key, prob):
+    if cmo:
+      return fn(key, images, labels, mix_prob=prob, cmo_prob=prob, **cmo)
     return fn(key, images, labels, mix_prob=prob)
 
   outputs = [run(jax.random.key(k), jnp.float32(prob)) for k in keys]
@@ -292,6 +299,10 @@ def test_recipe_knobs_reach_the_ops_they_name(at_root, monkeypatch, path):
       assert knobs[name] == value, (path, name)
     assert isinstance(knobs['prob'], jax.Array)  # traced, not baked in
     assert knobs['per_example'] == (config.mix.draw == 'example')
+  if config.cmo.enabled:
+    knobs = calls.pop('cmo')
+    assert knobs['alpha'] == config.cmo.beta
+    assert isinstance(knobs['prob'], jax.Array)
   if config.cutout.size:
     knobs = calls.pop('cutout')
     assert (knobs['size'], knobs['prob']) == (
