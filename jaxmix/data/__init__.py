@@ -11,7 +11,8 @@ Modules, one job each: `source` (the `DataSource` interface and its choice
 by dataset name), `tfds_source` (one process's slice of a TFDS split),
 `crops` (random crops with their boxes), `photometric` (colour jitter, PCA
 lighting), `preprocess` (the per-example train and eval transforms),
-`input_pipeline` (batching, shuffling, savable positions), `full_images`
+`input_pipeline` (batching, shuffling, savable positions), `eval_batches`
+(the one evaluation reader, for the trainer and the suites), `full_images`
 (whole images for the annotator), `mesh_prefetch` (host batches to global
 device arrays). Dataset builders live in `jaxmix.datasets`.
 """
@@ -20,7 +21,7 @@ import importlib
 
 _LAZY = {
   'create_train_iterator': 'jaxmix.data.input_pipeline',
-  'create_eval_iterator': 'jaxmix.data.input_pipeline',
+  'create_eval_iterator': 'jaxmix.data.eval_batches',
   'steps_per_epoch': 'jaxmix.data.input_pipeline',
   'prefetch_to_mesh': 'jaxmix.data.mesh_prefetch',
 }

@@ -176,9 +176,9 @@ def dataset_label_fit(
   """
   import tensorflow_datasets as tfds
 
-  from jaxmix.data import eval_builders
+  from jaxmix.data import tfds_source
 
-  builder = eval_builders.checked_builder(name, split, data_dir=data_dir)
+  builder = tfds_source.checked_builder(name, split, data_dir=data_dir)
   examples = builder.as_dataset(
     split=split, decoders={'image': tfds.decode.SkipDecoding()}
   )
