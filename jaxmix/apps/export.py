@@ -15,8 +15,8 @@ import sys
 from absl import flags
 
 from jaxmix import models
-from jaxmix.apps import command_line
 from jaxmix.evaluate import runs
+from jaxmix.io import command_line
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('workdir', None, 'The run directory.', flag_values=FLAGS)

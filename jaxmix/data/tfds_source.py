@@ -112,24 +112,28 @@ def not_prepared_message(
     f"TFDS dataset '{name}' has no prepared split '{split}' in data_dir "
     f'{root} (looked for {builder.data_dir}). '
   )
-  if name.split('/')[0] == 'digit_scenes':
-    config = name.split('/')[1] if '/' in name else 'default'
-    return msg + (
-      'Prepare it offline with `python -m jaxmix.datasets.digit_scenes '
-      f'--data_dir {root} --config {config}`.'
-    )
+  base, _, config = name.partition('/')
   instructions = getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)
+  manual = manual_dir or os.path.join(root, 'downloads', 'manual')
   if instructions:
-    manual = manual_dir or os.path.join(root, 'downloads', 'manual')
     msg += (
       f'It needs files downloaded by hand: put them in {manual} '
-      f'({" ".join(instructions.split())}), then run `tfds build {name} '
-      f'--data_dir={root} --manual_dir={manual}`.'
+      f'({" ".join(instructions.split())}). '
     )
+  if base in datasets.BUILDERS:  # jaxmix's own: its builder's command
+    command = f'python -m {datasets.BUILDERS[base]} --data_dir {root}'
+    if instructions:
+      command += f' --manual_dir {manual} --configs {config or "<config>"}'
+    else:
+      command += f' --config {config or "default"}'
+    msg += f'Prepare it offline with `{command}`.'
   else:
+    manual_flag = f' --manual_dir={manual}' if instructions else ''
     msg += (
-      f'Prepare it with `tfds build {name} --data_dir={root}` (this '
-      'downloads it).'
+      f'Prepare it with `tfds build {name} --data_dir={root}{manual_flag}`'
+      f'{"" if instructions else " (this downloads it)"}; `tfds` needs '
+      'apache-beam, else call `download_and_prepare` of '
+      f"`tfds.builder('{name}', data_dir=...)` (docs/datasets.md)."
     )
   return msg + ' jaxmix never downloads data.' + _build_needs(name)
 

@@ -27,8 +27,8 @@ from absl import flags
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import mixing
-from jaxmix.apps import command_line
 from jaxmix.evaluate import localization
+from jaxmix.io import command_line
 
 GRID = 224  # CutMix boxes are sampled on this pixel grid.
 
