@@ -332,6 +332,9 @@ class Source:
       if isinstance(feature, tfds.features.Image)
     }
 
+  # Plain TF ops and a Python choice: nothing for autograph to convert
+  # (a converted copy of this method was once called without `self`).
+  @tf.autograph.experimental.do_not_convert
   def _select(self, example: dict, example_id: tf.Tensor | None) -> dict:
     """The pipeline's keys of a parsed example; `example_id` names it when
     the dataset has no file-name feature."""
