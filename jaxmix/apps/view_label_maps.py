@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     dict(
       dataset=args.dataset,
       data_dir=args.data_dir,
+      manual_dir=None,
       image_key='image',
       label_key='label',
       file_name_key='file_name',
