@@ -11,7 +11,7 @@ import pytest
 
 from jaxmix.apps import evaluate as cli
 from jaxmix.configs import default
-from jaxmix.data import eval_batches, eval_builders
+from jaxmix.data import tfds_source
 from jaxmix.evaluate import multihost, runs
 from jaxmix.evaluate.suites import registry as suite_registry
 from jaxmix.train import loop
@@ -123,7 +123,7 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
   with pytest.raises(
     ValueError, match=r'python -m jaxmix\.datasets\.digit_scenes'
   ):
-    eval_builders.checked_builder('digit_scenes/small', 'test', data_dir=empty)
+    tfds_source.checked_builder('digit_scenes/small', 'test', data_dir=empty)
   assert not os.path.exists(os.path.join(empty, 'imagenet2012_real'))
   assert 'opencv' not in message and 'ImageMagick' not in message
   # Builders that need OpenCV, and ImageNet-C's ImageMagick corruptions.
@@ -136,7 +136,7 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
     ('imagenet2012_corrupted/motion_blur_5', [opencv, magick]),
   ):
     with pytest.raises(ValueError) as info:
-      eval_builders.checked_builder(name, 'validation', data_dir=empty)
+      tfds_source.checked_builder(name, 'validation', data_dir=empty)
     message = str(info.value)
     assert f"TFDS dataset '{name}' has no prepared split" in message
     assert [n in message for n in (opencv, magick)] == [
@@ -144,10 +144,8 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
     ], name
 
 
-def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
-  from imagenet_fixture_util import NUM_VALIDATION, prepared_imagenet
-
-  from jaxmix.data import input_pipeline
+def test_imagenet_suite_needs_imagenets_classes(tmp_path_factory, smoke_run):
+  from imagenet_fixture_util import prepared_imagenet
 
   data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
   run = runs.load_run(smoke_run)
@@ -155,125 +153,6 @@ def test_imagenet_suite_on_a_prepared_fixture(tmp_path_factory, smoke_run):
   # A 10-class run has no ImageNet numbers (evaluate_builders_test has them).
   with pytest.raises(ValueError, match=r'predicts 10 classes'):
     suite_registry.evaluate_run(run, 'imagenet', args)
-  # The suites read the same images as the trainer's eval pipeline.
-  config = run.config.data.copy_and_resolve_references()
-  config.dataset, config.data_dir, config.num_classes = (
-    'imagenet2012',
-    data_dir,
-    1000,
-  )
-  (batch,) = list(
-    input_pipeline.create_eval_iterator(
-      config, global_batch_size=8, image_size=run.image_size
-    )
-  )
-  (ours,) = list(
-    eval_batches.batches(
-      'imagenet2012',
-      'validation',
-      data_dir=data_dir,
-      image_size=run.image_size,
-      batch_size=8,
-      extras={'label': lambda ex: ex['label']},
-    )
-  )
-  np.testing.assert_array_equal(ours['image'], batch['image'])
-  np.testing.assert_array_equal(ours['mask'], batch['mask'])
-  np.testing.assert_array_equal(ours['label'], batch['label'])
-  assert int(batch['mask'].sum()) == NUM_VALIDATION
-
-
-@pytest.mark.parametrize('limit', [None, 5])
-def test_every_process_reads_its_slice(tmp_path_factory, limit):
-  """Two processes' batches hold the split once, in order, padded alike."""
-  from imagenet_fixture_util import NUM_VALIDATION, prepared_imagenet
-
-  data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
-
-  def read(index, count):
-    return list(
-      eval_batches.batches(
-        'imagenet2012',
-        'validation',
-        data_dir=data_dir,
-        image_size=16,
-        batch_size=4,
-        extras={'label': lambda ex: ex['label']},
-        limit=limit,
-        process_index=index,
-        process_count=count,
-      )
-    )
-
-  total = NUM_VALIDATION if limit is None else limit
-  (whole,) = [multihost.gather_batches(read(0, 1))]
-  np.testing.assert_array_equal(whole['index'], np.arange(total))
-  parts = [read(i, 2) for i in range(2)]
-  # 6 = 3 + 3 or 5 = 3 + 2 examples in batches of 2: two batches each.
-  assert [len(p) for p in parts] == [2, 2]
-  masks = [np.concatenate([b['mask'] for b in p]) for p in parts]
-  assert [int(m.sum()) for m in masks] == [3, total - 3]
-  for part in parts:
-    assert all(b['image'].shape == (2, 16, 16, 3) for b in part)
-    assert all(
-      (b['index'] == -1).tolist() == (~b['mask']).tolist() for b in part
-    )
-  rows = {
-    key: np.concatenate([b[key][b['mask']] for p in parts for b in p])
-    for key in ('index', 'image', 'label')
-  }
-  np.testing.assert_array_equal(rows['index'], np.arange(total))
-  for key in ('image', 'label'):
-    np.testing.assert_array_equal(rows[key], whole[key])
-  with pytest.raises(ValueError, match='multiple of process_count=2'):
-    next(
-      eval_batches.batches(
-        'imagenet2012',
-        'validation',
-        data_dir=data_dir,
-        image_size=16,
-        batch_size=3,
-        process_index=0,
-        process_count=2,
-      )
-    )
-
-
-def test_aligned_slices_keep_pairs_in_one_batch(tmp_path_factory):
-  """align=2: slices start at even positions; pairs never straddle."""
-  from imagenet_fixture_util import prepared_imagenet
-
-  data_dir, _ = prepared_imagenet(str(tmp_path_factory.mktemp('imagenet')))
-
-  def indices(index, count, batch_size, limit=None):
-    return [
-      b['index'].tolist()
-      for b in eval_batches.batches(
-        'imagenet2012',
-        'validation',
-        data_dir=data_dir,
-        image_size=16,
-        batch_size=batch_size,
-        limit=limit,
-        process_index=index,
-        process_count=count,
-        align=2,
-      )
-    ]
-
-  # 5 examples: groups (0, 1), (2, 3), (4,) -> 2 + 1 groups.
-  assert indices(0, 2, 4, limit=5) == [[0, 1], [2, 3]]
-  assert indices(1, 2, 4, limit=5) == [[4, -1], [-1, -1]]
-  # 6 examples over 4 processes: the last one reads nothing, pads alike.
-  assert [indices(i, 4, 8) for i in range(4)] == [
-    [[0, 1]],
-    [[2, 3]],
-    [[4, 5]],
-    [[-1, -1]],
-  ]
-  assert indices(0, 1, 4) == [[0, 1, 2, 3], [4, 5, -1, -1]]
-  with pytest.raises(ValueError, match='not a multiple of align=2'):
-    indices(0, 2, 2)
 
 
 def test_in_between_pairs_do_not_depend_on_the_batch_size(tmp_path, smoke_run):

@@ -81,13 +81,13 @@ def test_cli_writes_a_benchmark_set(tmp_path, capsys):
       str(tmp_path),
       '--classes',
       '2',
-      '--images-per-class',
+      '--images_per_class',
       '2',
       '--validation',
       '3',
-      '--min-side',
+      '--min_side',
       '20',
-      '--max-side',
+      '--max_side',
       '24',
     ]
   )

@@ -62,6 +62,8 @@ def data_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
       random_flip=True,
       color_jitter=0.0,
       color_jitter_clip=True,
+      train_resize='antialias',
+      photometric='host',
       pca_lighting=0.0,
       shuffle_buffer=16384,
       on_corrupt='error',

@@ -10,7 +10,6 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from imagenet_fixture_util import (
   NUM_TRAIN,
-  NUM_VALIDATION,
   data_config,
   prepared_imagenet,
 )
@@ -261,44 +260,6 @@ def test_process_slices_are_disjoint_and_cover(clean):
   assert steps == NUM_TRAIN // 4
 
 
-@pytest.mark.parametrize(
-  'count, global_batch, masks',
-  [
-    (2, 4, [[1, 1, 1, 0]] * 2),  # 3 examples per process, batches of 2
-    (4, 4, [[1, 1]] * 2 + [[1, 0]] * 2),  # 2, 2, 1, 1: an all-pad batch
-  ],
-)
-def test_eval_every_example_once_with_masks(
-  clean, originals, count, global_batch, masks
-):
-  config = data_config(clean[0])
-  seen = []
-  for index in range(count):
-    it = input_pipeline.create_eval_iterator(
-      config,
-      global_batch_size=global_batch,
-      image_size=S,
-      process_index=index,
-      process_count=count,
-    )
-    batches = list(it)
-    assert len(batches) == 2  # the same number on every process
-    got = np.concatenate([b['mask'] for b in batches])
-    np.testing.assert_array_equal(got, np.array(masks[index], bool))
-    for b in batches:
-      assert b['image'].shape == (global_batch // count, S, S, 3)
-      seen += list(b['file_name'][b['mask']])
-      assert not b['flip'].any()
-      assert (b['image'][~b['mask']] == 0).all()
-      assert (b['file_name'][~b['mask']] == b'').all()
-  assert sorted(seen) == sorted(originals_val_names(originals))
-  assert len(seen) == NUM_VALIDATION
-
-
-def originals_val_names(originals):
-  return [n for n in originals if n.startswith(b'ILSVRC2012_val')]
-
-
 def test_eval_center_crop_pixels(clean, originals):
   it = input_pipeline.create_eval_iterator(
     data_config(clean[0]), global_batch_size=8, image_size=S
@@ -325,11 +286,6 @@ def test_corrupt_jpeg_error_names_file_and_dataset(corrupt):
     _take(it, NUM_TRAIN // 2)
   assert BAD_TRAIN in str(info.value)
   assert 'imagenet2012' in str(info.value)
-  ev = input_pipeline.create_eval_iterator(
-    data_config(corrupt[0]), global_batch_size=2, image_size=S
-  )
-  with pytest.raises(input_pipeline.CorruptImageError, match=BAD_VAL):
-    list(ev)
 
 
 def test_skip_mode_counts_and_drops_corrupt(corrupt):
@@ -338,13 +294,6 @@ def test_skip_mode_counts_and_drops_corrupt(corrupt):
   assert it.num_skipped == 1
   assert BAD_TRAIN.encode() not in names
   assert len(set(names)) == NUM_TRAIN - 1
-  ev = input_pipeline.create_eval_iterator(
-    data_config(corrupt[0], on_corrupt='skip'),
-    global_batch_size=4,
-    image_size=S,
-  )
-  batches = list(ev)
-  assert sum(int(b['mask'].sum()) for b in batches) == NUM_VALIDATION - 1
 
 
 def test_not_prepared_says_how_to_prepare(tmp_path):

@@ -13,7 +13,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -346,8 +345,6 @@ def test_the_choices_agree_and_a_bad_placement_is_named():
     validation.check_config(config)
   with pytest.raises(ValueError, match=r'data\.photometric must be one of'):
     preprocess.check_config(config.data)
-  # Configs written before the field ran the jitter on the host.
-  assert preprocess.photometric_placement(ml_collections.ConfigDict()) == 'host'
 
 
 def test_the_step_config_carries_the_device_placement_only():

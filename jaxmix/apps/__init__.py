@@ -12,7 +12,7 @@
   python -m jaxmix.apps.verify_images  JPEGs libjpeg reports as corrupt
   python -m jaxmix.apps.preview     the augmentations on real photos
 
-Each parses its flags (absl, through `command_line`) and calls the
+Each parses its flags (absl, through `jaxmix.io.command_line`) and calls the
 library; nothing else in jaxmix imports from here. The digit study of
 `projects/digit_study/` (outside the package) builds on `digit_runs`.
 """

@@ -14,8 +14,8 @@ import types
 
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.evaluate import annotator
+from jaxmix.io import command_line
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('workdir', None, 'A trained jaxmix run.', flag_values=FLAGS)

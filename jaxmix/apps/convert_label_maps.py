@@ -11,7 +11,7 @@ conversion resumes where its last chunk ended when run again.
 
 from absl import flags
 
-from jaxmix.apps import command_line
+from jaxmix.io import command_line
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string(

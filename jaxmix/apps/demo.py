@@ -40,9 +40,9 @@ from collections.abc import Iterator
 
 from absl import flags
 
-from jaxmix.apps import command_line, digit_runs
+from jaxmix.apps import digit_runs
 from jaxmix.apps.digit_runs import COLUMN_NAMES, COLUMNS
-from jaxmix.io import paths
+from jaxmix.io import command_line, paths
 
 DEFAULT_RECIPE = 'cutmix'
 

@@ -29,8 +29,8 @@ import types
 
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.evaluate import report
+from jaxmix.io import command_line
 
 FLAGS = flags.FlagValues()
 _str, _int = flags.DEFINE_string, flags.DEFINE_integer

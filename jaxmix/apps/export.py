@@ -24,8 +24,8 @@ from absl import flags
 from flax import nnx
 
 from jaxmix import models
-from jaxmix.apps import command_line
 from jaxmix.evaluate import runs
+from jaxmix.io import command_line
 from jaxmix.models import layers
 
 FLAGS = flags.FlagValues()

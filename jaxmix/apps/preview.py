@@ -38,8 +38,7 @@ import numpy as np
 from absl import flags
 
 import jaxmix
-from jaxmix.apps import command_line
-from jaxmix.io import paths
+from jaxmix.io import command_line, paths
 
 # scikit-image loader name -> class name shown in the figure.
 PHOTOS = (

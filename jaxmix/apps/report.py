@@ -14,8 +14,7 @@ import sys
 
 from absl import flags
 
-from jaxmix.apps import command_line
-from jaxmix.io import paths
+from jaxmix.io import command_line, paths
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string(

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.data import jpeg_check
+from jaxmix.io import command_line
 
 _JPEG = ('.jpg', '.jpeg')
 

@@ -14,8 +14,8 @@ import sys
 
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.data.label_maps import store as store_lib
+from jaxmix.io import command_line
 
 _FLAGS = flags.FlagValues()
 _STORE = flags.DEFINE_string(

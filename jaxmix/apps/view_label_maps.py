@@ -12,9 +12,9 @@ import sys
 import ml_collections
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.data.label_maps.store import LabelMapStore
 from jaxmix.evaluate import label_map_viewer as viewer
+from jaxmix.io import command_line
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('store', None, 'The label-map store.', flag_values=FLAGS)
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     dict(
       dataset=args.dataset,
       data_dir=args.data_dir,
+      manual_dir=None,
       image_key='image',
       label_key='label',
       file_name_key='file_name',

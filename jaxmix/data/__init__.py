@@ -13,7 +13,8 @@ by dataset name), `tfds_source` (one process's slice of a TFDS split),
 lighting), `auto_augment_host` (RandAugment and AutoAugment through PIL),
 `preprocess` (the per-example train and eval transforms), `repeated`
 (repeated augmentation's law),
-`input_pipeline` (batching, shuffling, savable positions), `full_images`
+`input_pipeline` (batching, shuffling, savable positions), `eval_batches`
+(the one evaluation reader, for the trainer and the suites), `full_images`
 (whole images for the annotator), `mesh_prefetch` (host batches to global
 device arrays). Dataset builders live in `jaxmix.datasets`.
 """
@@ -22,7 +23,7 @@ import importlib
 
 _LAZY = {
   'create_train_iterator': 'jaxmix.data.input_pipeline',
-  'create_eval_iterator': 'jaxmix.data.input_pipeline',
+  'create_eval_iterator': 'jaxmix.data.eval_batches',
   'steps_per_epoch': 'jaxmix.data.input_pipeline',
   'prefetch_to_mesh': 'jaxmix.data.mesh_prefetch',
 }

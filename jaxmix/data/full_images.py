@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.data import crops, input_pipeline, tfds_source
+from jaxmix.data import crops, source, tfds_source
 
 Batch = dict[str, np.ndarray]
 
@@ -67,7 +67,7 @@ class FullImageIterator:
         f'{image_size}.'
       )
     tfds_source.hide_accelerators()
-    index, count = input_pipeline.process_args(process_index, process_count)
+    index, count = source.process_args(process_index, process_count)
     self._source = tfds_source.Source(
       data_config, split, index, count, drop_remainder=False
     )
@@ -81,11 +81,11 @@ class FullImageIterator:
       deterministic=True,
     )
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    self._dataset = ds.with_options(input_pipeline.dataset_options())
+    self._dataset = ds.with_options(tfds_source.dataset_options())
 
   def __iter__(self) -> Iterator[Batch]:
     for batch in self._dataset.as_numpy_iterator():
-      yield input_pipeline.pad_batch(batch, self._batch_size)
+      yield source.pad_batch(batch, self._batch_size)
 
 
 def create_full_image_iterator(

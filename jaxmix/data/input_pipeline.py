@@ -19,17 +19,15 @@ they are decoded. The examples that would make a partial last batch of an
 epoch are never read. With `on_corrupt='skip'` the few undecodable images
 are dropped after decoding, so a batch may then end in the next epoch.
 
-Eval: one ordered pass, centre crop of `crop_pct` of the short side (resize
-the short side to image_size / crop_pct, then centre-crop image_size),
-batches padded to the full size with `mask` False; every process yields the
-same number of batches.
+Eval: `create_eval_iterator` is the evaluation suites' reader
+(`jaxmix.data.eval_batches`) on the config's eval split: one ordered pass,
+centre crop of `crop_pct` of the short side, batches padded to the full
+size with `mask` False; every process yields the same number of batches.
 
 Images leave as uint8; normalisation by (mean, std) happens on the device.
 """
 
 from __future__ import annotations
-
-import os
 
 import jax
 import numpy as np
@@ -38,10 +36,16 @@ from absl import logging
 
 from jaxmix.data import preprocess as preprocess_lib
 from jaxmix.data import repeated, tfds_source
+from jaxmix.data.eval_batches import create_eval_iterator
 from jaxmix.data.mesh_prefetch import prefetch_to_mesh
 from jaxmix.data.preprocess import CorruptImageError
-from jaxmix.data.source import Batch, BatchIterator
-from jaxmix.data.tfds_source import num_examples, prepare
+from jaxmix.data.source import (
+  Batch,
+  BatchIterator,
+  local_batch_size,
+  process_args,
+)
+from jaxmix.data.tfds_source import dataset_options, num_examples, prepare
 
 __all__ = [
   'BatchIterator',
@@ -56,27 +60,6 @@ __all__ = [
 ]
 
 
-def process_args(process_index, process_count) -> tuple[int, int]:
-  """(index, count) of this process; None means JAX's own."""
-  index = jax.process_index() if process_index is None else process_index
-  count = jax.process_count() if process_count is None else process_count
-  if not 0 <= index < count:
-    raise ValueError(
-      f'process_index={index} must be in [0, process_count={count}).'
-    )
-  return index, count
-
-
-def local_batch_size(global_batch_size: int, process_count: int) -> int:
-  """Rows per process of a global batch; a ValueError unless it divides."""
-  if global_batch_size < 1 or global_batch_size % process_count:
-    raise ValueError(
-      f'global_batch_size={global_batch_size} must be a positive multiple '
-      f'of process_count={process_count}.'
-    )
-  return global_batch_size // process_count
-
-
 def steps_per_epoch(
   data_config, global_batch_size: int, *, process_count: int | None = None
 ) -> int:
@@ -84,20 +67,6 @@ def steps_per_epoch(
   count = jax.process_count() if process_count is None else process_count
   per_process = num_examples(data_config, data_config.train_split) // count
   return per_process // local_batch_size(global_batch_size, count)
-
-
-def dataset_options() -> tf.data.Options:
-  """tf.data options of every jaxmix pipeline: deterministic order.
-
-  The map functions run on a private thread pool of one thread per core
-  this process may use, one op at a time each (parallelism comes from the
-  parallel map, not from inside an example's ops).
-  """
-  options = tf.data.Options()
-  options.deterministic = True
-  options.threading.private_threadpool_size = len(os.sched_getaffinity(0))
-  options.threading.max_intra_op_parallelism = 1
-  return options
 
 
 def _to_numpy(batch) -> Batch:
@@ -284,7 +253,7 @@ def create_train_iterator(
   preprocess_fn = preprocess_lib.train_preprocess(
     data_config, image_size=image_size, seed=seed
   )
-  repeats = repeated.check(data_config.get('repeated_augmentation', 1))
+  repeats = repeated.check(data_config.repeated_augmentation)
   if repeats > 1:
     replicas = jax.local_device_count() if replicas is None else replicas
     repeated.replica_rows(batch_size, replicas)  # a ValueError if uneven
@@ -366,98 +335,3 @@ def create_minority_iterator(
     process_index=index,
     alpha=alpha,
   )
-
-
-def _numpy_dtype(dtype: tf.DType) -> np.dtype:
-  return np.dtype(object) if dtype == tf.string else dtype.as_numpy_dtype
-
-
-def pad_batch(batch: Batch, size: int) -> Batch:
-  """`batch` padded to `size` rows (zeros, b'' for strings), plus 'mask'.
-
-  Returns:
-    every field with `size` rows; 'mask' bool `[size]`, False on padding.
-  """
-  n = len(next(iter(batch.values())))
-
-  def padded(v: np.ndarray) -> np.ndarray:
-    shape = (size - n, *v.shape[1:])
-    if v.dtype == object:  # tf.string
-      return np.concatenate([v, np.full(shape, b'', object)])
-    return np.concatenate([v, np.zeros(shape, v.dtype)])
-
-  out = {k: padded(v) for k, v in batch.items()}
-  out['mask'] = np.arange(size) < n
-  return out
-
-
-class _EvalIterator(BatchIterator):
-  """One ordered pass; padded batches; the same count on every process."""
-
-  def __init__(
-    self, source: tfds_source.Source, preprocess, batch_size, num_batches
-  ):
-    self._source, self._preprocess = source, preprocess
-    self._batch_size, self._num_batches = batch_size, num_batches
-    ds = source.read(shuffle_seed=None).map(
-      preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    if source.config.on_corrupt == 'skip':
-      ds = ds.ignore_errors()
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    # An empty batch, for the all-padding batches after the data ends.
-    self._empty = {
-      k: np.zeros([0, *spec.shape[1:]], _numpy_dtype(spec.dtype))
-      for k, spec in ds.element_spec.items()
-      if k != 'index'
-    }
-    self._iterator = iter(ds.with_options(dataset_options()))
-    self._done, self._seen = 0, 0
-
-  def __next__(self) -> Batch:
-    if self._done >= self._num_batches:
-      raise StopIteration
-    try:
-      batch = _to_numpy(next(self._iterator))
-      batch.pop('index')
-    except StopIteration:
-      batch = dict(self._empty)
-    except tf.errors.OpError as e:
-      raw = self._source.read(shuffle_seed=None).skip(self._seen)
-      raise self._source.find_corrupt(raw, self._preprocess, e) from e
-    n = len(batch['label'])
-    self._seen += n
-    self._done += 1
-    out = pad_batch(batch, self._batch_size)
-    if self._done == self._num_batches and self._seen < self._source.size:
-      logging.warning(
-        'skipped %d undecodable images of %s',
-        self._source.size - self._seen,
-        self._source.describe(),
-      )
-    return out
-
-
-def create_eval_iterator(
-  data_config,
-  *,
-  global_batch_size: int,
-  image_size: int,
-  process_index: int | None = None,
-  process_count: int | None = None,
-) -> BatchIterator:
-  """One pass over the eval split: train keys plus 'mask' bool `[b]`."""
-  tfds_source.hide_accelerators()
-  index, count = process_args(process_index, process_count)
-  batch_size = local_batch_size(global_batch_size, count)
-  preprocess_lib.check_config(data_config)
-  source = tfds_source.Source(
-    data_config, data_config.eval_split, index, count, drop_remainder=False
-  )
-  total = source.builder.info.splits[data_config.eval_split].num_examples
-  most = -(-total // count)  # even splits differ by at most one example
-  num_batches = max(-(-most // batch_size), 1)
-  preprocess = preprocess_lib.eval_preprocess(
-    data_config, image_size=image_size
-  )
-  return _EvalIterator(source, preprocess, batch_size, num_batches)

@@ -31,44 +31,6 @@ TRAIN_RESIZES = ('antialias', 'area')
 Example = dict[str, tf.Tensor]
 
 
-def crop_sampler(data_config) -> str:
-  """The law of the 'inception' crop, one of `CROP_SAMPLERS`.
-
-  Configs written before the field existed (run directories) used
-  TensorFlow's sampler, so that is what a missing field means.
-  """
-  return data_config.get('crop_sampler', 'tensorflow')
-
-
-def train_resize(data_config) -> str:
-  """The train resize law, one of `TRAIN_RESIZES`.
-
-  Configs written before the field existed (run directories) resized with
-  antialiasing, so that is what a missing field means.
-  """
-  return data_config.get('train_resize', 'antialias')
-
-
-def photometric_placement(data_config) -> str:
-  """Where jitter and lighting run, one of `PHOTOMETRIC`.
-
-  Configs written before the field existed (run directories) ran them on
-  the host, so that is what a missing field means.
-  """
-  return data_config.get('photometric', 'host')
-
-
-def auto_augment(data_config) -> str:
-  """The policy of `data.auto_augment` ('' when off or absent: configs
-  written before the field existed had none)."""
-  return data_config.get('auto_augment', '')
-
-
-def jitter_clip(data_config) -> bool:
-  """Whether colour jitter clips after each step (missing: it did)."""
-  return bool(data_config.get('color_jitter_clip', True))
-
-
 class CorruptImageError(ValueError):
   """An image of the dataset cannot be decoded; the message names it."""
 
@@ -79,22 +41,22 @@ def check_config(data_config) -> None:
     raise ValueError(
       f'data.augment must be one of {AUGMENTS}, got {data_config.augment!r}'
     )
-  if crop_sampler(data_config) not in CROP_SAMPLERS:
+  if data_config.crop_sampler not in CROP_SAMPLERS:
     raise ValueError(
       f'data.crop_sampler must be one of {CROP_SAMPLERS}, '
-      f'got {crop_sampler(data_config)!r}'
+      f'got {data_config.crop_sampler!r}'
     )
-  if train_resize(data_config) not in TRAIN_RESIZES:
+  if data_config.train_resize not in TRAIN_RESIZES:
     raise ValueError(
       f'data.train_resize must be one of {TRAIN_RESIZES}, '
-      f'got {train_resize(data_config)!r}'
+      f'got {data_config.train_resize!r}'
     )
-  if photometric_placement(data_config) not in PHOTOMETRIC:
+  if data_config.photometric not in PHOTOMETRIC:
     raise ValueError(
       f'data.photometric must be one of {PHOTOMETRIC}, '
-      f'got {photometric_placement(data_config)!r}'
+      f'got {data_config.photometric!r}'
     )
-  auto_augment_host.check_spec(auto_augment(data_config))
+  auto_augment_host.check_spec(data_config.auto_augment)
   if data_config.on_corrupt not in ON_CORRUPT:
     raise ValueError(
       f'data.on_corrupt must be one of {ON_CORRUPT}, '
@@ -206,11 +168,11 @@ def train_preprocess(
     'copy' under repeated augmentation).
   """
   cfg = data_config
-  sampler = crop_sampler(cfg)
-  law = train_resize(cfg)
+  sampler = cfg.crop_sampler
+  law = cfg.train_resize
   # With 'device' the train step jitters and lights the uint8 crop.
-  on_host = photometric_placement(cfg) == 'host'
-  policy = auto_augment(cfg)
+  on_host = cfg.photometric == 'host'
+  policy = cfg.auto_augment
 
   def fn(example: Example) -> Example:
     key = example_seed(
@@ -270,7 +232,7 @@ def train_preprocess(
         brightness=s,
         contrast=s,
         saturation=s,
-        clip=jitter_clip(cfg),
+        clip=cfg.color_jitter_clip,
       )
     if lighting:
       image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)

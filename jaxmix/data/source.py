@@ -17,9 +17,50 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import jax
 import numpy as np
 
 Batch = dict[str, np.ndarray]
+
+
+def process_args(process_index, process_count) -> tuple[int, int]:
+  """(index, count) of this process; None means JAX's own."""
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  if not 0 <= index < count:
+    raise ValueError(
+      f'process_index={index} must be in [0, process_count={count}).'
+    )
+  return index, count
+
+
+def local_batch_size(global_batch_size: int, process_count: int) -> int:
+  """Rows per process of a global batch; a ValueError unless it divides."""
+  if global_batch_size < 1 or global_batch_size % process_count:
+    raise ValueError(
+      f'global_batch_size={global_batch_size} must be a positive multiple '
+      f'of process_count={process_count}.'
+    )
+  return global_batch_size // process_count
+
+
+def pad_batch(batch: Batch, size: int) -> Batch:
+  """`batch` padded to `size` rows (zeros, b'' for strings), plus 'mask'.
+
+  Returns:
+    every field with `size` rows; 'mask' bool `[size]`, False on padding.
+  """
+  n = len(next(iter(batch.values())))
+
+  def padded(v: np.ndarray) -> np.ndarray:
+    shape = (size - n, *v.shape[1:])
+    if v.dtype == object:  # tf.string
+      return np.concatenate([v, np.full(shape, b'', object)])
+    return np.concatenate([v, np.zeros(shape, v.dtype)])
+
+  out = {k: padded(v) for k, v in batch.items()}
+  out['mask'] = np.arange(size) < n
+  return out
 
 
 class BatchIterator:

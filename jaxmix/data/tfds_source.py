@@ -1,9 +1,12 @@
-"""Reading one process's slice of a TFDS image-classification dataset.
+"""Opening prepared TFDS builders, and one process's slice of a split.
 
-Opens the TFDS builder (jaxmix's own offline datasets register theirs
-through `jaxmix.datasets.BUILDERS`), checks that the split is prepared and
-that the configured feature keys exist, and reads encoded image bytes,
-labels and file names without decoding: `read` through TFDS (eval),
+`checked_builder` is the one way a builder is opened (jaxmix's own offline
+datasets register theirs through `jaxmix.datasets.BUILDERS`): it checks
+that the split is prepared, else says how to prepare it (nothing is
+downloaded), and that the features read exist; `builder_for_config` adds
+the data config's checks. `Source` reads encoded image bytes,
+labels and file names without decoding: `read` through TFDS (one ordered
+pass),
 `read_epoch` from the TFRecord files with the file order a tensor (train,
 every epoch in one tf.data pipeline). When an image cannot be decoded,
 `Source.find_corrupt` names the file and the dataset.
@@ -45,6 +48,20 @@ def hide_accelerators() -> None:
     pass  # TF already initialised its devices, or has no such type.
 
 
+def dataset_options() -> tf.data.Options:
+  """tf.data options of every jaxmix pipeline: deterministic order.
+
+  The map functions run on a private thread pool of one thread per core
+  this process may use, one op at a time each (parallelism comes from the
+  parallel map, not from inside an example's ops).
+  """
+  options = tf.data.Options()
+  options.deterministic = True
+  options.threading.private_threadpool_size = len(os.sched_getaffinity(0))
+  options.threading.max_intra_op_parallelism = 1
+  return options
+
+
 def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   """The TFDS builder of `name` ('imagenet_v2/topimages', 'digit_scenes')."""
   datasets.import_builder(name)  # jaxmix's own builders, by registry
@@ -69,51 +86,111 @@ def unknown_dataset_message(name: str) -> str:
   return f'TFDS has no dataset {name!r}; {hint}.'
 
 
+_OPENCV = 'OpenCV (`pip install opencv-python-headless`)'
+_IMAGEMAGICK = (
+  'the ImageMagick `convert` binary on the PATH as `imagemagick` (TFDS '
+  'runs it for the snow and motion_blur corruptions)'
+)
+
+
+def _build_needs(name: str) -> str:
+  """What building `name` needs besides jaxmix's dependencies ('' if none)."""
+  base, _, config = name.partition('/')
+  opencv = base in ('caltech_birds2011', 'imagenet2012_corrupted')
+  needs = [_OPENCV] if opencv else []
+  if base == 'imagenet2012_corrupted' and config.startswith(
+    ('snow', 'motion_blur')
+  ):
+    needs.append(_IMAGEMAGICK)
+  return f' Building it needs {" and ".join(needs)}.' if needs else ''
+
+
 def not_prepared_message(
   builder: tfds.core.DatasetBuilder,
   name: str,
   split: str,
   manual_dir: str | None = None,
 ) -> str:
-  """Says that `split` of `name` is not prepared, and how to prepare it."""
+  """Says that `split` of `name` is not prepared, and how to prepare it
+  (where manual files go, and what building needs besides jaxmix)."""
   root = builder.data_dir_root
   msg = (
     f"TFDS dataset '{name}' has no prepared split '{split}' in data_dir "
     f'{root} (looked for {builder.data_dir}). '
   )
-  if name.split('/')[0] == 'digit_scenes':
-    config = name.split('/')[1] if '/' in name else 'default'
-    return msg + (
-      'Prepare it offline with `python -m jaxmix.datasets.digit_scenes '
-      f'--data_dir {root} --config {config}`.'
-    )
+  base, _, config = name.partition('/')
   instructions = getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)
+  manual = manual_dir or os.path.join(root, 'downloads', 'manual')
   if instructions:
-    manual = manual_dir or os.path.join(root, 'downloads', 'manual')
-    return msg + (
+    msg += (
       f'It needs files downloaded by hand: put them in {manual} '
-      f'({" ".join(instructions.split())}), then run `tfds build {name} '
-      f'--data_dir={root} --manual_dir={manual}`.'
+      f'({" ".join(instructions.split())}). '
     )
-  return msg + (
-    f'Prepare it with `tfds build {name} --data_dir={root}` (this downloads '
-    'it).'
-  )
+  if base in datasets.BUILDERS:  # jaxmix's own: its builder's command
+    command = f'python -m {datasets.BUILDERS[base]} --data_dir {root}'
+    if instructions:
+      command += f' --manual_dir {manual} --configs {config or "<config>"}'
+    else:
+      command += f' --config {config or "default"}'
+    msg += f'Prepare it offline with `{command}`.'
+  else:
+    manual_flag = f' --manual_dir={manual}' if instructions else ''
+    msg += (
+      f'Prepare it with `tfds build {name} --data_dir={root}{manual_flag}`'
+      f'{"" if instructions else " (this downloads it)"}; `tfds` needs '
+      'apache-beam, else call `download_and_prepare` of '
+      f"`tfds.builder('{name}', data_dir=...)` (docs/datasets.md)."
+    )
+  return msg + ' jaxmix never downloads data.' + _build_needs(name)
 
 
-def _checked_builder(data_config, split: str):
-  builder = open_builder(data_config.dataset, data_config.data_dir)
-  # 'train[:90%]+validation': every named split must be prepared.
+def checked_builder(
+  name: str,
+  split: str,
+  *,
+  data_dir: str | None,
+  manual_dir: str | None = None,
+  features: tuple[str, ...] = (),
+) -> tfds.core.DatasetBuilder:
+  """The builder of `name`, whose `split` is prepared and has `features`.
+
+  Args:
+    name: TFDS name, with its config ('imagenet2012_corrupted/fog_3').
+    split: a split, sliced or joined ('train[:90%]+validation'): every
+      split it names must be prepared.
+    data_dir: the TFDS data_dir (TFDS's default if None).
+    manual_dir: named in the error where the builder needs manual files.
+    features: feature keys the caller reads.
+
+  Raises:
+    ValueError: the split is not prepared (saying how to prepare it;
+      nothing is downloaded), or a feature is missing.
+  """
+  found = open_builder(name, data_dir)
   parts = [part.split('[')[0].strip() for part in split.split('+')]
-  if not builder.is_prepared() or any(
-    part not in builder.info.splits for part in parts
+  if not found.is_prepared() or any(
+    part not in found.info.splits for part in parts
   ):
+    raise ValueError(not_prepared_message(found, name, split, manual_dir))
+  missing = [f for f in features if f not in found.info.features]
+  if missing:
     raise ValueError(
-      not_prepared_message(
-        builder, data_config.dataset, split, data_config.manual_dir
-      )
-      + ' Or call jaxmix.data.input_pipeline.prepare(data_config).'
+      f'TFDS dataset {name!r} lacks features {missing}; it has '
+      f'{sorted(found.info.features.keys())}.'
     )
+  return found
+
+
+def builder_for_config(data_config, split: str) -> tfds.core.DatasetBuilder:
+  """`checked_builder` of the data config's dataset, checked against the
+  config: an image feature at `data.image_key`, a label at
+  `data.label_key` with `data.num_classes` classes."""
+  builder = checked_builder(
+    data_config.dataset,
+    split,
+    data_dir=data_config.data_dir,
+    manual_dir=data_config.manual_dir,
+  )
   features = builder.info.features
   for field in ('image_key', 'label_key'):
     key = data_config[field]
@@ -165,7 +242,7 @@ def num_examples(data_config, split: str) -> int:
   long-tailed subset's size when `long_tailed`)."""
   if long_tailed(data_config, split) or kept_only(data_config, split):
     return Source(data_config, split, 0, 1, drop_remainder=True).size
-  return _checked_builder(data_config, split).info.splits[split].num_examples
+  return builder_for_config(data_config, split).info.splits[split].num_examples
 
 
 class Source:
@@ -180,7 +257,7 @@ class Source:
   """
 
   def __init__(self, data_config, split, index, count, *, drop_remainder):
-    self.builder = _checked_builder(data_config, split)
+    self.builder = builder_for_config(data_config, split)
     self.config = data_config
     self.split = split
     if count > 1:
@@ -293,6 +370,9 @@ class Source:
       if isinstance(feature, tfds.features.Image)
     }
 
+  # Plain TF ops and a Python choice: nothing for autograph to convert
+  # (a converted copy of this method was once called without `self`).
+  @tf.autograph.experimental.do_not_convert
   def _select(self, example: dict, example_id: tf.Tensor | None) -> dict:
     """The pipeline's keys of a parsed example; `example_id` names it when
     the dataset has no file-name feature."""

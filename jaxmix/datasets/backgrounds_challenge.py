@@ -62,12 +62,14 @@ The images are fed whole, at their own size (no crop, no resize), with the
 model's own normalisation.
 """
 
-import argparse
 import io
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import flags
+
+from jaxmix.io import command_line
 
 NAME = 'backgrounds_challenge'  # the TFDS name
 ARCHIVE = 'backgrounds_challenge_data.tar.gz'
@@ -317,25 +319,29 @@ def prepare(
     )
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'manual_dir', None, f'Holds {ARCHIVE} or {ROOT}/.', flag_values=FLAGS
+)
+flags.DEFINE_string(
+  'configs',
+  ','.join((*VARIANTS, MASKS)),
+  'Comma-separated configs to prepare (default: all).',
+  flag_values=FLAGS,
+)
+flags.mark_flag_as_required('manual_dir', flag_values=FLAGS)
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data_dir', default=None, help='TFDS data_dir.')
-  parser.add_argument(
-    '--manual_dir', required=True, help=f'Holds {ARCHIVE} or {ROOT}/.'
-  )
-  parser.add_argument(
-    '--configs',
-    default=','.join((*VARIANTS, MASKS)),
-    help='Comma-separated configs to prepare (default: all).',
-  )
-  ns = parser.parse_args(argv)
+  command_line.parse(FLAGS, argv, __doc__)
   known = (*VARIANTS, MASKS)
-  configs = tuple(c for c in ns.configs.split(',') if c)
+  configs = tuple(c for c in FLAGS.configs.split(',') if c)
   unknown = [c for c in configs if c not in known]
   if unknown:
     raise ValueError(f'--configs: unknown {unknown}; known {known}.')
-  prepare(ns.data_dir, ns.manual_dir, configs)
-  where = ns.data_dir or "TFDS's default data_dir"
+  prepare(FLAGS.data_dir, FLAGS.manual_dir, configs)
+  where = FLAGS.data_dir or "TFDS's default data_dir"
   print(f'Prepared {NAME} {", ".join(configs)} in {where}.')
 
 

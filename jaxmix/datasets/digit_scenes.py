@@ -52,7 +52,6 @@ registers the builder as 'digit_scenes'; the 'small' config is a tiny
 version for tests and smoke runs.
 """
 
-import argparse
 import dataclasses
 import functools
 import io
@@ -60,6 +59,7 @@ import time
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import flags
 from PIL import Image
 
 from jaxmix.datasets import digit_render
@@ -72,6 +72,7 @@ from jaxmix.datasets.digit_render import (
   Scene,
   SceneObject,
 )
+from jaxmix.io import command_line
 
 SPLITS = ('train', 'validation', 'test', 'annotator')
 POOL_FRACTIONS = (0.5, 0.1, 0.1, 0.3)  # Share of source digits, per split.
@@ -303,17 +304,21 @@ def prepare(
   return builder
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'config',
+  'default',
+  'default | small | medium | imagenet (+ _small for tests)',
+  flag_values=FLAGS,
+)
+flags.mark_flag_as_required('data_dir', flag_values=FLAGS)
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--data_dir', required=True, help='TFDS data_dir.')
-  parser.add_argument(
-    '--config',
-    default='default',
-    help='default | small | medium | imagenet (+ _small for tests)',
-  )
-  args = parser.parse_args(argv)
+  command_line.parse(FLAGS, argv, __doc__)
   start = time.perf_counter()
-  builder = prepare(args.data_dir, args.config)
+  builder = prepare(FLAGS.data_dir, FLAGS.config)
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
   seconds = time.perf_counter() - start
   print(f'{builder.data_dir}: {splits} in {seconds:.1f} s')

@@ -25,9 +25,10 @@ Prepare with `prepare(data_dir, manual_dir)` or `python -m
 jaxmix.datasets.fgvc_aircraft --data_dir D --manual_dir M`.
 """
 
-import argparse
-
 import tensorflow_datasets as tfds
+from absl import flags
+
+from jaxmix.io import command_line
 
 NAME = 'fgvc_aircraft'  # the TFDS name
 ARCHIVE = 'fgvc-aircraft-2013b.tar.gz'
@@ -184,24 +185,28 @@ def prepare(
     )
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'manual_dir', None, f'Holds {ARCHIVE} or {ROOT}/.', flag_values=FLAGS
+)
+flags.DEFINE_string(
+  'configs',
+  'variant',
+  f'Comma-separated label levels among {list(LEVELS)}.',
+  flag_values=FLAGS,
+)
+flags.mark_flag_as_required('manual_dir', flag_values=FLAGS)
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data_dir', default=None, help='TFDS data_dir.')
-  parser.add_argument(
-    '--manual_dir', required=True, help=f'Holds {ARCHIVE} or {ROOT}/.'
-  )
-  parser.add_argument(
-    '--configs',
-    default='variant',
-    help=f'Comma-separated label levels among {list(LEVELS)}.',
-  )
-  ns = parser.parse_args(argv)
-  configs = tuple(c for c in ns.configs.split(',') if c)
+  command_line.parse(FLAGS, argv, __doc__)
+  configs = tuple(c for c in FLAGS.configs.split(',') if c)
   unknown = [c for c in configs if c not in LEVELS]
   if unknown or not configs:
     raise ValueError(f'--configs: unknown {unknown}; known {list(LEVELS)}.')
-  prepare(ns.data_dir, ns.manual_dir, configs)
-  where = ns.data_dir or "TFDS's default data_dir"
+  prepare(FLAGS.data_dir, FLAGS.manual_dir, configs)
+  where = FLAGS.data_dir or "TFDS's default data_dir"
   print(f'Prepared {NAME} {", ".join(configs)} in {where}.')
 
 

@@ -18,7 +18,7 @@ download), resized to random ImageNet-like sizes and aspect ratios; some are
 grayscale JPEGs, as in ImageNet. Build a benchmark set with
 
   python -m jaxmix.datasets.imagenet_fixture --out DIR --classes 10 \
-    --images-per-class 100
+    --images_per_class 100
 
 then prepare it with `tfds.builder('imagenet2012', data_dir=...)
 .download_and_prepare(download_config=DownloadConfig(manual_dir=DIR))`
@@ -27,13 +27,15 @@ then prepare it with `tfds.builder('imagenet2012', data_dir=...)
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import tarfile
 from collections.abc import Sequence
 
 import numpy as np
+from absl import flags
+
+from jaxmix.io import command_line
 
 # Photos in skimage.data that load offline; grayscale ones stay grayscale.
 _PHOTOS = (
@@ -203,35 +205,40 @@ def prepare(manual_dir: str, data_dir: str):
   return builder
 
 
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('out', None, 'The manual dir to write.', flag_values=FLAGS)
+flags.DEFINE_integer('classes', 10, 'Classes.', flag_values=FLAGS)
+flags.DEFINE_integer(
+  'images_per_class', 20, 'Train images per class.', flag_values=FLAGS
+)
+flags.DEFINE_integer('validation', 50, 'Validation images.', flag_values=FLAGS)
+flags.DEFINE_integer('min_side', 240, 'Shortest side.', flag_values=FLAGS)
+flags.DEFINE_integer('max_side', 500, 'Longest side.', flag_values=FLAGS)
+flags.DEFINE_integer('seed', 0, 'Seed of the images.', flag_values=FLAGS)
+flags.DEFINE_string(
+  'data_dir', None, 'Also prepare imagenet2012 here.', flag_values=FLAGS
+)
+flags.mark_flag_as_required('out', flag_values=FLAGS)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--out', required=True, help='manual dir to write')
-  parser.add_argument('--classes', type=int, default=10)
-  parser.add_argument('--images-per-class', type=int, default=20)
-  parser.add_argument('--validation', type=int, default=50)
-  parser.add_argument('--min-side', type=int, default=240)
-  parser.add_argument('--max-side', type=int, default=500)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument(
-    '--data-dir', default=None, help='also prepare imagenet2012 here'
-  )
-  args = parser.parse_args(argv)
+  command_line.parse(FLAGS, argv, __doc__)
   manifest = build(
-    args.out,
-    num_classes=args.classes,
-    images_per_class=args.images_per_class,
-    num_validation=args.validation,
-    min_side=args.min_side,
-    max_side=args.max_side,
-    seed=args.seed,
+    FLAGS.out,
+    num_classes=FLAGS.classes,
+    images_per_class=FLAGS.images_per_class,
+    num_validation=FLAGS.validation,
+    min_side=FLAGS.min_side,
+    max_side=FLAGS.max_side,
+    seed=FLAGS.seed,
   )
   print(
     f'wrote {len(manifest["train"])} train and '
-    f'{len(manifest["validation"])} validation JPEGs to {args.out}'
+    f'{len(manifest["validation"])} validation JPEGs to {FLAGS.out}'
   )
-  if args.data_dir:
-    prepare(args.out, args.data_dir)
-    print(f'prepared imagenet2012 in {args.data_dir}')
+  if FLAGS.data_dir:
+    prepare(FLAGS.out, FLAGS.data_dir)
+    print(f'prepared imagenet2012 in {FLAGS.data_dir}')
 
 
 if __name__ == '__main__':

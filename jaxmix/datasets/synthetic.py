@@ -302,7 +302,7 @@ def create_eval_iterator(
   process_index: int | None = None,
   process_count: int | None = None,
 ) -> SyntheticEvalIterator:
-  """The synthetic twin of `input_pipeline.create_eval_iterator`."""
+  """The synthetic twin of `eval_batches.create_eval_iterator`."""
   return SyntheticEvalIterator(
     data_config,
     global_batch_size=global_batch_size,

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmix.data import eval_batches, eval_builders
+from jaxmix.data import eval_batches, tfds_source
 from jaxmix.evaluate import localization, multihost
 from jaxmix.evaluate.runs import Run
 from jaxmix.evaluate.suites import common as suite_common
@@ -202,7 +202,7 @@ def choose_cam_threshold(
   if args.cam_threshold is not None:
     return {'value': float(args.cam_threshold), 'chosen_on': 'flag'}
   data_dir = suite_common.data_dir_for(run, args)
-  found = eval_builders.checked_builder(name, split, data_dir=data_dir)
+  found = tfds_source.checked_builder(name, split, data_dir=data_dir)
   if 'validation' not in found.info.splits:
     return {'value': suite_common.DEFAULT_CAM_THRESHOLD, 'chosen_on': 'default'}
   thresholds, cams_of = localization.CAM_THRESHOLDS, cams_of or cam_fn(run)

@@ -53,9 +53,9 @@ def method_of(config: Mapping[str, Any]) -> str:
     parts.append('random_erasing')
   if config['relabel']['enabled']:
     parts.append('relabel')
-  if config.get('distill', {}).get('enabled'):
+  if config['distill']['enabled']:
     parts.append('kd')
-  if config['data'].get('keep_list'):
+  if config['data']['keep_list']:
     parts.append('cleaned')
   return '+'.join(parts) or 'baseline'
 

@@ -131,26 +131,13 @@ def unmixed_targets(labels: jax.Array) -> TwoTargets:
   return TwoTargets(labels, labels, jnp.ones(labels.shape, jnp.float32))
 
 
-def targets(config: Any) -> str:
-  """`config.mix.targets`, one of `MIX_TARGETS`.
-
-  Configs written before the field existed (run directories) used dense
-  targets, so that is what a missing field means.
-  """
-  return config.mix.get('targets', 'dense')
-
-
 def _localized(config: Any) -> bool:
-  relabel = config.get('relabel') or {}
+  relabel = config.relabel
   return bool(
-    relabel.get('enabled', False)
-    and relabel.get('localized_cutmix', False)
+    relabel.enabled
+    and relabel.localized_cutmix
     and config.mix.method == 'cutmix'
   )
-
-
-def _cmo(config: Any) -> bool:
-  return bool((config.get('cmo') or {}).get('enabled', False))
 
 
 def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
@@ -172,7 +159,7 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
     are int ``[B]`` in and `TwoTargets` out. With nothing enabled the
     function returns its inputs (`unmixed_targets` for 'two_target').
   """
-  use_cmo = _cmo(config)
+  use_cmo = bool(config.cmo.enabled)
   use_mix = config.mix.method not in ('none', *MODEL_MIX_METHODS)
   localized = _localized(config)
   use_cutout = config.cutout.size > 0
@@ -190,7 +177,7 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
     max_count=erasing.max_count,
   )
   num_classes, smoothing = config.data.num_classes, config.label_smoothing
-  two_target = targets(config) == 'two_target'
+  two_target = config.mix.targets == 'two_target'
   # CMO is a run's only draw (validation: it needs mix.method='none').
   sampler = None
   if use_mix:
@@ -198,9 +185,8 @@ def create_mix_fn(config: Any, mesh: Mesh) -> Callable[..., tuple[Any, Any]]:
   elif use_cmo:
     sampler = samplers.cmo_sampler(config)
   same_draw_everywhere = use_mix and config.mix.draw == 'batch'
-  relabel = config.get('relabel') or {}
-  official_box_order = bool(relabel.get('official_box_order', False))
-  temperature = float(relabel.get('temperature', 1.0))
+  official_box_order = bool(config.relabel.official_box_order)
+  temperature = float(config.relabel.temperature)
 
   def occlude(cutout_key, erasing_key, images):
     device = jax.lax.axis_index('data')
@@ -314,14 +300,13 @@ def create_augment_fn(
     `Schedule`.
   """
   num_classes, smoothing = config.data.num_classes, config.label_smoothing
-  two_target = targets(config) == 'two_target'
-  relabel = config.get('relabel') or {}
+  two_target = config.mix.targets == 'two_target'
   relabel_fn = None
-  if relabel.get('enabled', False):
+  if config.relabel.enabled:
     relabel_fn = train_targets.create_targets_fn(
       train_targets.RelabelSettings.from_config(config), mesh
     )
-  use_cmo = _cmo(config)
+  use_cmo = bool(config.cmo.enabled)
   if use_cmo and prepare_images is None:
     raise ValueError(
       'config.cmo.enabled: create_augment_fn needs prepare_images, the '

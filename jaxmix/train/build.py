@@ -25,7 +25,7 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 def model_fn(config: ml_collections.ConfigDict) -> Callable[[], nnx.Module]:
   """A constructor of the config's model (`config.model`, `config.data`)."""
-  kwargs = config.model.get('kwargs') or {}
+  kwargs = config.model.kwargs
   if isinstance(kwargs, ml_collections.ConfigDict):
     kwargs = kwargs.to_dict()
 
@@ -34,7 +34,7 @@ def model_fn(config: ml_collections.ConfigDict) -> Callable[[], nnx.Module]:
       config.model.name,
       num_classes=config.data.num_classes,
       rngs=nnx.Rngs(config.seed),
-      dtype=DTYPES[config.model.get('dtype', 'float32')],
+      dtype=DTYPES[config.model.dtype],
       **kwargs,
     )
 
@@ -122,7 +122,7 @@ def import_torch_weights(
   Returns:
     The state with the imported parameters and BatchNorm statistics.
   """
-  path = config.model.get('init_from')
+  path = config.model.init_from
   if state_dict is None:
     state_dict = models.read_state_dict(path)
   model = _host_model(config, state)

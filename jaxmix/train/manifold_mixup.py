@@ -81,7 +81,7 @@ def create_loss_fn(
   """
   sampler = samplers.mix_sampler(config)
   layers: Sequence[int] = tuple(int(k) for k in config.mix.manifold_layers)
-  two_target = augment.targets(config) == 'two_target'
+  two_target = config.mix.targets == 'two_target'
 
   def draw(key, batch_size, prob, size):
     return sampler(

@@ -135,11 +135,10 @@ def as_json(config: ml_collections.ConfigDict | Mapping) -> dict[str, Any]:
 
 _ABSENT = '<absent>'
 
-# Fields added to the config after runs were recorded without them, that
-# the code reads with a fallback of its own when a config lacks them
-# (`jaxmix.data.preprocess.crop_sampler`, `jitter_clip`, `train_resize`,
-# `jaxmix.train.augment.targets`): the value such a run used, which may
-# differ from today's default.
+# Fields added to the config after runs were recorded without them, whose
+# value for such a run differs from today's default: the value it used.
+# `upgrade` fills them into a recorded config, so the code reads every field
+# directly (`jaxmix.evaluate.runs.load_config`).
 ADDED_LATER = {
   'data.crop_sampler': 'tensorflow',
   'data.color_jitter_clip': True,

@@ -141,19 +141,19 @@ def step_config(config: ml_collections.ConfigDict) -> steps.StepConfig:
     seed=config.seed,
     ema_decay=config.optimizer.ema_decay,
     compute_dtype=build.DTYPES[config.model.dtype],
-    targets=augment.targets(config),
+    targets=config.mix.targets,
     **_device_photometric(config.data),
   )
 
 
 def _device_photometric(data: ml_collections.ConfigDict) -> dict:
   """The StepConfig fields of `data.photometric='device'` (else none)."""
-  if data.get('photometric', 'host') != 'device':
+  if data.photometric != 'device':
     return {}
   return dict(
     color_jitter=float(data.color_jitter),
     pca_lighting=float(data.pca_lighting),
-    jitter_clip=bool(data.get('color_jitter_clip', True)),
+    jitter_clip=bool(data.color_jitter_clip),
   )
 
 
@@ -287,11 +287,11 @@ def _build(config, workdir, primary, on_error) -> TrainingRun:
       start_step,
       json.dumps(restored.data_state),
     )
-  elif config.model.get('init_from'):
+  elif config.model.init_from:
     state = build.import_torch_weights(
       config, state, tx, mesh=mesh, log=logger.info
     )
-  elif config.model.get('init_required'):
+  elif config.model.init_required:
     raise ValueError(
       'config.model.init_from is not set, and this recipe fine-tunes '
       'pretrained weights (config.model.init_required=True): pass '

@@ -30,9 +30,9 @@ import os
 import numpy as np
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.evaluate import cam_boxes, localization, multihost
 from jaxmix.evaluate.suites.common import DEFAULT_CAM_THRESHOLD, SuiteArgs
+from jaxmix.io import command_line
 
 COLUMNS = ('mass_in_box', 'mass_on_others', 'box_area_ratio', 'box_iou')
 

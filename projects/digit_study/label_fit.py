@@ -27,8 +27,8 @@ from absl import flags
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import mixing
-from jaxmix.apps import command_line
 from jaxmix.evaluate import localization
+from jaxmix.io import command_line
 
 GRID = 224  # CutMix boxes are sampled on this pixel grid.
 
@@ -176,9 +176,9 @@ def dataset_label_fit(
   """
   import tensorflow_datasets as tfds
 
-  from jaxmix.data import eval_builders
+  from jaxmix.data import tfds_source
 
-  builder = eval_builders.checked_builder(name, split, data_dir=data_dir)
+  builder = tfds_source.checked_builder(name, split, data_dir=data_dir)
   examples = builder.as_dataset(
     split=split, decoders={'image': tfds.decode.SkipDecoding()}
   )

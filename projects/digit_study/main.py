@@ -20,8 +20,7 @@ import os
 
 from absl import flags
 
-from jaxmix.apps import command_line
-from jaxmix.io import paths
+from jaxmix.io import command_line, paths
 from projects.digit_study import experiment
 
 FLAGS = flags.FlagValues()

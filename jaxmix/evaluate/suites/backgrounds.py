@@ -41,7 +41,7 @@ import jax
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.data import crops, eval_batches, eval_builders
+from jaxmix.data import crops, eval_batches, tfds_source
 from jaxmix.datasets import backgrounds_challenge as bgc
 from jaxmix.evaluate import multihost
 from jaxmix.evaluate.runs import Run
@@ -140,7 +140,7 @@ def _batches(
   name = f'{NAME}/{config}'
   data_dir = common.data_dir_for(run, args)
   # Not prepared: the error says where the manual files go.
-  eval_builders.checked_builder(
+  tfds_source.checked_builder(
     name, bgc.SPLIT, data_dir=data_dir, manual_dir=args.manual_dir
   )
   return eval_batches.batches(

@@ -84,7 +84,7 @@ def check_classes(
 
   Args:
     run: the evaluated run (`num_classes`, `name`).
-    found: the dataset's builder (`jaxmix.data.eval_builders.checked_builder`).
+    found: the dataset's builder (`jaxmix.data.tfds_source.checked_builder`).
     name: the TFDS name, for the message.
     hint: appended to the message (e.g. which runs to evaluate).
   """
@@ -102,7 +102,7 @@ def check_classes(
 
 
 def data_dir_for(run: Run, args: SuiteArgs) -> str | None:
-  return args.data_dir or run.config.data.get('data_dir')
+  return args.data_dir or run.config.data.data_dir
 
 
 def predict(

@@ -22,7 +22,7 @@ only resized when the run's size differs) and returns fractions in [0, 1]:
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxmix.data import eval_batches, eval_builders
+from jaxmix.data import eval_batches, tfds_source
 from jaxmix.evaluate import imagenet_c as imagenet_c_lib
 from jaxmix.evaluate import metrics as metrics_lib
 from jaxmix.evaluate.runs import Run
@@ -39,7 +39,7 @@ def _check_classes(run: Run, args: SuiteArgs, name: str, split: str):
   predicted, and dropped from ReaL / multi-label sets (which then look
   empty and are excluded).
   """
-  found = eval_builders.checked_builder(
+  found = tfds_source.checked_builder(
     name,
     args.split or split,
     data_dir=common.data_dir_for(run, args),
@@ -171,7 +171,7 @@ def multilabel(run: Run, args: SuiteArgs) -> dict:
 
 def split_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
   """All labels of a split, read without decoding a single image."""
-  found = eval_builders.checked_builder(name, split, data_dir=data_dir)
+  found = tfds_source.checked_builder(name, split, data_dir=data_dir)
   ds = found.as_dataset(
     split=split, decoders={'image': tfds.decode.SkipDecoding()}
   )

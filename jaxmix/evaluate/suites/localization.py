@@ -40,7 +40,7 @@ import jax
 import numpy as np
 import tensorflow as tf
 
-from jaxmix.data import eval_builders
+from jaxmix.data import tfds_source
 from jaxmix.evaluate import (
   cam_boxes,
   localization,
@@ -93,7 +93,7 @@ def evaluate_boxes(
       have the run's number of classes (labels the run lacks would never
       be predicted, and their CAMs would be another class's).
   """
-  found = eval_builders.checked_builder(
+  found = tfds_source.checked_builder(
     name,
     split,
     data_dir=common.data_dir_for(run, args),

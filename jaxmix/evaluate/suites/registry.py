@@ -7,7 +7,7 @@ keys starting with '_' (arrays for pictures, never written to JSON).
 `evaluate_run` runs one suite, writes `<suite>.json` to `args.out` (default
 `RUN/eval`) and returns the result. The directory is proved writable before
 the suite starts, and the file is written whole or not at all, so a
-read-only run directory fails at once instead of after the computation. Datasets are opened with `jaxmix.data.eval_builders` and read
+read-only run directory fails at once instead of after the computation. Datasets are opened with `jaxmix.data.tfds_source` and read
 with `jaxmix.data.eval_batches`, so a dataset that is not prepared gives an
 error saying how to prepare it.
 

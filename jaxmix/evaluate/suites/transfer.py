@@ -42,7 +42,7 @@ def transfer(run: Run, args: SuiteArgs) -> dict:
   return {
     'dataset': dataset,
     'split': split,
-    'init_from': run.config.model.get('init_from'),
+    'init_from': run.config.model.init_from,
     'metrics': metrics,
   }
 
