@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
+from jaxmix.configs import default
 from jaxmix.datasets import imagenet_fixture
 
 _CACHE: dict[tuple[str, ...], tuple[str, dict]] = {}
@@ -42,8 +43,13 @@ def prepared_imagenet(
 
 
 def data_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:
-  """The data config of the interface, imagenet2012 defaults."""
-  config = ml_collections.ConfigDict(
+  """The data config of the interface, imagenet2012 defaults.
+
+  Built on the schema's `data` section, so fields added later (with their
+  off defaults) are present as in any trainer config.
+  """
+  config = default.get_config().data
+  config.update(
     dict(
       dataset='imagenet2012',
       data_dir=data_dir,

@@ -126,6 +126,7 @@ def _config() -> ml_collections.ConfigDict:
         'dtype': 'float32',
         # torch's running-variance rule, as the PyTorch recipes take it
         'kwargs': {'unbiased_running_var': True},
+        'init_from': None,  # the weights come from the golden file
       },
       'data': {'num_classes': seeded.NUM_CLASSES},
     }

@@ -105,6 +105,23 @@ def write_pages(app: Sphinx, config=None) -> None:
   path = out / 'index.rst'
   if not path.exists() or path.read_text() != text:
     path.write_text(text)
+  _remove_stale(out, modules)
+
+
+def _remove_stale(out: pathlib.Path, modules: list[str]) -> None:
+  """Drops the pages of modules and names no longer documented.
+
+  A source tree built before a rename keeps autosummary's stub of the old
+  name, which would then fail to import; a clean checkout has none.
+  """
+  keep = {'index', *modules}
+  for path in out.glob('*.rst'):
+    if path.stem not in keep:
+      path.unlink()
+  names = {f'{m}.{n}' for m in modules for n in public_names(m)}
+  for path in (out / '_generated').glob('*.rst'):
+    if not any(path.stem == n or path.stem.startswith(n + '.') for n in names):
+      path.unlink()
 
 
 def missing_names(documented: Iterable[str], modules: Iterable[str]):

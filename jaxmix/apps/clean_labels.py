@@ -15,8 +15,8 @@ import types
 
 from absl import flags
 
-from jaxmix.apps import command_line
 from jaxmix.evaluate import label_cleaning
+from jaxmix.io import command_line
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('workdir', None, 'A trained jaxmix run.', flag_values=FLAGS)
