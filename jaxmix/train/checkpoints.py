@@ -460,7 +460,19 @@ class Checkpointer:
     try:
       self.wait()
     finally:
-      self._manager.close()
+      # The manager cleans up old temporary steps in a thread started at
+      # construction, which its `close` does not wait for: a start that
+      # fails at once (a damaged store) would exit while that thread still
+      # needs asyncio's executor, and a second traceback would follow the
+      # error. No public API waits for it in orbax 0.12.
+      await_cleanup = getattr(
+        self._manager, '_maybe_await_cleanup_tmp_directory', None
+      )
+      try:
+        if await_cleanup is not None:
+          await_cleanup()
+      finally:
+        self._manager.close()
 
 
 class PreemptionGuard:
