@@ -13,11 +13,10 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from tiny_cnn_util import TinyCnnOnMesh
 
 from jaxmix import models
 from jaxmix.configs import default
-from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-from jaxmix.datasets import synthetic
 from jaxmix.evaluate import runs
 from jaxmix.train import (
   augment,
@@ -29,7 +28,6 @@ from jaxmix.train import (
   trained,
   validation,
 )
-from jaxmix.train import state as state_lib
 
 NUM_CLASSES = 10
 
@@ -66,34 +64,14 @@ def student_config(teacher_dir, **distill_fields):
   return config
 
 
-class Student:
+class Student(TinyCnnOnMesh):
   """A tiny CNN student's state on the mesh and one host batch."""
 
   def __init__(self):
-    self.mesh = steps.create_mesh()
-    self.tx = optax.sgd(1.0)
-    self.model_def, state = state_lib.create_train_state(
-      lambda: models.create_model(
-        'tiny_cnn', num_classes=NUM_CLASSES, rngs=nnx.Rngs(0), width=4
-      ),
-      self.tx,
-      mesh=self.mesh,
-    )
-    self.host_state = jax.device_get(state)
-    config = small(default.get_config('smoke'))
-    it = synthetic.create_train_iterator(
-      config.data, global_batch_size=32, image_size=16, seed=0
-    )
-    self.batch = next(prefetch_to_mesh(it, self.mesh))
+    super().__init__(NUM_CLASSES, small(default.get_config('smoke')).data)
     self.schedule = augment_schedule.Schedule(
       jnp.float32(1.0), jnp.float32(0.0)
     )
-
-  def state(self):
-    replicated = jax.sharding.NamedSharding(
-      self.mesh, jax.sharding.PartitionSpec()
-    )
-    return jax.device_put(self.host_state, replicated)
 
   def step(self, config, frozen=None):
     train_step = steps.jit_train_step(

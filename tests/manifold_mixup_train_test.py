@@ -12,13 +12,11 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
+from tiny_cnn_util import TinyCnnOnMesh
 
 import jaxmix
 from jaxmix import models
 from jaxmix.configs import default
-from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-from jaxmix.datasets import synthetic
 from jaxmix.models.manifold_mixup import draw_mix_layer
 from jaxmix.train import (
   augment,
@@ -29,7 +27,6 @@ from jaxmix.train import (
   steps,
   validation,
 )
-from jaxmix.train import state as state_lib
 
 NUM_CLASSES = 10
 DEVICES = 8
@@ -46,35 +43,13 @@ def smoke_config(**mix):
   return config
 
 
-class Setup:
+class Setup(TinyCnnOnMesh):
   """A tiny CNN's initial state on the mesh, and one prepared batch."""
 
   def __init__(self):
-    self.mesh = steps.create_mesh()
-    self.tx = optax.sgd(1.0)
-    self.model_def, state = state_lib.create_train_state(
-      lambda: models.create_model(
-        'tiny_cnn', num_classes=NUM_CLASSES, rngs=nnx.Rngs(0), width=4
-      ),
-      self.tx,
-      mesh=self.mesh,
-    )
-    self.host_state = jax.device_get(state)
-    config = smoke_config()
-    it = synthetic.create_train_iterator(
-      config.data,
-      global_batch_size=config.global_batch_size,
-      image_size=16,
-      seed=0,
-    )
-    self.batch = next(prefetch_to_mesh(it, self.mesh))
+    super().__init__(NUM_CLASSES, smoke_config().data)
     self.schedule = augment_schedule.Schedule(
       jnp.float32(1.0), jnp.float32(0.0)
-    )
-
-  def state(self):
-    return jax.device_put(
-      self.host_state, NamedSharding(self.mesh, PartitionSpec())
     )
 
   def augmented(self, config):

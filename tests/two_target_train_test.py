@@ -11,15 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
+from tiny_cnn_util import TinyCnnOnMesh
 
-from jaxmix import models
 from jaxmix.configs import default
-from jaxmix.data.mesh_prefetch import prefetch_to_mesh
-from jaxmix.datasets import synthetic
 from jaxmix.train import augment, augment_schedule, setup, steps, validation
-from jaxmix.train import state as state_lib
 
 NUM_CLASSES = 10
 SMOOTHING = 0.1
@@ -34,28 +30,11 @@ def smoke_config(**mix):
   return config
 
 
-class Model:
+class Model(TinyCnnOnMesh):
   """A tiny CNN's initial state on the mesh, and one batch."""
 
   def __init__(self):
-    self.mesh = steps.create_mesh()
-    self.tx = optax.sgd(1.0)
-    self.model_def, state = state_lib.create_train_state(
-      lambda: models.create_model(
-        'tiny_cnn', num_classes=NUM_CLASSES, rngs=nnx.Rngs(0), width=4
-      ),
-      self.tx,
-      mesh=self.mesh,
-    )
-    self.host_state = jax.device_get(state)
-    config = smoke_config()
-    it = synthetic.create_train_iterator(
-      config.data,
-      global_batch_size=config.global_batch_size,
-      image_size=16,
-      seed=0,
-    )
-    self.batch = next(prefetch_to_mesh(it, self.mesh))
+    super().__init__(NUM_CLASSES, smoke_config().data)
 
   def step(self, config):
     """One step of `config`: (metrics, new parameters, batch statistics)."""
