@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import pytest
 
@@ -77,3 +78,27 @@ def test_flags(tmp_path):
     with pytest.raises(SystemExit):
       demo.main(['--workdir', str(tmp_path), *flags])
   assert not os.listdir(tmp_path)
+
+
+def test_a_quiet_stage_hides_python_and_native_output_and_beats(capfd):
+  with demo.stage('Quiet stage', every=0.05, hide_output=True):
+    print('Downloading and preparing dataset Unknown size')
+    os.write(2, b'oneDNN custom operations are on\n')  # as C++ writes it
+    time.sleep(0.3)
+  out, err = capfd.readouterr()
+  assert out.startswith('Quiet stage ...\n') and 'done in' in out
+  assert out.count('  ... ') >= 2  # the heartbeat
+  assert 'Downloading' not in out and 'oneDNN' not in err
+
+
+def test_a_failing_quiet_stage_shows_what_it_hid(capfd):
+  with (
+    pytest.raises(RuntimeError, match='broken'),
+    demo.stage('Loud stage', hide_output=True),
+  ):
+    print('the banner')
+    os.write(2, b'the native line\n')
+    raise RuntimeError('broken')
+  out, err = capfd.readouterr()
+  assert 'the banner' in out and 'the native line' in err
+  assert 'done in' not in out

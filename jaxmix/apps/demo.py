@@ -25,8 +25,8 @@ What it prints: a line as each stage starts, one every 15 s while a stage
 that has no progress of its own runs (data, evaluation, pictures), the
 trainer's progress lines, and the results. The libraries' own chatter
 (TFDS's dataset banner and progress bars, orbax's and TensorFlow's Python
-log lines below ERROR) is hidden; `--verbose` shows it. TensorFlow's C++
-start-up lines are printed before any setting can reach them.
+log lines below ERROR, TensorFlow's C++ start-up lines) is hidden;
+`--verbose` shows it, and a stage that fails shows what it hid.
 """
 
 import contextlib
@@ -34,6 +34,7 @@ import io
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -101,14 +102,38 @@ def quiet_libraries() -> None:
 
 
 @contextlib.contextmanager
+def _stderr_fd_into(into: io.BytesIO) -> Iterator[None]:
+  """Sends file descriptor 2 to `into` while the block runs.
+
+  TensorFlow's C++ start-up lines ("oneDNN custom operations are on", the
+  absl::InitializeLog notice) go straight to the descriptor, past every
+  Python-level setting and past `TF_CPP_MIN_LOG_LEVEL`.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as sink:
+    os.dup2(sink.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      sink.seek(0)
+      into.write(sink.read())
+
+
+@contextlib.contextmanager
 def stage(
-  what: str, *, every: float = 15.0, hide_stdout: bool = False
+  what: str, *, every: float = 15.0, hide_output: bool = False
 ) -> Iterator[None]:
   """Prints `what`, then a line every `every` seconds until it is done.
 
-  With `hide_stdout`, what the stage prints is dropped (TFDS prints its
-  "Downloading and preparing dataset Unknown size" banner, misleading for
-  an offline build) unless it fails, when it is shown.
+  With `hide_output`, what the stage prints is dropped, its Python output
+  (TFDS prints its "Downloading and preparing dataset Unknown size" banner,
+  misleading for an offline build) and what native code writes to the
+  standard error (TensorFlow's C++ start-up lines), unless it fails, when
+  all of it is shown.
   """
   start = time.perf_counter()
   print(f'{what} ...', flush=True)
@@ -122,17 +147,16 @@ def stage(
 
   thread = threading.Thread(target=beat, daemon=True)
   thread.start()
-  captured = io.StringIO()
-  redirect = (
-    contextlib.redirect_stdout(captured)
-    if hide_stdout
-    else contextlib.nullcontext()
-  )
+  captured, native = io.StringIO(), io.BytesIO()
   try:
-    with redirect:
+    with contextlib.ExitStack() as hidden:
+      if hide_output:
+        hidden.enter_context(contextlib.redirect_stdout(captured))
+        hidden.enter_context(_stderr_fd_into(native))
       yield
   except BaseException:
     sys.stdout.write(captured.getvalue())
+    sys.stderr.write(native.getvalue().decode(errors='replace'))
     raise
   finally:
     done.set()
@@ -151,7 +175,7 @@ def default_job(
   with stage(
     f'Preparing digit_scenes in {data_dir} (offline; about a minute the '
     'first time, nothing to do after)',
-    hide_stdout=not verbose,
+    hide_output=not verbose,
   ):
     digit_runs.prepare_data(data_dir, smoke=smoke)
   config = digit_runs.load_recipe(DEFAULT_RECIPE, smoke=smoke)
