@@ -74,27 +74,6 @@ def test_real_tfds_builder_prepares_it(tmp_path_factory):
       assert image.std() > 5  # a real photo, not a flat fill
 
 
-def test_cli_writes_a_benchmark_set(tmp_path, capsys):
-  imagenet_fixture.main(
-    [
-      '--out',
-      str(tmp_path),
-      '--classes',
-      '2',
-      '--images_per_class',
-      '2',
-      '--validation',
-      '3',
-      '--min_side',
-      '20',
-      '--max_side',
-      '24',
-    ]
-  )
-  assert 'wrote 4 train and 3 validation' in capsys.readouterr().out
-  assert os.path.getsize(tmp_path / 'ILSVRC2012_img_train.tar') > 0
-
-
 def test_bad_arguments(tmp_path):
   with pytest.raises(ValueError, match='num_classes'):
     imagenet_fixture.build(str(tmp_path), num_classes=0)
