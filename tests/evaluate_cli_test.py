@@ -1,6 +1,7 @@
 """Tests of `load_run`, the evaluation suites and their command line."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -117,6 +118,9 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
   message = str(info.value)
   assert "'imagenet2012_real'" in message
   assert 'jaxmix never downloads' in message
+  # Where `tfds` cannot start, the message says what it lacks.
+  cli_ready = all(map(importlib.util.find_spec, ('apache_beam', 'mlcroissant')))
+  assert ("TFDS's command line needs apache-beam" in message) != cli_ready
   assert f'tfds build imagenet2012_real --data_dir {empty} ' in message
   assert os.path.join(empty, 'downloads', 'manual') in message
   assert 'ILSVRC2012_img_val.tar' in message

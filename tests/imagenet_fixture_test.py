@@ -1,7 +1,6 @@
 """Tests of jaxmix.datasets.imagenet_fixture: real ILSVRC2012 archive layout."""
 
 import io
-import os
 import tarfile
 
 import numpy as np

@@ -106,6 +106,10 @@ def _build_needs(name: str) -> str:
   return f' Building it needs {" and ".join(needs)}.' if needs else ''
 
 
+# What `tfds` imports when it starts, beyond tensorflow-datasets' own needs.
+_TFDS_CLI_NEEDS = ('apache_beam', 'mlcroissant')
+
+
 def not_prepared_message(
   builder: tfds.core.DatasetBuilder,
   name: str,
@@ -137,10 +141,10 @@ def not_prepared_message(
   if base not in datasets.BUILDERS and not instructions:
     msg += ' (this downloads it)'
   msg += '.'
-  if importlib.util.find_spec('apache_beam') is None:
+  if not all(map(importlib.util.find_spec, _TFDS_CLI_NEEDS)):
     msg += (
-      " TFDS's command line needs apache-beam, which requirements.txt pins "
-      '(docs/install.md).'
+      " TFDS's command line needs apache-beam and mlcroissant: the "
+      '`datasets` extra (requirements.txt pins them; docs/install.md).'
     )
   return msg + ' jaxmix never downloads data.' + _build_needs(name)
 
