@@ -33,8 +33,11 @@ alternate so that load from other jobs hits all alike. Printed per row:
 images/s and the process CPU time per image, each as the median and range
 over the rounds, and the medians' ratios to the reference's.
 
-  python -m jaxmix.datasets.imagenet_fixture --out /tmp/in1k/manual \
-    --classes 20 --images-per-class 100 --data-dir /tmp/in1k/data
+  python -c "from jaxmix.datasets import imagenet_fixture as f; \
+    f.build('/tmp/in1k/manual', num_classes=20, images_per_class=100, \
+    num_validation=50, min_side=240, max_side=500)"
+  tfds build imagenet2012 --data_dir /tmp/in1k/data \
+    --manual_dir /tmp/in1k/manual
   python benchmarks/input_pipeline.py --data-dir /tmp/in1k/data
 
 `--stages` also times variants of the reference to show where the time

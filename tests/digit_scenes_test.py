@@ -6,6 +6,7 @@ tests/digit_render_test.py.
 
 import hashlib
 import io
+import os
 import pathlib
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxmix import datasets
 from jaxmix.datasets import digit_scenes
 
 
@@ -135,7 +137,7 @@ def _record_digest(builder) -> str:
 
 
 def test_prepare_is_offline_deterministic_and_splits_are_disjoint(
-  tmp_path, no_network, capsys
+  tmp_path, no_network
 ):
   builder = digit_scenes.prepare(str(tmp_path / 'a'), 'small')
   again = digit_scenes.prepare(str(tmp_path / 'b'), 'small')
@@ -190,20 +192,54 @@ def test_prepare_is_offline_deterministic_and_splits_are_disjoint(
   full = tf.io.decode_jpeg(row['image'], channels=3)
   np.testing.assert_array_equal(crop.numpy(), full.numpy()[8:40, 4:44])
 
-  digit_scenes.main(['--data_dir', str(tmp_path / 'a'), '--config', 'small'])
-  assert "'annotator': 128" in capsys.readouterr().out
+
+# Imported first by the `tfds` process: any connection but a local socket
+# fails, so the command is seen to run offline.
+OFFLINE = """
+import socket
+
+_connect = socket.socket.connect
+
+
+def _local_only(self, address):
+  if self.family != socket.AF_UNIX:
+    raise OSError(f'network access during tfds build: {address}')
+  return _connect(self, address)
+
+
+socket.socket.connect = _local_only
+"""
 
 
 @pytest.mark.slow
-def test_command_line_prepares_the_small_config(tmp_path):
-  command = [sys.executable, '-m', 'jaxmix.datasets.digit_scenes']
-  command += ['--data_dir', str(tmp_path), '--config', 'small']
-  out = subprocess.run(command, check=True, capture_output=True, text=True)
-  assert (
-    "{'train': 256, 'validation': 64, 'test': 64, 'annotator': 128, "
-    "'extra': 256}" in out.stdout
+def test_tfds_build_prepares_the_small_config_offline(tmp_path):
+  """docs/datasets.md's command, TFDS's own command line in a process."""
+  tfds_cli = pathlib.Path(sys.executable).with_name('tfds')
+  assert tfds_cli.is_file(), f'no tfds command beside {sys.executable}'
+  site = tmp_path / 'site'
+  site.mkdir()
+  (site / 'sitecustomize.py').write_text(OFFLINE)
+  root = pathlib.Path(__file__).resolve().parents[1]
+  path = os.pathsep.join(
+    [str(site), str(root), os.environ.get('PYTHONPATH', '')]
   )
-  assert (tmp_path / 'digit_scenes' / 'small' / '1.1.0').is_dir()
+  data_dir = tmp_path / 'cli'
+  command = datasets.build_command('digit_scenes/small', str(data_dir))
+  assert command.startswith('tfds build digit_scenes --imports ')
+  out = subprocess.run(
+    [str(tfds_cli), *command.split()[1:]],
+    capture_output=True,
+    text=True,
+    env={**os.environ, 'PYTHONPATH': path},
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  built = tfds.builder('digit_scenes/small', data_dir=str(data_dir))
+  assert type(built) is digit_scenes.DigitScenes and built.is_prepared()
+  sizes = dict(built.builder_config.split_sizes)
+  assert {k: v.num_examples for k, v in built.info.splits.items()} == sizes
+  # Example for example what `prepare` (the default job's way) stores.
+  library = digit_scenes.prepare(str(tmp_path / 'library'), 'small')
+  assert _record_digest(built) == _record_digest(library)
 
 
 # sha256 of the first 3 scenes of every split (uint8 pixels, labels, source

@@ -111,24 +111,12 @@ def test_builder_takes_the_extracted_folder_and_checks_folders(tmp_path):
     (manual / name).parent.mkdir(parents=True, exist_ok=True)
     (manual / name).write_bytes(data)
   tfds_dir = str(tmp_path / 'tfds')
-  bgc.main(
-    [
-      '--data_dir',
-      tfds_dir,
-      '--manual_dir',
-      str(manual),
-      '--configs',
-      'only_fg',
-    ]
-  )
-  built = tfds.builder(f'{bgc.NAME}/only_fg', data_dir=tfds_dir)
+  built = bf.fx.prepare(f'{bgc.NAME}/only_fg', tfds_dir, manual_dir=str(manual))
   assert built.info.splits[bgc.SPLIT].num_examples == 9
   os.rename(
     manual / 'bg_challenge/only_fg/val/08_fish',
     manual / 'bg_challenge/only_fg/val/fish',
   )
-  with pytest.raises(ValueError, match='no_bg'):
-    bgc.main(['--manual_dir', str(manual), '--configs', 'no_bg'])
   with pytest.raises(ValueError, match='08_fish'):
     bf.fx.prepare(
       f'{bgc.NAME}/only_fg', str(tmp_path / 'tfds2'), manual_dir=str(manual)

@@ -1,6 +1,7 @@
 """Tests of `load_run`, the evaluation suites and their command line."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -117,13 +118,23 @@ def test_not_prepared_error_says_how_to_prepare(tmp_path, smoke_run):
   message = str(info.value)
   assert "'imagenet2012_real'" in message
   assert 'jaxmix never downloads' in message
-  assert f'tfds build imagenet2012_real --data_dir={empty}' in message
+  # Where `tfds` cannot start, the message says what it lacks.
+  cli_ready = all(map(importlib.util.find_spec, ('apache_beam', 'mlcroissant')))
+  assert ("TFDS's command line needs apache-beam" in message) != cli_ready
+  assert f'tfds build imagenet2012_real --data_dir {empty} ' in message
   assert os.path.join(empty, 'downloads', 'manual') in message
   assert 'ILSVRC2012_img_val.tar' in message
-  with pytest.raises(
-    ValueError, match=r'python -m jaxmix\.datasets\.digit_scenes'
+  # jaxmix's own builder: `--imports` its module; one config, not all.
+  for name, config in (
+    ('digit_scenes/small', 'small'),
+    ('digit_scenes', 'default'),
   ):
-    tfds_source.checked_builder('digit_scenes/small', 'test', data_dir=empty)
+    with pytest.raises(ValueError) as own:
+      tfds_source.checked_builder(name, 'test', data_dir=empty)
+    assert (
+      '`tfds build digit_scenes --imports jaxmix.datasets.digit_scenes '
+      f'--data_dir {empty} --config {config}`.'
+    ) in str(own.value)
   assert not os.path.exists(os.path.join(empty, 'imagenet2012_real'))
   assert 'opencv' not in message and 'ImageMagick' not in message
   # Builders that need OpenCV, and ImageNet-C's ImageMagick corruptions.

@@ -69,15 +69,11 @@ def test_family_level_from_the_extracted_folder(tmp_path):
   manual = str(tmp_path / 'manual')
   ff.write_folder(manual)
   data_dir = str(tmp_path / 'tfds')
-  fa.main(
-    ['--data_dir', data_dir, '--manual_dir', manual, '--configs', 'family']
-  )
+  ff.prepare(manual, data_dir, 'family')
   builder, rows = _rows(data_dir, 'train', 'family')
   assert builder.info.features['label'].names == list(ff.FAMILIES)
   # By id: A300B4 -> Airbus (0); F-16A/B, Falcon 2000 -> Dassault (1).
   assert [label for _, label, _ in rows] == [0, 1, 1, 0, 1, 1]
-  with pytest.raises(ValueError, match=r"unknown \['model'\]"):
-    fa.main(['--manual_dir', manual, '--configs', 'model'])
 
 
 def test_errors_say_what_to_download_and_what_is_wrong(tmp_path):

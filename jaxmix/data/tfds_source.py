@@ -27,6 +27,7 @@ process only, as the long tail (every process must take as many steps).
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 from collections.abc import Callable
 
@@ -105,6 +106,10 @@ def _build_needs(name: str) -> str:
   return f' Building it needs {" and ".join(needs)}.' if needs else ''
 
 
+# What `tfds` imports when it starts, beyond tensorflow-datasets' own needs.
+_TFDS_CLI_NEEDS = ('apache_beam', 'mlcroissant')
+
+
 def not_prepared_message(
   builder: tfds.core.DatasetBuilder,
   name: str,
@@ -126,20 +131,20 @@ def not_prepared_message(
       f'It needs files downloaded by hand: put them in {manual} '
       f'({" ".join(instructions.split())}). '
     )
-  if base in datasets.BUILDERS:  # jaxmix's own: its builder's command
-    command = f'python -m {datasets.BUILDERS[base]} --data_dir {root}'
-    if instructions:
-      command += f' --manual_dir {manual} --configs {config or "<config>"}'
-    else:
-      command += f' --config {config or "default"}'
-    msg += f'Prepare it offline with `{command}`.'
-  else:
-    manual_flag = f' --manual_dir={manual}' if instructions else ''
+  target = name
+  if not config and builder.builder_config is not None:
+    target = f'{base}/{builder.builder_config.name}'  # not every config
+  command = datasets.build_command(
+    target, root, manual if instructions else None
+  )
+  msg += f'Prepare it with `{command}`'
+  if base not in datasets.BUILDERS and not instructions:
+    msg += ' (this downloads it)'
+  msg += '.'
+  if not all(map(importlib.util.find_spec, _TFDS_CLI_NEEDS)):
     msg += (
-      f'Prepare it with `tfds build {name} --data_dir={root}{manual_flag}`'
-      f'{"" if instructions else " (this downloads it)"}; `tfds` needs '
-      'apache-beam, else call `download_and_prepare` of '
-      f"`tfds.builder('{name}', data_dir=...)` (docs/datasets.md)."
+      " TFDS's command line needs apache-beam and mlcroissant: the "
+      '`datasets` extra (requirements.txt pins them; docs/install.md).'
     )
   return msg + ' jaxmix never downloads data.' + _build_needs(name)
 

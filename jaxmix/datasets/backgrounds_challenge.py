@@ -34,8 +34,9 @@ the original image `<name>.JPEG` with its mask, for the adversarial
 challenge. A pixel is foreground where the array, cast to uint8 as the
 official script does, is nonzero (the release's masks are 0/1).
 
-Prepare every config with `prepare(data_dir, manual_dir)` or `python -m
-jaxmix.datasets.backgrounds_challenge --data_dir D --manual_dir M`.
+Prepare every config with `tfds build backgrounds_challenge --imports
+jaxmix.datasets.backgrounds_challenge --data_dir D --manual_dir M` (one of
+them with `--config`).
 
 Features: 'image' (JPEG bytes as released, 224 x 224 in the release),
 'label' (the 9 classes), 'file_name' (the file's name in its class folder),
@@ -67,9 +68,6 @@ import re
 
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import flags
-
-from jaxmix.io import command_line
 
 NAME = 'backgrounds_challenge'  # the TFDS name
 ARCHIVE = 'backgrounds_challenge_data.tar.gz'
@@ -159,21 +157,16 @@ IMAGENET_TO_IN9 = imagenet_to_in9()
 _IMAGE = re.compile(r'\.(jpe?g|png)$', re.IGNORECASE)
 
 
-# Run as a script, this file is `__main__`; the CLI then imports the module by
-# its real name, which registers the builder once, where TFDS expects it.
-class BackgroundsChallenge(
-  tfds.core.GeneratorBasedBuilder, skip_registration=__name__ == '__main__'
-):
+class BackgroundsChallenge(tfds.core.GeneratorBasedBuilder):
   """ImageNet-9 test variants and foreground masks (manual download)."""
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}  # noqa: RUF012
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     f'Download {ARCHIVE} from the "data" release of {RELEASE} and put it, '
-    f'or the {ROOT}/ folder it extracts to, in the manual_dir; `python -m '
-    'jaxmix.datasets.backgrounds_challenge --data_dir D --manual_dir M` '
-    'prepares every variant (`tfds build` needs `--imports '
-    'jaxmix.datasets.backgrounds_challenge`)'
+    f'or the {ROOT}/ folder it extracts to, in the manual_dir; `tfds build '
+    'backgrounds_challenge --imports jaxmix.datasets.backgrounds_challenge '
+    '--data_dir D --manual_dir M` prepares every variant'
   )
   BUILDER_CONFIGS = [  # noqa: RUF012
     *(tfds.core.BuilderConfig(name=v, description=v) for v in VARIANTS),
@@ -303,49 +296,3 @@ def _mask_examples(root):
           'mask': mask,
         },
       )
-
-
-def prepare(
-  data_dir: str | None,
-  manual_dir: str,
-  configs: tuple[str, ...] = (*VARIANTS, MASKS),
-) -> None:
-  """Prepares `configs` (all by default) from the release in manual_dir."""
-  for config in configs:
-    tfds.builder(f'{NAME}/{config}', data_dir=data_dir).download_and_prepare(
-      download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, try_download_gcs=False
-      )
-    )
-
-
-FLAGS = flags.FlagValues()
-flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
-flags.DEFINE_string(
-  'manual_dir', None, f'Holds {ARCHIVE} or {ROOT}/.', flag_values=FLAGS
-)
-flags.DEFINE_string(
-  'configs',
-  ','.join((*VARIANTS, MASKS)),
-  'Comma-separated configs to prepare (default: all).',
-  flag_values=FLAGS,
-)
-flags.mark_flag_as_required('manual_dir', flag_values=FLAGS)
-
-
-def main(argv: list[str] | None = None) -> None:
-  command_line.parse(FLAGS, argv, __doc__)
-  known = (*VARIANTS, MASKS)
-  configs = tuple(c for c in FLAGS.configs.split(',') if c)
-  unknown = [c for c in configs if c not in known]
-  if unknown:
-    raise ValueError(f'--configs: unknown {unknown}; known {known}.')
-  prepare(FLAGS.data_dir, FLAGS.manual_dir, configs)
-  where = FLAGS.data_dir or "TFDS's default data_dir"
-  print(f'Prepared {NAME} {", ".join(configs)} in {where}.')
-
-
-if __name__ == '__main__':
-  from jaxmix.datasets import backgrounds_challenge
-
-  backgrounds_challenge.main()

@@ -46,20 +46,18 @@ Design choices:
   TensorFlow; the default config (39k images, 184 MB, half of them the
   extra split) takes about 70 CPU seconds, serially.
 
-Prepare with `prepare(data_dir)` or
-`python -m jaxmix.datasets.digit_scenes --data_dir DIR`. Importing the module
-registers the builder as 'digit_scenes'; the 'small' config is a tiny
+Prepare with `prepare(data_dir)` or `tfds build digit_scenes --imports
+jaxmix.datasets.digit_scenes --data_dir DIR --config default`. Importing the
+module registers the builder as 'digit_scenes'; the 'small' config is a tiny
 version for tests and smoke runs.
 """
 
 import dataclasses
 import functools
 import io
-import time
 
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import flags
 from PIL import Image
 
 from jaxmix.datasets import digit_render
@@ -72,7 +70,6 @@ from jaxmix.datasets.digit_render import (
   Scene,
   SceneObject,
 )
-from jaxmix.io import command_line
 
 SPLITS = ('train', 'validation', 'test', 'annotator')
 POOL_FRACTIONS = (0.5, 0.1, 0.1, 0.3)  # Share of source digits, per split.
@@ -210,11 +207,7 @@ def _coverage_configs(name: str, sizes: DigitSizes, what: str) -> list:
   ]
 
 
-# Run as a script, this file is `__main__`; the CLI then imports the module by
-# its real name, which registers the builder once, where TFDS expects it.
-class DigitScenes(
-  tfds.core.GeneratorBasedBuilder, skip_registration=__name__ == '__main__'
-):
+class DigitScenes(tfds.core.GeneratorBasedBuilder):
   """Small scenes of 1-3 handwritten digits on clutter, prepared offline."""
 
   VERSION = tfds.core.Version('1.1.0')
@@ -302,29 +295,3 @@ def prepare(
     download_config=tfds.download.DownloadConfig(try_download_gcs=False)
   )
   return builder
-
-
-FLAGS = flags.FlagValues()
-flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
-flags.DEFINE_string(
-  'config',
-  'default',
-  'default | small | medium | imagenet (+ _small for tests)',
-  flag_values=FLAGS,
-)
-flags.mark_flag_as_required('data_dir', flag_values=FLAGS)
-
-
-def main(argv: list[str] | None = None) -> None:
-  command_line.parse(FLAGS, argv, __doc__)
-  start = time.perf_counter()
-  builder = prepare(FLAGS.data_dir, FLAGS.config)
-  splits = {k: v.num_examples for k, v in builder.info.splits.items()}
-  seconds = time.perf_counter() - start
-  print(f'{builder.data_dir}: {splits} in {seconds:.1f} s')
-
-
-if __name__ == '__main__':
-  from jaxmix.datasets import digit_scenes
-
-  digit_scenes.main()

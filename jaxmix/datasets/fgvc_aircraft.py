@@ -21,14 +21,11 @@ is the class's position in the level's class list, the release's order.
 Features: 'image' (the JPEG as released: its bottom 20 rows are the
 photographer's copyright banner, kept), 'label', 'file_name' ('<id>.jpg').
 
-Prepare with `prepare(data_dir, manual_dir)` or `python -m
-jaxmix.datasets.fgvc_aircraft --data_dir D --manual_dir M`.
+Prepare with `tfds build fgvc_aircraft --imports jaxmix.datasets.fgvc_aircraft
+--data_dir D --manual_dir M --config variant` (no `--config`: every level).
 """
 
 import tensorflow_datasets as tfds
-from absl import flags
-
-from jaxmix.io import command_line
 
 NAME = 'fgvc_aircraft'  # the TFDS name
 ARCHIVE = 'fgvc-aircraft-2013b.tar.gz'
@@ -43,20 +40,16 @@ LEVELS = {
 SPLITS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 
 
-# Run as a script, this file is `__main__`; the CLI then imports the module by
-# its real name, which registers the builder once, where TFDS expects it.
-class FgvcAircraft(
-  tfds.core.GeneratorBasedBuilder, skip_registration=__name__ == '__main__'
-):
+class FgvcAircraft(tfds.core.GeneratorBasedBuilder):
   """FGVC Aircraft 2013b at one label level (manual download)."""
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}  # noqa: RUF012
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     f'Download {ARCHIVE} from {HOMEPAGE} and put it, or the {ROOT}/ folder '
-    'it extracts to, in the manual_dir; `python -m '
-    'jaxmix.datasets.fgvc_aircraft --data_dir D --manual_dir M` prepares '
-    'it (`tfds build` needs `--imports jaxmix.datasets.fgvc_aircraft`)'
+    'it extracts to, in the manual_dir, and run `tfds build fgvc_aircraft '
+    '--imports jaxmix.datasets.fgvc_aircraft --data_dir D --manual_dir M '
+    '--config variant`'
   )
   BUILDER_CONFIGS = [  # noqa: RUF012
     tfds.core.BuilderConfig(name=level, description=f'{level} labels')
@@ -169,48 +162,3 @@ def split_list(data, level: str, release: str) -> list[tuple[str, str]]:
       )
     rows.append((image_id, name.strip()))
   return rows
-
-
-def prepare(
-  data_dir: str | None,
-  manual_dir: str,
-  configs: tuple[str, ...] = ('variant',),
-) -> None:
-  """Prepares `configs` (label levels) from the release in manual_dir."""
-  for config in configs:
-    tfds.builder(f'{NAME}/{config}', data_dir=data_dir).download_and_prepare(
-      download_config=tfds.download.DownloadConfig(
-        manual_dir=manual_dir, try_download_gcs=False
-      )
-    )
-
-
-FLAGS = flags.FlagValues()
-flags.DEFINE_string('data_dir', None, 'TFDS data_dir.', flag_values=FLAGS)
-flags.DEFINE_string(
-  'manual_dir', None, f'Holds {ARCHIVE} or {ROOT}/.', flag_values=FLAGS
-)
-flags.DEFINE_string(
-  'configs',
-  'variant',
-  f'Comma-separated label levels among {list(LEVELS)}.',
-  flag_values=FLAGS,
-)
-flags.mark_flag_as_required('manual_dir', flag_values=FLAGS)
-
-
-def main(argv: list[str] | None = None) -> None:
-  command_line.parse(FLAGS, argv, __doc__)
-  configs = tuple(c for c in FLAGS.configs.split(',') if c)
-  unknown = [c for c in configs if c not in LEVELS]
-  if unknown or not configs:
-    raise ValueError(f'--configs: unknown {unknown}; known {list(LEVELS)}.')
-  prepare(FLAGS.data_dir, FLAGS.manual_dir, configs)
-  where = FLAGS.data_dir or "TFDS's default data_dir"
-  print(f'Prepared {NAME} {", ".join(configs)} in {where}.')
-
-
-if __name__ == '__main__':
-  from jaxmix.datasets import fgvc_aircraft
-
-  fgvc_aircraft.main()

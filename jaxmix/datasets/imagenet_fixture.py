@@ -15,14 +15,9 @@ validation images belong to training classes where possible.
 
 Images are random crops of the photos shipped inside `skimage.data` (no
 download), resized to random ImageNet-like sizes and aspect ratios; some are
-grayscale JPEGs, as in ImageNet. Build a benchmark set with
-
-  python -m jaxmix.datasets.imagenet_fixture --out DIR --classes 10 \
-    --images_per_class 100
-
-then prepare it with `tfds.builder('imagenet2012', data_dir=...)
-.download_and_prepare(download_config=DownloadConfig(manual_dir=DIR))`
-(see `prepare`).
+grayscale JPEGs, as in ImageNet. Write a benchmark set with `build(DIR,
+num_classes=10, images_per_class=100)`, then prepare it with `prepare` or
+`tfds build imagenet2012 --data_dir DATA --manual_dir DIR`.
 """
 
 from __future__ import annotations
@@ -33,9 +28,6 @@ import tarfile
 from collections.abc import Sequence
 
 import numpy as np
-from absl import flags
-
-from jaxmix.io import command_line
 
 # Photos in skimage.data that load offline; grayscale ones stay grayscale.
 _PHOTOS = (
@@ -203,43 +195,3 @@ def prepare(manual_dir: str, data_dir: str):
     download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
   )
   return builder
-
-
-FLAGS = flags.FlagValues()
-flags.DEFINE_string('out', None, 'The manual dir to write.', flag_values=FLAGS)
-flags.DEFINE_integer('classes', 10, 'Classes.', flag_values=FLAGS)
-flags.DEFINE_integer(
-  'images_per_class', 20, 'Train images per class.', flag_values=FLAGS
-)
-flags.DEFINE_integer('validation', 50, 'Validation images.', flag_values=FLAGS)
-flags.DEFINE_integer('min_side', 240, 'Shortest side.', flag_values=FLAGS)
-flags.DEFINE_integer('max_side', 500, 'Longest side.', flag_values=FLAGS)
-flags.DEFINE_integer('seed', 0, 'Seed of the images.', flag_values=FLAGS)
-flags.DEFINE_string(
-  'data_dir', None, 'Also prepare imagenet2012 here.', flag_values=FLAGS
-)
-flags.mark_flag_as_required('out', flag_values=FLAGS)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-  command_line.parse(FLAGS, argv, __doc__)
-  manifest = build(
-    FLAGS.out,
-    num_classes=FLAGS.classes,
-    images_per_class=FLAGS.images_per_class,
-    num_validation=FLAGS.validation,
-    min_side=FLAGS.min_side,
-    max_side=FLAGS.max_side,
-    seed=FLAGS.seed,
-  )
-  print(
-    f'wrote {len(manifest["train"])} train and '
-    f'{len(manifest["validation"])} validation JPEGs to {FLAGS.out}'
-  )
-  if FLAGS.data_dir:
-    prepare(FLAGS.out, FLAGS.data_dir)
-    print(f'prepared imagenet2012 in {FLAGS.data_dir}')
-
-
-if __name__ == '__main__':
-  main()

@@ -5,7 +5,8 @@ The base of the six digit_scenes recipes (`baseline`, `cutout`, `mixup`,
 training strategy only, and ends with `default.finish(config, arg)`.
 
 Command:
-  python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data
+  tfds build digit_scenes --imports jaxmix.datasets.digit_scenes \
+    --data_dir $WORKDIR/data --config default
   python -m jaxmix.apps.train --config configs/digits/base.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/baseline
 

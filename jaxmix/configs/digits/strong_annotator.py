@@ -11,7 +11,8 @@ data, 6x at 'default'), with a CNN 1.5x as wide (2.2x the parameters) for
 'default'). The digit study (`projects/digit_study/`) checks on the validation
 scenes that it beats the baseline students before its maps are used.
 
-Command (after `python -m jaxmix.datasets.digit_scenes --config imagenet`):
+Command (after `tfds build digit_scenes --imports jaxmix.datasets.digit_scenes
+--data_dir $WORKDIR/data --config imagenet`):
   python -m jaxmix.apps.train --config configs/digits/strong_annotator.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/annotator
 

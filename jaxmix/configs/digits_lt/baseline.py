@@ -8,8 +8,8 @@ validation and test stay balanced. Otherwise the `configs/digits/base.py`
 setting, trained for 30 epochs.
 
 Command:
-  python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data \
-    --config imagenet
+  tfds build digit_scenes --imports jaxmix.datasets.digit_scenes \
+    --data_dir $WORKDIR/data --config imagenet
   python -m jaxmix.apps.train --config configs/digits_lt/baseline.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/lt_baseline
   python -m jaxmix.apps.evaluate --workdir $WORKDIR/lt_baseline \

@@ -7,8 +7,8 @@ the main scene with probability 0.5 per batch, labels by area, in epochs
 3 < epoch < 27 (0-based; the official start 3 and stop 3).
 
 Command:
-  python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data \
-    --config imagenet
+  tfds build digit_scenes --imports jaxmix.datasets.digit_scenes \
+    --data_dir $WORKDIR/data --config imagenet
   python -m jaxmix.apps.train --config configs/digits_lt/cmo.py \
     --config.data.data_dir=$WORKDIR/data --workdir $WORKDIR/lt_cmo
   python -m jaxmix.apps.evaluate --workdir $WORKDIR/lt_cmo --suite long_tail

@@ -12,8 +12,8 @@ Command:
     --config configs/imagenet/token_labeling_vit_s16.py \
     --config.relabel.store_dir=$WORKDIR/relabel_maps --workdir $WORKDIR/tl_s16
   # offline, on CPU: digit_scenes/small and a label-map store of it
-  python -m jaxmix.datasets.digit_scenes --data_dir $WORKDIR/data \
-    --config small
+  tfds build digit_scenes --imports jaxmix.datasets.digit_scenes \
+    --data_dir $WORKDIR/data --config small
   python -m jaxmix.apps.train \
     --config configs/imagenet/token_labeling_vit_s16.py:smoke \
     --config.data.data_dir=$WORKDIR/data \

@@ -5,7 +5,8 @@ its source and what the paper leaves unstated are in `jaxmix.configs.transfer`
 (`configs/transfer/__init__.py`).
 
 Command:
-  python -m jaxmix.datasets.fgvc_aircraft --data_dir $DATA \
+  tfds build fgvc_aircraft --imports jaxmix.datasets.fgvc_aircraft \
+    --data_dir $DATA --config variant \
     --manual_dir $DOWNLOADS   # holds fgvc-aircraft-2013b.tar.gz
   python -m jaxmix.apps.train --config configs/transfer/fgvc_aircraft.py \
     --config.data.data_dir=$DATA --config.model.init_from=resnet50.safetensors \
