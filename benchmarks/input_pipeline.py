@@ -64,9 +64,11 @@ from jaxmix.data import input_pipeline
 
 
 def _data_config(args):
-  import ml_collections
+  """The schema's data section (every field, off by default), set up here."""
+  from jaxmix.configs import default
 
-  return ml_collections.ConfigDict(
+  config = default.get_config().data
+  config.update(
     dict(
       dataset='imagenet2012',
       data_dir=args.data_dir,
@@ -95,6 +97,7 @@ def _data_config(args):
       std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
     )
   )
+  return config
 
 
 # The reference: the flax example's published structure.

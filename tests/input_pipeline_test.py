@@ -561,3 +561,18 @@ def test_train_block_then_crop_is_train_preprocess(encoded):
     assert got.keys() == want.keys()
     for key in want:
       np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), key)
+
+
+def test_block_path_raises_at_the_bad_images_own_batch(corrupt, monkeypatch):
+  # A bad image fails its whole block, read ahead of its batch; the
+  # iterator must still deliver every batch before it, as per example.
+  def batches_before_error():
+    it, good = _train(corrupt[0], batch=2), []
+    with pytest.raises(input_pipeline.CorruptImageError, match=BAD_TRAIN):
+      for _ in range(4 * NUM_TRAIN):
+        good.append(next(it))
+    return good
+
+  blocked = batches_before_error()
+  monkeypatch.setattr(preprocess, 'drawn_per_block', lambda config: False)
+  _assert_same(blocked, batches_before_error())

@@ -17,7 +17,9 @@ two: each example's image shape is read with its bytes, then blocks of
 `BLOCK` examples draw their seeds, windows, boxes and flips in one set of
 vectorised ops (`preprocess.train_block`), and the parallel per-example map
 only decodes, resizes and flips (`preprocess.train_crop`): the same
-batches, with a few ops per example instead of a hundred.
+batches, with a few ops per example instead of a hundred. An error (a bad
+image stops the run with `on_corrupt='error'`) switches the iterator to the
+per-example map from its position on, so it comes at the same batch.
 
 Every random choice is a stateless op seeded by (seed, epoch, example
 index), and each epoch's order by (seed, epoch), so the same seed gives the
@@ -200,6 +202,13 @@ class _TrainIterator(BatchIterator):
     try:
       batch = _to_numpy(next(self._iterator))
     except tf.errors.OpError as e:
+      if self._block_fns is not None:
+        # A bad image fails its whole block (and its header is read ahead
+        # of the map): go on per example from this position, where the
+        # error comes with the image's own batch, as without blocks.
+        self._block_fns = None
+        self._start()
+        return next(self)
       raw = self._raw(self._epoch, self._position)
       raise self._source.find_corrupt(raw, self._preprocess, e) from e
     positions, epochs = batch.pop('position'), batch.pop('epoch')
