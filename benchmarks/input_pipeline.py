@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
 import tempfile
@@ -66,9 +67,11 @@ from jaxmix.data import input_pipeline
 
 
 def _data_config(args):
-  import ml_collections
+  """The schema's data section (every field, off by default), set up here."""
+  from jaxmix.configs import default
 
-  return ml_collections.ConfigDict(
+  config = default.get_config().data
+  config.update(
     dict(
       dataset='imagenet2012',
       data_dir=args.data_dir,
@@ -97,6 +100,7 @@ def _data_config(args):
       std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
     )
   )
+  return config
 
 
 # The reference: the flax example's published structure.
@@ -243,17 +247,20 @@ def _jaxmix_stage(args, stage: str):
     image = tf.image.resize_with_crop_or_pad(crop, size, size)
     return tf.cast(image, tf.float32)
 
-  name, patch = {
-    'read': ('train_preprocess', read_only),
-    'decode': ('_resize', crop_or_pad),
+  patches = {
+    # Bytes only: the per-example map, without the block draw.
+    'read': {'train_preprocess': read_only, 'drawn_per_block': lambda c: False},
+    'decode': {'_resize': crop_or_pad},
   }[stage]
-  original = getattr(preprocess, name)
-  setattr(preprocess, name, patch)
+  originals = {name: getattr(preprocess, name) for name in patches}
+  for name, patch in patches.items():
+    setattr(preprocess, name, patch)
   try:  # the map function is built and traced at the first batch
     it = _jaxmix_batches(args)
     first = next(it)
   finally:
-    setattr(preprocess, name, original)
+    for name, original in originals.items():
+      setattr(preprocess, name, original)
   return itertools.chain([first], it)
 
 
@@ -346,6 +353,11 @@ def main() -> None:
     "'rand-m9-mstd0.5-inc1').",
   )
   parser.add_argument(
+    '--json',
+    help='Append each round of each row to this file (JSON lines), to '
+    'interleave runs of this script with benchmarks/torch_loader.py.',
+  )
+  parser.add_argument(
     '--compare-antialias',
     action='store_true',
     help="Also time jaxmix with data.train_resize='antialias'.",
@@ -391,6 +403,11 @@ def main() -> None:
   for _ in range(args.rounds):
     for name, make in rows.items():
       results[name].append(_time(make, args))
+      if args.json:
+        rate, cpu = results[name][-1]
+        with open(args.json, 'a') as f:
+          row = {'row': name, 'img_s': rate, 'cpu_ms': cpu}
+          f.write(json.dumps(row) + '\n')
 
   cores = len(os.sched_getaffinity(0))
   load = os.getloadavg()[0]

@@ -658,3 +658,51 @@ def test_resize_area_grows_bilinearly_and_keeps_an_output_sized_crop():
   pairs = wide.numpy().astype(np.float32).reshape(100, 224, 2, 3).mean(2)
   expected = tf.image.resize(pairs, [224, 224]).numpy()
   np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_exp_is_the_same_wherever_an_element_sits():
+  # Eigen's SIMD and scalar-tail exp differ in the last bit for about one
+  # value in ten; `crops._exp` must give an element one value in any block.
+  rng = np.random.default_rng(3)
+  x = np.log(0.75) + np.log(16 / 9) * rng.random(997)
+  whole = crops._exp(tf.constant(x)).numpy()
+  for size in (1, 2, 3, 7, 10, 16, 33):
+    parts = [
+      crops._exp(tf.constant(x[i : i + size])).numpy()
+      for i in range(0, 200, size)
+    ]
+    np.testing.assert_array_equal(
+      np.concatenate(parts), whole[: len(np.concatenate(parts))]
+    )
+  np.testing.assert_array_equal(
+    crops._exp(tf.constant(x.reshape(997, 1))).numpy()[:, 0], whole
+  )
+
+
+def test_block_windows_equal_each_image_drawn_alone():
+  rng = np.random.default_rng(5)
+  n = 300
+  heights = rng.integers(1, 900, n).astype(np.int32)
+  widths = rng.integers(1, 900, n).astype(np.int32)
+  # Extreme shapes, so that some images fall back.
+  heights[:4], widths[:4] = (10, 1000, 1, 2), (1000, 10, 1, 700)
+  uniforms = rng.random((n, crops.MAX_ATTEMPTS, 4))
+  for scale, ratio in [((0.08, 1.0), (3 / 4, 4 / 3)), ((0.9, 1.0), (1.0, 2.0))]:
+    windows, fell_back = crops.torchvision_crop_windows(
+      heights, widths, uniforms, scale=scale, ratio=ratio
+    )
+    assert fell_back.numpy().any() and not fell_back.numpy().all()
+    for i in range(n):
+      window, alone = crops.torchvision_crop_window(
+        heights[i], widths[i], uniforms[i], scale=scale, ratio=ratio
+      )
+      np.testing.assert_array_equal(windows[i].numpy(), window.numpy())
+      assert bool(fell_back[i]) == bool(alone)
+
+
+def test_batched_box_equals_one_window_at_a_time():
+  windows = tf.constant([[3, 5, 20, 30], [-4, 2, 32, 32], [0, 0, 7, 9]])
+  shapes = tf.constant([[40, 60, 3], [32, 32, 3], [7, 9, 3]])
+  boxes = crops.window_to_box(windows, shapes).numpy()
+  for w, s, box in zip(windows, shapes, boxes):
+    np.testing.assert_array_equal(crops.window_to_box(w, s).numpy(), box)

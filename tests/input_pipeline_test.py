@@ -14,7 +14,7 @@ from imagenet_fixture_util import (
   prepared_imagenet,
 )
 
-from jaxmix.data import input_pipeline
+from jaxmix.data import input_pipeline, preprocess
 
 S = 40  # output image size
 BAD_TRAIN = 'n09193705_2.JPEG'
@@ -503,3 +503,76 @@ def test_area_train_resize_changes_pixels_only(clean, encoded):
   resumed = _train(clean[0], train_resize='area')
   resumed.set_state(state)
   _assert_same(more, _take(resumed, 2))
+
+
+@pytest.mark.parametrize(
+  'overrides',
+  [
+    dict(),
+    dict(train_resize='area', photometric='device', pca_lighting=0.1),
+    dict(color_jitter=0.4, pca_lighting=0.1),
+    dict(random_flip=False, crop_scale=(0.5, 1.0), crop_ratio=(0.5, 2.0)),
+    dict(auto_augment='rand-m9-mstd0.5-inc1'),
+  ],
+)
+def test_block_draws_equal_per_example_draws(clean, monkeypatch, overrides):
+  # The vectorised block draw (train_block + train_crop) gives the batches
+  # of the per-example map function, across an epoch boundary.
+  assert preprocess.drawn_per_block(data_config(clean[0], **overrides))
+  blocked = _take(_train(clean[0], seed=4, **overrides), NUM_TRAIN // 4 + 2)
+  monkeypatch.setattr(preprocess, 'drawn_per_block', lambda config: False)
+  alone = _take(_train(clean[0], seed=4, **overrides), NUM_TRAIN // 4 + 2)
+  _assert_same(blocked, alone)
+
+
+def test_block_draw_with_copies_equals_per_example(clean, monkeypatch):
+  overrides = dict(repeated_augmentation=3)
+  blocked = _take(_train(clean[0], batch=8, **overrides), 3)
+  monkeypatch.setattr(preprocess, 'drawn_per_block', lambda config: False)
+  alone = _take(_train(clean[0], batch=8, **overrides), 3)
+  _assert_same(blocked, alone)
+
+
+def test_train_block_then_crop_is_train_preprocess(encoded):
+  # Direct: the two halves on a block of examples with their shapes.
+  config = data_config('unused')
+  names = sorted(encoded)
+  n = len(names)
+  block = {
+    'image_bytes': tf.stack([encoded[k] for k in names]),
+    'file_name': tf.constant(names),
+    'label': tf.range(n, dtype=tf.int64),
+    'epoch': tf.constant([0, 3] * (n // 2), tf.int64),
+    'index': tf.range(n, dtype=tf.int64) * 11,
+  }
+  shapes = tf.stack(
+    [
+      preprocess.with_shape({'image_bytes': b})['shape']
+      for b in block['image_bytes']
+    ]
+  )
+  drawn = preprocess.train_block(config, seed=9)({**block, 'shape': shapes})
+  crop = preprocess.train_crop(config, image_size=S)
+  whole = preprocess.train_preprocess(config, image_size=S, seed=9)
+  for i in range(n):
+    one = {k: v[i] for k, v in drawn.items()}
+    want = whole({k: v[i] for k, v in block.items()})
+    got = crop(one)
+    assert got.keys() == want.keys()
+    for key in want:
+      np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), key)
+
+
+def test_block_path_raises_at_the_bad_images_own_batch(corrupt, monkeypatch):
+  # A bad image fails its whole block, read ahead of its batch; the
+  # iterator must still deliver every batch before it, as per example.
+  def batches_before_error():
+    it, good = _train(corrupt[0], batch=2), []
+    with pytest.raises(input_pipeline.CorruptImageError, match=BAD_TRAIN):
+      for _ in range(4 * NUM_TRAIN):
+        good.append(next(it))
+    return good
+
+  blocked = batches_before_error()
+  monkeypatch.setattr(preprocess, 'drawn_per_block', lambda config: False)
+  _assert_same(blocked, batches_before_error())

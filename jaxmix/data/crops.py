@@ -125,12 +125,12 @@ def torchvision_fallback_window(
   """torchvision's fallback: the whole image clamped to `ratio`, centred.
 
   Args:
-    height: int32 `[]` image height H.
-    width: int32 `[]` image width W.
+    height: int32 `[...]` image heights H.
+    width: int32 `[...]` image widths W (the same shape).
     ratio: (min, max) aspect ratio width / height.
 
   Returns:
-    int32 `[4]` window (offset_y, offset_x, height, width).
+    int32 `[..., 4]` windows (offset_y, offset_x, height, width).
   """
   r_min, r_max = min(ratio), max(ratio)
   h_f, w_f = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
@@ -143,7 +143,7 @@ def torchvision_fallback_window(
   crop_h = tf.where(in_ratio < r_min, tall_h, height)
   crop_w = tf.where(in_ratio > r_max, wide_w, width)
   return tf.stack(
-    [(height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w]
+    [(height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w], axis=-1
   )
 
 
@@ -154,6 +154,82 @@ def _uniform_index(u: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
   return tf.minimum(index, count - 1)
 
 
+# Elements per exp call, a multiple of every CPU's SIMD width in float64.
+_EXP_LANES = 16
+
+
+def _exp(x: tf.Tensor) -> tf.Tensor:
+  """`tf.exp(x)`, the same value for an element wherever it sits.
+
+  Eigen computes full SIMD packets with its polynomial exp and a tail
+  shorter than a packet with libm's, which differ in the last bit for about
+  one value in ten; padding to a multiple of every packet width keeps every
+  element on the packet path, so one example's window is the same drawn
+  alone or in a block.
+  """
+  flat = tf.reshape(x, [-1])
+  pad = -tf.size(flat) % _EXP_LANES
+  out = tf.exp(tf.pad(flat, [[0, pad]]))[: tf.size(flat)]
+  return tf.reshape(out, tf.shape(x))
+
+
+def torchvision_crop_windows(
+  height: tf.Tensor,
+  width: tf.Tensor,
+  uniforms: tf.Tensor,
+  *,
+  scale: Sequence[float] = (0.08, 1.0),
+  ratio: Sequence[float] = (3 / 4, 4 / 3),
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """torchvision's RandomResizedCrop windows of a block of images.
+
+  Image `n`'s attempt `a` uses `uniforms[n, a] = (u_area, u_aspect, u_top,
+  u_left)`: area `H * W * (s0 + (s1 - s0) * u_area)`, aspect
+  `exp(log r0 + (log r1 - log r0) * u_aspect)`, rounded sizes, and, if
+  accepted, `top = floor(u_top * (H - h + 1))`,
+  `left = floor(u_left * (W - w + 1))`. The first accepted attempt wins;
+  with none, `torchvision_fallback_window`. Geometry is computed in float64,
+  element by element, so an image's window does not depend on the block.
+
+  Args:
+    height: int `[N]` image heights H.
+    width: int `[N]` image widths W.
+    uniforms: float64 `[N, A, 4]` in [0, 1), one row per attempt.
+    scale: (min, max) crop area as a fraction of the image area.
+    ratio: (min, max) crop aspect ratio width / height.
+
+  Returns:
+    (windows int32 `[N, 4]` (offset_y, offset_x, height, width),
+     fell_back bool `[N]`).
+  """
+  height = tf.cast(height, tf.int32)
+  width = tf.cast(width, tf.int32)
+  u_area, u_aspect, u_top, u_left = tf.unstack(
+    tf.cast(uniforms, tf.float64), num=UNIFORMS_PER_ATTEMPT, axis=-1
+  )
+  h_f = tf.cast(height, tf.float64)[:, None]
+  w_f = tf.cast(width, tf.float64)[:, None]
+  area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u_area)
+  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+  aspect = _exp(log_lo + (log_hi - log_lo) * u_aspect)
+  # tf.round rounds half to even, as Python's round in torchvision.
+  crop_w = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
+  crop_h = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
+  h_i, w_i = height[:, None], width[:, None]
+  accepted = (crop_w > 0) & (crop_w <= w_i) & (crop_h > 0)
+  accepted &= crop_h <= h_i
+  # Offsets of rejected attempts are meaningless and never selected.
+  top = _uniform_index(u_top, tf.maximum(h_i - crop_h + 1, 1))
+  left = _uniform_index(u_left, tf.maximum(w_i - crop_w + 1, 1))
+  first = tf.argmax(tf.cast(accepted, tf.int32), axis=1, output_type=tf.int32)
+  sampled = tf.gather(
+    tf.stack([top, left, crop_h, crop_w], axis=2), first, batch_dims=1
+  )
+  fell_back = tf.logical_not(tf.reduce_any(accepted, axis=1))
+  fallback = torchvision_fallback_window(height, width, ratio)
+  return tf.where(fell_back[:, None], fallback, sampled), fell_back
+
+
 def torchvision_crop_window(
   height: tf.Tensor,
   width: tf.Tensor,
@@ -162,14 +238,7 @@ def torchvision_crop_window(
   scale: Sequence[float] = (0.08, 1.0),
   ratio: Sequence[float] = (3 / 4, 4 / 3),
 ) -> tuple[tf.Tensor, tf.Tensor]:
-  """torchvision's RandomResizedCrop window from given uniforms.
-
-  Attempt `a` uses `uniforms[a] = (u_area, u_aspect, u_top, u_left)`:
-  area `H * W * (s0 + (s1 - s0) * u_area)`, aspect
-  `exp(log r0 + (log r1 - log r0) * u_aspect)`, rounded sizes, and, if
-  accepted, `top = floor(u_top * (H - h + 1))`,
-  `left = floor(u_left * (W - w + 1))`. The first accepted attempt wins;
-  with none, `torchvision_fallback_window`. Geometry is computed in float64.
+  """One image's `torchvision_crop_windows`.
 
   Args:
     height: int `[]` image height H.
@@ -182,30 +251,14 @@ def torchvision_crop_window(
     (window int32 `[4]` (offset_y, offset_x, height, width),
      fell_back bool `[]`).
   """
-  height = tf.cast(height, tf.int32)
-  width = tf.cast(width, tf.int32)
-  # Columns by one unstack and the winner by one gather (not a slice per
-  # value): fewer ops per example, the same arithmetic.
-  u_area, u_aspect, u_top, u_left = tf.unstack(
-    tf.cast(uniforms, tf.float64), num=UNIFORMS_PER_ATTEMPT, axis=1
+  windows, fell_back = torchvision_crop_windows(
+    tf.reshape(height, [1]),
+    tf.reshape(width, [1]),
+    uniforms[None],
+    scale=scale,
+    ratio=ratio,
   )
-  h_f, w_f = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-  area = h_f * w_f * (scale[0] + (scale[1] - scale[0]) * u_area)
-  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-  aspect = tf.exp(log_lo + (log_hi - log_lo) * u_aspect)
-  # tf.round rounds half to even, as Python's round in torchvision.
-  crop_w = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
-  crop_h = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
-  accepted = (crop_w > 0) & (crop_w <= width) & (crop_h > 0)
-  accepted &= crop_h <= height
-  # Offsets of rejected attempts are meaningless and never selected.
-  top = _uniform_index(u_top, tf.maximum(height - crop_h + 1, 1))
-  left = _uniform_index(u_left, tf.maximum(width - crop_w + 1, 1))
-  first = tf.argmax(tf.cast(accepted, tf.int32), output_type=tf.int32)
-  sampled = tf.gather(tf.stack([top, left, crop_h, crop_w], axis=1), first)
-  fell_back = tf.logical_not(tf.reduce_any(accepted))
-  fallback = torchvision_fallback_window(height, width, ratio)
-  return tf.where(fell_back, fallback, sampled), fell_back
+  return windows[0], fell_back[0]
 
 
 def torchvision_window(
@@ -255,20 +308,20 @@ def cifar_window(
 
 
 def window_to_box(window: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
-  """Normalised (ymin, xmin, ymax, xmax) of a window, clipped to [0, 1].
+  """Normalised (ymin, xmin, ymax, xmax) of windows, clipped to [0, 1].
 
   Args:
-    window: int `[4]` (offset_y, offset_x, height, width).
-    image_shape: int `[>=2]`, (height, width, ...) of the original image.
+    window: int `[..., 4]` (offset_y, offset_x, height, width).
+    image_shape: int `[..., >=2]`, (height, width, ...) of the original
+      images.
 
   Returns:
-    float32 `[4]`.
+    float32 `[..., 4]`.
   """
-  h, w = _shape_hw(image_shape)
-  y, x, height, width = tf.unstack(tf.cast(window, tf.float32), num=4)
-  hw = tf.cast(tf.stack([h, w, h, w]), tf.float32)
-  corners = tf.stack([y, x, y + height, x + width])
-  return tf.clip_by_value(corners / hw, 0.0, 1.0)
+  window = tf.cast(window, tf.float32)
+  hw = tf.cast(image_shape[..., :2], tf.float32)
+  corners = tf.concat([window[..., :2], window[..., :2] + window[..., 2:]], -1)
+  return tf.clip_by_value(corners / tf.concat([hw, hw], -1), 0.0, 1.0)
 
 
 def decode_full(image_bytes: tf.Tensor) -> tf.Tensor:
@@ -356,6 +409,40 @@ def decode_and_crop(
   return crop, window, shape
 
 
+def decode_window(image_bytes: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+  """Decodes `window` (inside the image) of an encoded image.
+
+  The second half of `decode_and_crop(..., inside=True)`, for a window drawn
+  beforehand: JPEGs are decoded only inside it, anything else whole, then
+  cut.
+
+  Args:
+    image_bytes: string `[]`, encoded image.
+    window: int32 `[4]` (offset_y, offset_x, height, width) in pixels.
+
+  Returns:
+    uint8 `[height, width, 3]`.
+  """
+  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
+  crop = tf.cond(
+    is_jpeg,
+    lambda: tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3),
+    lambda: crop_decoded(decode_full(image_bytes), window),
+  )
+  crop.set_shape([None, None, 3])
+  return crop
+
+
+def image_shape(image_bytes: tf.Tensor) -> tf.Tensor:
+  """int32 `[3]` shape of an encoded image (a JPEG's from its header)."""
+  is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b'\xff\xd8\xff')
+  return tf.cond(
+    is_jpeg,
+    lambda: tf.io.extract_jpeg_shape(image_bytes),
+    lambda: tf.shape(decode_full(image_bytes)),
+  )
+
+
 def resize(image: tf.Tensor, size: int) -> tf.Tensor:
   """Bilinear, antialiased resize to float32 `[size, size, 3]` in [0, 255]."""
   image = tf.image.resize(
@@ -399,6 +486,11 @@ def resize_area(image: tf.Tensor, size: int) -> tf.Tensor:
   return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def flip_image(image: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+  """`image` `[h, w, c]` mirrored left-right when `flip` (bool `[]`)."""
+  return tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+
+
 def random_flip(
   image: tf.Tensor, seed: tf.Tensor, prob: float = 0.5
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -408,5 +500,4 @@ def random_flip(
     (image, flip bool `[]`).
   """
   flip = tf.random.stateless_uniform([], seed) < prob
-  image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
-  return image, flip
+  return flip_image(image, flip), flip

@@ -12,6 +12,15 @@ same number of steps), in one tf.data pipeline for all epochs:
   (parallel, deterministic) -> batch [-> rows laid over the local devices,
   `jaxmix.data.repeated`]
 
+With torchvision's crop (`preprocess.drawn_per_block`) the map is split in
+two: each example's image shape is read with its bytes, then blocks of
+`BLOCK` examples draw their seeds, windows, boxes and flips in one set of
+vectorised ops (`preprocess.train_block`), and the parallel per-example map
+only decodes, resizes and flips (`preprocess.train_crop`): the same
+batches, with a few ops per example instead of a hundred. An error (a bad
+image stops the run with `on_corrupt='error'`) switches the iterator to the
+per-example map from its position on, so it comes at the same batch.
+
 Every random choice is a stateless op seeded by (seed, epoch, example
 index), and each epoch's order by (seed, epoch), so the same seed gives the
 same batches, and a restored position skips the consumed examples before
@@ -69,6 +78,10 @@ def steps_per_epoch(
   return per_process // local_batch_size(global_batch_size, count)
 
 
+# Examples per vectorised draw of windows and flips.
+BLOCK = 64
+
+
 def _to_numpy(batch) -> Batch:
   return {k: v.numpy() for k, v in batch.items()}
 
@@ -109,8 +122,11 @@ class _TrainIterator(BatchIterator):
     steps,
     repeats=1,
     replicas=1,
+    block_fns=None,
   ):
     self._source = source
+    # (train_block, train_crop), or None to map preprocess_fn per example.
+    self._block_fns = block_fns
     self._repeats = repeats
     self._rows = (
       repeated.replica_rows(batch_size, replicas) if repeats > 1 else None
@@ -126,10 +142,16 @@ class _TrainIterator(BatchIterator):
     self._epoch, self._batch, self._position = 0, 0, 0
     self._iterator = None
 
-  def _raw(self, epoch: int, position: int) -> tf.data.Dataset:
-    """Undecoded examples from (epoch, position) on, over all epochs."""
+  def _raw(
+    self, epoch: int, position: int, *, shapes: bool = False
+  ) -> tf.data.Dataset:
+    """Undecoded examples from (epoch, position) on, over all epochs.
+
+    `shapes`: with each image's shape ('shape', `preprocess.with_shape`).
+    """
     buffer = min(self._source.config.shuffle_buffer, max(self._source.size, 1))
     per_epoch, repeats = self._per_epoch, self._repeats
+    annotate = preprocess_lib.with_shape if shapes else (lambda ex: ex)
 
     def copies(ex):
       numbers = tf.data.Dataset.range(repeats)
@@ -142,8 +164,11 @@ class _TrainIterator(BatchIterator):
       if repeats > 1:
         ds = ds.take(repeated.distinct(per_epoch, repeats)).flat_map(copies)
       ds = ds.take(per_epoch).enumerate()
-      ds = ds.map(lambda pos, ex: {**ex, 'position': pos, 'epoch': e})
-      return ds.skip(tf.where(e == epoch, tf.constant(position, tf.int64), 0))
+      ds = ds.skip(tf.where(e == epoch, tf.constant(position, tf.int64), 0))
+      # After the skip: a consumed example's image is never opened.
+      return ds.map(
+        lambda pos, ex: annotate({**ex, 'position': pos, 'epoch': e})
+      )
 
     # Epoch by epoch, in order: each epoch is one block of the interleave;
     # the second slot opens the next epoch (its shuffle buffer fills) in the
@@ -157,11 +182,15 @@ class _TrainIterator(BatchIterator):
     )
 
   def _start(self) -> None:
-    ds = self._raw(self._epoch, self._position).map(
-      self._preprocess_fn,
-      num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=True,
-    )
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if self._block_fns is None:
+      ds = self._raw(self._epoch, self._position)
+      ds = ds.map(self._preprocess_fn, **parallel)
+    else:
+      block_fn, crop_fn = self._block_fns
+      ds = self._raw(self._epoch, self._position, shapes=True)
+      ds = ds.batch(BLOCK).map(block_fn, **parallel).unbatch()
+      ds = ds.map(crop_fn, **parallel)
     if self._skip:
       ds = ds.ignore_errors()
     ds = ds.batch(self._batch_size).prefetch(tf.data.AUTOTUNE)
@@ -173,6 +202,13 @@ class _TrainIterator(BatchIterator):
     try:
       batch = _to_numpy(next(self._iterator))
     except tf.errors.OpError as e:
+      if self._block_fns is not None:
+        # A bad image fails its whole block (and its header is read ahead
+        # of the map): go on per example from this position, where the
+        # error comes with the image's own batch, as without blocks.
+        self._block_fns = None
+        self._start()
+        return next(self)
       raw = self._raw(self._epoch, self._position)
       raise self._source.find_corrupt(raw, self._preprocess, e) from e
     positions, epochs = batch.pop('position'), batch.pop('epoch')
@@ -257,6 +293,12 @@ def create_train_iterator(
   if repeats > 1:
     replicas = jax.local_device_count() if replicas is None else replicas
     repeated.replica_rows(batch_size, replicas)  # a ValueError if uneven
+  block_fns = None
+  if preprocess_lib.drawn_per_block(data_config):
+    block_fns = (
+      preprocess_lib.train_block(data_config, seed=seed),
+      preprocess_lib.train_crop(data_config, image_size=image_size),
+    )
   return _TrainIterator(
     source,
     preprocess_fn,
@@ -265,6 +307,7 @@ def create_train_iterator(
     steps=steps,
     repeats=repeats,
     replicas=replicas or 1,
+    block_fns=block_fns,
   )
 
 

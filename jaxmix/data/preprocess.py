@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from jaxmix.data import auto_augment_host, crops, photometric
+from jaxmix.data import auto_augment_host, crops, philox, photometric
 
 AUGMENTS = ('inception', 'cifar', 'none')
 # The law of the 'inception' (random-resized) crop; see jaxmix.data.crops.
@@ -29,6 +29,8 @@ PHOTOMETRIC = ('host', 'device')
 TRAIN_RESIZES = ('antialias', 'area')
 
 Example = dict[str, tf.Tensor]
+# Seeds per example: window, flip, colour jitter, lighting, policy.
+_SEEDS = 5
 
 
 class CorruptImageError(ValueError):
@@ -132,6 +134,23 @@ def example_seed(
   return key
 
 
+def block_seeds(
+  seed: int, epoch: tf.Tensor, index: tf.Tensor, copy: tf.Tensor | None = None
+) -> tf.Tensor:
+  """int64 `[N, 5, 2]`: `stateless_split(example_seed(...), 5)` of a block.
+
+  The same values as the per-example ops (`jaxmix.data.philox`), from one
+  set of vectorised ops for the `[N]` examples.
+  """
+  epoch = tf.cast(epoch, tf.int64)
+  seed = tf.constant(seed % 2**63, tf.int64)
+  base = tf.stack([tf.fill(tf.shape(epoch), seed), epoch], axis=-1)
+  key = philox.fold_in(base, index)
+  if copy is not None:
+    key = philox.fold_in(key, copy)
+  return philox.split(key, _SEEDS)
+
+
 def apply_policy(image: tf.Tensor, seed: tf.Tensor, spec: str) -> tf.Tensor:
   """`auto_augment_host.augment` of one uint8 `[S, S, 3]` image, in a graph.
 
@@ -146,6 +165,50 @@ def apply_policy(image: tf.Tensor, seed: tf.Tensor, spec: str) -> tf.Tensor:
   )
   out.set_shape(image.shape)
   return out
+
+
+def _finish(
+  cfg, crop: tf.Tensor, flip: tf.Tensor, seeds, image_size: int
+) -> tf.Tensor:
+  """Resize, flip, host colour and policy of a train crop: uint8 `[S, S, 3]`.
+
+  `seeds` (the example's five) are read only for host colour and policy.
+  """
+  image = _resize(crop, image_size, cfg.train_resize)
+  # With 'device' the train step jitters and lights the uint8 crop.
+  on_host = cfg.photometric == 'host'
+  jitter = on_host and cfg.color_jitter > 0
+  lighting = on_host and cfg.pca_lighting > 0
+  if not (jitter or lighting):
+    # Nothing more in float: round now (the resize output is already in
+    # [0, 255]) and flip a quarter of the bytes; the same pixels.
+    image = tf.cast(tf.round(image), tf.uint8)
+  if cfg.random_flip:
+    image = crops.flip_image(image, flip)
+  if jitter:
+    s = float(cfg.color_jitter)
+    image = photometric.color_jitter(
+      image,
+      seeds[2],
+      brightness=s,
+      contrast=s,
+      saturation=s,
+      clip=cfg.color_jitter_clip,
+    )
+  if lighting:
+    image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)
+  if jitter or lighting:
+    image = _to_uint8(image)
+  if cfg.auto_augment:
+    image = apply_policy(image, seeds[4], cfg.auto_augment)
+  return image
+
+
+def _needs_seeds(cfg) -> bool:
+  """Whether the per-example part reads seeds beyond the window and flip."""
+  on_host = cfg.photometric == 'host'
+  colour = on_host and (cfg.color_jitter > 0 or cfg.pca_lighting > 0)
+  return colour or bool(cfg.auto_augment)
 
 
 def train_preprocess(
@@ -169,10 +232,6 @@ def train_preprocess(
   """
   cfg = data_config
   sampler = cfg.crop_sampler
-  law = cfg.train_resize
-  # With 'device' the train step jitters and lights the uint8 crop.
-  on_host = cfg.photometric == 'host'
-  policy = cfg.auto_augment
 
   def fn(example: Example) -> Example:
     key = example_seed(
@@ -180,7 +239,7 @@ def train_preprocess(
     )
     # Prefix-stable: the first four are those of a split into four.
     seeds = tf.unstack(
-      tf.random.experimental.stateless_split(key, num=5), num=5
+      tf.random.experimental.stateless_split(key, num=_SEEDS), num=_SEEDS
     )
     if cfg.augment == 'inception' and sampler == 'torchvision':
 
@@ -214,38 +273,108 @@ def train_preprocess(
     crop, window, shape = crops.decode_and_crop(
       example['image_bytes'], window_fn, inside=cfg.augment != 'cifar'
     )
-    image = _resize(crop, image_size, law)
-    jitter = on_host and cfg.color_jitter > 0
-    lighting = on_host and cfg.pca_lighting > 0
-    if not (jitter or lighting):
-      # Nothing more in float: round now (the resize output is already in
-      # [0, 255]) and flip a quarter of the bytes; the same pixels.
-      image = tf.cast(tf.round(image), tf.uint8)
     flip = tf.constant(False)
     if cfg.random_flip:
-      image, flip = crops.random_flip(image, seeds[1])
-    if jitter:
-      s = float(cfg.color_jitter)
-      image = photometric.color_jitter(
-        image,
-        seeds[2],
-        brightness=s,
-        contrast=s,
-        saturation=s,
-        clip=cfg.color_jitter_clip,
-      )
-    if lighting:
-      image = photometric.pca_lighting(image, seeds[3], cfg.pca_lighting)
-    if jitter or lighting:
-      image = _to_uint8(image)
-    if policy:
-      image = apply_policy(image, seeds[4], policy)
+      flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
     out = {k: v for k, v in example.items() if k != 'image_bytes'}
     out.update(
-      image=image,
+      image=_finish(cfg, crop, flip, seeds, image_size),
       crop_box=crops.window_to_box(window, shape),
       flip=flip,
     )
+    return out
+
+  return fn
+
+
+def drawn_per_block(data_config) -> bool:
+  """Whether the train pipeline draws windows and flips per block.
+
+  True for torchvision's random-resized crop (every ImageNet recipe's) when
+  a bad image stops the run: `train_block` then draws a block of examples'
+  windows and flips in one set of vectorised ops, and `train_crop` decodes
+  each, the same batches as `train_preprocess`. With `on_corrupt='skip'`
+  one bad image would drop its whole block, so the pipeline maps
+  `train_preprocess` per example.
+  """
+  cfg = data_config
+  return (
+    cfg.augment == 'inception'
+    and cfg.crop_sampler == 'torchvision'
+    and cfg.on_corrupt == 'error'
+  )
+
+
+def with_shape(example: Example) -> Example:
+  """`example` with int32 'shape' `[3]`, its image's (`train_block` reads it)."""
+  return {**example, 'shape': crops.image_shape(example['image_bytes'])}
+
+
+def train_block(data_config, *, seed: int) -> Callable[[Example], Example]:
+  """The draws of `train_preprocess` for a block of examples at once.
+
+  Args:
+    data_config: as `train_preprocess`'s, with `drawn_per_block` true.
+    seed: run seed.
+
+  Returns:
+    fn(block) -> block: a batch of `[N]` examples with 'shape' (int32
+    `[N, 3]`, `with_shape`), 'epoch', 'index' (and 'copy') in; out without
+    'shape', with 'window' int32 `[N, 4]`, 'crop_box' float32 `[N, 4]`,
+    'flip' bool `[N]` (and 'seeds' int64 `[N, 5, 2]` where host colour or
+    a policy reads them), each example's values those of
+    `train_preprocess`.
+  """
+  cfg = data_config
+  per_attempt = crops.UNIFORMS_PER_ATTEMPT
+
+  def fn(block: Example) -> Example:
+    block = dict(block)
+    shape = block.pop('shape')
+    seeds = block_seeds(seed, block['epoch'], block['index'], block.get('copy'))
+    uniforms = philox.uniform_float64(
+      seeds[:, 0], crops.MAX_ATTEMPTS * per_attempt
+    )
+    uniforms = tf.reshape(uniforms, [-1, crops.MAX_ATTEMPTS, per_attempt])
+    windows, _ = crops.torchvision_crop_windows(
+      shape[:, 0],
+      shape[:, 1],
+      uniforms,
+      scale=cfg.crop_scale,
+      ratio=cfg.crop_ratio,
+    )
+    if cfg.random_flip:
+      flip = philox.uniform_float32(seeds[:, 1], 1)[:, 0] < 0.5
+    else:
+      flip = tf.zeros(tf.shape(windows)[:1], tf.bool)
+    block.update(
+      window=windows, crop_box=crops.window_to_box(windows, shape), flip=flip
+    )
+    if _needs_seeds(cfg):
+      block['seeds'] = seeds
+    return block
+
+  return fn
+
+
+def train_crop(data_config, *, image_size: int) -> Callable[[Example], Example]:
+  """The per-example rest of `train_preprocess` after `train_block`.
+
+  Returns:
+    fn(example) -> the example of `train_preprocess`: decodes 'window' of
+    'image_bytes', resizes, flips by 'flip' (host colour and policy from
+    'seeds'), and drops 'image_bytes', 'window' and 'seeds'.
+  """
+  cfg = data_config
+
+  def fn(example: Example) -> Example:
+    crop = crops.decode_window(example['image_bytes'], example['window'])
+    seeds = None
+    if 'seeds' in example:
+      seeds = tf.unstack(example['seeds'], num=_SEEDS)
+    drop = ('image_bytes', 'window', 'seeds')
+    out = {k: v for k, v in example.items() if k not in drop}
+    out['image'] = _finish(cfg, crop, example['flip'], seeds, image_size)
     return out
 
   return fn
