@@ -106,6 +106,8 @@ def test_knobs_reach_the_op_by_name_under_jit_static_argnames():
   jax.tree_util.tree_map(np.testing.assert_array_equal, got, want)
 
 
-def test_takes_refuses_an_unknown_knob_name():
+def test_takes_refuses_an_unknown_knob_and_a_function_without_knobs():
   with pytest.raises(KeyError):
     knobs.takes('alpah')(lambda key, **kw: kw)
+  with pytest.raises(TypeError, match='end it in'):
+    knobs.takes('alpha')(lambda key, alpha=1.0: alpha)

@@ -86,7 +86,9 @@ def takes(*sources: str | Callable, **defaults) -> Callable:
 
   def decorate(fn: Callable) -> Callable:
     signature = inspect.signature(fn)
-    own = list(signature.parameters.values())[:-1]  # All but `**knobs`.
+    *own, rest = signature.parameters.values()
+    if rest.kind is not rest.VAR_KEYWORD:
+      raise TypeError(f'{fn.__name__} takes shared knobs: end it in **knobs.')
     taken = [p for source in sources for p in _knobs_of(source, defaults)]
     signature = signature.replace(parameters=own + taken)
 
