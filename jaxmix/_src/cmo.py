@@ -28,6 +28,7 @@ from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mixing
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -60,16 +61,9 @@ def sample_minority_indices(
   return picks.astype(jnp.int32)
 
 
+@takes('alpha', 'prob', 'per_example', 'axis_name', prob=0.5)
 def sample_cmo(
-  key: Array,
-  *,
-  batch_size: int,
-  height: int,
-  width: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 0.5,
-  per_example: bool = False,
-  axis_name: str | None = None,
+  key: Array, *, batch_size: int, height: int, width: int, **knobs
 ) -> draws.MixDraw:
   """Samples what `cmo` draws: the box and the gate (partners by position).
 
@@ -79,10 +73,8 @@ def sample_cmo(
       example). Static.
     height: image height H. Static.
     width: image width W. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of pasting. May be traced.
-    per_example: one box and gate per example. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    alpha, prob, per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
 
   Returns:
     A `MixDraw` with identity partners, `blend == 1` and the kept-pixel
@@ -95,35 +87,25 @@ def sample_cmo(
     [0, 1]
   """
   shape, (key_weight, key_box, key_gate) = mixing.start_draw(
-    key,
-    alpha=alpha,
-    prob=prob,
-    axis_name=axis_name,
-    num_keys=3,
-    per_example=per_example,
-    batch_size=batch_size,
-    within_batch=False,
+    key, batch_size, knobs, num_keys=3, within_batch=False
   )
-  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+  lam = mixing.sample_mix_weight(key_weight, alpha=knobs['alpha'], shape=shape)
   box = boxes_lib.sample_cutmix_box(
     key_box, height=height, width=width, weight=lam
   )
-  apply = mixing.gate(key_gate, prob, shape)
+  apply = mixing.gate(key_gate, knobs['prob'], shape)
   partners = jnp.arange(batch_size, dtype=jnp.int32)
   return mixing.box_draw(box, apply, partners, height=height, width=width)
 
 
+@takes(sample_cmo)
 def cmo(
   key: Array,
   images: ArrayLike,
   labels: ArrayLike,
   minority_images: ArrayLike,
   minority_labels: ArrayLike,
-  *,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 0.5,
-  per_example: bool = False,
-  axis_name: str | None = None,
+  **knobs,
 ) -> tuple[Array, Array]:
   """Pastes a CutMix box of each minority image onto the main image.
 
@@ -139,11 +121,10 @@ def cmo(
     labels: dense float ``[B, K]``.
     minority_images: ``[B, H, W, C]`` from the minority stream, same dtype.
     minority_labels: dense float ``[B, K]``.
-    alpha: Beta concentration, > 0 (1 in the paper). May be traced.
-    prob: probability of pasting, per batch (or per example); 0.5 in the
-      paper. May be traced.
-    per_example: one box and gate per example. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    alpha: 1 in the paper.
+    prob: probability of pasting; 0.5 in the paper.
+    per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
 
   Returns:
     `(images, labels)` with the main batch's shapes and dtypes.
@@ -180,14 +161,7 @@ def cmo(
     )
   batch_size, height, width, _ = images.shape
   draw = sample_cmo(
-    key,
-    batch_size=batch_size,
-    height=height,
-    width=width,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
   return draws.apply_draw(
     (images, labels),

@@ -1,44 +1,40 @@
 """The names of jaxmix 0.1 that 0.2 replaced, kept for one release.
 
-Each warns with a `DeprecationWarning` naming the call that replaces it and
-returns what it returned before, through the new code.
+One table, `_ALIASES`: each row is an old name, the call that replaces it
+and the function that does the old name's work through the new code. Every
+alias warns with a `DeprecationWarning` naming its replacement, then returns
+what the old name returned.
 """
 
+import inspect
 import warnings
 from collections.abc import Callable
 
-import jax
-from jax.typing import ArrayLike
-
-from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mix_or_cut, mixing
 
 
-def _warn(old: str, new: str) -> None:
-  warnings.warn(
-    f'jaxmix.{old} is deprecated and will be removed in the next release: '
-    f'use {new}.',
-    DeprecationWarning,
-    stacklevel=3,
-  )
-
-
-def _alias(old: str, new: str, target: Callable[[], Callable]) -> Callable:
-  """`target()` under its old name `old`, warning that `new` replaces it."""
+def _alias(old: str, new: str, call: Callable) -> Callable:
+  """`call` under the old name `old`, warning first that `new` replaces it."""
 
   def alias(*args, **kwargs):
-    _warn(old, f'{new}, which takes the same arguments')
-    return target()(*args, **kwargs)
+    warnings.warn(
+      f'jaxmix.{old} is deprecated and will be removed in the next release: '
+      f'use {new}.',
+      DeprecationWarning,
+      stacklevel=2,
+    )
+    return call(*args, **kwargs)
 
   alias.__name__ = alias.__qualname__ = old
-  alias.__doc__ = f"""Deprecated alias of `{new}`.
+  alias.__signature__ = inspect.signature(call)
+  alias.__doc__ = f"""Deprecated: use `{new}`.
 
   Args:
-    *args: those of `{new}`.
-    **kwargs: those of `{new}`.
+    *args: the arguments `{old}` took (see its signature).
+    **kwargs: its keyword arguments.
 
   Returns:
-    What `{new}` returns, after a `DeprecationWarning`.
+    What `{old}` returned, after a `DeprecationWarning`.
 
   Examples:
     >>> {old}.__name__
@@ -47,102 +43,68 @@ def _alias(old: str, new: str, target: Callable[[], Callable]) -> Callable:
   return alias
 
 
-def _cmo_active() -> Callable:
-  from jaxmix.train.augment_schedule import cmo_active as moved
-
-  return moved
-
-
-def _minority_example_weights() -> Callable:
-  from jaxmix.data.minority import minority_example_weights as moved
-
-  return moved
-
-
-draw_mixup = _alias(
-  'draw_mixup', 'jaxmix.sample_mixup', lambda: mixing.sample_mixup
-)
-draw_cutmix = _alias(
-  'draw_cutmix', 'jaxmix.sample_cutmix', lambda: mixing.sample_cutmix
-)
-draw_mixup_or_cutmix = _alias(
-  'draw_mixup_or_cutmix',
-  'jaxmix.sample_mixup_or_cutmix',
-  lambda: mix_or_cut.sample_mixup_or_cutmix,
-)
-# Host-side helpers that moved up to the trainer and the input pipeline: the
-# alias imports the new home on the call only, so `import jaxmix` stays
-# light (the one import upwards the layers allow, for one release).
-cmo_active = _alias(
-  'cmo_active', 'jaxmix.train.augment_schedule.cmo_active', _cmo_active
-)
-minority_example_weights = _alias(
-  'minority_example_weights',
-  'jaxmix.data.minority.minority_example_weights',
-  _minority_example_weights,
-)
-
-
-def mixup_with_weight(
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  weight: ArrayLike,
-  partners: ArrayLike,
-) -> tuple[jax.Array, jax.Array]:
-  """Deprecated: `jaxmix.apply_draw` with Mixup's draw.
-
-  Args:
-    images: float ``[B, H, W, C]``.
-    labels: dense float ``[B, K]``.
-    weight: share of each example's own image, a scalar or ``[B]``.
-    partners: int ``[B]``, the partner of each example.
-
-  Returns:
-    `(images, labels)`, as `apply_draw` with roles `('image', 'target')`
-    of the draw `make_draw(weight=weight, blend=weight, ...)`, empty box.
-
-  Examples:
-    >>> mixup_with_weight.__name__
-    'mixup_with_weight'
-  """
-  _warn('mixup_with_weight', "jaxmix.apply_draw(..., roles=('image', ...))")
+def _mixup_with_weight(images, labels, *, weight, partners):
   checks.check_blend_batch(images, labels, op='mixup_with_weight')
-  empty = boxes_lib.Box(0, 0, 0, 0)
-  draw = draws.make_draw(
-    weight=weight, partners=partners, blend=weight, box=empty, height=1, width=1
-  )
+  draw = mixing.blend_draw(weight, partners)
   return draws.apply_draw((images, labels), draw, roles=('image', 'target'))
 
 
-def cutmix_with_box(
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  box: boxes_lib.Box,
-  partners: ArrayLike,
-  weight: ArrayLike | None = None,
-) -> tuple[jax.Array, jax.Array]:
-  """Deprecated: `jaxmix.apply_draw` with a draw of `box`.
-
-  Args:
-    images: float or uint8 ``[B, H, W, C]``.
-    labels: dense float ``[B, K]``.
-    box: a `jaxmix.Box`, scalar or ``[B]`` fields.
-    partners: int ``[B]``, the partner of each example.
-    weight: the label weight; by default the kept-pixel fraction.
-
-  Returns:
-    `(images, labels)`, as `apply_draw` with roles `('mask', 'target')`.
-
-  Examples:
-    >>> cutmix_with_box.__name__
-    'cutmix_with_box'
-  """
-  _warn('cutmix_with_box', "jaxmix.apply_draw(..., roles=('mask', ...))")
+def _cutmix_with_box(images, labels, *, box, partners, weight=None):
   checks.check_select_batch(images, labels)
   _, height, width, _ = images.shape
   draw = mixing.box_draw(
     box, True, partners, height=height, width=width, weight=weight
   )
   return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))
+
+
+# Host-side helpers that moved up to the trainer and the input pipeline:
+# their new home is imported on the call only, so `import jaxmix` stays
+# light (the one import upwards the layers allow, for one release).
+def _cmo_active(*args, **kwargs):
+  from jaxmix.train.augment_schedule import cmo_active
+
+  return cmo_active(*args, **kwargs)
+
+
+def _minority_example_weights(*args, **kwargs):
+  from jaxmix.data.minority import minority_example_weights
+
+  return minority_example_weights(*args, **kwargs)
+
+
+_SAME = ', which takes the same arguments'
+_ALIASES = (
+  ('draw_mixup', f'jaxmix.sample_mixup{_SAME}', mixing.sample_mixup),
+  ('draw_cutmix', f'jaxmix.sample_cutmix{_SAME}', mixing.sample_cutmix),
+  (
+    'draw_mixup_or_cutmix',
+    f'jaxmix.sample_mixup_or_cutmix{_SAME}',
+    mix_or_cut.sample_mixup_or_cutmix,
+  ),
+  (
+    'mixup_with_weight',
+    "jaxmix.apply_draw(..., roles=('image', ...)) with a Mixup draw",
+    _mixup_with_weight,
+  ),
+  (
+    'cutmix_with_box',
+    "jaxmix.apply_draw(..., roles=('mask', ...)) with a draw of `box`",
+    _cutmix_with_box,
+  ),
+  ('cmo_active', 'jaxmix.train.augment_schedule.cmo_active', _cmo_active),
+  (
+    'minority_example_weights',
+    'jaxmix.data.minority.minority_example_weights',
+    _minority_example_weights,
+  ),
+)
+(
+  draw_mixup,
+  draw_cutmix,
+  draw_mixup_or_cutmix,
+  mixup_with_weight,
+  cutmix_with_box,
+  cmo_active,
+  minority_example_weights,
+) = (_alias(*row) for row in _ALIASES)

@@ -3,8 +3,9 @@
 Both take and return images only, as dm_pix's ops do:
 `op(key, images, *, knobs) -> images` (labels do not change). The call of
 jaxmix 0.1, `op(key, images, labels, ...) -> (images, labels)`, still works
-for one release with a `DeprecationWarning`. Boxes are drawn per example, as
-in the original papers. Apply them to normalised images: a fill of 0 is then
+for one release with a `DeprecationWarning` (the labels, dense float
+``[B, K]``, come back unchanged beside the images). Boxes are drawn per
+example, as in the original papers. Apply them to normalised images: a fill of 0 is then
 the dataset mean. Both only select where they write a fixed value (Cutout
 always, Random Erasing with `fill='zero'`), so they also take uint8 images,
 bit-identical to the float path cast back. A batch of one image is fine.
@@ -69,18 +70,16 @@ def cutout(
     images: float or uint8 ``[B, H, W, C]`` (Cutout only overwrites pixels,
       so it may run before normalisation; then choose `fill_value` in pixel
       units).
-    *labels: deprecated, for one release: dense float ``[B, K]`` labels,
-      returned unchanged beside the images.
+    *labels: the deprecated labels (module docstring).
     size: side of the square in pixels (16 for CIFAR-10 in the paper). Static.
     prob: probability of applying Cutout to each example. May be traced.
     count: number of boxes per image (`n_holes`). Static.
     fill_value: value written inside the boxes, in [0, 255] for uint8
       images. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    axis_name: the shared knob of `jaxmix._src.knobs`.
 
   Returns:
-    The images with the input shape and dtype (and the labels, in the
-    deprecated call with labels).
+    The images, input shape and dtype, with the boxes filled.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -188,19 +187,17 @@ def random_erasing(
     images: float ``[B, H, W, C]``; uint8 too with `fill='zero'`, which
       only selects (it then writes 0, black in pixel units, where in
       normalised images it writes the mean).
-    *labels: deprecated, for one release: dense float ``[B, K]`` labels,
-      returned unchanged beside the images.
+    *labels: the deprecated labels (module docstring).
     prob: probability of erasing in each example. May be traced.
     area: `(min, max)` fraction of the image area per box. Static.
     aspect: `(min, max)` aspect ratio (height / width) of a box. Static.
     fill: 'zero' (the mean of normalised images), 'random' (one N(0, 1)
       value per box and channel) or 'pixel' (N(0, 1) per pixel). Static.
     max_count: largest number of boxes per image. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    axis_name: the shared knob of `jaxmix._src.knobs`.
 
   Returns:
-    The images with the input shape and dtype (and the labels, in the
-    deprecated call with labels).
+    The images, input shape and dtype, with the erased boxes painted.
 
   Examples:
     >>> import jax, jax.numpy as jnp

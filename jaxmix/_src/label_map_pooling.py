@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxmix._src.knobs import takes
+
 Array = jax.Array
 
 
@@ -196,14 +198,14 @@ def pool_label_map(
   )
 
 
+@takes('official_box_order', 'temperature')
 def relabel_targets(
   scores: ArrayLike,
   indices: ArrayLike,
   crop_boxes: ArrayLike,
   *,
   num_classes: int,
-  official_box_order: bool = False,
-  temperature: ArrayLike = 1.0,
+  **knobs,
 ) -> Array:
   """ReLabel soft targets: pooled label-map logits through a softmax.
 
@@ -216,9 +218,8 @@ def relabel_targets(
     indices: int ``[B, S, S, k]`` class ids of `scores`.
     crop_boxes: float ``[B, 4]`` = `(ymin, xmin, ymax, xmax)`, normalised.
     num_classes: K. Static.
-    official_box_order: see `pool_label_map`. Static.
-    temperature: divides the pooled logits before the softmax; 1.0 is the
-      official behaviour. May be traced.
+    official_box_order, temperature: ReLabel's pooling knobs
+      (`jaxmix._src.knobs`).
 
   Returns:
     float32 ``[B, K]`` targets whose rows sum to one.
@@ -241,6 +242,6 @@ def relabel_targets(
     indices,
     crop_boxes,
     num_classes=num_classes,
-    official_box_order=official_box_order,
+    official_box_order=knobs['official_box_order'],
   )
-  return jax.nn.softmax(logits / temperature, axis=-1)
+  return jax.nn.softmax(logits / knobs['temperature'], axis=-1)

@@ -38,7 +38,7 @@ from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mixing, sharding
-from jaxmix._src import labels as labels_lib
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -94,6 +94,7 @@ def _mirror(value: Array) -> Array:
   return jnp.concatenate([value, value[::-1]])
 
 
+@takes('prob', 'per_example', 'axis_name')
 def sample_mixup_or_cutmix(
   key: Array,
   *,
@@ -103,12 +104,10 @@ def sample_mixup_or_cutmix(
   mixup_alpha: ArrayLike,
   cutmix_alpha: ArrayLike,
   switch_prob: ArrayLike = 0.5,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
   pairs: bool = False,
   correct_lam: bool = True,
   minmax: tuple[float, float] | None = None,
-  axis_name: str | None = None,
+  **knobs,
 ) -> draws.MixDraw:
   """What `jaxmix.mixup_or_cutmix` draws with the same key and knobs.
 
@@ -125,14 +124,12 @@ def sample_mixup_or_cutmix(
       `minmax`). May be traced.
     switch_prob: probability of CutMix rather than Mixup when both are on.
       May be traced.
-    prob: probability of mixing at all. May be traced.
-    per_example: one draw per example (timm's `'elem'`). Static.
+    prob, per_example, axis_name: the shared knobs of `jaxmix._src.knobs`.
     pairs: one draw per mirrored pair `(i, B - 1 - i)`, the pair each
       other's partners (timm's `'pair'`). Static.
     correct_lam: weight CutMix labels by the kept-pixel fraction (else the
       sampled lambda; `minmax` boxes always use the fraction). Static.
     minmax: optional `(min, max)` box side fractions. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A `MixDraw`: CutMix examples have a box and blend 1, Mixup examples an
@@ -149,14 +146,14 @@ def sample_mixup_or_cutmix(
   checks.check_batch_size(batch_size)
   _check_alphas(mixup_alpha, cutmix_alpha, minmax)
   checks.check_probability('switch_prob', switch_prob)
-  checks.check_probability('prob', prob)
-  shape = _draw_shape(batch_size, per_example, pairs)
-  keys = jax.random.split(sharding.device_key(key, axis_name), 6)
+  checks.check_probability('prob', knobs['prob'])
+  shape = _draw_shape(batch_size, knobs['per_example'], pairs)
+  keys = jax.random.split(sharding.device_key(key, knobs['axis_name']), 6)
   mixup_on, mixup_alpha = _branch_alpha(mixup_alpha)
   cutmix_on, cutmix_alpha = _branch_alpha(cutmix_alpha)
   if minmax is not None:
     cutmix_on = jnp.asarray(True)
-  apply = mixing.gate(keys[0], prob, shape) & (mixup_on | cutmix_on)
+  apply = mixing.gate(keys[0], knobs['prob'], shape) & (mixup_on | cutmix_on)
   use_cutmix = mixing.gate(keys[1], switch_prob, shape)
   use_cutmix = jnp.where(mixup_on, use_cutmix, True) & cutmix_on
   mix_lam = mixing.sample_mix_weight(keys[2], alpha=mixup_alpha, shape=shape)
@@ -185,22 +182,9 @@ def sample_mixup_or_cutmix(
   )
 
 
+@takes(sample_mixup_or_cutmix, 'num_classes', 'smoothing')
 def mixup_or_cutmix(
-  key: Array,
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  mixup_alpha: ArrayLike,
-  cutmix_alpha: ArrayLike,
-  switch_prob: ArrayLike = 0.5,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  pairs: bool = False,
-  correct_lam: bool = True,
-  minmax: tuple[float, float] | None = None,
-  num_classes: int | None = None,
-  smoothing: ArrayLike = 0.0,
-  axis_name: str | None = None,
+  key: Array, images: ArrayLike, labels: ArrayLike, **knobs
 ) -> tuple[Array, Array]:
   """Either Mixup or CutMix, chosen at random (the DeiT/timm recipe).
 
@@ -215,20 +199,10 @@ def mixup_or_cutmix(
     images: float ``[B, H, W, C]``, B >= 2; uint8 too when `mixup_alpha` is
       the number 0 (CutMix only, which only selects pixels).
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
-    mixup_alpha: see `sample_mixup_or_cutmix`, as are `cutmix_alpha`,
-      `switch_prob`, `prob`, `per_example`, `pairs`, `correct_lam`, `minmax`
-      and `axis_name`.
-    cutmix_alpha: see `mixup_alpha`.
-    switch_prob: see `mixup_alpha`.
-    prob: see `mixup_alpha`.
-    per_example: see `mixup_alpha`.
-    pairs: see `mixup_alpha`.
-    correct_lam: see `mixup_alpha`.
-    minmax: see `mixup_alpha`.
-    num_classes: K, when `labels` are integer class indices ``[B]`` in
-      ``[0, K)``: they are one-hot encoded (and smoothed) first. Static.
-    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
-    axis_name: see `mixup_alpha`.
+    mixup_alpha, cutmix_alpha, switch_prob, pairs, correct_lam, minmax:
+      `sample_mixup_or_cutmix`'s.
+    prob, per_example, num_classes, smoothing, axis_name: the shared knobs
+      of `jaxmix._src.knobs`.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes (labels dense
@@ -246,33 +220,23 @@ def mixup_or_cutmix(
     Touvron et al., Training data-efficient image transformers & distillation
     through attention, https://arxiv.org/abs/2012.12877
   """
-  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
-  checks.check_key(key)
+  mixup_alpha = knobs['mixup_alpha']
   selects_only = checks.is_number(mixup_alpha) and mixup_alpha == 0
   if selects_only:
-    checks.check_select_batch(images, labels)
+    labels = mixing.op_inputs(key, images, labels, knobs)
   else:
-    checks.check_blend_batch(
+    labels = mixing.op_inputs(
+      key,
       images,
       labels,
+      knobs,
+      checks.check_blend_batch,
       op='mixup_or_cutmix',
       hint=', and so does mixup_or_cutmix with mixup_alpha=0 (CutMix only)',
     )
   batch_size, height, width, _ = jnp.shape(images)
   draw = sample_mixup_or_cutmix(
-    key,
-    batch_size=batch_size,
-    height=height,
-    width=width,
-    mixup_alpha=mixup_alpha,
-    cutmix_alpha=cutmix_alpha,
-    switch_prob=switch_prob,
-    prob=prob,
-    per_example=per_example,
-    pairs=pairs,
-    correct_lam=correct_lam,
-    minmax=minmax,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
   roles = ('mask' if selects_only else 'image', 'target')
   return draws.apply_draw((images, labels), draw, roles=roles)

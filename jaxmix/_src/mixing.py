@@ -25,17 +25,13 @@ label weight is by default the exact fraction of pixels kept from the
 example's own image, which clipping at the border makes larger than the
 sampled lambda.
 
-Knobs a schedule may change (`alpha`, `prob`) may be traced: changing them
-never recompiles. A traced `alpha <= 0` (or NaN), outside Beta's domain,
-means no mixing (weight 1), as timm reads an alpha of 0; given as a Python
-number it is an error. `per_example`, `correct_lam` and `minmax` change the
-program and are static.
-
-Devices: under `pmap` or `shard_map` a replicated key draws the same lambda,
-box and partners on every device; pass `axis_name=` (the mapped axis) to
-fold each device's index into the key (`jaxmix.device_key`), or use
-`jaxmix.per_shard`.
+The knobs they share with the other mixing samplers and ops (`alpha`,
+`prob`, `per_example`, `axis_name`, `num_classes`, `smoothing`) are defined
+once, in `jaxmix._src.knobs`; `correct_lam` and `minmax` are CutMix's own.
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +40,7 @@ from jax.typing import ArrayLike
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, sharding
 from jaxmix._src import labels as labels_lib
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -101,29 +98,48 @@ def sample_partners(key: Array, *, batch_size: int) -> Array:
 
 def start_draw(
   key: Array,
-  *,
-  alpha: ArrayLike,
-  prob: ArrayLike,
-  axis_name: str | None,
-  num_keys: int,
-  per_example: bool,
   batch_size: int,
+  knobs: dict[str, Any],
+  *,
+  num_keys: int,
   within_batch: bool = True,
 ) -> tuple[tuple[int, ...], Array]:
   """The samplers' common start: checks, the draw's shape, the device's keys.
 
-  Checks the key, the knobs given as numbers and (for partners drawn
-  `within_batch`) that the batch can be mixed within itself; returns the
-  shape of one draw (`()` per batch, ``(B,)`` per example) and `num_keys`
-  keys.
+  Checks the key, the shared `knobs` given as numbers and (for partners
+  drawn `within_batch`) that the batch can be mixed within itself; returns
+  the shape of one draw (`()` per batch, ``(B,)`` per example) and
+  `num_keys` keys of the device's key (`axis_name`).
   """
   checks.check_key(key)
   if within_batch:
     checks.check_batch_size(batch_size)
-  checks.check_positive('alpha', alpha)
-  checks.check_probability('prob', prob)
-  shape = (batch_size,) if per_example else ()
-  return shape, jax.random.split(sharding.device_key(key, axis_name), num_keys)
+  checks.check_positive('alpha', knobs['alpha'])
+  checks.check_probability('prob', knobs['prob'])
+  shape = (batch_size,) if knobs['per_example'] else ()
+  key = sharding.device_key(key, knobs['axis_name'])
+  return shape, jax.random.split(key, num_keys)
+
+
+def op_inputs(
+  key: Array,
+  pixels: ArrayLike,
+  labels: ArrayLike,
+  knobs: dict[str, Any],
+  check: Callable[..., None] = checks.check_select_batch,
+  **where,
+) -> Array:
+  """The ops' common start; returns the labels as dense targets.
+
+  Checks the key, one-hot encodes integer labels (the shared `num_classes`
+  and `smoothing`, taken out of `knobs`) and checks the batch with `check`
+  (`checks.check_select_batch` or `check_blend_batch`, given `where`).
+  """
+  checks.check_key(key)
+  num_classes, smoothing = knobs.pop('num_classes'), knobs.pop('smoothing')
+  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
+  check(pixels, labels, **where)
+  return labels
 
 
 def gate(key: Array, prob: ArrayLike, shape: tuple[int, ...]) -> Array:
@@ -171,25 +187,27 @@ def box_draw(
   )
 
 
-def sample_mixup(
-  key: Array,
-  *,
-  batch_size: int,
-  alpha: ArrayLike = 0.2,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  axis_name: str | None = None,
-) -> draws.MixDraw:
+def blend_draw(weight: ArrayLike, partners: ArrayLike) -> draws.MixDraw:
+  """Mixup's draw: `weight` blends pixels and labels alike, no region."""
+  return draws.make_draw(
+    weight=weight,
+    partners=partners,
+    blend=weight,
+    box=boxes_lib.Box(0, 0, 0, 0),
+    height=1,
+    width=1,
+  )
+
+
+@takes('alpha', 'prob', 'per_example', 'axis_name', alpha=0.2)
+def sample_mixup(key: Array, *, batch_size: int, **knobs) -> draws.MixDraw:
   """Samples everything `mixup` draws: the weights and the partners.
 
   Args:
     key: a PRNG key.
     batch_size: B, at least 2. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing. May be traced.
-    per_example: one lambda and gate per example. Static.
-    axis_name: a mapped axis (`pmap`, `shard_map`) whose index is folded
-      into `key`, so that each device draws its own. Static.
+    alpha, prob, per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
 
   Returns:
     A `MixDraw` with an empty box and `blend == weight == lambda` (1 where
@@ -202,38 +220,25 @@ def sample_mixup(
     ((4,), True)
   """
   shape, (key_weight, key_gate, key_partners) = start_draw(
-    key,
-    alpha=alpha,
-    prob=prob,
-    axis_name=axis_name,
-    num_keys=3,
-    per_example=per_example,
-    batch_size=batch_size,
+    key, batch_size, knobs, num_keys=3
   )
-  weight = sample_mix_weight(key_weight, alpha=alpha, shape=shape)
-  weight = jnp.where(gate(key_gate, prob, shape), weight, 1.0)
-  return draws.make_draw(
-    weight=weight,
-    partners=sample_partners(key_partners, batch_size=batch_size),
-    blend=weight,
-    box=boxes_lib.Box(0, 0, 0, 0),
-    height=1,
-    width=1,
+  weight = sample_mix_weight(key_weight, alpha=knobs['alpha'], shape=shape)
+  weight = jnp.where(gate(key_gate, knobs['prob'], shape), weight, 1.0)
+  return blend_draw(
+    weight, sample_partners(key_partners, batch_size=batch_size)
   )
 
 
+@takes('alpha', 'prob', 'per_example', 'axis_name')
 def sample_cutmix(
   key: Array,
   *,
   batch_size: int,
   height: int,
   width: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
   correct_lam: bool = True,
   minmax: tuple[float, float] | None = None,
-  axis_name: str | None = None,
+  **knobs,
 ) -> draws.MixDraw:
   """Samples everything `cutmix` draws: the box, the partners, the weight.
 
@@ -250,13 +255,11 @@ def sample_cutmix(
     batch_size: B, at least 2. Static.
     height: image height H. Static.
     width: image width W. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing. May be traced.
-    per_example: one box and gate per example. Static.
+    alpha, prob, per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
     correct_lam: label weight = kept-pixel fraction (else the sampled
       lambda). Static.
     minmax: optional `(min, max)` box side fractions (timm). Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A `MixDraw` with `blend == 1` and an empty box where not mixed.
@@ -269,18 +272,12 @@ def sample_cutmix(
     ((4,), 8)
   """
   shape, (key_weight, key_box, key_gate, key_partners) = start_draw(
-    key,
-    alpha=alpha,
-    prob=prob,
-    axis_name=axis_name,
-    num_keys=4,
-    per_example=per_example,
-    batch_size=batch_size,
+    key, batch_size, knobs, num_keys=4
   )
-  apply = gate(key_gate, prob, shape)
+  apply = gate(key_gate, knobs['prob'], shape)
   lam = None
   if minmax is None:
-    lam = sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+    lam = sample_mix_weight(key_weight, alpha=knobs['alpha'], shape=shape)
   box = cutmix_box(
     key_box, lam=lam, minmax=minmax, height=height, width=width, shape=shape
   )
@@ -293,17 +290,9 @@ def sample_cutmix(
   )
 
 
+@takes(sample_mixup, 'num_classes', 'smoothing')
 def mixup(
-  key: Array,
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  alpha: ArrayLike = 0.2,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  num_classes: int | None = None,
-  smoothing: ArrayLike = 0.0,
-  axis_name: str | None = None,
+  key: Array, images: ArrayLike, labels: ArrayLike, **knobs
 ) -> tuple[Array, Array]:
   """Mixup: blends each example with its partner, images and labels alike.
 
@@ -316,23 +305,15 @@ def mixup(
     key: a PRNG key.
     images: float ``[B, H, W, C]`` (float32, bfloat16 or float16), B >= 2.
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
-    alpha: Beta concentration, > 0 (0.2 is the Mixup paper's ImageNet value,
-      1.0 its CIFAR value). May be traced (traced `alpha <= 0`: no mixing).
-    prob: probability of mixing at all, per batch (or per example when
-      `per_example`). May be traced.
-    per_example: one lambda and one gate per example instead of per batch.
-      Static.
-    num_classes: K, when `labels` are integer class indices ``[B]`` in
-      ``[0, K)``: they are one-hot encoded (and smoothed) first. Static.
-    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    alpha: 0.2 is the Mixup paper's ImageNet value, 1.0 its CIFAR value.
+    prob, per_example, num_classes, smoothing, axis_name: the shared knobs
+      of `jaxmix._src.knobs`.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes.
 
   Raises:
-    ValueError: a batch of fewer than 2 examples, or concrete integer labels
-      outside ``[0, num_classes)`` (naming their positions and values).
+    ValueError: a batch of fewer than 2 examples.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -345,33 +326,16 @@ def mixup(
     Zhang et al., mixup: Beyond Empirical Risk Minimization,
     https://arxiv.org/abs/1710.09412
   """
-  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
-  checks.check_key(key)
-  checks.check_blend_batch(images, labels, op='mixup')
-  draw = sample_mixup(
-    key,
-    batch_size=jnp.shape(images)[0],
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+  labels = op_inputs(
+    key, images, labels, knobs, checks.check_blend_batch, op='mixup'
   )
+  draw = sample_mixup(key, batch_size=jnp.shape(images)[0], **knobs)
   return draws.apply_draw((images, labels), draw, roles=('image', 'target'))
 
 
+@takes(sample_cutmix, 'num_classes', 'smoothing')
 def cutmix(
-  key: Array,
-  images: ArrayLike,
-  labels: ArrayLike,
-  *,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  correct_lam: bool = True,
-  minmax: tuple[float, float] | None = None,
-  num_classes: int | None = None,
-  smoothing: ArrayLike = 0.0,
-  axis_name: str | None = None,
+  key: Array, images: ArrayLike, labels: ArrayLike, **knobs
 ) -> tuple[Array, Array]:
   """CutMix: pastes a box of each partner image, mixes labels by area.
 
@@ -386,28 +350,18 @@ def cutmix(
       pixels, so it may run before normalisation; the output is then uint8,
       equal to the float path's cast back).
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
-    alpha: Beta concentration, > 0 (1.0 in the CutMix paper). May be traced.
-    prob: probability of mixing at all, per batch (or per example when
-      `per_example`); 1.0 for ImageNet and 0.5 for CIFAR in the paper. May be
-      traced.
-    per_example: one lambda, box and gate per example instead of one per
-      batch (timm's `elem` mode). Static.
+    alpha: 1.0 in the CutMix paper.
+    prob: 1.0 for ImageNet and 0.5 for CIFAR in the paper.
+    per_example, num_classes, smoothing, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
     correct_lam: weight labels by the kept-pixel fraction (default) instead
       of the sampled lambda. Static.
     minmax: optional `(min, max)` box side fractions (timm's
       `cutmix_minmax`); replaces the Beta draw, and labels are always weighted
       by area. Static.
-    num_classes: K, when `labels` are integer class indices ``[B]`` in
-      ``[0, K)``: they are one-hot encoded (and smoothed) first. Static.
-    smoothing: label smoothing of integer labels, in [0, 1]. May be traced.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(images, labels)` with the input shapes and dtypes.
-
-  Raises:
-    ValueError: a batch of fewer than 2 examples, or concrete integer labels
-      outside ``[0, num_classes)``.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -420,20 +374,9 @@ def cutmix(
     Yun et al., CutMix: Regularization Strategy to Train Strong Classifiers
     with Localizable Features, https://arxiv.org/abs/1905.04899
   """
-  checks.check_key(key)
-  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
-  checks.check_select_batch(images, labels)
+  labels = op_inputs(key, images, labels, knobs)
   batch_size, height, width, _ = jnp.shape(images)
   draw = sample_cutmix(
-    key,
-    batch_size=batch_size,
-    height=height,
-    width=width,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    correct_lam=correct_lam,
-    minmax=minmax,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
   return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))

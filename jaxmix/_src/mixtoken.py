@@ -17,6 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxmix._src import checks, draws, mixing
 from jaxmix._src import labels as labels_lib
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -25,16 +26,13 @@ Array = jax.Array
 sample_mixtoken = mixing.sample_cutmix
 
 
+@takes('alpha', 'prob', 'per_example', 'axis_name')
 def mixtoken(
   key: Array,
   tokens: ArrayLike,
   labels: ArrayLike,
   token_labels: ArrayLike,
-  *,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  axis_name: str | None = None,
+  **knobs,
 ) -> tuple[Array, Array, Array]:
   """MixToken: CutMix on the token grid of tokens and token labels.
 
@@ -48,10 +46,8 @@ def mixtoken(
     labels: dense float ``[B, K]`` class targets.
     token_labels: ``[B, h, w, ...]`` per-token targets (soft ``[B, h, w,
       K]`` or integer ``[B, h, w]``).
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing. May be traced.
-    per_example: one box and gate per example. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    alpha, prob, per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
 
   Returns:
     `(tokens, labels, token_labels)` with the input shapes and dtypes; the
@@ -82,16 +78,9 @@ def mixtoken(
       f'`token_labels` must be [B, h, w, ...] = {tokens.shape[:3]} + ..., got '
       f'shape {token_labels.shape}.'
     )
-  batch_size, rows, cols, _ = tokens.shape
+  batch_size, height, width, _ = tokens.shape  # The token grid.
   draw = sample_mixtoken(
-    key,
-    batch_size=batch_size,
-    height=rows,
-    width=cols,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
   return draws.apply_draw(
     (tokens, labels, token_labels), draw, roles=('mask', 'target', 'mask')

@@ -30,6 +30,7 @@ from jax.typing import ArrayLike
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mixing
 from jaxmix._src import label_map_pooling as pooling
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -86,6 +87,7 @@ def region_crop_boxes(
   return jnp.stack([region_top, region_left, region_bottom, region_right], -1)
 
 
+@takes('official_box_order', 'temperature')
 def localized_cutmix_targets(
   scores: ArrayLike,
   indices: ArrayLike,
@@ -97,8 +99,7 @@ def localized_cutmix_targets(
   num_classes: int,
   height: int,
   width: int,
-  official_box_order: bool = False,
-  temperature: ArrayLike = 1.0,
+  **knobs,
 ) -> Array:
   """Targets of CutMix-ed images, each region pooled from its own map.
 
@@ -112,11 +113,11 @@ def localized_cutmix_targets(
     num_classes: K. Static.
     height: H of the images. Static.
     width: W of the images. Static.
-    official_box_order: see `jaxmix.pool_label_map`. Static.
-    temperature: softmax temperature. May be traced.
+    official_box_order, temperature: ReLabel's pooling knobs
+      (`jaxmix._src.knobs`).
 
   Returns:
-    float32 ``[B, K]`` targets whose rows sum to one.
+    float32 ``[B, K]``, each row the kept-area mix of two softmaxes.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -141,7 +142,11 @@ def localized_cutmix_targets(
       f'`flips` must be bool [B] with B = {batch_size}, got {flips.shape}.'
     )
   pool = lambda s, i, b: pooling.pool_label_map(  # noqa: E731
-    s, i, b, num_classes=num_classes, official_box_order=official_box_order
+    s,
+    i,
+    b,
+    num_classes=num_classes,
+    official_box_order=knobs['official_box_order'],
   )
   kept = boxes_lib.kept_fraction(box, height=height, width=width)
   kept = jnp.broadcast_to(kept, (batch_size,))
@@ -157,8 +162,8 @@ def localized_cutmix_targets(
     box, crop_boxes[partners], flips[partners], height=height, width=width
   )
   pasted = pool(scores[partners], indices[partners], partner_region)
-  own_target = jax.nn.softmax(own_rest / temperature, axis=-1)
-  pasted_target = jax.nn.softmax(pasted / temperature, axis=-1)
+  own_target = jax.nn.softmax(own_rest / knobs['temperature'], axis=-1)
+  pasted_target = jax.nn.softmax(pasted / knobs['temperature'], axis=-1)
   return kept[:, None] * own_target + (1.0 - kept[:, None]) * pasted_target
 
 
@@ -166,6 +171,14 @@ def localized_cutmix_targets(
 sample_relabel_cutmix = mixing.sample_cutmix
 
 
+@takes(
+  'official_box_order',
+  'temperature',
+  'alpha',
+  'prob',
+  'per_example',
+  'axis_name',
+)
 def relabel_cutmix(
   key: Array,
   images: ArrayLike,
@@ -175,13 +188,8 @@ def relabel_cutmix(
   flips: ArrayLike,
   *,
   num_classes: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
   localized: bool = False,
-  official_box_order: bool = False,
-  temperature: ArrayLike = 1.0,
-  axis_name: str | None = None,
+  **knobs,
 ) -> tuple[Array, Array]:
   """CutMix with ReLabel targets, the official or the localised rule.
 
@@ -198,13 +206,11 @@ def relabel_cutmix(
     crop_boxes: float ``[B, 4]`` = `(ymin, xmin, ymax, xmax)`, normalised.
     flips: bool ``[B]``, whether each image was flipped.
     num_classes: K. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing the batch (or each example). May be traced.
-    per_example: one box and gate per example instead of per batch. Static.
+    alpha, prob, per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
     localized: pool the pasted region from the partner's map. Static.
-    official_box_order: see `jaxmix.pool_label_map`. Static.
-    temperature: softmax temperature of the targets. May be traced.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    official_box_order, temperature: ReLabel's pooling knobs
+      (`jaxmix._src.knobs`).
 
   Returns:
     `(images, targets)`: images with the input shape and dtype, float32
@@ -229,23 +235,14 @@ def relabel_cutmix(
   checks.check_images(images)
   images = jnp.asarray(images)
   batch_size, height, width, _ = images.shape
+  pooling_knobs = {
+    name: knobs.pop(name) for name in ('official_box_order', 'temperature')
+  }
   own_targets = pooling.relabel_targets(
-    scores,
-    indices,
-    crop_boxes,
-    num_classes=num_classes,
-    official_box_order=official_box_order,
-    temperature=temperature,
+    scores, indices, crop_boxes, num_classes=num_classes, **pooling_knobs
   )
   draw = sample_relabel_cutmix(
-    key,
-    batch_size=batch_size,
-    height=height,
-    width=width,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+    key, batch_size=batch_size, height=height, width=width, **knobs
   )
   if not localized:
     return draws.apply_draw(
@@ -261,7 +258,6 @@ def relabel_cutmix(
     num_classes=num_classes,
     height=height,
     width=width,
-    official_box_order=official_box_order,
-    temperature=temperature,
+    **pooling_knobs,
   )
   return draws.apply_draw(images, draw, roles='mask'), targets

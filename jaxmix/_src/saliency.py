@@ -20,7 +20,7 @@ from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mixing
-from jaxmix._src import labels as labels_lib
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -55,16 +55,9 @@ def salient_peaks(saliency: ArrayLike, *, height: int, width: int) -> Array:
   return jnp.stack([y, x], axis=-1).astype(jnp.int32)
 
 
+@takes('alpha', 'prob', 'per_example', 'axis_name')
 def sample_saliency_cutmix(
-  key: Array,
-  saliency: ArrayLike,
-  *,
-  height: int,
-  width: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  axis_name: str | None = None,
+  key: Array, saliency: ArrayLike, *, height: int, width: int, **knobs
 ) -> draws.MixDraw:
   """Samples SaliencyMix's draw: CutMix's size, the partner's peak as centre.
 
@@ -74,11 +67,10 @@ def sample_saliency_cutmix(
       B >= 2.
     height: image height H. Static.
     width: image width W. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing. May be traced.
+    alpha, prob, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
     per_example: one lambda and gate per example (the box is always per
       example: each partner has its own peak). Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A `MixDraw` with `blend == 1` and the kept-pixel fraction as weight.
@@ -97,15 +89,9 @@ def sample_saliency_cutmix(
   batch_size = saliency.shape[0]
   checks.check_batch_size(batch_size, name='saliency.shape[0]')
   shape, (key_weight, key_gate, key_partners) = mixing.start_draw(
-    key,
-    alpha=alpha,
-    prob=prob,
-    axis_name=axis_name,
-    num_keys=3,
-    per_example=per_example,
-    batch_size=batch_size,
+    key, batch_size, knobs, num_keys=3
   )
-  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+  lam = mixing.sample_mix_weight(key_weight, alpha=knobs['alpha'], shape=shape)
   lam = jnp.broadcast_to(lam, (batch_size,))
   ratio = jnp.sqrt(jnp.clip(1.0 - lam, 0.0, 1.0))
   partners = mixing.sample_partners(key_partners, batch_size=batch_size)
@@ -117,22 +103,20 @@ def sample_saliency_cutmix(
     height=height,
     width=width,
   )
-  apply = jnp.broadcast_to(mixing.gate(key_gate, prob, shape), (batch_size,))
+  apply = jnp.broadcast_to(
+    mixing.gate(key_gate, knobs['prob'], shape), (batch_size,)
+  )
   return mixing.box_draw(box, apply, partners, height=height, width=width)
 
 
+@takes(sample_saliency_cutmix, 'num_classes', 'smoothing')
 def saliency_cutmix(
   key: Array,
   images: ArrayLike,
   labels: ArrayLike,
   *,
   saliency: ArrayLike,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  per_example: bool = False,
-  num_classes: int | None = None,
-  smoothing: ArrayLike = 0.0,
-  axis_name: str | None = None,
+  **knobs,
 ) -> tuple[Array, Array]:
   """Saliency-guided CutMix: the partner's most salient box, labels by area.
 
@@ -144,12 +128,9 @@ def saliency_cutmix(
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
     saliency: non-negative float ``[B, h, w]`` of each example's own image,
       at any resolution.
-    alpha: Beta concentration, > 0 (1.0 in the paper). May be traced.
-    prob: probability of mixing. May be traced.
-    per_example: one lambda and gate per example. Static.
-    num_classes: K, when `labels` are integer class indices. Static.
-    smoothing: label smoothing of integer labels. May be traced.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
+    alpha: 1.0 in the paper.
+    prob, per_example, num_classes, smoothing, axis_name: the shared knobs
+      of `jaxmix._src.knobs`.
 
   Returns:
     `(images, labels)`: images with the input shape and dtype, labels dense
@@ -167,9 +148,7 @@ def saliency_cutmix(
     Uddin et al., SaliencyMix: A Saliency Guided Data Augmentation Strategy
     for Better Regularization, https://arxiv.org/abs/2006.01791
   """
-  checks.check_key(key)
-  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
-  checks.check_select_batch(images, labels)
+  labels = mixing.op_inputs(key, images, labels, knobs)
   batch_size, height, width, _ = jnp.shape(images)
   if jnp.ndim(saliency) != 3 or jnp.shape(saliency)[0] != batch_size:
     raise ValueError(
@@ -177,13 +156,6 @@ def saliency_cutmix(
       f'{jnp.shape(saliency)}.'
     )
   draw = sample_saliency_cutmix(
-    key,
-    saliency,
-    height=height,
-    width=width,
-    alpha=alpha,
-    prob=prob,
-    per_example=per_example,
-    axis_name=axis_name,
+    key, saliency, height=height, width=width, **knobs
   )
   return draws.apply_draw((images, labels), draw, roles=('mask', 'target'))

@@ -20,6 +20,7 @@ from jax.typing import ArrayLike
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import label_map_pooling as pooling
 from jaxmix._src import relabel_cutmix
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -56,6 +57,7 @@ def token_boxes(
   )
 
 
+@takes('official_box_order', 'temperature')
 def token_label_targets(
   scores: ArrayLike,
   indices: ArrayLike,
@@ -66,8 +68,7 @@ def token_label_targets(
   height: int,
   width: int,
   num_classes: int,
-  official_box_order: bool = False,
-  temperature: ArrayLike = 1.0,
+  **knobs,
 ) -> Array:
   """Dense per-token soft targets from top-k label maps, through crop and flip.
 
@@ -81,9 +82,8 @@ def token_label_targets(
     height: augmented image height H. Static.
     width: augmented image width W. Static.
     num_classes: K. Static.
-    official_box_order: see `jaxmix.pool_label_map`. Static.
-    temperature: softmax temperature, as in `jaxmix.relabel_targets`. May be
-      traced.
+    official_box_order, temperature: ReLabel's pooling knobs
+      (`jaxmix._src.knobs`).
 
   Returns:
     float32 ``[B, h, w, K]``; each token's row sums to one.
@@ -114,12 +114,7 @@ def token_label_targets(
       box, crop_boxes, flips, height=height, width=width
     )
     return pooling.relabel_targets(
-      scores,
-      indices,
-      region,
-      num_classes=num_classes,
-      official_box_order=official_box_order,
-      temperature=temperature,
+      scores, indices, region, num_classes=num_classes, **knobs
     )
 
   targets = jax.vmap(one_token)(boxes)  # [h * w, B, K]

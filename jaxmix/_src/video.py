@@ -43,7 +43,7 @@ from jax.typing import ArrayLike
 
 from jaxmix._src import boxes as boxes_lib
 from jaxmix._src import checks, draws, mixing
-from jaxmix._src import labels as labels_lib
+from jaxmix._src.knobs import takes
 
 Array = jax.Array
 
@@ -63,6 +63,7 @@ def _centred_span(key: Array, length: Array, size: int, shape) -> Array:
   return jnp.clip(centre - half, 0, size), jnp.clip(centre + half, 0, size)
 
 
+@takes('alpha', 'prob', 'per_example', 'axis_name')
 def sample_videomix(
   key: Array,
   *,
@@ -70,11 +71,8 @@ def sample_videomix(
   num_frames: int,
   height: int,
   width: int,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
   mode: str = 'cuboid',
-  per_example: bool = False,
-  axis_name: str | None = None,
+  **knobs,
 ) -> draws.MixDraw:
   """Samples what `videomix` draws: the region, the partners, the weight.
 
@@ -84,11 +82,9 @@ def sample_videomix(
     num_frames: T. Static.
     height: frame height H. Static.
     width: frame width W. Static.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing, per batch (or per example). May be traced.
+    alpha, prob, per_example, axis_name: the shared knobs of
+      `jaxmix._src.knobs`.
     mode: `'spatial'`, `'temporal'` or `'cuboid'` (module docstring). Static.
-    per_example: one region and gate per example. Static.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     A video `MixDraw` (box on H x W, `frames` on T, `blend == 1`) whose
@@ -104,20 +100,12 @@ def sample_videomix(
   checks.check_key(key)
   if mode not in MODES:
     raise ValueError(f'`mode` must be one of {MODES}, got {mode!r}.')
-  checks.check_int('num_frames', num_frames)
-  checks.check_int('height', height)
-  checks.check_int('width', width)
-  shape, keys = mixing.start_draw(
-    key,
-    alpha=alpha,
-    prob=prob,
-    axis_name=axis_name,
-    num_keys=6,
-    per_example=per_example,
-    batch_size=batch_size,
-  )
+  sizes = {'num_frames': num_frames, 'height': height, 'width': width}
+  for name, size in sizes.items():
+    checks.check_int(name, size)
+  shape, keys = mixing.start_draw(key, batch_size, knobs, num_keys=6)
   key_weight, key_gate, key_t, key_y, key_x, key_partners = keys
-  lam = mixing.sample_mix_weight(key_weight, alpha=alpha, shape=shape)
+  lam = mixing.sample_mix_weight(key_weight, alpha=knobs['alpha'], shape=shape)
   cut_time, cut_space = _CUTS[mode]
   ratio = jnp.clip(1.0 - lam, 0.0, 1.0) ** (1.0 / (cut_time + 2 * cut_space))
   full = jnp.zeros(shape, jnp.int32)
@@ -134,7 +122,7 @@ def sample_videomix(
     left, right = _centred_span(key_x, side(width), width, shape)
   else:
     top, left, bottom, right = full, full, full + height, full + width
-  apply = mixing.gate(key_gate, prob, shape)
+  apply = mixing.gate(key_gate, knobs['prob'], shape)
   # Not mixed: an empty span empties the region in every mode.
   stop = jnp.where(apply, stop, start)
   box = boxes_lib.Box(top, left, bottom, right)
@@ -145,24 +133,13 @@ def sample_videomix(
     partners=mixing.sample_partners(key_partners, batch_size=batch_size),
     box=box,
     frames=draws.Span(start, stop),
-    height=height,
-    width=width,
-    num_frames=num_frames,
+    **sizes,
   )
 
 
+@takes(sample_videomix, 'num_classes', 'smoothing')
 def videomix(
-  key: Array,
-  videos: ArrayLike,
-  labels: ArrayLike,
-  *,
-  alpha: ArrayLike = 1.0,
-  prob: ArrayLike = 1.0,
-  mode: str = 'cuboid',
-  per_example: bool = False,
-  num_classes: int | None = None,
-  smoothing: ArrayLike = 0.0,
-  axis_name: str | None = None,
+  key: Array, videos: ArrayLike, labels: ArrayLike, **knobs
 ) -> tuple[Array, Array]:
   """VideoMix: pastes a region of each partner video, mixes labels by volume.
 
@@ -174,13 +151,9 @@ def videomix(
     key: a PRNG key.
     videos: float or uint8 ``[B, T, H, W, C]``.
     labels: dense float ``[B, K]``, or integer ``[B]`` with `num_classes`.
-    alpha: Beta concentration, > 0. May be traced.
-    prob: probability of mixing, per batch (or per example). May be traced.
+    alpha, prob, per_example, num_classes, smoothing, axis_name: the shared
+      knobs of `jaxmix._src.knobs`.
     mode: `'spatial'`, `'temporal'` or `'cuboid'`. Static.
-    per_example: one region and gate per example. Static.
-    num_classes: K, when `labels` are integer class indices. Static.
-    smoothing: label smoothing of integer labels. May be traced.
-    axis_name: a mapped axis whose index is folded into `key`. Static.
 
   Returns:
     `(videos, labels)`: videos with the input shape and dtype, labels dense
@@ -197,10 +170,8 @@ def videomix(
     Yun et al., VideoMix: Rethinking Data Augmentation for Video
     Classification, https://arxiv.org/abs/2012.03457
   """
-  checks.check_key(key)
-  labels = labels_lib.dense_labels(labels, num_classes, smoothing)
-  checks.check_select_batch(
-    videos, labels, name='videos', layout=checks.VIDEO_LAYOUT
+  labels = mixing.op_inputs(
+    key, videos, labels, knobs, name='videos', layout=checks.VIDEO_LAYOUT
   )
   batch_size, num_frames, height, width, _ = jnp.shape(videos)
   draw = sample_videomix(
@@ -209,10 +180,6 @@ def videomix(
     num_frames=num_frames,
     height=height,
     width=width,
-    alpha=alpha,
-    prob=prob,
-    mode=mode,
-    per_example=per_example,
-    axis_name=axis_name,
+    **knobs,
   )
   return draws.apply_draw((videos, labels), draw, roles=('mask', 'target'))
