@@ -7,9 +7,10 @@ package). It trains the baseline, Cutout, Mixup and CutMix at three object
 sizes of digit_scenes, ReLabel (+ CutMix, + localised CutMix) with the
 label maps of a strong annotator, knowledge distillation from the same
 annotator and the baseline on the scenes it agrees with (label cleaning),
-each over seeds 0, 1, 2 (`experiment.Plan`); it writes `WORKDIR/results.md` (means, standard
-deviations, paired 95 % intervals), `WORKDIR/results.json` and
-`WORKDIR/gain_vs_coverage.png`, and resumes where an earlier call stopped.
+each over seeds 0, 1, 2 (`experiment.Plan`); it writes
+`WORKDIR/results.md` (means, standard deviations, paired 95 % intervals),
+`WORKDIR/results.json` and `WORKDIR/gain_vs_coverage.png`, and resumes
+where an earlier call stopped.
 `--coverages`, `--recipes`, `--relabel_coverages`, `--relabel_recipes`,
 `--annotator_recipes`, `--seeds`, `--jobs` narrow or spread it;
 `--tables_only` writes the tables of the runs finished so far; `--long`

@@ -1,4 +1,4 @@
-"""digit_scenes label cleaning: the baseline on the scenes the annotator agrees with.
+"""digit_scenes label cleaning: the baseline on the scenes the annotator keeps.
 
 ReLabel's table compares its re-labelled targets with label cleaning
 (Beyer et al. 2020): drop the training images whose label a strong model
