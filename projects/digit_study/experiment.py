@@ -14,6 +14,14 @@ sees the same 5,000 training scenes for 6 epochs
 validation scenes by `Plan.annotator_margin` before its maps are written;
 otherwise the ReLabel rows are left out and the tables say why.
 
+The same checked annotator serves the two rows ReLabel is compared with
+(`ANNOTATOR_RECIPES`): 'kd' (`configs/digits/kd.py`: the annotator run as
+the trainer's online teacher, `config.distill`, on every augmented crop;
+the ReLabel student's schedule and seeds) and 'label_cleaning'
+(`configs/digits/label_cleaning.py`: the baseline recipe on the keep list
+that `jaxmix.apps.clean_labels` writes from the annotator's scores of the
+students' training scenes, the `keep_list` task).
+
 What it writes (`experiment_tables`): `WORKDIR/results.md`
 with each row's mean and standard deviation over the seeds, each method's
 difference from the baseline with a 95 % interval paired by seed (and which
@@ -44,7 +52,10 @@ from projects.digit_study import study_runs
 
 SWEEP_RECIPES = ('baseline', 'cutout', 'mixup', 'cutmix')
 RELABEL_RECIPES = ('relabel', 'relabel_cutmix', 'relabel_cutmix_localized')
-RECIPES = SWEEP_RECIPES + RELABEL_RECIPES
+# The annotator's other two uses in ReLabel's comparisons: online teacher
+# (knowledge distillation) and label cleaner (Beyer et al.).
+ANNOTATOR_RECIPES = ('kd', 'label_cleaning')
+RECIPES = SWEEP_RECIPES + RELABEL_RECIPES + ANNOTATOR_RECIPES
 COVERAGES = ('default', 'medium', 'imagenet')  # digit_scenes configs
 # The sizes where an annotator (trained with the `extra` split) and ReLabel
 # run by default: all of them.
@@ -62,6 +73,8 @@ class Plan:
   relabel_coverages: coverages that also get an annotator and the ReLabel
     recipes; default: those of `RELABEL_COVERAGES` among `coverages`.
   relabel_recipes: the ReLabel recipes trained there.
+  annotator_recipes: the other recipes of the annotator trained there
+    (`ANNOTATOR_RECIPES`: 'kd', 'label_cleaning').
   seeds: the seeds of every row.
   annotator_margin: how much higher than the best baseline student's the
     annotator's validation top-1 must be before its maps are used.
@@ -73,6 +86,7 @@ class Plan:
   recipes: tuple[str, ...] = SWEEP_RECIPES
   relabel_coverages: tuple[str, ...] | None = None
   relabel_recipes: tuple[str, ...] = RELABEL_RECIPES
+  annotator_recipes: tuple[str, ...] = ANNOTATOR_RECIPES
   seeds: tuple[int, ...] = (0, 1, 2)
   annotator_margin: float = 0.05
   smoke: bool = False
@@ -94,6 +108,8 @@ class Plan:
       raise ValueError('The recipes must include the baseline.')
     if not set(self.relabel_recipes) <= set(RELABEL_RECIPES):
       raise ValueError(f'relabel_recipes must be among {RELABEL_RECIPES}.')
+    if not set(self.annotator_recipes) <= set(ANNOTATOR_RECIPES):
+      raise ValueError(f'annotator_recipes must be among {ANNOTATOR_RECIPES}.')
     if not self.seeds:
       raise ValueError('Need at least one seed.')
 
@@ -106,8 +122,9 @@ class Plan:
     return f'digit_scenes/{coverage}'
 
   def recipes_at(self, coverage: str) -> tuple[str, ...]:
-    extra = self.relabel_recipes if coverage in self.relabel_coverages else ()
-    return self.recipes + extra
+    if coverage not in self.relabel_coverages:
+      return self.recipes
+    return self.recipes + self.relabel_recipes + self.annotator_recipes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +132,7 @@ class Task:
   """One unit of work for a worker: train + evaluate, or annotate."""
 
   name: str
-  kind: str  # 'train' | 'annotate'
+  kind: str  # 'train' | 'annotate' | 'clean'
   coverage: str
   recipe: str
   seed: int
@@ -134,11 +151,28 @@ def store_dir(workdir: str, coverage: str) -> str:
   return os.path.join(workdir, 'label_maps', coverage)
 
 
+def keep_list_path(workdir: str, coverage: str) -> str:
+  """The annotator's keep list of a coverage's student scenes."""
+  return os.path.join(workdir, 'keep_lists', f'{coverage}.json')
+
+
+def _needs(coverage: str, recipe: str) -> tuple[str, ...]:
+  """What a student run waits for: the checked annotator's products."""
+  if recipe in RELABEL_RECIPES or recipe == 'kd':
+    # The label_maps task checks the annotator against the baselines; KD
+    # uses the same checked annotator (its run, not its maps).
+    return (f'{coverage}/label_maps',)
+  if recipe == 'label_cleaning':
+    return (f'{coverage}/keep_list',)
+  return ()
+
+
 def tasks(plan: Plan) -> list[Task]:
   """Every task, in the order workers take them up.
 
   The annotators first (the longest chains); baseline and CutMix at the
-  largest objects, the label maps and ReLabel there; baseline and CutMix at
+  largest objects, the label maps and ReLabel there, then KD, the keep
+  list and label cleaning (ReLabel's comparisons); baseline and CutMix at
   the other sizes; the other ReLabel recipes; then the remaining recipes:
   a study stopped early has its most telling rows complete.
   """
@@ -146,9 +180,10 @@ def tasks(plan: Plan) -> list[Task]:
   for coverage in plan.coverages:
     for recipe in plan.recipes_at(coverage):
       for seed in plan.seeds:
-        needs = (f'{coverage}/label_maps',) if recipe in RELABEL_RECIPES else ()
         name = f'{coverage}/{recipe}/{seed}'
-        train[name] = Task(name, 'train', coverage, recipe, seed, needs)
+        train[name] = Task(
+          name, 'train', coverage, recipe, seed, _needs(coverage, recipe)
+        )
 
   def runs(coverage: str, recipes: tuple[str, ...]) -> list[Task]:
     return [
@@ -178,6 +213,19 @@ def tasks(plan: Plan) -> list[Task]:
       )
     )
     out += runs(coverage, plan.relabel_recipes[:1])
+    out += runs(coverage, ('kd',))
+    if 'label_cleaning' in plan.annotator_recipes:
+      out.append(
+        Task(
+          f'{coverage}/keep_list',
+          'clean',
+          coverage,
+          'strong_annotator',
+          0,
+          (f'{coverage}/label_maps',),
+        )
+      )
+      out += runs(coverage, ('label_cleaning',))
   for coverage in others:
     out += runs(coverage, first)
   for coverage in reversed(plan.relabel_coverages):
@@ -219,7 +267,22 @@ def task_config(plan: Plan, workdir: str, task: Task):
   config.data.data_dir = data_dir
   if config.relabel.enabled:
     config.relabel.store_dir = store_dir(workdir, task.coverage)
+  if config.distill.enabled:  # the size's annotator, online
+    config.distill.teacher = run_dir(
+      workdir, Task('', 'train', task.coverage, 'strong_annotator', 0)
+    )
+  if task.recipe == 'label_cleaning':
+    config.data.keep_list = keep_list_path(workdir, task.coverage)
   return config
+
+
+def student_split(plan: Plan) -> str:
+  """The training split every student reads ('train[:5000]')."""
+  config = digit_runs.load_recipe('baseline', smoke=plan.smoke)
+  if plan.long:
+    study_runs.long_schedule(config, smoke=plan.smoke)
+  student_schedule(config, plan, 'default', 0)
+  return config.data.train_split
 
 
 def validation_top1(run: str) -> float:
@@ -307,6 +370,8 @@ def run_task(plan: Plan, workdir: str, task: Task) -> dict:
         ]
       )
     return {'check': check}
+  if task.kind == 'clean':
+    return {'cleaned': clean(plan, workdir, task.coverage)}
   run = run_dir(workdir, task)
   digit_runs.train(task_config(plan, workdir, task), run)
   if not study_runs.evaluated(run):
@@ -314,6 +379,47 @@ def run_task(plan: Plan, workdir: str, task: Task) -> dict:
       run, data_dir, dataset=plan.dataset(task.coverage), occlusion_sizes=(0.5,)
     )
   return finished_result(run)
+
+
+def clean(plan: Plan, workdir: str, coverage: str) -> dict:
+  """The keep list of the students' scenes by the annotator; its counts.
+
+  `jaxmix.apps.clean_labels` with its default rule (top_k=1: a scene is
+  kept when its label is the annotator's prediction) on the students'
+  training split; written once, then only read.
+  """
+  path = keep_list_path(workdir, coverage)
+  if not os.path.exists(path):
+    from jaxmix.apps import clean_labels
+
+    clean_labels.main(
+      [
+        '--workdir',
+        run_dir(workdir, Task('', 'train', coverage, 'strong_annotator', 0)),
+        '--data_dir',
+        os.path.join(workdir, 'data'),
+        '--dataset',
+        plan.dataset(coverage),
+        '--split',
+        student_split(plan),
+        '--out',
+        path,
+      ]
+    )
+  return keep_list_counts(path)
+
+
+def keep_list_counts(path: str) -> dict:
+  """{'examples', 'kept', 'rule', 'scorer'} of a written keep list."""
+  from jaxmix.data import keep_list
+
+  record = keep_list.read(path)
+  return {
+    'examples': record['num_examples'],
+    'kept': record['num_kept'],
+    'rule': record['rule'],
+    'scorer': record['scorer'],
+  }
 
 
 def finished_result(run: str) -> dict:
@@ -450,6 +556,11 @@ def results_on_disk(plan: Plan, workdir: str) -> dict[str, dict]:
       store = store_dir(workdir, task.coverage)
       if os.path.exists(os.path.join(store, 'metadata.json')):
         results[task.name] = _guarded_check(plan, workdir, task.coverage)
+      continue
+    if task.kind == 'clean':
+      path = keep_list_path(workdir, task.coverage)
+      if os.path.exists(path):
+        results[task.name] = {'cleaned': keep_list_counts(path)}
       continue
     run = run_dir(workdir, task)
     if paths.resolve(run).exists() and study_runs.evaluated(run):

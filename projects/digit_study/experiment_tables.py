@@ -5,7 +5,10 @@ contents of `WORKDIR/results.json`) into `WORKDIR/results.md` and draws
 `WORKDIR/gain_vs_coverage.png`. Percentages throughout; each row is the
 mean +- standard deviation over the plan's seeds; differences are paired by
 seed with 95 % t intervals (`jaxmix.evaluate.seed_stats`), marked `*`
-where the interval excludes zero.
+where the interval excludes zero. Where the plan has them, KD stands next
+to ReLabel (`comparison_table`: accuracy and train wall time per run, KD's
+teacher forward being paid on every step) and label cleaning next to the
+baseline (with the scenes its keep list dropped).
 """
 
 import os
@@ -50,18 +53,39 @@ def _mean_std(values: list) -> str:
   return text + _count_note(len(found), len(values))
 
 
-def difference(record: dict, coverage: str, recipe: str, column: str):
-  """The paired difference from the baseline, in points, or None.
+def seconds_per_seed(record: dict, coverage: str, recipe: str) -> list:
+  """[n] train wall times of a row over the plan's seeds (None if missing)."""
+  return [
+    record['results'].get(f'{coverage}/{recipe}/{seed}', {}).get('seconds')
+    for seed in record['plan']['seeds']
+  ]
 
-  Paired over the seeds both runs finished.
-  """
-  a = per_seed(record, coverage, recipe, column)
-  b = per_seed(record, coverage, 'baseline', column)
+
+def _paired(a: list, b: list, scale: float):
+  """`seed_stats.paired_difference` of a - b over the seeds both have."""
   pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
   if not pairs:
     return None
   return seed_stats.paired_difference(
-    [100 * x for x, _ in pairs], [100 * y for _, y in pairs]
+    [scale * x for x, _ in pairs], [scale * y for _, y in pairs]
+  )
+
+
+def difference(
+  record: dict,
+  coverage: str,
+  recipe: str,
+  column: str,
+  reference: str = 'baseline',
+):
+  """The paired difference from `reference`, in points, or None.
+
+  Paired over the seeds both runs finished.
+  """
+  return _paired(
+    per_seed(record, coverage, recipe, column),
+    per_seed(record, coverage, reference, column),
+    100.0,
   )
 
 
@@ -79,7 +103,7 @@ def recipes_at(record: dict, coverage: str) -> list[str]:
   plan = record['plan']
   names = list(plan['recipes'])
   if coverage in plan['relabel_coverages']:
-    names += list(plan['relabel_recipes'])
+    names += list(plan['relabel_recipes']) + list(plan['annotator_recipes'])
   return names
 
 
@@ -116,10 +140,7 @@ def recipe_table(record: dict, coverage: str) -> str:
       _mean_std(per_seed(record, coverage, recipe, c))
       for c in digit_runs.COLUMNS
     ]
-    seconds = [
-      record['results'].get(f'{coverage}/{recipe}/{s}', {}).get('seconds')
-      for s in record['plan']['seeds']
-    ]
+    seconds = seconds_per_seed(record, coverage, recipe)
     time_cell = (
       f'{sum(found) / len(found):.0f} s'
       if (found := [t for t in seconds if t is not None])
@@ -147,6 +168,100 @@ def difference_table(record: dict, coverage: str) -> str:
     ]
     lines.append(f'| {recipe} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
+
+
+def _seconds_cell(values: list) -> str:
+  """'mean ± std s' of the train wall times that finished ('-': none)."""
+  found = [v for v in values if v is not None]
+  if not found:
+    return '-'
+  s = seed_stats.summarize(found)
+  text = f'{s.mean:.0f} s' if s.count == 1 else f'{s.mean:.0f} ± {s.std:.0f} s'
+  return text + _count_note(len(found), len(values))
+
+
+def _seconds_difference_cell(a: list, b: list) -> str:
+  """The paired time difference in seconds and the ratio of the means."""
+  d = _paired(a, b, 1.0)
+  if d is None:
+    return '-'
+  pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+  ratio = sum(x for x, _ in pairs) / sum(y for _, y in pairs)
+  note = _count_note(d.count, len(a))
+  if d.count == 1:
+    return f'{d.mean:+.0f} s, {ratio:.2f}x{note}'
+  return f'{d.mean:+.0f} s [{d.low:+.0f}, {d.high:+.0f}], {ratio:.2f}x{note}'
+
+
+def comparison_table(
+  record: dict, coverage: str, recipe: str, reference: str
+) -> str:
+  """`reference`, `recipe` and their paired difference, side by side.
+
+  Rows: each recipe's mean ± std over the seeds and `recipe − reference`
+  paired by seed with its 95 % interval; columns: the 'digits' metrics and
+  the train wall time per run (`study_runs.logged_seconds`; for the
+  difference, the paired seconds and the ratio of the means).
+  """
+  planned = len(record['plan']['seeds'])
+  header = ['', *digit_runs.COLUMN_NAMES, 'train time per run']
+  lines = [
+    '| ' + ' | '.join(header) + ' |',
+    '|---|' + '---:|' * (len(header) - 1),
+  ]
+  for name in (reference, recipe):
+    cells = [
+      _mean_std(per_seed(record, coverage, name, c)) for c in digit_runs.COLUMNS
+    ]
+    cells.append(_seconds_cell(seconds_per_seed(record, coverage, name)))
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  cells = [
+    _difference_cell(
+      difference(record, coverage, recipe, c, reference=reference), planned
+    )
+    for c in digit_runs.COLUMNS
+  ]
+  cells.append(
+    _seconds_difference_cell(
+      seconds_per_seed(record, coverage, recipe),
+      seconds_per_seed(record, coverage, reference),
+    )
+  )
+  lines.append(f'| {recipe} − {reference} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def cleaning_line(record: dict, coverage: str) -> str:
+  """How many of the students' scenes the keep list dropped, and by what."""
+  found = record['results'].get(f'{coverage}/keep_list', {}).get('cleaned')
+  if found is None:
+    return 'The keep list was not written.\n'
+  dropped = found['examples'] - found['kept']
+  return (
+    f"The annotator kept {found['kept']:,} of the students' "
+    f'{found["examples"]:,} training scenes and dropped {dropped:,} '
+    f'({100 * dropped / found["examples"]:.1f} %); rule: '
+    f'{found["rule"]}.\n'
+  )
+
+
+def annotator_sections(record: dict, coverage: str) -> list[str]:
+  """KD next to ReLabel and label cleaning next to the baseline, if run."""
+  names = recipes_at(record, coverage)
+  parts = []
+  if 'kd' in names and 'relabel' in names:
+    parts += [
+      f'### {coverage}: knowledge distillation against ReLabel\n',
+      comparison_table(record, coverage, 'kd', 'relabel'),
+    ]
+  if 'label_cleaning' in names:
+    parts += [
+      f'### {coverage}: label cleaning against the baseline\n',
+      comparison_table(record, coverage, 'label_cleaning', 'baseline'),
+      '\n',
+      cleaning_line(record, coverage),
+    ]
+  return parts
 
 
 def annotator_lines(record: dict) -> str:
@@ -234,6 +349,7 @@ def results_markdown(record: dict, workdir: str) -> str:
       recipe_table(record, coverage),
       '\n',
       difference_table(record, coverage),
+      *annotator_sections(record, coverage),
     ]
   picture = plot_gain_vs_coverage(
     record, os.path.join(workdir, 'gain_vs_coverage.png')

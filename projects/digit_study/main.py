@@ -4,12 +4,15 @@
 
 Run from the repository's root (the study is not part of the installed
 package). It trains the baseline, Cutout, Mixup and CutMix at three object
-sizes of digit_scenes, and ReLabel (+ CutMix, + localised CutMix) with the
-label maps of a strong annotator, each over seeds 0, 1, 2
-(`experiment.Plan`); it writes `WORKDIR/results.md` (means, standard
-deviations, paired 95 % intervals), `WORKDIR/results.json` and
-`WORKDIR/gain_vs_coverage.png`, and resumes where an earlier call stopped.
-`--coverages`, `--recipes`, `--seeds`, `--jobs` narrow or spread it;
+sizes of digit_scenes, ReLabel (+ CutMix, + localised CutMix) with the
+label maps of a strong annotator, knowledge distillation from the same
+annotator and the baseline on the scenes it agrees with (label cleaning),
+each over seeds 0, 1, 2 (`experiment.Plan`); it writes
+`WORKDIR/results.md` (means, standard deviations, paired 95 % intervals),
+`WORKDIR/results.json` and `WORKDIR/gain_vs_coverage.png`, and resumes
+where an earlier call stopped.
+`--coverages`, `--recipes`, `--relabel_coverages`, `--relabel_recipes`,
+`--annotator_recipes`, `--seeds`, `--jobs` narrow or spread it;
 `--tables_only` writes the tables of the runs finished so far; `--long`
 trains every run in the regime of `study_runs.long_schedule` (3,000
 training scenes, a CNN twice as wide, 60 epochs); `--smoke` shrinks
@@ -49,6 +52,20 @@ flags.DEFINE_list(
   "Coverages that also run ReLabel (default: all of them; 'none' for none).",
   flag_values=FLAGS,
 )
+flags.DEFINE_list(
+  'relabel_recipes',
+  None,
+  'ReLabel recipes where the annotator runs (default: relabel,'
+  "relabel_cutmix,relabel_cutmix_localized; 'none' for none).",
+  flag_values=FLAGS,
+)
+flags.DEFINE_list(
+  'annotator_recipes',
+  None,
+  "The annotator's other recipes there (default: kd,label_cleaning; "
+  "'none' for none).",
+  flag_values=FLAGS,
+)
 flags.DEFINE_list('seeds', None, 'Seeds (default 0,1,2).', flag_values=FLAGS)
 flags.DEFINE_integer('jobs', None, 'Runs at a time.', flag_values=FLAGS)
 flags.DEFINE_bool(
@@ -75,6 +92,8 @@ def plan_from_flags(values: flags.FlagValues = FLAGS) -> experiment.Plan:
     'recipes': names(values.recipes),
     'coverages': names(values.coverages),
     'relabel_coverages': names(values.relabel_coverages),
+    'relabel_recipes': names(values.relabel_recipes),
+    'annotator_recipes': names(values.annotator_recipes),
     'seeds': None
     if values.seeds is None
     else tuple(int(s) for s in names(values.seeds)),
