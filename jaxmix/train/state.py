@@ -129,8 +129,9 @@ def create_train_state(
 ) -> tuple[ModelDef, TrainState]:
   """Initialises the model and optimiser on the mesh, replicated.
 
-  Initialisation runs inside `jax.jit` with replicated output shardings, so
-  every process gets the same global arrays without host transfers.
+  Initialisation runs inside `jax.jit` (the model and the optimiser state in
+  two programs) with replicated output shardings, so every process gets the
+  same global arrays without host transfers.
 
   Args:
     model_fn: builds the model (e.g. `jaxmix.models.create_model` bound to
@@ -149,18 +150,29 @@ def create_train_state(
   eval_graphdef, _, _, _ = _split(abstract)
   model_def = ModelDef(train_graphdef, eval_graphdef, rng_template)
 
-  def init() -> TrainState:
+  # Two programs: the model's initialisation depends on the model alone, so
+  # runs that differ only in optimiser or EMA share its compiled program
+  # (most of the compile: the random initialisers); the optimiser's state
+  # is a small second program.
+  def init_model() -> tuple[nnx.State, nnx.State]:
     _, params, batch_stats, _ = _split(model_fn())
-    return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      batch_stats=batch_stats,
-      opt_state=tx.init(params),
-      ema_params=params if ema else None,
-    )
+    return params, batch_stats
+
+  def init_rest(params: nnx.State) -> tuple[optax.OptState, nnx.State | None]:
+    # A copy, not the input itself: the step donates both trees.
+    ema_params = jax.tree.map(jnp.copy, params) if ema else None
+    return tx.init(params), ema_params
 
   replicated = NamedSharding(mesh, PartitionSpec())
-  return model_def, jax.jit(init, out_shardings=replicated)()
+  params, batch_stats = jax.jit(init_model, out_shardings=replicated)()
+  opt_state, ema_params = jax.jit(init_rest, out_shardings=replicated)(params)
+  return model_def, TrainState(
+    step=jax.device_put(jnp.zeros((), jnp.int32), replicated),
+    params=params,
+    batch_stats=batch_stats,
+    opt_state=opt_state,
+    ema_params=ema_params,
+  )
 
 
 def count_params(state: TrainState) -> int:
