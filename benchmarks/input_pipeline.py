@@ -34,11 +34,11 @@ images/s and the process CPU time per image, each as the median and range
 over the rounds, and the medians' ratios to the reference's.
 
   python -c "from jaxmix.datasets import imagenet_fixture as f; \
-    f.build('/tmp/in1k/manual', num_classes=20, images_per_class=100, \
+    f.build('MANUAL', num_classes=20, images_per_class=100, \
     num_validation=50, min_side=240, max_side=500)"
-  tfds build imagenet2012 --data_dir /tmp/in1k/data \
-    --manual_dir /tmp/in1k/manual
-  python benchmarks/input_pipeline.py --data-dir /tmp/in1k/data
+  tfds build imagenet2012 --data_dir DATA \
+    --manual_dir MANUAL
+  python benchmarks/input_pipeline.py --data-dir DATA
 
 `--stages` also times variants of the reference to show where the time
 goes: 'read' (bytes only), 'decode' (+ the crop decoded, no resize),
