@@ -158,16 +158,20 @@ def create_train_state(
     _, params, batch_stats, _ = _split(model_fn())
     return params, batch_stats
 
-  def init_rest(params: nnx.State) -> tuple[optax.OptState, nnx.State | None]:
+  def init_rest(
+    params: nnx.State,
+  ) -> tuple[jax.Array, optax.OptState, nnx.State | None]:
     # A copy, not the input itself: the step donates both trees.
     ema_params = jax.tree.map(jnp.copy, params) if ema else None
-    return tx.init(params), ema_params
+    return jnp.zeros((), jnp.int32), tx.init(params), ema_params
 
   replicated = NamedSharding(mesh, PartitionSpec())
   params, batch_stats = jax.jit(init_model, out_shardings=replicated)()
-  opt_state, ema_params = jax.jit(init_rest, out_shardings=replicated)(params)
+  step, opt_state, ema_params = jax.jit(init_rest, out_shardings=replicated)(
+    params
+  )
   return model_def, TrainState(
-    step=jax.device_put(jnp.zeros((), jnp.int32), replicated),
+    step=step,
     params=params,
     batch_stats=batch_stats,
     opt_state=opt_state,
